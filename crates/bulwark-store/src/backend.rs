@@ -1,0 +1,525 @@
+//! The SQLite and PostgreSQL backends, generated from one implementation.
+
+use std::collections::BTreeMap;
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bulwark_proto::DeviceId;
+use sqlx::Row as _;
+use time::OffsetDateTime;
+
+use crate::{
+    Account, ApiTokenRecord, CheckinUpdate, Device, DeviceFilter, DeviceStatus, EnrollTokenRecord,
+    Error, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Result, Role, Store,
+    StoredInventory,
+};
+
+/// Opens (creating if needed) the store named by `url` and applies
+/// migrations: `sqlite://PATH`, `sqlite::memory:`, or `postgres://…`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(Error::UnsupportedUrl)
+    }
+}
+
+/// The embedded SQLite backend (WAL mode).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `url` (`sqlite://PATH` creates the file; `sqlite::memory:` is a
+    /// private in-memory database) and migrates it.
+    pub async fn open(url: &str) -> Result<Self> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        let memory = url.contains(":memory:");
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            // WAL + NORMAL: a committed transaction survives a process crash;
+            // only an OS crash may lose the last few.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // An in-memory database exists per connection: keep exactly one.
+        let max = if memory { 1 } else { 8 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(if memory { 1 } else { 0 })
+            .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+/// The PostgreSQL backend.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: sqlx::PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and migrates the database.
+    pub async fn open(url: &str) -> Result<Self> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_ms(what: &'static str, v: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000)
+        .map_err(|e| Error::Corrupt { what, detail: e.to_string() })
+}
+
+fn opt_from_ms(what: &'static str, v: Option<i64>) -> Result<Option<OffsetDateTime>> {
+    v.map(|v| from_ms(what, v)).transpose()
+}
+
+fn device_id(what: &'static str, s: &str) -> Result<DeviceId> {
+    DeviceId::parse(s).map_err(|e| Error::Corrupt { what, detail: e.to_string() })
+}
+
+fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+    move |e| match e.as_database_error() {
+        Some(db) if db.is_unique_violation() => Error::Conflict { what: what.to_owned() },
+        _ => Error::Database(e),
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.device_group, d.environment, d.tags, \
+     d.cert_serial, d.cert_not_after, d.enrolled_at, d.last_seen, d.agent_version, d.boot_id, \
+     d.status, d.revoked_at, d.revoked_reason, i.digest AS inventory_digest";
+const DEVICE_FROM: &str = "devices d LEFT JOIN device_inventory i ON i.device_id = d.id";
+
+const ACCOUNT_COLUMNS: &str = "id, name, role, created_at";
+const API_TOKEN_COLUMNS: &str =
+    "id, account_id, label, secret_hash, created_at, expires_at, revoked_at";
+const ENROLL_TOKEN_COLUMNS: &str = "id, secret_hash, device_group, environment, created_by, \
+     created_at, expires_at, used_at, device_id";
+
+/// Generates the `Store` impl for one backend. The body is the single
+/// implementation of the SQL; each expansion is type-checked against its
+/// own driver, so there are no generic-bound gymnastics.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $row:ty, $name:literal) => {
+        impl $store {
+            fn account(row: &$row) -> Result<Account> {
+                let role: String = row.try_get("role")?;
+                Ok(Account {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    role: Role::parse(&role)
+                        .ok_or_else(|| Error::Corrupt { what: "account role", detail: role.clone() })?,
+                    created_at: from_ms("account created_at", row.try_get("created_at")?)?,
+                })
+            }
+
+            fn api_token_rec(row: &$row) -> Result<ApiTokenRecord> {
+                Ok(ApiTokenRecord {
+                    id: row.try_get("id")?,
+                    account_id: row.try_get("account_id")?,
+                    label: row.try_get("label")?,
+                    secret_hash: row.try_get("secret_hash")?,
+                    created_at: from_ms("token created_at", row.try_get("created_at")?)?,
+                    expires_at: opt_from_ms("token expires_at", row.try_get("expires_at")?)?,
+                    revoked_at: opt_from_ms("token revoked_at", row.try_get("revoked_at")?)?,
+                })
+            }
+
+            fn enroll_token_rec(row: &$row) -> Result<EnrollTokenRecord> {
+                let device: Option<String> = row.try_get("device_id")?;
+                Ok(EnrollTokenRecord {
+                    id: row.try_get("id")?,
+                    secret_hash: row.try_get("secret_hash")?,
+                    group: row.try_get("device_group")?,
+                    environment: row.try_get("environment")?,
+                    created_by: row.try_get("created_by")?,
+                    created_at: from_ms("enroll token created_at", row.try_get("created_at")?)?,
+                    expires_at: from_ms("enroll token expires_at", row.try_get("expires_at")?)?,
+                    used_at: opt_from_ms("enroll token used_at", row.try_get("used_at")?)?,
+                    device_id: device.as_deref().map(|d| device_id("enroll token device_id", d)).transpose()?,
+                })
+            }
+
+            fn device_rec(row: &$row) -> Result<Device> {
+                let id: String = row.try_get("id")?;
+                let tags: String = row.try_get("tags")?;
+                let status: String = row.try_get("status")?;
+                Ok(Device {
+                    id: device_id("device id", &id)?,
+                    hostname: row.try_get("hostname")?,
+                    group: row.try_get("device_group")?,
+                    environment: row.try_get("environment")?,
+                    tags: serde_json::from_str::<BTreeMap<String, String>>(&tags)
+                        .map_err(|e| Error::Corrupt { what: "device tags", detail: e.to_string() })?,
+                    cert_serial: row.try_get("cert_serial")?,
+                    cert_not_after: from_ms("device cert_not_after", row.try_get("cert_not_after")?)?,
+                    enrolled_at: from_ms("device enrolled_at", row.try_get("enrolled_at")?)?,
+                    last_seen: opt_from_ms("device last_seen", row.try_get("last_seen")?)?,
+                    agent_version: row.try_get("agent_version")?,
+                    boot_id: row.try_get("boot_id")?,
+                    inventory_digest: row.try_get("inventory_digest")?,
+                    status: match status.as_str() {
+                        "active" => DeviceStatus::Active,
+                        "revoked" => DeviceStatus::Revoked,
+                        _ => return Err(Error::Corrupt { what: "device status", detail: status }),
+                    },
+                    revoked_at: opt_from_ms("device revoked_at", row.try_get("revoked_at")?)?,
+                    revoked_reason: row.try_get("revoked_reason")?,
+                })
+            }
+
+            async fn insert_device_in<'c, E>(exec: E, d: &NewDevice, group: &str, env: &str, now: OffsetDateTime) -> Result<()>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                sqlx::query::<$db>(
+                    "INSERT INTO devices (id, hostname, device_group, environment, tags, cert_serial, \
+                     cert_not_after, enrolled_at, status) VALUES ($1, $2, $3, $4, '{}', $5, $6, $7, 'active')",
+                )
+                .bind(d.id.to_string())
+                .bind(d.hostname.clone())
+                .bind(group)
+                .bind(env)
+                .bind(&d.cert_serial)
+                .bind(ms(d.cert_not_after))
+                .bind(ms(now))
+                .execute(exec)
+                .await
+                .map_err(conflict("device"))?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $name
+            }
+
+            async fn create_account(&self, new: NewAccount, now: OffsetDateTime) -> Result<Account> {
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO accounts (id, name, role, created_at) VALUES ($1, $2, $3, $4) RETURNING {ACCOUNT_COLUMNS}"
+                )))
+                .bind(new_id())
+                .bind(&new.name)
+                .bind(new.role.as_str())
+                .bind(ms(now))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(conflict(&format!("account {:?}", new.name)))?;
+                Self::account(&row)
+            }
+
+            async fn account_by_name(&self, name: &str) -> Result<Option<Account>> {
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1")))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::account).transpose()
+            }
+
+            async fn list_accounts(&self) -> Result<Vec<Account>> {
+                let rows = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY name")))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::account).collect()
+            }
+
+            async fn insert_api_token(&self, new: NewApiToken, now: OffsetDateTime) -> Result<ApiTokenRecord> {
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO api_tokens (id, account_id, label, secret_hash, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {API_TOKEN_COLUMNS}"
+                )))
+                .bind(&new.id)
+                .bind(&new.account_id)
+                .bind(&new.label)
+                .bind(&new.secret_hash)
+                .bind(ms(now))
+                .bind(new.expires_at.map(ms))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(conflict("API token id"))?;
+                Self::api_token_rec(&row)
+            }
+
+            async fn api_token(&self, id: &str) -> Result<Option<(ApiTokenRecord, Account)>> {
+                let row = sqlx::query::<$db>(
+                    "SELECT t.id, t.account_id, t.label, t.secret_hash, t.created_at, t.expires_at, t.revoked_at, \
+                     a.name AS a_name, a.role AS a_role, a.created_at AS a_created_at \
+                     FROM api_tokens t JOIN accounts a ON a.id = t.account_id WHERE t.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let token = Self::api_token_rec(&row)?;
+                let role: String = row.try_get("a_role")?;
+                let account = Account {
+                    id: token.account_id.clone(),
+                    name: row.try_get("a_name")?,
+                    role: Role::parse(&role).ok_or_else(|| Error::Corrupt { what: "account role", detail: role.clone() })?,
+                    created_at: from_ms("account created_at", row.try_get("a_created_at")?)?,
+                };
+                Ok(Some((token, account)))
+            }
+
+            async fn list_api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+                let rows = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {API_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at DESC, id"
+                )))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::api_token_rec).collect()
+            }
+
+            async fn revoke_api_token(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
+                let done = sqlx::query::<$db>("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                    .bind(ms(now))
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_enroll_token(&self, new: NewEnrollToken, now: OffsetDateTime) -> Result<EnrollTokenRecord> {
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO enroll_tokens (id, secret_hash, device_group, environment, created_by, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ENROLL_TOKEN_COLUMNS}"
+                )))
+                .bind(&new.id)
+                .bind(&new.secret_hash)
+                .bind(&new.group)
+                .bind(&new.environment)
+                .bind(&new.created_by)
+                .bind(ms(now))
+                .bind(ms(new.expires_at))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(conflict("enrollment token id"))?;
+                Self::enroll_token_rec(&row)
+            }
+
+            async fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRecord>> {
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {ENROLL_TOKEN_COLUMNS} FROM enroll_tokens WHERE id = $1")))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::enroll_token_rec).transpose()
+            }
+
+            async fn list_enroll_tokens(&self) -> Result<Vec<EnrollTokenRecord>> {
+                let rows = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ENROLL_TOKEN_COLUMNS} FROM enroll_tokens ORDER BY created_at DESC, id"
+                )))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::enroll_token_rec).collect()
+            }
+
+            async fn enroll_device(&self, token_id: &str, device: NewDevice, now: OffsetDateTime) -> Result<Option<Device>> {
+                let mut tx = self.pool.begin().await?;
+                let consumed = sqlx::query::<$db>(
+                    "UPDATE enroll_tokens SET used_at = $1, device_id = $2 \
+                     WHERE id = $3 AND used_at IS NULL AND expires_at > $1 \
+                     RETURNING device_group, environment",
+                )
+                .bind(ms(now))
+                .bind(device.id.to_string())
+                .bind(token_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = consumed else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let group: String = row.try_get("device_group")?;
+                let env: String = row.try_get("environment")?;
+                Self::insert_device_in(&mut *tx, &device, &group, &env, now).await?;
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
+                    .bind(device.id.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let created = Self::device_rec(&row)?;
+                tx.commit().await?;
+                Ok(Some(created))
+            }
+
+            async fn insert_devices(&self, devices: &[NewDevice], group: &str, environment: &str, now: OffsetDateTime) -> Result<()> {
+                for chunk in devices.chunks(5_000) {
+                    let mut tx = self.pool.begin().await?;
+                    for d in chunk {
+                        Self::insert_device_in(&mut *tx, d, group, environment, now).await?;
+                    }
+                    tx.commit().await?;
+                }
+                Ok(())
+            }
+
+            async fn device(&self, id: DeviceId) -> Result<Option<Device>> {
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::device_rec).transpose()
+            }
+
+            async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>> {
+                let rows = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} \
+                     WHERE ($1 IS NULL OR d.device_group = $1) AND ($2 IS NULL OR d.environment = $2) \
+                     AND ($3 IS NULL OR d.id > $3) ORDER BY d.id LIMIT $4"
+                )))
+                .bind(filter.group.clone())
+                .bind(filter.environment.clone())
+                .bind(filter.after.map(|a| a.to_string()))
+                .bind(i64::from(filter.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::device_rec).collect()
+            }
+
+            async fn count_devices(&self) -> Result<u64> {
+                let n: i64 = sqlx::query::<$db>("SELECT COUNT(*) AS n FROM devices")
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn tag_device(&self, id: DeviceId, tags: &[(String, String)]) -> Result<Option<Device>> {
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query::<$db>("SELECT tags FROM devices WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let current: String = row.try_get("tags")?;
+                let mut map: BTreeMap<String, String> = serde_json::from_str(&current)
+                    .map_err(|e| Error::Corrupt { what: "device tags", detail: e.to_string() })?;
+                for (k, v) in tags {
+                    if v.is_empty() {
+                        map.remove(k);
+                    } else {
+                        map.insert(k.clone(), v.clone());
+                    }
+                }
+                let json = serde_json::to_string(&map)
+                    .map_err(|e| Error::Corrupt { what: "device tags", detail: e.to_string() })?;
+                sqlx::query::<$db>("UPDATE devices SET tags = $1 WHERE id = $2")
+                    .bind(json)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
+                    .bind(id.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let device = Self::device_rec(&row)?;
+                tx.commit().await?;
+                Ok(Some(device))
+            }
+
+            async fn revoke_device(&self, id: DeviceId, reason: &str, now: OffsetDateTime) -> Result<Option<Device>> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query::<$db>(
+                    "UPDATE devices SET status = 'revoked', revoked_at = $1, revoked_reason = $2 \
+                     WHERE id = $3 AND status <> 'revoked'",
+                )
+                .bind(ms(now))
+                .bind(reason)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let device = row.as_ref().map(Self::device_rec).transpose()?;
+                tx.commit().await?;
+                Ok(device)
+            }
+
+            async fn revoked_serials(&self) -> Result<Vec<String>> {
+                let rows = sqlx::query::<$db>("SELECT cert_serial FROM devices WHERE status = 'revoked' ORDER BY cert_serial")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok(r.try_get("cert_serial")?)).collect()
+            }
+
+            async fn record_checkins(&self, batch: &[CheckinUpdate]) -> Result<()> {
+                for chunk in batch.chunks(2_000) {
+                    let mut tx = self.pool.begin().await?;
+                    for c in chunk {
+                        sqlx::query::<$db>(
+                            "UPDATE devices SET last_seen = $1, agent_version = $2, boot_id = $3 \
+                             WHERE id = $4 AND (last_seen IS NULL OR last_seen <= $1)",
+                        )
+                        .bind(ms(c.at))
+                        .bind(&c.agent_version)
+                        .bind(c.boot_id.clone())
+                        .bind(c.id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                }
+                Ok(())
+            }
+
+            async fn put_inventory(&self, id: DeviceId, digest: &str, inventory_json: &str, now: OffsetDateTime) -> Result<()> {
+                sqlx::query::<$db>(
+                    "INSERT INTO device_inventory (device_id, digest, inventory, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (device_id) DO UPDATE SET digest = excluded.digest, \
+                     inventory = excluded.inventory, updated_at = excluded.updated_at",
+                )
+                .bind(id.to_string())
+                .bind(digest)
+                .bind(inventory_json)
+                .bind(ms(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn inventory(&self, id: DeviceId) -> Result<Option<StoredInventory>> {
+                let row = sqlx::query::<$db>("SELECT digest, inventory, updated_at FROM device_inventory WHERE device_id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(StoredInventory {
+                    digest: row.try_get("digest")?,
+                    json: row.try_get("inventory")?,
+                    updated_at: from_ms("inventory updated_at", row.try_get("updated_at")?)?,
+                }))
+            }
+        }
+    };
+}
+
+impl_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "sqlite");
+impl_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow, "postgres");
