@@ -5,8 +5,7 @@ use std::fmt;
 use bulwark_proto::DeviceId;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
@@ -23,7 +22,9 @@ pub struct DeviceCa {
 
 impl fmt::Debug for DeviceCa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceCa").field("key", &"[redacted]").finish_non_exhaustive()
+        f.debug_struct("DeviceCa")
+            .field("key", &"[redacted]")
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +85,11 @@ impl DeviceCa {
         let key = KeyPair::from_pem(key_pem.expose())?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
         let cert_der = pem_to_der(cert_pem)?;
-        Ok(Self { cert_pem: cert_pem.to_owned(), cert_der, issuer })
+        Ok(Self {
+            cert_pem: cert_pem.to_owned(),
+            cert_der,
+            issuer,
+        })
     }
 
     /// The CA certificate, PEM (what agents pin).
@@ -108,8 +113,10 @@ impl DeviceCa {
         now: OffsetDateTime,
         validity: Duration,
     ) -> Result<IssuedCert> {
-        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|e| Error::InvalidCsr { reason: e.to_string() })?;
+        let mut csr =
+            CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| Error::InvalidCsr {
+                reason: e.to_string(),
+            })?;
         let alg = csr.public_key.algorithm();
         let allowed = [
             &rcgen::PKCS_ECDSA_P256_SHA256,
@@ -157,7 +164,10 @@ impl DeviceCa {
         let mut params = CertificateParams::new(names.to_vec())?;
         let (serial, serial_hex) = serial(rng)?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("bulwark"));
+        dn.push(
+            DnType::CommonName,
+            names.first().map(String::as_str).unwrap_or("bulwark"),
+        );
         params.distinguished_name = dn;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -180,16 +190,20 @@ impl DeviceCa {
 
 fn pem_to_der(pem: &str) -> Result<CertificateDer<'static>> {
     use rustls_pki_types::pem::PemObject as _;
-    CertificateDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| Error::InvalidCertificate { reason: e.to_string() })
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| Error::InvalidCertificate {
+        reason: e.to_string(),
+    })
 }
 
 /// Reads the device identity out of a certificate (DER) that TLS already
 /// verified against the device CA: the single `urn:bulwark:device:` URI in
 /// its SAN, and its serial.
 pub fn peer_identity(der: &[u8]) -> Result<PeerIdentity> {
-    let bad = |reason: &str| Error::InvalidCertificate { reason: reason.to_owned() };
-    let (_, cert) = X509Certificate::from_der(der).map_err(|_| bad("not a DER X.509 certificate"))?;
+    let bad = |reason: &str| Error::InvalidCertificate {
+        reason: reason.to_owned(),
+    };
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|_| bad("not a DER X.509 certificate"))?;
     let mut found = None;
     for ext in cert.extensions() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
@@ -207,7 +221,10 @@ pub fn peer_identity(der: &[u8]) -> Result<PeerIdentity> {
         }
     }
     let device_id = found.ok_or_else(|| bad("no device id in the subject alternative name"))?;
-    Ok(PeerIdentity { device_id, serial_hex: hex::encode(cert.raw_serial()) })
+    Ok(PeerIdentity {
+        device_id,
+        serial_hex: hex::encode(cert.raw_serial()),
+    })
 }
 
 #[cfg(test)]
@@ -226,7 +243,13 @@ mod tests {
         let key = DeviceKey::generate().unwrap();
         let id = DeviceId::parse("5f0c6a4e-8d5e-4b8e-9c57-2f4f7d1b2a10").unwrap();
         let cert = ca
-            .sign_device_csr(&key.csr_pem("host").unwrap(), id, &SystemRandom, now(), Duration::days(1))
+            .sign_device_csr(
+                &key.csr_pem("host").unwrap(),
+                id,
+                &SystemRandom,
+                now(),
+                Duration::days(1),
+            )
             .unwrap();
         let who = peer_identity(&cert.der).unwrap();
         assert_eq!(who.device_id, id);
@@ -240,18 +263,24 @@ mod tests {
         let id = DeviceId::from_uuid(uuid::Uuid::nil());
         let sign = |csr: &str| ca.sign_device_csr(csr, id, &SystemRandom, now(), Duration::days(1));
         assert!(matches!(sign(""), Err(Error::InvalidCsr { .. })));
-        assert!(matches!(sign("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"), Err(Error::InvalidCsr { .. })));
+        assert!(matches!(
+            sign("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"),
+            Err(Error::InvalidCsr { .. })
+        ));
         // Flip one byte inside the signed body: the self-signature must fail.
         let good = DeviceKey::generate().unwrap().csr_pem("host").unwrap();
         use rustls_pki_types::pem::PemObject as _;
-        let mut der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(good.as_bytes())
-            .unwrap()
-            .as_ref()
-            .to_vec();
+        let mut der =
+            rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(good.as_bytes())
+                .unwrap()
+                .as_ref()
+                .to_vec();
         let i = der.len() / 3;
         der[i] ^= 0x01;
         let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
-        let tampered = format!("-----BEGIN CERTIFICATE REQUEST-----\n{b64}\n-----END CERTIFICATE REQUEST-----\n");
+        let tampered = format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{b64}\n-----END CERTIFICATE REQUEST-----\n"
+        );
         assert!(matches!(sign(&tampered), Err(Error::InvalidCsr { .. })));
     }
 
@@ -259,9 +288,17 @@ mod tests {
     fn peer_identity_refuses_certs_without_device_uri() {
         let (ca, _) = DeviceCa::generate("test CA", now()).unwrap();
         let (server, _) = ca
-            .issue_server_cert(&["localhost".into()], &SystemRandom, now(), Duration::days(1))
+            .issue_server_cert(
+                &["localhost".into()],
+                &SystemRandom,
+                now(),
+                Duration::days(1),
+            )
             .unwrap();
-        assert!(matches!(peer_identity(&server.der), Err(Error::InvalidCertificate { .. })));
+        assert!(matches!(
+            peer_identity(&server.der),
+            Err(Error::InvalidCertificate { .. })
+        ));
         assert!(peer_identity(b"junk").is_err());
     }
 }

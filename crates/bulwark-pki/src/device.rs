@@ -35,8 +35,19 @@ impl DeviceKey {
     pub fn csr_pem(&self, hostname: &str) -> Result<String> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        let cn: String = hostname.chars().filter(|c| !c.is_control()).take(64).collect();
-        dn.push(DnType::CommonName, if cn.is_empty() { "bulwark-device".to_owned() } else { cn });
+        let cn: String = hostname
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        dn.push(
+            DnType::CommonName,
+            if cn.is_empty() {
+                "bulwark-device".to_owned()
+            } else {
+                cn
+            },
+        );
         params.distinguished_name = dn;
         Ok(params.serialize_request(&self.0)?.pem()?)
     }

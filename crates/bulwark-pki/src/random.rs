@@ -3,7 +3,7 @@
 use crate::{Error, Result};
 
 /// A source of cryptographically secure random bytes.
-pub trait RandomSource: Send + Sync {
+pub trait RandomSource: Send + Sync + std::fmt::Debug {
     /// Fills `dest` with random bytes.
     fn fill(&self, dest: &mut [u8]) -> Result<()>;
 }
@@ -15,6 +15,8 @@ pub struct SystemRandom;
 impl RandomSource for SystemRandom {
     fn fill(&self, dest: &mut [u8]) -> Result<()> {
         use aws_lc_rs::rand::SecureRandom as _;
-        aws_lc_rs::rand::SystemRandom::new().fill(dest).map_err(|_| Error::Random)
+        aws_lc_rs::rand::SystemRandom::new()
+            .fill(dest)
+            .map_err(|_| Error::Random)
     }
 }

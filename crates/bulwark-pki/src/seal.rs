@@ -48,12 +48,21 @@ impl MasterKey {
     /// Encrypts and authenticates `plaintext`, binding it to `context` (for
     /// example the file's purpose, so a sealed blob cannot be swapped for
     /// another). Output: magic ‖ nonce ‖ ciphertext ‖ tag.
-    pub fn seal(&self, plaintext: &[u8], context: &[u8], rng: &dyn RandomSource) -> Result<Vec<u8>> {
+    pub fn seal(
+        &self,
+        plaintext: &[u8],
+        context: &[u8],
+        rng: &dyn RandomSource,
+    ) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce)?;
         let mut buf = plaintext.to_vec();
         self.key()
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut buf,
+            )
             .map_err(|_| Error::Unseal)?;
         let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + buf.len());
         out.extend_from_slice(MAGIC);
@@ -89,13 +98,24 @@ mod tests {
     #[test]
     fn round_trip_and_tamper_detection() {
         let key = MasterKey::generate(&SystemRandom).unwrap();
-        let sealed = key.seal(b"ca private key", b"ca-key", &SystemRandom).unwrap();
-        assert_eq!(key.open(&sealed, b"ca-key").unwrap().as_slice(), b"ca private key");
-        assert!(key.open(&sealed, b"other-purpose").is_err(), "context is bound");
+        let sealed = key
+            .seal(b"ca private key", b"ca-key", &SystemRandom)
+            .unwrap();
+        assert_eq!(
+            key.open(&sealed, b"ca-key").unwrap().as_slice(),
+            b"ca private key"
+        );
+        assert!(
+            key.open(&sealed, b"other-purpose").is_err(),
+            "context is bound"
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
-            assert!(key.open(&bad, b"ca-key").is_err(), "flipped byte {i} accepted");
+            assert!(
+                key.open(&bad, b"ca-key").is_err(),
+                "flipped byte {i} accepted"
+            );
         }
         assert!(key.open(&sealed[..sealed.len() - 1], b"ca-key").is_err());
         assert!(key.open(b"", b"ca-key").is_err());
@@ -106,6 +126,9 @@ mod tests {
 
     #[test]
     fn wrong_length_key_is_refused() {
-        assert!(matches!(MasterKey::from_bytes(&[0; 31]), Err(Error::MasterKeyLength { len: 31 })));
+        assert!(matches!(
+            MasterKey::from_bytes(&[0; 31]),
+            Err(Error::MasterKeyLength { len: 31 })
+        ));
     }
 }

@@ -57,7 +57,11 @@ impl IssuedToken {
         let secret_b64 = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(secret.as_ref()));
         let id = hex::encode(id);
         let plaintext = Secret::new(format!("{}_{}_{}", kind.prefix(), id, secret_b64.as_str()));
-        Ok(Self { id, secret_hash: hash(secret_b64.as_bytes()), plaintext })
+        Ok(Self {
+            id,
+            secret_hash: hash(secret_b64.as_bytes()),
+            plaintext,
+        })
     }
 }
 
@@ -88,11 +92,16 @@ impl PresentedToken {
         let (id, secret) = rest.split_once('_').ok_or_else(bad)?;
         let id_ok = id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         let secret_ok = secret.len() == 43
-            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !id_ok || !secret_ok {
             return Err(bad());
         }
-        Ok(Self { id: id.to_owned(), secret: Secret::new(secret.to_owned()) })
+        Ok(Self {
+            id: id.to_owned(),
+            secret: Secret::new(secret.to_owned()),
+        })
     }
 
     /// True when the secret hashes to `stored_hash` (constant-time compare).
@@ -135,7 +144,10 @@ mod tests {
             "bwe_0123456789ABCDEF_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             "bwe_0123456789abcdef_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=",
         ] {
-            assert!(PresentedToken::parse(TokenKind::Enroll, bad).is_err(), "{bad}");
+            assert!(
+                PresentedToken::parse(TokenKind::Enroll, bad).is_err(),
+                "{bad}"
+            );
         }
     }
 }

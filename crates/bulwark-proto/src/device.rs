@@ -70,7 +70,11 @@ impl EnrollRequest {
             });
         }
         check_opt("hostname", &self.hostname, &mut errors);
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -155,13 +159,21 @@ impl Inventory {
     pub fn validate(&self) -> Result<(), Vec<LimitError>> {
         let mut errors = Vec::new();
         self.validate_into("inventory", &mut errors);
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     fn validate_into(&self, at: &str, errors: &mut Vec<LimitError>) {
         check_opt(&format!("{at}.os.id"), &self.os.id, errors);
         check_opt(&format!("{at}.os.version_id"), &self.os.version_id, errors);
-        check_opt(&format!("{at}.os.pretty_name"), &self.os.pretty_name, errors);
+        check_opt(
+            &format!("{at}.os.pretty_name"),
+            &self.os.pretty_name,
+            errors,
+        );
         check_opt(&format!("{at}.kernel"), &self.kernel, errors);
         check_str(&format!("{at}.arch"), &self.arch, errors);
         check_opt(&format!("{at}.hostname"), &self.hostname, errors);
@@ -213,7 +225,10 @@ impl CheckinRequest {
         check_str("agent_version", &self.agent_version, &mut errors);
         check_opt("boot_id", &self.boot_id, &mut errors);
         if self.inventory_digest.len() != 64
-            || !self.inventory_digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            || !self
+                .inventory_digest
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         {
             errors.push(LimitError {
                 field: "inventory_digest".into(),
@@ -229,7 +244,11 @@ impl CheckinRequest {
                 });
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -263,14 +282,25 @@ mod tests {
 
     #[test]
     fn digest_ignores_package_order() {
-        let a = Inventory { arch: "x86_64".into(), packages: vec![pkg("a"), pkg("b")], ..Default::default() };
-        let b = Inventory { arch: "x86_64".into(), packages: vec![pkg("b"), pkg("a")], ..Default::default() };
+        let a = Inventory {
+            arch: "x86_64".into(),
+            packages: vec![pkg("a"), pkg("b")],
+            ..Default::default()
+        };
+        let b = Inventory {
+            arch: "x86_64".into(),
+            packages: vec![pkg("b"), pkg("a")],
+            ..Default::default()
+        };
         assert_eq!(a.digest(), b.digest());
     }
 
     #[test]
     fn checkin_rejects_mismatched_digest_and_bad_fields() {
-        let inv = Inventory { arch: "x86_64".into(), ..Default::default() };
+        let inv = Inventory {
+            arch: "x86_64".into(),
+            ..Default::default()
+        };
         let mut req = CheckinRequest {
             agent_version: "0.1.0".into(),
             boot_id: None,
@@ -278,16 +308,27 @@ mod tests {
             inventory: Some(inv.clone()),
         };
         let errs = req.validate().unwrap_err();
-        assert_eq!(errs[0].to_string(), "inventory_digest: does not match the inventory sent");
+        assert_eq!(
+            errs[0].to_string(),
+            "inventory_digest: does not match the inventory sent"
+        );
         req.inventory_digest = inv.digest();
         assert!(req.validate().is_ok());
         req.agent_version = "x".repeat(MAX_STRING_LEN + 1);
         req.boot_id = Some("a\nb".into());
-        let errs: Vec<String> = req.validate().unwrap_err().iter().map(ToString::to_string).collect();
-        assert_eq!(errs, vec![
-            "agent_version: longer than 256 bytes".to_owned(),
-            "boot_id: contains control characters".to_owned(),
-        ]);
+        let errs: Vec<String> = req
+            .validate()
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            vec![
+                "agent_version: longer than 256 bytes".to_owned(),
+                "boot_id: contains control characters".to_owned(),
+            ]
+        );
     }
 
     #[test]
@@ -296,6 +337,9 @@ mod tests {
             r#"{"agent_version":"1","inventory_digest":"x","device_id":"evil"}"#,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("unknown field `device_id`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `device_id`"),
+            "{err}"
+        );
     }
 }

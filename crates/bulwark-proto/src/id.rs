@@ -31,7 +31,9 @@ impl DeviceId {
 
     /// Parses the canonical form: a lowercase, hyphenated UUID (36 chars).
     pub fn parse(s: &str) -> Result<Self, InvalidDeviceId> {
-        let bad = || InvalidDeviceId { value: s.chars().take(64).collect() };
+        let bad = || InvalidDeviceId {
+            value: s.chars().take(64).collect(),
+        };
         if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad());
         }
@@ -42,7 +44,9 @@ impl DeviceId {
     pub fn from_san_uri(uri: &str) -> Result<Self, InvalidDeviceId> {
         match uri.strip_prefix(SAN_PREFIX) {
             Some(rest) => Self::parse(rest),
-            None => Err(InvalidDeviceId { value: uri.chars().take(64).collect() }),
+            None => Err(InvalidDeviceId {
+                value: uri.chars().take(64).collect(),
+            }),
         }
     }
 

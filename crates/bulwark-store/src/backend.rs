@@ -38,11 +38,17 @@ impl SqliteStore {
     /// Opens `url` (`sqlite://PATH` creates the file; `sqlite::memory:` is a
     /// private in-memory database) and migrates it.
     pub async fn open(url: &str) -> Result<Self> {
-        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
         let memory = url.contains(":memory:");
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
-            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .journal_mode(if memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
             // WAL + NORMAL: a committed transaction survives a process crash;
             // only an OS crash may lose the last few.
             .synchronous(SqliteSynchronous::Normal)
@@ -53,8 +59,16 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(if memory { 1 } else { 0 })
-            .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
+            .idle_timeout(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
             .connect_with(opts)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
@@ -86,8 +100,12 @@ fn ms(t: OffsetDateTime) -> i64 {
 }
 
 fn from_ms(what: &'static str, v: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000)
-        .map_err(|e| Error::Corrupt { what, detail: e.to_string() })
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000).map_err(|e| {
+        Error::Corrupt {
+            what,
+            detail: e.to_string(),
+        }
+    })
 }
 
 fn opt_from_ms(what: &'static str, v: Option<i64>) -> Result<Option<OffsetDateTime>> {
@@ -95,12 +113,17 @@ fn opt_from_ms(what: &'static str, v: Option<i64>) -> Result<Option<OffsetDateTi
 }
 
 fn device_id(what: &'static str, s: &str) -> Result<DeviceId> {
-    DeviceId::parse(s).map_err(|e| Error::Corrupt { what, detail: e.to_string() })
+    DeviceId::parse(s).map_err(|e| Error::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |e| match e.as_database_error() {
-        Some(db) if db.is_unique_violation() => Error::Conflict { what: what.to_owned() },
+        Some(db) if db.is_unique_violation() => Error::Conflict {
+            what: what.to_owned(),
+        },
         _ => Error::Database(e),
     }
 }
@@ -522,4 +545,9 @@ macro_rules! impl_store {
 }
 
 impl_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "sqlite");
-impl_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow, "postgres");
+impl_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    "postgres"
+);

@@ -48,8 +48,8 @@ mod model;
 
 pub use backend::{PostgresStore, SqliteStore, open};
 pub use model::{
-    Account, ApiTokenRecord, CheckinUpdate, Device, DeviceFilter, DeviceStatus,
-    EnrollTokenRecord, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role, StoredInventory,
+    Account, ApiTokenRecord, CheckinUpdate, Device, DeviceFilter, DeviceStatus, EnrollTokenRecord,
+    NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role, StoredInventory,
 };
 
 use async_trait::async_trait;
@@ -102,7 +102,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_accounts(&self) -> Result<Vec<Account>>;
 
     /// Stores a new API token (its hash only).
-    async fn insert_api_token(&self, new: NewApiToken, now: OffsetDateTime) -> Result<ApiTokenRecord>;
+    async fn insert_api_token(
+        &self,
+        new: NewApiToken,
+        now: OffsetDateTime,
+    ) -> Result<ApiTokenRecord>;
     /// A token and its account, by token id.
     async fn api_token(&self, id: &str) -> Result<Option<(ApiTokenRecord, Account)>>;
     /// All API tokens, newest first.
@@ -111,7 +115,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn revoke_api_token(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
 
     /// Stores a new enrollment token (its hash only).
-    async fn insert_enroll_token(&self, new: NewEnrollToken, now: OffsetDateTime) -> Result<EnrollTokenRecord>;
+    async fn insert_enroll_token(
+        &self,
+        new: NewEnrollToken,
+        now: OffsetDateTime,
+    ) -> Result<EnrollTokenRecord>;
     /// An enrollment token by id.
     async fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRecord>>;
     /// All enrollment tokens, newest first.
@@ -119,7 +127,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// In one transaction: consumes the token (only if unused and unexpired
     /// at `now`) and creates the device with the token's group and
     /// environment. `None` when the token was not usable.
-    async fn enroll_device(&self, token_id: &str, device: NewDevice, now: OffsetDateTime) -> Result<Option<Device>>;
+    async fn enroll_device(
+        &self,
+        token_id: &str,
+        device: NewDevice,
+        now: OffsetDateTime,
+    ) -> Result<Option<Device>>;
 
     /// Inserts devices directly (bulk provisioning and benchmarks).
     async fn insert_devices(
@@ -139,13 +152,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn tag_device(&self, id: DeviceId, tags: &[(String, String)]) -> Result<Option<Device>>;
     /// Revokes a device; `None` when it does not exist. Revoking twice keeps
     /// the first time and reason.
-    async fn revoke_device(&self, id: DeviceId, reason: &str, now: OffsetDateTime) -> Result<Option<Device>>;
+    async fn revoke_device(
+        &self,
+        id: DeviceId,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Device>>;
     /// Certificate serials of every revoked device.
     async fn revoked_serials(&self) -> Result<Vec<String>>;
     /// Applies a batch of check-ins (last seen, agent version, boot id).
     async fn record_checkins(&self, batch: &[CheckinUpdate]) -> Result<()>;
     /// Replaces a device's stored inventory.
-    async fn put_inventory(&self, id: DeviceId, digest: &str, inventory_json: &str, now: OffsetDateTime) -> Result<()>;
+    async fn put_inventory(
+        &self,
+        id: DeviceId,
+        digest: &str,
+        inventory_json: &str,
+        now: OffsetDateTime,
+    ) -> Result<()>;
     /// A device's stored inventory.
     async fn inventory(&self, id: DeviceId) -> Result<Option<StoredInventory>>;
 }

@@ -23,8 +23,13 @@ pub enum Role {
 
 impl Role {
     /// Every role, in order of decreasing privilege.
-    pub const ALL: [Role; 5] =
-        [Role::Admin, Role::Operator, Role::ReleaseManager, Role::Security, Role::Viewer];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::ReleaseManager,
+        Role::Security,
+        Role::Viewer,
+    ];
 
     /// The stored and displayed name (`release-manager`, …).
     pub fn as_str(self) -> &'static str {
@@ -121,7 +126,10 @@ pub struct NewApiToken {
 
 impl fmt::Debug for NewApiToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewApiToken").field("id", &self.id).field("label", &self.label).finish_non_exhaustive()
+        f.debug_struct("NewApiToken")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,7 +188,9 @@ pub struct NewEnrollToken {
 
 impl fmt::Debug for NewEnrollToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewEnrollToken").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("NewEnrollToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

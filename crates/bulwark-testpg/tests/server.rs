@@ -187,11 +187,7 @@ fn watchdog_stops_a_server_that_is_never_dropped() {
     // only the watchdog can clean up after it.
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args([
-            "--exact",
-            "leak_a_server_child",
-            "--nocapture",
-        ])
+        .args(["--exact", "leak_a_server_child", "--nocapture"])
         .env("BULWARK_TESTPG_LEAK_CHILD", "1")
         .output()
         .unwrap();

@@ -1,0 +1,128 @@
+//! A small client for the admin API.
+
+use anyhow::{Context as _, Result, bail};
+use bulwark_proto::ErrorBody;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Largest API response the CLI reads.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+#[derive(Debug)]
+pub(crate) struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub(crate) fn from_env(server: Option<String>, token: Option<String>) -> Result<Self> {
+        let base = server
+            .or_else(|| std::env::var("BULWARK_SERVER").ok())
+            .context(
+                "no server: set BULWARK_SERVER (e.g. http://127.0.0.1:8080) or pass --server",
+            )?;
+        let token = token
+            .or_else(|| std::env::var("BULWARK_TOKEN").ok())
+            .context("no API token: set BULWARK_TOKEN (e.g. $(cat DATA_DIR/admin.token)) or pass --token")?;
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("server URL must start with http:// or https:// (got {base:?})");
+        }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .user_agent(concat!("bulwark-cli/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+            http,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&dyn erased::Body>,
+    ) -> Result<Option<serde_json::Value>> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_json()?);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer from {url}"))?;
+        if bytes.len() > MAX_RESPONSE_BYTES {
+            bail!("answer from {url} is larger than {MAX_RESPONSE_BYTES} bytes");
+        }
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| match b.error.request_id {
+                    Some(id) => format!("{} (request id {id})", b.error.message),
+                    None => b.error.message,
+                })
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            serde_json::from_slice(&bytes).context("the server's answer is not JSON")?,
+        ))
+    }
+
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<(T, serde_json::Value)> {
+        let v = self
+            .send(Method::GET, path, None)
+            .await?
+            .context("empty answer")?;
+        Ok((
+            serde_json::from_value(v.clone()).context("unexpected answer shape")?,
+            v,
+        ))
+    }
+
+    pub(crate) async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(T, serde_json::Value)> {
+        let v = self
+            .send(Method::POST, path, Some(body))
+            .await?
+            .context("empty answer")?;
+        Ok((
+            serde_json::from_value(v.clone()).context("unexpected answer shape")?,
+            v,
+        ))
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Result<()> {
+        self.send(Method::DELETE, path, None).await.map(|_| ())
+    }
+}
+
+mod erased {
+    pub(crate) trait Body {
+        fn to_json(&self) -> serde_json::Result<Vec<u8>>;
+    }
+    impl<T: serde::Serialize> Body for T {
+        fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+            serde_json::to_vec(self)
+        }
+    }
+}

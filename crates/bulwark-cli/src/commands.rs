@@ -1,0 +1,668 @@
+//! Command-line definitions and what each command does.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use bulwark_server::api::dto::{
+    AccountView, CreateAccount, CreateEnrollToken, CreateToken, CreatedEnrollToken, CreatedToken,
+    DeviceDetail, DeviceList, DeviceView, EnrollTokenView, RevokeDevice, TagDevice, TokenView,
+    WhoAmI,
+};
+use clap::{Args, Parser, Subcommand};
+use time::OffsetDateTime;
+
+use crate::client::Api;
+
+/// Bulwark: DevSecOps control plane for IoT fleets.
+#[derive(Debug, Parser)]
+#[command(name = "bulwark", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the API is and how to authenticate.
+#[derive(Debug, Args)]
+struct Conn {
+    /// API URL (default: $BULWARK_SERVER).
+    #[arg(long, global = true)]
+    server: Option<String>,
+    /// API token (default: $BULWARK_TOKEN).
+    #[arg(long, global = true, hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane server.
+    Server(ServerArgs),
+    /// Create or list one-time device enrollment tokens.
+    #[command(name = "enroll-token", subcommand)]
+    EnrollToken(EnrollTokenCmd),
+    /// List, inspect, tag and revoke devices.
+    #[command(subcommand)]
+    Devices(DevicesCmd),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+    /// Create and list accounts (admin).
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+    /// Show who the current token belongs to.
+    Whoami {
+        #[command(flatten)]
+        conn: Conn,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the server's OpenAPI document (generated from the code; no server needed).
+    Openapi,
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Data directory (database, device CA, keys); created 0700.
+    #[arg(long, env = "BULWARK_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// API listen address [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Device (mTLS) listen address [default: 127.0.0.1:8443].
+    #[arg(long)]
+    device_listen: Option<String>,
+    /// postgres://… to use PostgreSQL [default: SQLite in the data dir].
+    #[arg(long, env = "BULWARK_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Extra DNS name or IP for the device listener certificate (repeatable).
+    #[arg(long = "device-hostname")]
+    device_hostnames: Vec<String>,
+    /// Agent poll interval in seconds [default: 60].
+    #[arg(long)]
+    poll_interval: Option<u32>,
+    /// TOML configuration file (command-line flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum EnrollTokenCmd {
+    /// Create a one-time token; prints it once.
+    Create {
+        /// Group the device joins.
+        #[arg(long)]
+        group: String,
+        /// Environment the device joins.
+        #[arg(long = "env")]
+        environment: String,
+        /// Lifetime, e.g. 30m, 1h, 7d [default: 1h].
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List enrollment tokens (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesCmd {
+    /// List devices.
+    List {
+        /// Only this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Only this environment.
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one device with its inventory.
+    Show {
+        /// Device id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Set tags (key=value; key= removes).
+    Tag {
+        /// Device id.
+        id: String,
+        /// key=value pairs.
+        #[arg(required = true)]
+        tags: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Revoke a device: its certificate is refused from now on.
+    Revoke {
+        /// Device id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCmd {
+    /// Create an API token; prints it once.
+    Create {
+        /// Label, e.g. ci.
+        #[arg(long)]
+        label: String,
+        /// Account to issue it for (admins; default: yourself).
+        #[arg(long)]
+        account: Option<String>,
+        /// Lifetime, e.g. 90d [default: no expiry].
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List API tokens.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Revoke an API token.
+    Revoke {
+        /// Token id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCmd {
+    /// Create an account.
+    Create {
+        /// Login name.
+        name: String,
+        /// admin, operator, release-manager, security or viewer.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List accounts.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// Parses `30s`, `15m`, `1h`, `7d` (and bare seconds).
+pub(crate) fn parse_duration(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86_400),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration like 30m, 1h or 7d"))?;
+    n.checked_mul(mult).context("duration too large")
+}
+
+fn ts(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn device_row(d: &DeviceView) -> String {
+    format!(
+        "{:<36}  {:<20}  {:<12}  {:<16}  {:<7}  {:<8}  {}",
+        d.id,
+        d.hostname.as_deref().unwrap_or("-"),
+        d.environment,
+        d.group,
+        if d.online { "online" } else { "offline" },
+        d.status,
+        ts(d.last_seen)
+    )
+}
+
+pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Server(args) => server(args).await?,
+        Command::Openapi => println!("{}", bulwark_server::api::openapi().to_pretty_json()?),
+        Command::Whoami { conn, json } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (w, raw): (WhoAmI, _) = api.get("/api/v1/whoami").await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                println!(
+                    "{} ({}) via token {}",
+                    w.account.name, w.account.role, w.token_id
+                );
+            }
+        }
+        Command::EnrollToken(EnrollTokenCmd::Create {
+            group,
+            environment,
+            ttl,
+            json,
+            conn,
+        }) => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let body = CreateEnrollToken {
+                group,
+                environment,
+                ttl_secs: Some(parse_duration(&ttl)?),
+            };
+            let (t, raw): (CreatedEnrollToken, _) =
+                api.post("/api/v1/enroll-tokens", &body).await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                eprintln!(
+                    "one-time token for group {} in {} (expires {}); shown once:",
+                    t.group,
+                    t.environment,
+                    ts(Some(t.expires_at))
+                );
+                println!("{}", t.token);
+            }
+        }
+        Command::EnrollToken(EnrollTokenCmd::List { json, conn }) => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (list, raw): (Vec<EnrollTokenView>, _) = api.get("/api/v1/enroll-tokens").await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                println!(
+                    "{:<16}  {:<16}  {:<12}  {:<25}  {}",
+                    "ID", "GROUP", "ENV", "EXPIRES", "USED BY"
+                );
+                for t in list {
+                    let used = t
+                        .device_id
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<16}  {:<16}  {:<12}  {:<25}  {}",
+                        t.id,
+                        t.group,
+                        t.environment,
+                        ts(Some(t.expires_at)),
+                        used
+                    );
+                }
+            }
+        }
+        Command::Devices(cmd) => devices(cmd).await?,
+        Command::Tokens(cmd) => tokens(cmd).await?,
+        Command::Accounts(AccountsCmd::Create { name, role, conn }) => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (a, _): (AccountView, _) = api
+                .post("/api/v1/accounts", &CreateAccount { name, role })
+                .await?;
+            println!("created account {} ({})", a.name, a.role);
+        }
+        Command::Accounts(AccountsCmd::List { json, conn }) => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (list, raw): (Vec<AccountView>, _) = api.get("/api/v1/accounts").await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                println!("{:<24}  {:<16}  CREATED", "NAME", "ROLE");
+                for a in list {
+                    println!("{:<24}  {:<16}  {}", a.name, a.role, ts(Some(a.created_at)));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn server(args: ServerArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            bulwark_server::RawConfig::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => bulwark_server::RawConfig::default(),
+    };
+    let cli = bulwark_server::RawConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        device_listen: args.device_listen,
+        database_url: args.database_url,
+        device_hostnames: args.device_hostnames,
+        poll_interval_secs: args.poll_interval,
+        ..Default::default()
+    };
+    let config = match file.overlay(cli).validate() {
+        Ok(c) => c,
+        Err(errors) => {
+            let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+            bail!("invalid configuration:\n{}", list.join("\n"));
+        }
+    };
+    bulwark_server::run(config, shutdown_signal()).await
+}
+
+async fn devices(cmd: DevicesCmd) -> Result<()> {
+    match cmd {
+        DevicesCmd::List {
+            group,
+            environment,
+            json,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let mut all = Vec::new();
+            let mut raw_all = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let mut q = vec![("limit", "1000".to_owned())];
+                if let Some(g) = &group {
+                    q.push(("group", g.clone()));
+                }
+                if let Some(e) = &environment {
+                    q.push(("environment", e.clone()));
+                }
+                if let Some(a) = &after {
+                    q.push(("after", a.clone()));
+                }
+                let query: Vec<String> = q
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                    .collect();
+                let (page, raw): (DeviceList, serde_json::Value) = api
+                    .get(&format!("/api/v1/devices?{}", query.join("&")))
+                    .await?;
+                if let Some(arr) = raw.get("devices").and_then(|d| d.as_array()) {
+                    raw_all.extend(arr.iter().cloned());
+                }
+                all.extend(page.devices);
+                match page.next_after {
+                    Some(n) => after = Some(n.to_string()),
+                    None => break,
+                }
+            }
+            if json {
+                print_json(&serde_json::Value::Array(raw_all))?;
+            } else {
+                println!(
+                    "{:<36}  {:<20}  {:<12}  {:<16}  {:<7}  {:<8}  LAST SEEN",
+                    "ID", "HOSTNAME", "ENV", "GROUP", "ONLINE", "STATUS"
+                );
+                for d in &all {
+                    println!("{}", device_row(d));
+                }
+                eprintln!("{} device(s)", all.len());
+            }
+        }
+        DevicesCmd::Show { id, json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (d, raw): (DeviceDetail, _) = api
+                .get(&format!("/api/v1/devices/{}", urlencode(&id)))
+                .await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                let v = &d.device;
+                println!("id:             {}", v.id);
+                println!("hostname:       {}", v.hostname.as_deref().unwrap_or("-"));
+                println!("environment:    {}", v.environment);
+                println!("group:          {}", v.group);
+                println!(
+                    "status:         {}{}",
+                    v.status,
+                    v.revoked_reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+                println!("online:         {}", if v.online { "yes" } else { "no" });
+                println!("last seen:      {}", ts(v.last_seen));
+                println!("enrolled:       {}", ts(Some(v.enrolled_at)));
+                println!(
+                    "agent version:  {}",
+                    v.agent_version.as_deref().unwrap_or("-")
+                );
+                println!("boot id:        {}", v.boot_id.as_deref().unwrap_or("-"));
+                println!(
+                    "certificate:    serial {} valid until {}",
+                    v.cert_serial,
+                    ts(Some(v.cert_not_after))
+                );
+                let tags: Vec<String> = v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    "tags:           {}",
+                    if tags.is_empty() {
+                        "-".into()
+                    } else {
+                        tags.join(" ")
+                    }
+                );
+                match &d.inventory {
+                    Some(inv) => {
+                        println!(
+                            "os:             {}",
+                            inv.os
+                                .pretty_name
+                                .as_deref()
+                                .or(inv.os.id.as_deref())
+                                .unwrap_or("-")
+                        );
+                        println!("kernel:         {}", inv.kernel.as_deref().unwrap_or("-"));
+                        println!("arch:           {}", inv.arch);
+                        println!("packages:       {}", inv.packages.len());
+                        for p in inv.packages.iter().take(20) {
+                            println!("  {:<5} {} {}", p.source, p.name, p.version);
+                        }
+                        if inv.packages.len() > 20 {
+                            println!("  … {} more (use --json)", inv.packages.len() - 20);
+                        }
+                    }
+                    None => println!("inventory:      not reported yet"),
+                }
+            }
+        }
+        DevicesCmd::Tag { id, tags, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let mut map = BTreeMap::new();
+            for t in tags {
+                let (k, v) = t
+                    .split_once('=')
+                    .with_context(|| format!("{t:?} is not key=value"))?;
+                map.insert(k.to_owned(), v.to_owned());
+            }
+            let (d, _): (DeviceView, _) = api
+                .post(
+                    &format!("/api/v1/devices/{}/tags", urlencode(&id)),
+                    &TagDevice { tags: map },
+                )
+                .await?;
+            let tags: Vec<String> = d.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "{}: {}",
+                d.id,
+                if tags.is_empty() {
+                    "(no tags)".into()
+                } else {
+                    tags.join(" ")
+                }
+            );
+        }
+        DevicesCmd::Revoke { id, reason, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (d, _): (DeviceView, _) = api
+                .post(
+                    &format!("/api/v1/devices/{}/revoke", urlencode(&id)),
+                    &RevokeDevice { reason },
+                )
+                .await?;
+            println!(
+                "revoked {} ({})",
+                d.id,
+                d.revoked_reason.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn tokens(cmd: TokensCmd) -> Result<()> {
+    match cmd {
+        TokensCmd::Create {
+            label,
+            account,
+            expires_in,
+            json,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let expires_in_secs = expires_in.as_deref().map(parse_duration).transpose()?;
+            let (t, raw): (CreatedToken, _) = api
+                .post(
+                    "/api/v1/tokens",
+                    &CreateToken {
+                        label,
+                        account,
+                        expires_in_secs,
+                    },
+                )
+                .await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                eprintln!(
+                    "API token {} for {} (expires {}); shown once:",
+                    t.id,
+                    t.account,
+                    ts(t.expires_at)
+                );
+                println!("{}", t.token);
+            }
+        }
+        TokensCmd::List { json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (list, raw): (Vec<TokenView>, _) = api.get("/api/v1/tokens").await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                println!(
+                    "{:<16}  {:<28}  {:<25}  {:<25}  REVOKED",
+                    "ID", "LABEL", "CREATED", "EXPIRES"
+                );
+                for t in list {
+                    println!(
+                        "{:<16}  {:<28}  {:<25}  {:<25}  {}",
+                        t.id,
+                        t.label,
+                        ts(Some(t.created_at)),
+                        ts(t.expires_at),
+                        ts(t.revoked_at)
+                    );
+                }
+            }
+        }
+        TokensCmd::Revoke { id, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            api.delete(&format!("/api/v1/tokens/{}", urlencode(&id)))
+                .await?;
+            println!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("bulwark: shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h").unwrap(), 3600);
+        assert_eq!(parse_duration("30m").unwrap(), 1800);
+        assert_eq!(parse_duration("7d").unwrap(), 604_800);
+        assert_eq!(parse_duration("45").unwrap(), 45);
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

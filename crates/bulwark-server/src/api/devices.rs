@@ -1,0 +1,289 @@
+//! Devices and enrollment tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bulwark_pki::{IssuedToken, TokenKind};
+use bulwark_proto::{DeviceId, Inventory};
+use bulwark_store::{Device, DeviceFilter, EnrollTokenRecord, NewEnrollToken};
+
+use super::dto::{
+    CreateEnrollToken, CreatedEnrollToken, DeviceDetail, DeviceList, DeviceQuery, DeviceView,
+    EnrollTokenView, RevokeDevice, TagDevice,
+};
+use super::valid_name;
+use crate::auth::{Caller, Permission};
+use crate::error::{ApiError, Json, Query};
+use crate::presence::is_online;
+use crate::state::AppState;
+
+const MAX_TAGS_PER_REQUEST: usize = 64;
+
+fn parse_id(id: &str) -> Result<DeviceId, ApiError> {
+    DeviceId::parse(id).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// The API view of a device, with check-ins not yet flushed overlaid.
+pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
+    let mut last_seen = d.last_seen;
+    let mut agent_version = d.agent_version;
+    let mut boot_id = d.boot_id;
+    if let Some(seen) = state.0.presence.seen(&d.id) {
+        if seen.last_seen > last_seen {
+            last_seen = seen.last_seen;
+            agent_version = seen.agent_version;
+            boot_id = seen.boot_id;
+        }
+    }
+    DeviceView {
+        id: d.id,
+        hostname: d.hostname,
+        group: d.group,
+        environment: d.environment,
+        tags: d.tags,
+        status: d.status.as_str().to_owned(),
+        online: d.status == bulwark_store::DeviceStatus::Active
+            && is_online(
+                last_seen,
+                state.0.clock.now(),
+                state.0.settings.poll_interval,
+            ),
+        last_seen,
+        enrolled_at: d.enrolled_at,
+        agent_version,
+        boot_id,
+        cert_serial: d.cert_serial,
+        cert_not_after: d.cert_not_after,
+        inventory_digest: d.inventory_digest,
+        revoked_at: d.revoked_at,
+        revoked_reason: d.revoked_reason,
+    }
+}
+
+/// List devices, filtered and paginated by id.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceQuery),
+    responses((status = 200, body = DeviceList), (status = 400, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn list_devices(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<DeviceQuery>,
+) -> Result<Json<DeviceList>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidFields(vec![
+            "limit: must be between 1 and 1000".into(),
+        ]));
+    }
+    let after = q.after.as_deref().map(parse_id).transpose()?;
+    let filter = DeviceFilter {
+        group: q.group,
+        environment: q.environment,
+        after,
+        limit,
+    };
+    let devices = state.0.store.list_devices(&filter).await?;
+    let next_after = (devices.len() == limit as usize)
+        .then(|| devices.last().map(|d| d.id))
+        .flatten();
+    let devices = devices
+        .into_iter()
+        .map(|d| device_view(&state, d))
+        .collect();
+    Ok(Json(DeviceList {
+        devices,
+        next_after,
+    }))
+}
+
+/// One device with its inventory.
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 200, body = DeviceDetail), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn show_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceDetail>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let id = parse_id(&id)?;
+    let device = state
+        .0
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+    let inventory = match state.0.store.inventory(id).await? {
+        Some(stored) => {
+            Some(serde_json::from_str::<Inventory>(&stored.json).map_err(ApiError::internal)?)
+        }
+        None => None,
+    };
+    Ok(Json(DeviceDetail {
+        device: device_view(&state, device),
+        inventory,
+    }))
+}
+
+/// Set or remove tags.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/tags", tag = "devices", request_body = TagDevice,
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 200, body = DeviceView), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn tag_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<TagDevice>,
+) -> Result<Json<DeviceView>, ApiError> {
+    caller.require(Permission::ManageDevices)?;
+    let id = parse_id(&id)?;
+    let mut errors = Vec::new();
+    if req.tags.is_empty() || req.tags.len() > MAX_TAGS_PER_REQUEST {
+        errors.push(format!(
+            "tags: between 1 and {MAX_TAGS_PER_REQUEST} per request"
+        ));
+    }
+    for (k, v) in &req.tags {
+        if !valid_name(k) {
+            errors.push(format!("tags.{k}: keys are 1-64 of a-z 0-9 - _ ."));
+        }
+        if v.len() > 256 || v.chars().any(char::is_control) {
+            errors.push(format!(
+                "tags.{k}: values are at most 256 printable characters"
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidFields(errors));
+    }
+    let tags: Vec<(String, String)> = req.tags.into_iter().collect();
+    let device = state
+        .0
+        .store
+        .tag_device(id, &tags)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+    Ok(Json(device_view(&state, device)))
+}
+
+/// Revoke a device: its certificate is refused from now on.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/revoke", tag = "devices", request_body = RevokeDevice,
+    params(("id" = String, Path, description = "Device id")),
+    responses((status = 200, body = DeviceView), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn revoke_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<RevokeDevice>,
+) -> Result<Json<DeviceView>, ApiError> {
+    caller.require(Permission::RevokeDevices)?;
+    let id = parse_id(&id)?;
+    let reason = req.reason.trim();
+    if reason.is_empty()
+        || reason.len() > 1024
+        || reason.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(ApiError::InvalidFields(vec![
+            "reason: 1-1024 printable characters".into(),
+        ]));
+    }
+    let device = state
+        .0
+        .store
+        .revoke_device(id, reason, state.0.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+    state.0.revoked.insert(device.cert_serial.clone());
+    state.0.presence.mark_revoked(&id);
+    tracing::info!(device = %id, by = %caller.account.name, "device revoked");
+    Ok(Json(device_view(&state, device)))
+}
+
+fn enroll_token_view(t: EnrollTokenRecord) -> EnrollTokenView {
+    EnrollTokenView {
+        id: t.id,
+        group: t.group,
+        environment: t.environment,
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+        used_at: t.used_at,
+        device_id: t.device_id,
+    }
+}
+
+/// Create a one-time enrollment token for a group and environment.
+#[utoipa::path(post, path = "/api/v1/enroll-tokens", tag = "enrollment", request_body = CreateEnrollToken,
+    responses((status = 201, body = CreatedEnrollToken), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 403, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn create_enroll_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateEnrollToken>,
+) -> Result<(StatusCode, Json<CreatedEnrollToken>), ApiError> {
+    caller.require(Permission::ManageEnrollment)?;
+    let mut errors = Vec::new();
+    if !valid_name(&req.group) {
+        errors.push("group: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
+    }
+    if !valid_name(&req.environment) {
+        errors
+            .push("environment: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
+    }
+    let ttl = req.ttl_secs.unwrap_or(3600);
+    if !(60..=30 * 86_400).contains(&ttl) {
+        errors.push("ttl_secs: must be between 60 and 2592000".to_owned());
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidFields(errors));
+    }
+    let now = state.0.clock.now();
+    let token =
+        IssuedToken::generate(TokenKind::Enroll, &*state.0.rng).map_err(ApiError::internal)?;
+    let rec = state
+        .0
+        .store
+        .insert_enroll_token(
+            NewEnrollToken {
+                id: token.id.clone(),
+                secret_hash: token.secret_hash.to_vec(),
+                group: req.group,
+                environment: req.environment,
+                created_by: caller.account.id,
+                expires_at: now + time::Duration::seconds(ttl as i64),
+            },
+            now,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedEnrollToken {
+            id: rec.id,
+            token: token.plaintext.expose().to_owned(),
+            group: rec.group,
+            environment: rec.environment,
+            expires_at: rec.expires_at,
+        }),
+    ))
+}
+
+/// List enrollment tokens.
+#[utoipa::path(get, path = "/api/v1/enroll-tokens", tag = "enrollment",
+    responses((status = 200, body = Vec<EnrollTokenView>), (status = 403, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn list_enroll_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<EnrollTokenView>>, ApiError> {
+    caller.require(Permission::ManageEnrollment)?;
+    Ok(Json(
+        state
+            .0
+            .store
+            .list_enroll_tokens()
+            .await?
+            .into_iter()
+            .map(enroll_token_view)
+            .collect(),
+    ))
+}

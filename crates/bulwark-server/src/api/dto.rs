@@ -1,0 +1,245 @@
+//! HTTP request and response bodies of the admin API. The CLI uses these
+//! same types, so the two cannot disagree.
+
+use std::collections::BTreeMap;
+
+use bulwark_proto::{DeviceId, Inventory};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    /// Id.
+    pub id: String,
+    /// Login name.
+    pub name: String,
+    /// `admin`, `operator`, `release-manager`, `security` or `viewer`.
+    pub role: String,
+    /// Created at.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// `POST /api/v1/accounts`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    /// Login name: 1–64 of `a-z 0-9 - _ .`, starting with a letter or digit.
+    pub name: String,
+    /// Role name.
+    pub role: String,
+}
+
+/// The caller's identity.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The account.
+    pub account: AccountView,
+    /// The token used.
+    pub token_id: String,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// Label, e.g. `ci`.
+    pub label: String,
+    /// Account name to issue for (admins only; default: the caller).
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Lifetime in seconds (default: no expiry).
+    #[serde(default)]
+    pub expires_in_secs: Option<u64>,
+}
+
+/// A token just created. `token` is shown this once and never again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    /// Public id.
+    pub id: String,
+    /// The secret token.
+    pub token: String,
+    /// Account name.
+    pub account: String,
+    /// Expiry.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A stored API token (never the secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    /// Public id.
+    pub id: String,
+    /// Owning account id.
+    pub account_id: String,
+    /// Label.
+    pub label: String,
+    /// Created at.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Expiry.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When revoked.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// `POST /api/v1/enroll-tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnrollToken {
+    /// Group the device joins.
+    pub group: String,
+    /// Environment the device joins.
+    pub environment: String,
+    /// Lifetime in seconds (60 – 30 days; default 1 hour).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// A one-time enrollment token just created; `token` is shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedEnrollToken {
+    /// Public id.
+    pub id: String,
+    /// The secret token.
+    pub token: String,
+    /// Group.
+    pub group: String,
+    /// Environment.
+    pub environment: String,
+    /// Expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+/// A stored enrollment token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollTokenView {
+    /// Public id.
+    pub id: String,
+    /// Group.
+    pub group: String,
+    /// Environment.
+    pub environment: String,
+    /// Created at.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    /// When used.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub used_at: Option<OffsetDateTime>,
+    /// The device it enrolled.
+    #[serde(default)]
+    pub device_id: Option<DeviceId>,
+}
+
+/// A device as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceView {
+    /// Id.
+    pub id: DeviceId,
+    /// Hostname given at enrollment.
+    pub hostname: Option<String>,
+    /// Group.
+    pub group: String,
+    /// Environment.
+    pub environment: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// Checked in within two poll intervals.
+    pub online: bool,
+    /// Last check-in.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_seen: Option<OffsetDateTime>,
+    /// Enrolled at.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub enrolled_at: OffsetDateTime,
+    /// Agent version.
+    pub agent_version: Option<String>,
+    /// Boot id.
+    pub boot_id: Option<String>,
+    /// Certificate serial (hex).
+    pub cert_serial: String,
+    /// Certificate expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub cert_not_after: OffsetDateTime,
+    /// Digest of the stored inventory.
+    pub inventory_digest: Option<String>,
+    /// When revoked.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why revoked.
+    pub revoked_reason: Option<String>,
+}
+
+/// `GET /api/v1/devices`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceList {
+    /// This page.
+    pub devices: Vec<DeviceView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default)]
+    pub next_after: Option<DeviceId>,
+}
+
+/// `GET /api/v1/devices/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceDetail {
+    /// The device.
+    pub device: DeviceView,
+    /// Its last reported inventory.
+    pub inventory: Option<Inventory>,
+}
+
+/// Query of `GET /api/v1/devices`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceQuery {
+    /// Only this group.
+    pub group: Option<String>,
+    /// Only this environment.
+    pub environment: Option<String>,
+    /// Ids after this one (pagination).
+    pub after: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// `POST /api/v1/devices/{id}/tags`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagDevice {
+    /// Tags to set; an empty value removes the tag.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `POST /api/v1/devices/{id}/revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeDevice {
+    /// Why (recorded; 1–1024 characters).
+    pub reason: String,
+}

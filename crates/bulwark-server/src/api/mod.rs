@@ -1,0 +1,211 @@
+//! The admin API router (`--listen`): `/api/v1/…` (bearer tokens),
+//! `/healthz`, `/metrics` and `/api/v1/openapi.json`.
+
+pub(crate) mod accounts;
+pub(crate) mod devices;
+pub mod dto;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use bulwark_proto::{ErrorBody, ErrorDetail};
+use tower::ServiceBuilder;
+use utoipa::OpenApi;
+
+use crate::error::{ApiError, InternalCause};
+use crate::metrics::HttpLabels;
+use crate::state::AppState;
+
+/// Names of groups, environments, accounts and tag keys:
+/// 1–64 of `a-z 0-9 - _ .`, starting with a letter or digit.
+pub(crate) fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Bulwark control plane API", description = "Fleet, identity and enrollment. Every /api/v1 route except openapi.json needs `Authorization: Bearer <token>`."),
+    paths(
+        accounts::whoami, accounts::create_account, accounts::list_accounts,
+        accounts::create_token, accounts::list_tokens, accounts::revoke_token,
+        devices::list_devices, devices::show_device, devices::tag_device, devices::revoke_device,
+        devices::create_enroll_token, devices::list_enroll_tokens,
+        crate::device::enroll, crate::device::checkin,
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    axum::Json(openapi())
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.0.metrics.render(),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: "method_not_allowed".into(),
+            message: "method not allowed on this route".into(),
+            request_id: None,
+        },
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// Assigns a request id, counts the response, and for a 5xx logs the real
+/// cause (kept out of the body) and puts the request id in the body.
+pub(crate) async fn observe(
+    listener: &'static str,
+    state: AppState,
+    req: Request,
+    next: Next,
+) -> Response {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    state
+        .0
+        .metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            listener,
+            status: status.as_u16(),
+        })
+        .inc();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    if status.is_server_error() {
+        let cause = resp
+            .extensions()
+            .get::<InternalCause>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
+        tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), error = %cause, "request failed");
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: "internal".into(),
+                message: "internal server error; see the server log for this request id".into(),
+                request_id: Some(id),
+            },
+        };
+        let headers = resp.headers().clone();
+        let mut fresh = (status, axum::Json(body)).into_response();
+        for (k, v) in &headers {
+            if k != axum::http::header::CONTENT_LENGTH && k != axum::http::header::CONTENT_TYPE {
+                fresh.headers_mut().insert(k, v.clone());
+            }
+        }
+        return fresh;
+    }
+    resp
+}
+
+/// Turns a tower middleware failure (timeout, overload) into an [`ApiError`].
+pub(crate) async fn middleware_error(err: tower::BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded
+    } else {
+        ApiError::Internal(anyhow::anyhow!("middleware: {err}"))
+    }
+}
+
+/// Most admin API requests in flight at once; more are refused with 503.
+pub const MAX_CONCURRENT_API_REQUESTS: usize = 1024;
+
+/// The admin API router.
+pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Router {
+    let api = Router::new()
+        .route("/whoami", get(accounts::whoami))
+        .route(
+            "/accounts",
+            get(accounts::list_accounts).post(accounts::create_account),
+        )
+        .route(
+            "/tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
+        .route("/tokens/{id}", delete(accounts::revoke_token))
+        .route(
+            "/enroll-tokens",
+            get(devices::list_enroll_tokens).post(devices::create_enroll_token),
+        )
+        .route("/devices", get(devices::list_devices))
+        .route("/devices/{id}", get(devices::show_device))
+        .route("/devices/{id}/tags", post(devices::tag_device))
+        .route("/devices/{id}/revoke", post(devices::revoke_device))
+        .route("/openapi.json", get(openapi_json));
+    let obs_state = state.clone();
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(move |req, next| {
+                    observe("api", obs_state.clone(), req, next)
+                }))
+                .layer(HandleErrorLayer::new(middleware_error))
+                .load_shed()
+                .concurrency_limit(MAX_CONCURRENT_API_REQUESTS)
+                .timeout(timeout)
+                .layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
+        .with_state(state)
+}

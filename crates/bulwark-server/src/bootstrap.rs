@@ -1,0 +1,201 @@
+//! First-start and every-start setup of the data directory.
+//!
+//! Layout (directory 0700, secrets 0600):
+//!
+//! | file | what |
+//! |---|---|
+//! | `master.key` | 32 random bytes that seal the other secrets |
+//! | `ca.pem` | device CA certificate (agents pin it) |
+//! | `ca-key.sealed` | device CA private key, AES-256-GCM under `master.key` |
+//! | `admin.token` | the first admin's API token, written once on first start |
+//! | `bulwark.db` | SQLite store (unless `--database-url` points elsewhere) |
+//!
+//! The device listener's own certificate is issued from the CA at every
+//! start and kept only in memory.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use bulwark_pki::{DeviceCa, IssuedToken, MasterKey, RandomSource, Secret, TokenKind};
+use bulwark_store::{NewAccount, NewApiToken, Role, Store};
+use time::OffsetDateTime;
+
+const CA_KEY_CONTEXT: &[u8] = b"bulwark device CA key v1";
+
+/// Creates `dir` (0700) if missing and refuses one others can read.
+pub fn ensure_data_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+    }
+    let meta = fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    anyhow::ensure!(meta.is_dir(), "{} is not a directory", dir.display());
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {} to 0700 (was {mode:o})", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically with mode 0600 (temp file, fsync, rename).
+pub fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    anyhow::ensure!(
+        mode & 0o077 == 0,
+        "{} has mode {mode:o}; secrets must be 0600 (chmod 600 it)",
+        path.display()
+    );
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Loads `master.key`, creating it on first start.
+pub(crate) fn master_key(dir: &Path, rng: &dyn RandomSource) -> Result<MasterKey> {
+    let path = dir.join("master.key");
+    if path.exists() {
+        let bytes = read_secret_file(&path)?;
+        return MasterKey::from_bytes(&bytes)
+            .with_context(|| format!("{} is not a master key", path.display()));
+    }
+    let key = MasterKey::generate(rng)?;
+    write_secret_file(&path, key.as_bytes())?;
+    Ok(key)
+}
+
+/// Loads the device CA, creating it on first start.
+pub(crate) fn device_ca(
+    dir: &Path,
+    master: &MasterKey,
+    rng: &dyn RandomSource,
+    now: OffsetDateTime,
+) -> Result<DeviceCa> {
+    let cert_path = dir.join("ca.pem");
+    let key_path = dir.join("ca-key.sealed");
+    if cert_path.exists() || key_path.exists() {
+        let cert = fs::read_to_string(&cert_path)
+            .with_context(|| format!("reading {}", cert_path.display()))?;
+        let sealed = read_secret_file(&key_path)?;
+        let key = master
+            .open(&sealed, CA_KEY_CONTEXT)
+            .with_context(|| format!("unsealing {} with master.key", key_path.display()))?;
+        let key = Secret::new(String::from_utf8(key.to_vec()).context("CA key is not UTF-8 PEM")?);
+        return DeviceCa::from_pem(&cert, &key).context("loading the device CA");
+    }
+    let (ca, key_pem) = DeviceCa::generate("Bulwark device CA", now)?;
+    let sealed = master.seal(key_pem.expose().as_bytes(), CA_KEY_CONTEXT, rng)?;
+    write_secret_file(&key_path, &sealed)?;
+    fs::write(&cert_path, ca.cert_pem())
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    Ok(ca)
+}
+
+/// On a store with no accounts: creates the `admin` account and its token,
+/// writes the token to `admin.token` (0600) and returns that path.
+pub(crate) async fn first_admin(
+    dir: &Path,
+    store: &dyn Store,
+    rng: &dyn RandomSource,
+    now: OffsetDateTime,
+) -> Result<Option<PathBuf>> {
+    if !store.list_accounts().await?.is_empty() {
+        return Ok(None);
+    }
+    let account = store
+        .create_account(
+            NewAccount {
+                name: "admin".into(),
+                role: Role::Admin,
+            },
+            now,
+        )
+        .await?;
+    let token = IssuedToken::generate(TokenKind::Api, rng)?;
+    store
+        .insert_api_token(
+            NewApiToken {
+                id: token.id.clone(),
+                account_id: account.id,
+                label: "first admin (admin.token)".into(),
+                secret_hash: token.secret_hash.to_vec(),
+                expires_at: None,
+            },
+            now,
+        )
+        .await?;
+    let path = dir.join("admin.token");
+    write_secret_file(&path, format!("{}\n", token.plaintext.expose()).as_bytes())?;
+    Ok(Some(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulwark_pki::SystemRandom;
+
+    #[test]
+    fn secrets_are_0600_and_ca_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        ensure_data_dir(&data).unwrap();
+        assert_eq!(
+            fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let now = OffsetDateTime::now_utc();
+        let mk = master_key(&data, &SystemRandom).unwrap();
+        let ca1 = device_ca(&data, &mk, &SystemRandom, now).unwrap();
+        for f in ["master.key", "ca-key.sealed"] {
+            assert_eq!(
+                fs::metadata(data.join(f)).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{f}"
+            );
+        }
+        let sealed = fs::read(data.join("ca-key.sealed")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"),
+            "CA key must be encrypted at rest"
+        );
+        let mk2 = master_key(&data, &SystemRandom).unwrap();
+        let ca2 = device_ca(&data, &mk2, &SystemRandom, now).unwrap();
+        assert_eq!(ca1.cert_pem(), ca2.cert_pem());
+    }
+
+    #[test]
+    fn wrong_master_key_or_loose_permissions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let now = OffsetDateTime::now_utc();
+        let mk = master_key(data, &SystemRandom).unwrap();
+        device_ca(data, &mk, &SystemRandom, now).unwrap();
+        let other = MasterKey::generate(&SystemRandom).unwrap();
+        let err = device_ca(data, &other, &SystemRandom, now).unwrap_err();
+        assert!(format!("{err:#}").contains("unsealing"), "{err:#}");
+        fs::set_permissions(data.join("master.key"), fs::Permissions::from_mode(0o644)).unwrap();
+        let err = master_key(data, &SystemRandom).unwrap_err();
+        assert!(format!("{err:#}").contains("must be 0600"), "{err:#}");
+    }
+}

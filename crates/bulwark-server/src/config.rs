@@ -1,0 +1,319 @@
+//! Server configuration: raw (as written) → validated (as used).
+//!
+//! [`RawConfig`] is what a TOML file or the command line says;
+//! [`RawConfig::validate`] is pure (no filesystem, network or clock) and
+//! reports every problem at once, so an operator fixes a config in one pass.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bulwark_pki::Secret;
+use serde::Deserialize;
+
+/// The server's configuration as written. Every field is optional; the
+/// defaults are the embedded single-node setup.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Directory for the database, keys and certificates (created 0700).
+    pub data_dir: Option<PathBuf>,
+    /// Admin/API listener (plain HTTP; keep it on loopback or behind a TLS proxy).
+    pub listen: Option<String>,
+    /// Device listener (HTTPS, mutual TLS with device certificates).
+    pub device_listen: Option<String>,
+    /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
+    pub database_url: Option<String>,
+    /// Extra DNS names or IPs for the device listener's certificate
+    /// (`localhost`, `127.0.0.1` and `::1` are always included).
+    #[serde(default)]
+    pub device_hostnames: Vec<String>,
+    /// How often agents check in, seconds (5–86400; default 60).
+    pub poll_interval_secs: Option<u32>,
+    /// Largest accepted request body, bytes (default 1 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// Per-request time limit, seconds (default 30).
+    pub request_timeout_secs: Option<u64>,
+    /// Most concurrent device TLS connections (default 100000).
+    pub max_device_connections: Option<usize>,
+    /// How often buffered check-ins are written to the store, ms (default 1000).
+    pub checkin_flush_ms: Option<u64>,
+    /// Validity of device certificates, days (default 365).
+    pub device_cert_days: Option<u32>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// Device listen address.
+    pub device_listen: SocketAddr,
+    /// Database URL (may hold a password, hence [`Secret`]).
+    pub database_url: Secret,
+    /// Names for the device listener certificate.
+    pub device_hostnames: Vec<String>,
+    /// Agent poll interval.
+    pub poll_interval: Duration,
+    /// Body size limit.
+    pub max_body_bytes: usize,
+    /// Request timeout.
+    pub request_timeout: Duration,
+    /// Device connection cap.
+    pub max_device_connections: usize,
+    /// Check-in flush period.
+    pub checkin_flush: Duration,
+    /// Device certificate validity.
+    pub device_cert_validity: time::Duration,
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ConfigError {
+    /// The offending setting.
+    pub field: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Default API listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default device listen address.
+pub const DEFAULT_DEVICE_LISTEN: &str = "127.0.0.1:8443";
+
+impl RawConfig {
+    /// Parses a TOML configuration file's text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError {
+            field: "config file",
+            problem: e.to_string(),
+        })
+    }
+
+    /// Overlays `other`'s set fields onto `self` (command line over file).
+    pub fn overlay(mut self, other: RawConfig) -> Self {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+        }
+        take!(
+            data_dir,
+            listen,
+            device_listen,
+            database_url,
+            poll_interval_secs,
+            max_body_bytes,
+            request_timeout_secs,
+            max_device_connections,
+            checkin_flush_ms,
+            device_cert_days
+        );
+        self.device_hostnames.extend(other.device_hostnames);
+        self
+    }
+
+    /// Checks everything; returns all problems found.
+    pub fn validate(self) -> Result<ServerConfig, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut err = |field, problem: String| errors.push(ConfigError { field, problem });
+
+        let data_dir = match self.data_dir {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => {
+                err("data_dir", "is required (--data-dir DIR)".into());
+                PathBuf::new()
+            }
+        };
+        let mut addr = |field, value: Option<String>, default: &str| -> Option<SocketAddr> {
+            let text = value.unwrap_or_else(|| default.to_owned());
+            match text.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    err(field, format!("{text:?} is not an IP:port address"));
+                    None
+                }
+            }
+        };
+        let listen = addr("listen", self.listen, DEFAULT_LISTEN);
+        let device_listen = addr("device_listen", self.device_listen, DEFAULT_DEVICE_LISTEN);
+        if let (Some(a), Some(b)) = (listen, device_listen) {
+            if a == b && a.port() != 0 {
+                err(
+                    "device_listen",
+                    format!("{b} is also the API listen address"),
+                );
+            }
+        }
+        let database_url = match self.database_url {
+            None => format!("sqlite://{}", data_dir.join("bulwark.db").display()),
+            Some(u)
+                if u.starts_with("sqlite:")
+                    || u.starts_with("postgres://")
+                    || u.starts_with("postgresql://") =>
+            {
+                u
+            }
+            Some(_) => {
+                err(
+                    "database_url",
+                    "must start with sqlite: or postgres://".into(),
+                );
+                String::new()
+            }
+        };
+        let mut names: BTreeSet<String> = ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for n in self.device_hostnames {
+            let ok = !n.is_empty()
+                && n.len() <= 253
+                && (n.parse::<std::net::IpAddr>().is_ok()
+                    || n.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    }));
+            if ok {
+                names.insert(n.to_ascii_lowercase());
+            } else {
+                err(
+                    "device_hostnames",
+                    format!("{n:?} is not a DNS name or IP address"),
+                );
+            }
+        }
+        let mut range = |field, v: Option<u64>, default: u64, lo: u64, hi: u64| -> u64 {
+            let v = v.unwrap_or(default);
+            if !(lo..=hi).contains(&v) {
+                err(field, format!("{v} is outside {lo}..={hi}"));
+            }
+            v
+        };
+        let poll = range(
+            "poll_interval_secs",
+            self.poll_interval_secs.map(u64::from),
+            60,
+            5,
+            86_400,
+        );
+        let body = range(
+            "max_body_bytes",
+            self.max_body_bytes.map(|v| v as u64),
+            1 << 20,
+            1024,
+            64 << 20,
+        );
+        let timeout = range(
+            "request_timeout_secs",
+            self.request_timeout_secs,
+            30,
+            1,
+            3_600,
+        );
+        let conns = range(
+            "max_device_connections",
+            self.max_device_connections.map(|v| v as u64),
+            100_000,
+            1,
+            10_000_000,
+        );
+        let flush = range("checkin_flush_ms", self.checkin_flush_ms, 1_000, 10, 60_000);
+        let days = range(
+            "device_cert_days",
+            self.device_cert_days.map(u64::from),
+            365,
+            1,
+            3_650,
+        );
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let (Some(listen), Some(device_listen)) = (listen, device_listen) else {
+            unreachable!("address errors were reported above")
+        };
+        Ok(ServerConfig {
+            data_dir,
+            listen,
+            device_listen,
+            database_url: Secret::new(database_url),
+            device_hostnames: names.into_iter().collect(),
+            poll_interval: Duration::from_secs(poll),
+            max_body_bytes: body as usize,
+            request_timeout: Duration::from_secs(timeout),
+            max_device_connections: conns as usize,
+            checkin_flush: Duration::from_millis(flush),
+            device_cert_validity: time::Duration::days(days as i64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let cfg = RawConfig {
+            data_dir: Some("/tmp/d".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(cfg.database_url.expose(), "sqlite:///tmp/d/bulwark.db");
+        assert_eq!(cfg.poll_interval, Duration::from_secs(60));
+        assert!(
+            format!("{cfg:?}").contains("[redacted]"),
+            "database URL may hold a password"
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let raw = RawConfig {
+            data_dir: None,
+            listen: Some("127.0.0.1:9000".into()),
+            device_listen: Some("127.0.0.1:9000".into()),
+            database_url: Some("mysql://x".into()),
+            device_hostnames: vec!["bad host".into(), "gw.example.com".into()],
+            poll_interval_secs: Some(1),
+            ..Default::default()
+        };
+        let errs: Vec<String> = raw
+            .validate()
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            vec![
+                "data_dir: is required (--data-dir DIR)",
+                "device_listen: 127.0.0.1:9000 is also the API listen address",
+                "database_url: must start with sqlite: or postgres://",
+                "device_hostnames: \"bad host\" is not a DNS name or IP address",
+                "poll_interval_secs: 1 is outside 5..=86400",
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_unknown_fields_are_refused_and_overlay_prefers_command_line() {
+        assert!(RawConfig::from_toml("listen = \"x\"\nlisten_typo = 1\n").is_err());
+        let file =
+            RawConfig::from_toml("listen = \"127.0.0.1:1\"\npoll_interval_secs = 30\n").unwrap();
+        let cli = RawConfig {
+            listen: Some("127.0.0.1:2".into()),
+            data_dir: Some("d".into()),
+            ..Default::default()
+        };
+        let cfg = file.overlay(cli).validate().unwrap();
+        assert_eq!(cfg.listen.port(), 2);
+        assert_eq!(cfg.poll_interval, Duration::from_secs(30));
+    }
+}

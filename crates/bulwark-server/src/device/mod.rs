@@ -1,0 +1,224 @@
+//! The device listener (`--device-listen`): HTTPS with optional client
+//! certificates. `POST /api/v1/enroll` needs no certificate (it is how a
+//! device gets one); every other device route needs a verified one.
+
+mod tls;
+
+pub use tls::{DeviceConn, serve, tls_config};
+
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use bulwark_pki::{PresentedToken, TokenKind};
+use bulwark_proto::{CheckinRequest, CheckinResponse, DeviceId, EnrollRequest, EnrollResponse};
+use bulwark_store::NewDevice;
+use tower::ServiceBuilder;
+
+use crate::api::{middleware_error, observe};
+use crate::error::{ApiError, Json};
+use crate::metrics::ResultLabels;
+use crate::state::AppState;
+
+fn count(state: &AppState, result: &'static str) {
+    state
+        .0
+        .metrics
+        .enrollments
+        .get_or_create(&ResultLabels { result })
+        .inc();
+}
+
+fn limit_errors(errs: Vec<bulwark_proto::LimitError>) -> ApiError {
+    ApiError::InvalidFields(errs.iter().map(ToString::to_string).collect())
+}
+
+/// Trade a one-time enrollment token and a CSR for a device certificate.
+#[utoipa::path(post, path = "/api/v1/enroll", tag = "device", request_body = EnrollRequest,
+    responses((status = 201, body = EnrollResponse), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 401, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody),
+        (status = 410, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn enroll(
+    State(state): State<AppState>,
+    Json(req): Json<EnrollRequest>,
+) -> Result<(axum::http::StatusCode, Json<EnrollResponse>), ApiError> {
+    let result = enroll_inner(&state, req).await;
+    count(
+        &state,
+        match &result {
+            Ok(_) => "ok",
+            Err(ApiError::EnrollTokenInvalid) => "invalid_token",
+            Err(ApiError::EnrollTokenExpired) => "expired_token",
+            Err(ApiError::Conflict(_)) => "used_token",
+            Err(_) => "error",
+        },
+    );
+    result.map(|r| (axum::http::StatusCode::CREATED, Json(r)))
+}
+
+async fn enroll_inner(state: &AppState, req: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+    req.validate().map_err(limit_errors)?;
+    let presented = PresentedToken::parse(TokenKind::Enroll, &req.token)
+        .map_err(|_| ApiError::EnrollTokenInvalid)?;
+    let token = state
+        .0
+        .store
+        .enroll_token(&presented.id)
+        .await?
+        .ok_or(ApiError::EnrollTokenInvalid)?;
+    if !presented.matches(&token.secret_hash) {
+        return Err(ApiError::EnrollTokenInvalid);
+    }
+    let now = state.0.clock.now();
+    if token.used_at.is_some() {
+        return Err(ApiError::Conflict(
+            "enrollment token has already been used".into(),
+        ));
+    }
+    if token.expires_at <= now {
+        return Err(ApiError::EnrollTokenExpired);
+    }
+    let mut raw = [0u8; 16];
+    state.0.rng.fill(&mut raw).map_err(ApiError::internal)?;
+    let id = DeviceId::from_uuid(uuid::Builder::from_random_bytes(raw).into_uuid());
+    let cert = state
+        .0
+        .ca
+        .sign_device_csr(
+            &req.csr_pem,
+            id,
+            &*state.0.rng,
+            now,
+            state.0.settings.device_cert_validity,
+        )
+        .map_err(|e| match e {
+            bulwark_pki::Error::InvalidCsr { reason } => {
+                ApiError::InvalidFields(vec![format!("csr_pem: {reason}")])
+            }
+            other => ApiError::internal(other),
+        })?;
+    let new = NewDevice {
+        id,
+        hostname: req.hostname,
+        cert_serial: cert.serial_hex.clone(),
+        cert_not_after: cert.not_after,
+    };
+    let device = state
+        .0
+        .store
+        .enroll_device(&token.id, new, now)
+        .await?
+        // Lost a race with another enrollment using the same token.
+        .ok_or_else(|| ApiError::Conflict("enrollment token has already been used".into()))?;
+    state.0.presence.load(&device);
+    tracing::info!(device = %id, group = %device.group, environment = %device.environment, "device enrolled");
+    Ok(EnrollResponse {
+        device_id: id,
+        certificate_pem: cert.pem,
+        ca_pem: state.0.ca.cert_pem().to_owned(),
+        poll_interval_secs: state.0.settings.poll_interval.as_secs() as u32,
+    })
+}
+
+/// Periodic check-in: presence, agent version, boot id, inventory.
+#[utoipa::path(post, path = "/api/v1/device/checkin", tag = "device", request_body = CheckinRequest,
+    responses((status = 200, body = CheckinResponse), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 401, body = bulwark_proto::ErrorBody), (status = 403, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn checkin(
+    State(state): State<AppState>,
+    conn: Option<Extension<DeviceConn>>,
+    Json(req): Json<CheckinRequest>,
+) -> Result<Json<CheckinResponse>, ApiError> {
+    let identity = conn
+        .and_then(|Extension(c)| c.identity)
+        .ok_or(ApiError::ClientCertRequired)?;
+    if state.0.revoked.contains(&identity.serial_hex) {
+        return Err(ApiError::Forbidden(
+            "device certificate has been revoked".into(),
+        ));
+    }
+    req.validate().map_err(limit_errors)?;
+    let id = identity.device_id;
+    let cached =
+        match state.0.presence.cached(&id) {
+            Some(c) => c,
+            None => {
+                let device = state
+                    .0
+                    .store
+                    .device(id)
+                    .await?
+                    .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
+                if device.cert_serial != identity.serial_hex {
+                    return Err(ApiError::Forbidden(
+                        "certificate is not this device's current certificate".into(),
+                    ));
+                }
+                state.0.presence.load(&device);
+                state.0.presence.cached(&id).ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("presence cache lost {id}"))
+                })?
+            }
+        };
+    if cached.revoked {
+        return Err(ApiError::Forbidden("device has been revoked".into()));
+    }
+    let now = state.0.clock.now();
+    let mut known_digest = cached.inventory_digest;
+    if let Some(inv) = &req.inventory {
+        if known_digest.as_deref() != Some(req.inventory_digest.as_str()) {
+            let json = serde_json::to_string(inv).map_err(ApiError::internal)?;
+            state
+                .0
+                .store
+                .put_inventory(id, &req.inventory_digest, &json, now)
+                .await?;
+            state
+                .0
+                .presence
+                .set_inventory_digest(&id, &req.inventory_digest);
+        }
+        known_digest = Some(req.inventory_digest.clone());
+    }
+    state
+        .0
+        .presence
+        .record(id, now, &req.agent_version, req.boot_id.as_deref());
+    state.0.metrics.checkins.inc();
+    Ok(Json(CheckinResponse {
+        poll_interval_secs: state.0.settings.poll_interval.as_secs() as u32,
+        send_inventory: known_digest.as_deref() != Some(req.inventory_digest.as_str()),
+        server_time: now,
+    }))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route".into())
+}
+
+/// The device router. Requests reach it with a [`DeviceConn`] extension
+/// set by [`serve`].
+pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Router {
+    let obs_state = state.clone();
+    Router::new()
+        .route("/api/v1/enroll", post(enroll))
+        .route("/api/v1/device/checkin", post(checkin))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(move |req, next| {
+                    observe("device", obs_state.clone(), req, next)
+                }))
+                .layer(HandleErrorLayer::new(middleware_error))
+                .timeout(timeout)
+                .layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,231 @@
+//! TLS for the device listener: a client-certificate verifier that also
+//! consults the revocation set, and the accept loop that hands each
+//! request its connection's verified identity.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use bulwark_pki::{PeerIdentity, Secret, peer_identity};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt as _;
+
+use crate::state::{AppState, RevokedSerials};
+
+/// The verified identity of a device connection, attached to each request.
+#[derive(Debug, Clone)]
+pub struct DeviceConn {
+    /// The device, when a valid client certificate was presented.
+    pub identity: Option<PeerIdentity>,
+    /// The peer's address.
+    pub peer: SocketAddr,
+}
+
+/// Chain verification by webpki against the device CA, then a revocation
+/// check by serial. Client certificates are optional at the TLS layer
+/// (enrollment has none), but one that is presented must be valid and not
+/// revoked, or the handshake fails.
+#[derive(Debug)]
+struct RevocationAwareVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    revoked: Arc<RevokedSerials>,
+}
+
+impl ClientCertVerifier for RevocationAwareVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let who = peer_identity(end_entity.as_ref()).map_err(|_| {
+            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+        })?;
+        if self.revoked.contains(&who.serial_hex) {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The device listener's rustls configuration (aws-lc-rs provider only).
+pub fn tls_config(
+    ca_der: &CertificateDer<'static>,
+    server_cert_pem: &str,
+    server_key_pem: &Secret,
+    revoked: Arc<RevokedSerials>,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca_der.clone())
+        .context("adding the device CA as trust anchor")?;
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .context("building the client certificate verifier")?;
+    let verifier = Arc::new(RevocationAwareVerifier { inner, revoked });
+    let cert = CertificateDer::from_pem_slice(server_cert_pem.as_bytes())
+        .context("server certificate PEM")?;
+    let key = PrivateKeyDer::from_pem_slice(server_key_pem.expose().as_bytes())
+        .context("server key PEM")?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert, ca_der.clone()], key)
+        .context("server certificate and key do not match")?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(65_536);
+    Ok(Arc::new(cfg))
+}
+
+/// How long a TLS handshake may take.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish after shutdown is requested.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Accepts device connections until `shutdown` resolves, then lets open
+/// connections finish their requests (up to [`SHUTDOWN_GRACE`]).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    state: AppState,
+    max_connections: usize,
+    idle_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(idle_timeout));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "device accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let state = state.clone();
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    state.0.metrics.tls_handshake_failures.inc();
+                    tracing::debug!(%peer, error = %e, "device TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    state.0.metrics.tls_handshake_failures.inc();
+                    return;
+                }
+            };
+            let identity = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| peer_identity(c.as_ref()).ok());
+            let conn_info = DeviceConn { identity, peer };
+            let svc =
+                tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(conn_info.clone());
+                    router.clone().oneshot(req)
+                });
+            state.0.metrics.device_connections.inc();
+            let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc));
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
+                }
+            }
+            state.0.metrics.device_connections.dec();
+        });
+    }
+    let _ = stop_tx.send(true);
+    // Every connection task holds a permit: all returned means all closed.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(
+        SHUTDOWN_GRACE + Duration::from_secs(1),
+        permits.acquire_many(all),
+    )
+    .await;
+}

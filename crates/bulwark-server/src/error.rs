@@ -1,0 +1,222 @@
+//! [`ApiError`]: every failure the HTTP layer can report, mapped to a status
+//! in one exhaustive `match` (no wildcard arm: a new variant forces a
+//! decision), plus the [`Json`] and [`Query`] extractors whose rejections use
+//! the same JSON error shape.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use bulwark_proto::{ErrorBody, ErrorDetail};
+use serde::de::DeserializeOwned;
+
+/// An API failure. 4xx variants carry a message that is safe to show;
+/// [`ApiError::Internal`] carries the real cause, which is logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request (bad JSON, bad id, bad parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is valid JSON but breaks field rules; all problems listed.
+    #[error("invalid fields: {}", .0.join("; "))]
+    InvalidFields(Vec<String>),
+    /// No or bad bearer token.
+    #[error("missing or invalid API token")]
+    Unauthenticated,
+    /// A device route without a verified client certificate.
+    #[error("a device client certificate is required")]
+    ClientCertRequired,
+    /// An enrollment token that is malformed, unknown or wrong.
+    #[error("invalid enrollment token")]
+    EnrollTokenInvalid,
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request collides with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The enrollment token was valid once, but has expired.
+    #[error("enrollment token has expired")]
+    EnrollTokenExpired,
+    /// Body over the size limit.
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    /// Wrong content type.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The request took longer than the server allows.
+    #[error("request timed out")]
+    Timeout,
+    /// The server is at capacity.
+    #[error("server is overloaded, retry later")]
+    Overloaded,
+    /// Anything else: logged with the request id, reported generically.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+/// Marker put in a 5xx response's extensions so the logging middleware can
+/// log the real cause next to the request id.
+#[derive(Debug, Clone)]
+pub(crate) struct InternalCause(pub(crate) String);
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            // 400
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::InvalidFields(_) => (StatusCode::BAD_REQUEST, "invalid_fields"),
+            // 401
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::ClientCertRequired => {
+                (StatusCode::UNAUTHORIZED, "client_certificate_required")
+            }
+            ApiError::EnrollTokenInvalid => (StatusCode::UNAUTHORIZED, "invalid_enrollment_token"),
+            // 403
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            // 404
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            // 408
+            ApiError::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            // 409
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            // 410
+            ApiError::EnrollTokenExpired => (StatusCode::GONE, "enrollment_token_expired"),
+            // 413
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            // 415
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            // 500
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            // 503
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+        }
+    }
+
+    /// Wraps any error as an internal one.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<bulwark_store::Error> for ApiError {
+    fn from(e: bulwark_store::Error) -> Self {
+        match e {
+            bulwark_store::Error::Conflict { what } => {
+                ApiError::Conflict(format!("{what} already exists"))
+            }
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(_) => {
+                "internal server error; see the server log for this request id".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+                request_id: None,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::Internal(cause) = &self {
+            resp.extensions_mut()
+                .insert(InternalCause(format!("{cause:#}")));
+        }
+        resp
+    }
+}
+
+fn from_rejection(status: StatusCode, text: String) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(text),
+        _ => ApiError::BadRequest(text),
+    }
+}
+
+/// `axum::Json`, but a rejection is an [`ApiError`] with the JSON error shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    from_rejection(rej.status(), rej.body_text())
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query` with [`ApiError`] rejections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(rej) => Err(query_rejection(rej)),
+        }
+    }
+}
+
+fn query_rejection(rej: QueryRejection) -> ApiError {
+    from_rejection(rej.status(), rej.body_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let resp = ApiError::internal(anyhow::anyhow!("password=hunter2 in connection string"))
+            .into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            resp.extensions()
+                .get::<InternalCause>()
+                .unwrap()
+                .0
+                .contains("hunter2")
+        );
+    }
+
+    #[test]
+    fn store_conflicts_are_409() {
+        let e: ApiError = bulwark_store::Error::Conflict {
+            what: "account \"a\"".into(),
+        }
+        .into();
+        assert_eq!(e.status_and_code().0, StatusCode::CONFLICT);
+    }
+}

@@ -1,0 +1,267 @@
+//! The Bulwark control plane: admin API, device listener, and the engines
+//! behind them.
+//!
+//! # Brief overview
+//!
+//! - [`RawConfig`] → [`RawConfig::validate`] → [`ServerConfig`]: pure
+//!   configuration checking that reports every problem at once.
+//! - [`Server::start`] — opens the data directory (device CA, sealed keys,
+//!   store), binds both listeners, and runs until [`Server::shutdown`].
+//!   [`run`] is the same with a shutdown signal, for `main`.
+//! - [`api::router`] — the admin API (`/api/v1`, bearer tokens, OpenAPI at
+//!   `/api/v1/openapi.json`, `/healthz`, `/metrics`).
+//! - [`device::router`] and [`device::serve`] — the device listener: mutual
+//!   TLS, enrollment and check-in.
+//! - [`AppState`] — what handlers share: the store, the [`Clock`], the
+//!   random source, the CA, the revocation set and the presence table.
+//! - [`ApiError`] — every HTTP failure, mapped to a status in one match.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use bulwark_server::{RawConfig, Server, SystemClock};
+//! let config = RawConfig { data_dir: Some("/tmp/bulwark".into()), ..Default::default() }
+//!     .validate()
+//!     .map_err(|errs| anyhow::anyhow!("{errs:?}"))?;
+//! let server = Server::start(config, std::sync::Arc::new(SystemClock)).await?;
+//! println!("API on http://{}", server.api_addr());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Design
+//!
+//! Handlers never read the system clock or the OS RNG directly: both come
+//! from [`AppState`], so tests run on a [`ManualClock`]. Check-ins are
+//! buffered in memory and written in batches (see `presence`), everything
+//! else is written through. Device identity comes only from the verified
+//! client certificate, never from a request field.
+//!
+//! # Current limitations
+//!
+//! The admin API listener speaks plain HTTP; keep it on loopback or put a
+//! TLS-terminating proxy in front. Revocations made by another replica reach
+//! this one's TLS layer within 10 s (periodic reload).
+
+pub mod api;
+mod auth;
+mod bootstrap;
+mod clock;
+mod config;
+pub mod device;
+mod error;
+mod metrics;
+mod presence;
+mod state;
+
+pub use auth::{Caller, Permission, allows};
+pub use bootstrap::{ensure_data_dir, write_secret_file};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, DEFAULT_DEVICE_LISTEN, DEFAULT_LISTEN, RawConfig, ServerConfig};
+pub use error::{ApiError, Json, Query};
+pub use presence::is_online;
+pub use state::{AppState, RevokedSerials, Settings};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bulwark_pki::{RandomSource, SystemRandom};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How often the revocation set is reloaded from the store.
+pub const REVOCATION_RELOAD: Duration = Duration::from_secs(10);
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    api_addr: SocketAddr,
+    device_addr: SocketAddr,
+    data_dir: PathBuf,
+    admin_token_file: Option<PathBuf>,
+    state: AppState,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Prepares the data directory and store, binds both listeners and starts
+    /// serving. Port 0 in the config binds a free port (see
+    /// [`Server::api_addr`]).
+    pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
+        let rng: Arc<dyn RandomSource> = Arc::new(SystemRandom);
+        let now = clock.now();
+        bootstrap::ensure_data_dir(&config.data_dir)?;
+        let master = bootstrap::master_key(&config.data_dir, &*rng)?;
+        let ca = Arc::new(bootstrap::device_ca(&config.data_dir, &master, &*rng, now)?);
+        let store = bulwark_store::open(config.database_url.expose())
+            .await
+            .context("opening the store (check --database-url)")?;
+        let admin_token_file =
+            bootstrap::first_admin(&config.data_dir, &*store, &*rng, now).await?;
+        let revoked = Arc::new(RevokedSerials::default());
+        let settings = Settings {
+            poll_interval: config.poll_interval,
+            device_cert_validity: config.device_cert_validity,
+        };
+        let state = AppState::new(
+            store,
+            clock,
+            rng.clone(),
+            ca.clone(),
+            revoked.clone(),
+            settings,
+        );
+        state
+            .reload_revocations()
+            .await
+            .context("loading revoked devices")?;
+
+        let (server_cert, server_key) = ca.issue_server_cert(
+            &config.device_hostnames,
+            &*rng,
+            now,
+            time::Duration::days(30),
+        )?;
+        let tls = device::tls_config(ca.cert_der(), &server_cert.pem, &server_key, revoked)?;
+
+        let api_listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the API listener on {}", config.listen))?;
+        let device_listener = TcpListener::bind(config.device_listen)
+            .await
+            .with_context(|| format!("binding the device listener on {}", config.device_listen))?;
+        let api_addr = api_listener.local_addr()?;
+        let device_addr = device_listener.local_addr()?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut tasks = JoinSet::new();
+        let api = api::router(state.clone(), config.max_body_bytes, config.request_timeout);
+        let api_stop = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            if let Err(e) = axum::serve(api_listener, api)
+                .with_graceful_shutdown(api_stop)
+                .await
+            {
+                tracing::error!(error = %e, "API listener failed");
+            }
+        });
+        let dev_router =
+            device::router(state.clone(), config.max_body_bytes, config.request_timeout);
+        let idle = config.poll_interval * 2 + Duration::from_secs(10);
+        tasks.spawn(device::serve(
+            device_listener,
+            tls,
+            dev_router,
+            state.clone(),
+            config.max_device_connections,
+            idle,
+            stopped(stop_rx.clone()),
+        ));
+        tasks.spawn(background(
+            state.clone(),
+            config.checkin_flush,
+            stopped(stop_rx),
+        ));
+        tracing::info!(%api_addr, %device_addr, backend = state.store().backend(), "bulwark server started");
+        Ok(Server {
+            api_addr,
+            device_addr,
+            data_dir: config.data_dir,
+            admin_token_file,
+            state,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Where the admin API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Where the device listener listens.
+    pub fn device_addr(&self) -> SocketAddr {
+        self.device_addr
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// Set on first start: where the admin token was written.
+    pub fn admin_token_file(&self) -> Option<&std::path::Path> {
+        self.admin_token_file.as_deref()
+    }
+
+    /// Shared state (for in-process tools and tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting, lets requests in flight finish, flushes buffered
+    /// check-ins.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        while let Some(r) = self.tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "server task panicked");
+            }
+        }
+        self.state
+            .flush_checkins()
+            .await
+            .context("final check-in flush")?;
+        tracing::info!("bulwark server stopped");
+        Ok(())
+    }
+}
+
+async fn background(state: AppState, flush_every: Duration, stop: impl Future<Output = ()>) {
+    let mut flush = tokio::time::interval(flush_every);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reload = tokio::time::interval(REVOCATION_RELOAD);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => {
+                if let Err(e) = state.flush_checkins().await {
+                    tracing::warn!(error = %e, "check-in flush failed; will retry");
+                }
+            }
+            _ = reload.tick() => {
+                if let Err(e) = state.reload_revocations().await {
+                    tracing::warn!(error = %e, "revocation reload failed; will retry");
+                }
+            }
+            () = &mut stop => break,
+        }
+    }
+}
+
+/// Starts the server and runs it until `signal` resolves.
+pub async fn run(config: ServerConfig, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let server = Server::start(config, Arc::new(SystemClock)).await?;
+    println!("Bulwark API:     http://{}", server.api_addr());
+    println!(
+        "Device listener: https://{} (CA: {})",
+        server.device_addr(),
+        server.data_dir().join("ca.pem").display()
+    );
+    if let Some(p) = server.admin_token_file() {
+        println!("Admin token written to {} (mode 0600)", p.display());
+    }
+    signal.await;
+    server.shutdown().await
+}

@@ -1,0 +1,128 @@
+//! [`AppState`]: what every handler can reach.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bulwark_pki::{DeviceCa, RandomSource};
+use bulwark_store::Store;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::presence::Presence;
+
+/// Serials of revoked device certificates. Read by the TLS verifier on every
+/// handshake (sync, hence a lock and not a store query) and by every device
+/// request, so a revocation takes effect at once on new and live connections.
+#[derive(Debug, Default)]
+pub struct RevokedSerials(RwLock<HashSet<String>>);
+
+impl RevokedSerials {
+    /// True when `serial_hex` was revoked.
+    pub fn contains(&self, serial_hex: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(serial_hex)
+    }
+
+    /// Adds a revoked serial.
+    pub fn insert(&self, serial_hex: String) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(serial_hex);
+    }
+
+    /// Replaces the whole set (periodic reload from the store).
+    pub fn replace(&self, serials: impl IntoIterator<Item = String>) {
+        let set: HashSet<String> = serials.into_iter().collect();
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = set;
+    }
+}
+
+/// Settings handlers need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Agent poll interval.
+    pub poll_interval: Duration,
+    /// Device certificate validity.
+    pub device_cert_validity: time::Duration,
+}
+
+/// Shared state, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: Arc<dyn RandomSource>,
+    pub(crate) ca: Arc<DeviceCa>,
+    pub(crate) revoked: Arc<RevokedSerials>,
+    pub(crate) presence: Presence,
+    pub(crate) metrics: Metrics,
+    pub(crate) settings: Settings,
+}
+
+impl AppState {
+    /// Assembles the state from its parts.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn RandomSource>,
+        ca: Arc<DeviceCa>,
+        revoked: Arc<RevokedSerials>,
+        settings: Settings,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            clock,
+            rng,
+            ca,
+            revoked,
+            presence: Presence::new(),
+            metrics: Metrics::new(),
+            settings,
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// Writes buffered check-ins to the store; returns how many.
+    pub async fn flush_checkins(&self) -> Result<usize, bulwark_store::Error> {
+        let batch = self.0.presence.drain_dirty();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match self.0.store.record_checkins(&batch).await {
+            Ok(()) => {
+                self.0
+                    .metrics
+                    .checkin_rows_flushed
+                    .inc_by(batch.len() as u64);
+                Ok(batch.len())
+            }
+            Err(e) => {
+                self.0.metrics.checkin_flush_failures.inc();
+                self.0.presence.requeue(batch);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reloads the revoked serials from the store (other replicas may have
+    /// revoked devices).
+    pub async fn reload_revocations(&self) -> Result<(), bulwark_store::Error> {
+        let serials = self.0.store.revoked_serials().await?;
+        self.0.revoked.replace(serials);
+        Ok(())
+    }
+}
