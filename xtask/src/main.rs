@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -29,11 +32,18 @@ fn cargo() -> Command {
 fn run(mut cmd: Command) -> Result<(), String> {
     eprintln!("$ {cmd:?}");
     let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
 }
 
 fn have(bin: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {bin}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn postgres_installed() -> bool {
@@ -52,7 +62,15 @@ fn ensure_packages() -> Result<(), String> {
         return Ok(());
     }
     eprintln!("installing missing Debian packages: {}", missing.join(" "));
-    let sudo = if Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0")) { "" } else { "sudo " };
+    let sudo = if Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+    {
+        ""
+    } else {
+        "sudo "
+    };
     let script = format!(
         "{sudo}apt-get update -q && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -q {}",
         missing.join(" ")
@@ -68,17 +86,28 @@ fn fuzz(seconds: u64) -> Result<(), String> {
         c.args(["install", "cargo-fuzz", "--locked"]);
         run(c)?;
     }
-    let targets = std::fs::read_dir(root().join("fuzz/fuzz_targets")).map_err(|e| format!("fuzz/fuzz_targets: {e}"))?;
+    let targets = std::fs::read_dir(root().join("fuzz/fuzz_targets"))
+        .map_err(|e| format!("fuzz/fuzz_targets: {e}"))?;
     let mut names: Vec<String> = targets
         .flatten()
-        .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter_map(|e| {
+            e.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .collect();
     names.sort();
     for t in names {
         let mut c = cargo();
         c.current_dir(root().join("fuzz"))
             .env("RUSTC_BOOTSTRAP", "1")
-            .args(["fuzz", "run", &t, "--", &format!("-max_total_time={seconds}")]);
+            .args([
+                "fuzz",
+                "run",
+                &t,
+                "--",
+                &format!("-max_total_time={seconds}"),
+            ]);
         run(c)?;
     }
     Ok(())
@@ -90,7 +119,15 @@ fn ci() -> Result<(), String> {
     c.args(["fmt", "--all", "--check"]);
     run(c)?;
     let mut c = cargo();
-    c.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     run(c)?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--locked"]);
@@ -100,7 +137,15 @@ fn ci() -> Result<(), String> {
 
 fn bench(quick: bool) -> Result<(), String> {
     let mut c = cargo();
-    c.args(["build", "--release", "--locked", "-p", "bulwark-cli", "-p", "bulwark-bench"]);
+    c.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "bulwark-cli",
+        "-p",
+        "bulwark-bench",
+    ]);
     run(c)?;
     let exe = root().join("target/release/bulwark-bench");
     let mut c = Command::new(&exe);
@@ -127,10 +172,20 @@ fn record(rows: &str, quick: bool) -> Result<(), String> {
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let date = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
     let section = format!(
         "{BEGIN}\nLast run: {date}, `cargo xtask bench{}` on {cores} cores ({cpu}).\n\n{}\n{END}",
         if quick { " --quick" } else { "" },
@@ -150,7 +205,11 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::check(&root()).map_err(|problems| problems.join("\n")),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         Some("fuzz") => {
-            let secs = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok());
+            let secs = args
+                .iter()
+                .position(|a| a == "--seconds")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|s| s.parse().ok());
             fuzz(secs.unwrap_or(60))
         }
         _ => Err("usage: cargo xtask <ci | tidy | bench [--quick] | fuzz [--seconds N]>".into()),

@@ -12,13 +12,26 @@ use std::path::{Path, PathBuf};
 /// Crates that must stay free of I/O, async runtimes and databases.
 const PURE_CRATES: &[&str] = &["bulwark-proto", "bulwark-pkgdb", "bulwark-pki"];
 /// Dependencies a pure crate may not have.
-const IO_DEPS: &[&str] = &["tokio", "sqlx", "reqwest", "hyper", "hyper-util", "axum", "tower", "tower-http", "rustls", "tokio-rustls"];
+const IO_DEPS: &[&str] = &[
+    "tokio",
+    "sqlx",
+    "reqwest",
+    "hyper",
+    "hyper-util",
+    "axum",
+    "tower",
+    "tower-http",
+    "rustls",
+    "tokio-rustls",
+];
 
 /// Packages that must never enter the build.
 const BANNED_PACKAGES: &[&str] = &["ring", "openssl-sys", "native-tls"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let name = e.file_name();
@@ -41,10 +54,13 @@ fn dependencies_section(toml: &str) -> Vec<String> {
             in_deps = t == "[dependencies]";
             continue;
         }
-        if in_deps {
-            if let Some(name) = t.split(['=', '.', ' ']).next().filter(|n| !n.is_empty() && !n.starts_with('#')) {
-                deps.push(name.to_owned());
-            }
+        if in_deps
+            && let Some(name) = t
+                .split(['=', '.', ' '])
+                .next()
+                .filter(|n| !n.is_empty() && !n.starts_with('#'))
+        {
+            deps.push(name.to_owned());
         }
     }
     deps
@@ -72,7 +88,10 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
         for (i, line) in text.lines().enumerate() {
             let t = line.trim_start();
             if t.starts_with(&should_panic) || t.starts_with(&ignore_attr) {
-                problems.push(format!("{rel}:{}: no should_panic/ignore; assert the current behaviour with a FIXME", i + 1));
+                problems.push(format!(
+                    "{rel}:{}: no should_panic/ignore; assert the current behaviour with a FIXME",
+                    i + 1
+                ));
             }
         }
     }
@@ -81,9 +100,13 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
     };
     for c in crates.flatten() {
         let name = c.file_name().to_string_lossy().into_owned();
-        let Ok(toml) = std::fs::read_to_string(c.path().join("Cargo.toml")) else { continue };
+        let Ok(toml) = std::fs::read_to_string(c.path().join("Cargo.toml")) else {
+            continue;
+        };
         if !toml.contains("[lints]\nworkspace = true") {
-            problems.push(format!("crates/{name}/Cargo.toml: must have `[lints] workspace = true`"));
+            problems.push(format!(
+                "crates/{name}/Cargo.toml: must have `[lints] workspace = true`"
+            ));
         }
         if PURE_CRATES.contains(&name.as_str()) {
             for dep in dependencies_section(&toml) {
@@ -100,30 +123,56 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     match std::process::Command::new(cargo)
         .current_dir(root)
-        .args(["tree", "--workspace", "--target", "all", "-e", "normal,build", "--prefix", "none", "--format", "{p}"])
+        .args([
+            "tree",
+            "--workspace",
+            "--target",
+            "all",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
         .output()
     {
         Ok(out) if out.status.success() => {
             let tree = String::from_utf8_lossy(&out.stdout);
             for banned in BANNED_PACKAGES {
                 if tree.lines().any(|l| l.split(' ').next() == Some(banned)) {
-                    problems.push(format!("dependency graph: {banned} is banned (aws-lc-rs and rustls only)"));
+                    problems.push(format!(
+                        "dependency graph: {banned} is banned (aws-lc-rs and rustls only)"
+                    ));
                 }
             }
         }
-        Ok(out) => problems.push(format!("cargo tree failed: {}", String::from_utf8_lossy(&out.stderr))),
+        Ok(out) => problems.push(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )),
         Err(e) => problems.push(format!("cannot run cargo tree: {e}")),
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn tidy() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
         if let Err(problems) = super::check(root) {
-            panic!("tidy found {} problem(s):\n{}", problems.len(), problems.join("\n"));
+            panic!(
+                "tidy found {} problem(s):\n{}",
+                problems.len(),
+                problems.join("\n")
+            );
         }
     }
 

@@ -214,12 +214,12 @@ async fn post_json<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
         .await
         .map_err(|e| transport_error(&url, &e))?;
     let status = resp.status();
-    if let Some(len) = resp.content_length() {
-        if len > MAX_RESPONSE_BYTES as u64 {
-            return Err(Error::Protocol(format!(
-                "response of {len} bytes is over the limit"
-            )));
-        }
+    if let Some(len) = resp.content_length()
+        && len > MAX_RESPONSE_BYTES as u64
+    {
+        return Err(Error::Protocol(format!(
+            "response of {len} bytes is over the limit"
+        )));
     }
     let bytes = resp.bytes().await.map_err(|e| transport_error(&url, &e))?;
     if bytes.len() > MAX_RESPONSE_BYTES {

@@ -314,8 +314,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&raw)?;
             } else {
                 println!(
-                    "{:<16}  {:<16}  {:<12}  {:<25}  {}",
-                    "ID", "GROUP", "ENV", "EXPIRES", "USED BY"
+                    "{:<16}  {:<16}  {:<12}  {:<25}  USED BY",
+                    "ID", "GROUP", "ENV", "EXPIRES"
                 );
                 for t in list {
                     let used = t

@@ -123,7 +123,7 @@ impl DeviceCa {
             &rcgen::PKCS_ECDSA_P384_SHA384,
             &rcgen::PKCS_ED25519,
         ];
-        if !allowed.iter().any(|a| *a == alg) {
+        if !allowed.contains(&alg) {
             return Err(Error::InvalidCsr {
                 reason: "key algorithm must be ECDSA P-256, P-384 or Ed25519".into(),
             });

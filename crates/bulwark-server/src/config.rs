@@ -139,13 +139,14 @@ impl RawConfig {
         };
         let listen = addr("listen", self.listen, DEFAULT_LISTEN);
         let device_listen = addr("device_listen", self.device_listen, DEFAULT_DEVICE_LISTEN);
-        if let (Some(a), Some(b)) = (listen, device_listen) {
-            if a == b && a.port() != 0 {
-                err(
-                    "device_listen",
-                    format!("{b} is also the API listen address"),
-                );
-            }
+        if let (Some(a), Some(b)) = (listen, device_listen)
+            && a == b
+            && a.port() != 0
+        {
+            err(
+                "device_listen",
+                format!("{b} is also the API listen address"),
+            );
         }
         let database_url = match self.database_url {
             None => format!("sqlite://{}", data_dir.join("bulwark.db").display()),

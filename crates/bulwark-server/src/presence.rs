@@ -160,10 +160,10 @@ impl Presence {
     /// Puts back updates whose flush failed, unless newer data arrived.
     pub(crate) fn requeue(&self, failed: Vec<CheckinUpdate>) {
         for u in failed {
-            if let Some(e) = self.shard(&u.id).get_mut(&u.id) {
-                if e.last_seen == Some(u.at) {
-                    e.dirty = true;
-                }
+            if let Some(e) = self.shard(&u.id).get_mut(&u.id)
+                && e.last_seen == Some(u.at)
+            {
+                e.dirty = true;
             }
         }
     }

@@ -108,13 +108,13 @@ async fn api_cases() {
         if !status.is_success() {
             match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(body) => {
-                    if let Some(code) = &case.code {
-                        if &body.error.code != code {
-                            problems.push(format!(
-                                "code {:?} (expected {code:?}): {}",
-                                body.error.code, body.error.message
-                            ));
-                        }
+                    if let Some(code) = &case.code
+                        && &body.error.code != code
+                    {
+                        problems.push(format!(
+                            "code {:?} (expected {code:?}): {}",
+                            body.error.code, body.error.message
+                        ));
                     }
                     if ctype.as_deref() != Some("application/json") {
                         problems.push(format!("content-type {ctype:?}"));

@@ -120,10 +120,10 @@ pub(crate) async fn create_token(
     {
         errors.push("label: 1-128 printable characters".to_owned());
     }
-    if let Some(s) = req.expires_in_secs {
-        if !(60..=5 * 365 * 86_400).contains(&s) {
-            errors.push("expires_in_secs: must be between 60 and 157680000".to_owned());
-        }
+    if let Some(s) = req.expires_in_secs
+        && !(60..=5 * 365 * 86_400).contains(&s)
+    {
+        errors.push("expires_in_secs: must be between 60 and 157680000".to_owned());
     }
     if !errors.is_empty() {
         return Err(ApiError::InvalidFields(errors));

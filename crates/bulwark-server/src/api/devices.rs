@@ -27,12 +27,12 @@ pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
     let mut last_seen = d.last_seen;
     let mut agent_version = d.agent_version;
     let mut boot_id = d.boot_id;
-    if let Some(seen) = state.0.presence.seen(&d.id) {
-        if seen.last_seen > last_seen {
-            last_seen = seen.last_seen;
-            agent_version = seen.agent_version;
-            boot_id = seen.boot_id;
-        }
+    if let Some(seen) = state.0.presence.seen(&d.id)
+        && seen.last_seen > last_seen
+    {
+        last_seen = seen.last_seen;
+        agent_version = seen.agent_version;
+        boot_id = seen.boot_id;
     }
     DeviceView {
         id: d.id,

@@ -17,6 +17,7 @@ use time::macros::datetime;
 pub const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 pub const MAX_BODY: usize = 64 * 1024;
 
+#[derive(Debug)]
 pub struct Fixture {
     pub state: AppState,
     pub store: Arc<dyn Store>,
