@@ -1,0 +1,190 @@
+//! The `bulwark` binary as a user runs it: exit codes and messages for bad
+//! input, and a real server round trip.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+fn bulwark() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    c.env_remove("BULWARK_SERVER")
+        .env_remove("BULWARK_TOKEN")
+        .env_remove("BULWARK_DATA_DIR")
+        .env_remove("BULWARK_DATABASE_URL");
+    c
+}
+
+fn run(c: &mut Command) -> (i32, String, String) {
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn missing_server_or_token_is_a_clear_error() {
+    let (code, _, err) = run(bulwark().args(["devices", "list"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no server: set BULWARK_SERVER"), "{err}");
+    let (code, _, err) = run(bulwark()
+        .args(["devices", "list"])
+        .env("BULWARK_SERVER", "http://127.0.0.1:1"));
+    assert_eq!(code, 1);
+    assert!(err.contains("no API token"), "{err}");
+    let (code, _, err) = run(bulwark()
+        .args(["devices", "list"])
+        .env("BULWARK_SERVER", "ftp://x")
+        .env("BULWARK_TOKEN", "t"));
+    assert_eq!(code, 1);
+    assert!(err.contains("must start with http://"), "{err}");
+}
+
+#[test]
+fn invalid_server_configuration_lists_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bulwark.toml");
+    std::fs::write(
+        &cfg,
+        "poll_interval_secs = 1\ndatabase_url = \"mysql://x\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(bulwark()
+        .args(["server", "--config"])
+        .arg(&cfg)
+        .args(["--listen", "nonsense"]));
+    assert_eq!(code, 1);
+    for needle in [
+        "data_dir: is required",
+        "listen: \"nonsense\" is not an IP:port",
+        "database_url: must start with",
+        "poll_interval_secs: 1 is outside",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in {err}");
+    }
+    std::fs::write(&cfg, "listen_adress = \"127.0.0.1:1\"\n").unwrap();
+    let (code, _, err) = run(bulwark().args(["server", "--config"]).arg(&cfg));
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field `listen_adress`"), "{err}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_usage() {
+    let (code, _, err) = run(bulwark().args(["devices", "tag", "x"]));
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(bulwark()
+        .args([
+            "enroll-token",
+            "create",
+            "--group",
+            "g",
+            "--env",
+            "e",
+            "--ttl",
+            "soon",
+        ])
+        .env("BULWARK_SERVER", "http://127.0.0.1:1")
+        .env("BULWARK_TOKEN", "t"));
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a duration"), "{err}");
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    let (code, out, _) = run(bulwark().arg("openapi"));
+    assert_eq!(code, 0);
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi.json"
+    ))
+    .unwrap();
+    assert_eq!(out, committed);
+}
+
+/// Starts `bulwark server` on free ports, then drives it with the CLI.
+#[test]
+fn server_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let (api, dev) = (free(), free());
+    let mut server = bulwark()
+        .args([
+            "server",
+            "--listen",
+            &api,
+            "--device-listen",
+            &dev,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let done = line.starts_with("Admin token written to");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    assert!(
+        !printed.join("\n").contains(token.trim()),
+        "the token itself must never be printed"
+    );
+    let env = |c: &mut Command| {
+        c.env("BULWARK_SERVER", format!("http://{api}"))
+            .env("BULWARK_TOKEN", token.trim());
+    };
+    let mut c = bulwark();
+    env(&mut c);
+    let (code, out, err) = run(c.args([
+        "enroll-token",
+        "create",
+        "--group",
+        "lobby-sensors",
+        "--env",
+        "staging",
+        "--ttl",
+        "10m",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim().starts_with("bwe_"), "{out}");
+    let mut c = bulwark();
+    env(&mut c);
+    let (code, _, err) = run(c.args(["devices", "show", "not-an-id"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid device id") && err.contains("HTTP 400"),
+        "{err}"
+    );
+    let mut c = bulwark();
+    env(&mut c);
+    let (code, _, err) = run(c.args(["accounts", "create", "ana", "--role", "wizard"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("role: must be one of"), "{err}");
+    let mut c = bulwark();
+    env(&mut c);
+    let (code, out, _) = run(c.args(["whoami"]));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("admin (admin)"), "{out}");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status();
+    let status = server.wait().unwrap();
+    assert!(
+        status.success(),
+        "graceful shutdown on SIGTERM exits 0, got {status}"
+    );
+}
