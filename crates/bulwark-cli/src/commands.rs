@@ -25,13 +25,13 @@ pub(crate) struct Cli {
 
 /// Where the API is and how to authenticate.
 #[derive(Debug, Args)]
-struct Conn {
+pub(crate) struct Conn {
     /// API URL (default: $BULWARK_SERVER).
     #[arg(long, global = true)]
-    server: Option<String>,
+    pub(crate) server: Option<String>,
     /// API token (default: $BULWARK_TOKEN).
     #[arg(long, global = true, hide_env_values = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +58,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read, prove and verify the audit journal.
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCmd),
     /// Print the server's OpenAPI document (generated from the code; no server needed).
     Openapi,
 }
@@ -267,6 +270,7 @@ fn device_row(d: &DeviceView) -> String {
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Server(args) => server(args).await?,
+        Command::Audit(cmd) => crate::audit::run(cmd).await?,
         Command::Openapi => println!("{}", bulwark_server::api::openapi().to_pretty_json()?),
         Command::Whoami { conn, json } => {
             let api = Api::from_env(conn.server, conn.token)?;

@@ -1,5 +1,6 @@
 //! `bulwark`: the control plane server and its command-line client.
 
+mod audit;
 mod client;
 mod commands;
 

@@ -16,6 +16,8 @@
 //!   the inventory is sent only when its [`Inventory::digest`] is new to the
 //!   server.
 //! - [`ErrorBody`] — the JSON error shape of every 4xx/5xx response.
+//! - [`JournalEntry`] — an audit journal entry and its canonical bytes (the
+//!   Merkle leaf), with [`state_digest`] for before/after snapshots.
 //!
 //! # Example
 //!
@@ -41,6 +43,7 @@
 mod device;
 mod error;
 mod id;
+mod journal;
 
 pub use device::{
     CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InstalledPackage, Inventory,
@@ -48,6 +51,7 @@ pub use device::{
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use id::{DeviceId, InvalidDeviceId};
+pub use journal::{JournalActor, JournalEntry, MAX_JOURNAL_ENTRY, NotCanonical, state_digest};
 
 /// Path prefix of every HTTP API route, on both listeners.
 pub const API_PREFIX: &str = "/api/v1";

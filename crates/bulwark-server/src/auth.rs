@@ -3,7 +3,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use bulwark_pki::{PresentedToken, TokenKind};
-use bulwark_store::{Account, Role};
+use bulwark_proto::JournalActor;
+use bulwark_store::{Account, Audit, Role};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -44,9 +45,28 @@ pub struct Caller {
     pub account: Account,
     /// The token it used.
     pub token_id: String,
+    /// The request id (`x-request-id`).
+    pub request_id: Option<String>,
+    /// The client's address.
+    pub source: Option<String>,
 }
 
 impl Caller {
+    /// The journal context of a change this caller makes at `time`.
+    pub fn audit(&self, time: time::OffsetDateTime) -> Audit {
+        Audit {
+            time,
+            actor: JournalActor {
+                kind: "account".into(),
+                id: self.account.id.clone(),
+                name: Some(self.account.name.clone()),
+                token_id: Some(self.token_id.clone()),
+            },
+            request_id: self.request_id.clone(),
+            source: self.source.clone(),
+        }
+    }
+
     /// Fails with 403 unless the caller's role allows `p`.
     pub fn require(&self, p: Permission) -> Result<(), ApiError> {
         if allows(self.account.role, p) {
@@ -89,8 +109,32 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             account,
             token_id: token.id,
+            request_id: request_id(parts),
+            source: source(parts),
         })
     }
+}
+
+/// The request id the `observe` middleware assigned.
+pub(crate) fn request_id(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<crate::api::RequestId>()
+        .map(|r| r.0.clone())
+}
+
+/// The peer address, when the listener recorded it.
+pub(crate) fn source(parts: &Parts) -> Option<String> {
+    if let Some(c) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(c.0.to_string());
+    }
+    parts
+        .extensions
+        .get::<crate::device::DeviceConn>()
+        .map(|c| c.peer.to_string())
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@
 //! | `ca.pem` | device CA certificate (agents pin it) |
 //! | `ca-key.sealed` | device CA private key, AES-256-GCM under `master.key` |
 //! | `admin.token` | the first admin's API token, written once on first start |
+//! | `journal-key.sealed` | Ed25519 seed that signs journal checkpoints, sealed |
+//! | `journal.origin` | the journal's origin line (names this instance) |
+//! | `journal.vkey` | the checkpoint verifier key (public; pin it) |
 //! | `bulwark.db` | SQLite store (unless `--database-url` points elsewhere) |
 //!
 //! The device listener's own certificate is issued from the CA at every
@@ -20,10 +23,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use bulwark_pki::{DeviceCa, IssuedToken, MasterKey, RandomSource, Secret, TokenKind};
-use bulwark_store::{NewAccount, NewApiToken, Role, Store};
+use bulwark_store::{Audit, NewAccount, NewApiToken, Role, Store};
 use time::OffsetDateTime;
 
 const CA_KEY_CONTEXT: &[u8] = b"bulwark device CA key v1";
+const JOURNAL_KEY_CONTEXT: &[u8] = b"bulwark journal key v1";
 
 /// Creates `dir` (0700) if missing and refuses one others can read.
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
@@ -112,6 +116,63 @@ pub(crate) fn device_ca(
     Ok(ca)
 }
 
+/// Loads the journal's signing key and origin, creating both on first
+/// start. The origin is fixed from then on: a checkpoint names its log.
+pub(crate) fn journal_signer(
+    dir: &Path,
+    master: &MasterKey,
+    rng: &dyn RandomSource,
+    wanted_origin: Option<&str>,
+) -> Result<bulwark_tlog::NoteSigner> {
+    let origin_path = dir.join("journal.origin");
+    let key_path = dir.join("journal-key.sealed");
+    let origin = if origin_path.exists() {
+        let stored = fs::read_to_string(&origin_path)
+            .with_context(|| format!("reading {}", origin_path.display()))?;
+        let stored = stored.trim().to_owned();
+        if let Some(w) = wanted_origin {
+            anyhow::ensure!(
+                w == stored,
+                "journal origin is {stored:?} and cannot be changed to {w:?}"
+            );
+        }
+        stored
+    } else {
+        let origin = match wanted_origin {
+            Some(o) => o.to_owned(),
+            None => {
+                let mut id = [0u8; 8];
+                rng.fill(&mut id)?;
+                format!("bulwark.invalid/journal/{}", hex::encode(id))
+            }
+        };
+        fs::write(&origin_path, format!("{origin}\n"))
+            .with_context(|| format!("writing {}", origin_path.display()))?;
+        origin
+    };
+    let seed: [u8; 32] = if key_path.exists() {
+        let sealed = read_secret_file(&key_path)?;
+        let seed = master
+            .open(&sealed, JOURNAL_KEY_CONTEXT)
+            .with_context(|| format!("unsealing {} with master.key", key_path.display()))?;
+        seed.as_slice()
+            .try_into()
+            .context("journal key is not 32 bytes")?
+    } else {
+        let mut seed = [0u8; 32];
+        rng.fill(&mut seed)?;
+        write_secret_file(&key_path, &master.seal(&seed, JOURNAL_KEY_CONTEXT, rng)?)?;
+        seed
+    };
+    let signer = bulwark_tlog::NoteSigner::new(&origin, &seed).context("journal signing key")?;
+    fs::write(
+        dir.join("journal.vkey"),
+        format!("{}\n", signer.verifier_key()),
+    )
+    .context("writing journal.vkey")?;
+    Ok(signer)
+}
+
 /// On a store with no accounts: creates the `admin` account and its token,
 /// writes the token to `admin.token` (0600) and returns that path.
 pub(crate) async fn first_admin(
@@ -123,13 +184,14 @@ pub(crate) async fn first_admin(
     if !store.list_accounts().await?.is_empty() {
         return Ok(None);
     }
+    let audit = Audit::system(now);
     let account = store
         .create_account(
             NewAccount {
                 name: "admin".into(),
                 role: Role::Admin,
             },
-            now,
+            &audit,
         )
         .await?;
     let token = IssuedToken::generate(TokenKind::Api, rng)?;
@@ -142,7 +204,7 @@ pub(crate) async fn first_admin(
                 secret_hash: token.secret_hash.to_vec(),
                 expires_at: None,
             },
-            now,
+            &audit,
         )
         .await?;
     let path = dir.join("admin.token");

@@ -41,6 +41,11 @@ pub struct RawConfig {
     pub checkin_flush_ms: Option<u64>,
     /// Validity of device certificates, days (default 365).
     pub device_cert_days: Option<u32>,
+    /// How often a new journal checkpoint is signed while entries arrive, ms (default 1000).
+    pub checkpoint_interval_ms: Option<u64>,
+    /// The journal's origin line, set once on first start (default: a random
+    /// `bulwark.invalid/journal/<id>`).
+    pub journal_origin: Option<String>,
 }
 
 /// A validated configuration.
@@ -68,6 +73,10 @@ pub struct ServerConfig {
     pub checkin_flush: Duration,
     /// Device certificate validity.
     pub device_cert_validity: time::Duration,
+    /// Checkpoint period.
+    pub checkpoint_interval: Duration,
+    /// Journal origin for first start.
+    pub journal_origin: Option<String>,
 }
 
 /// One configuration problem.
@@ -223,6 +232,13 @@ impl RawConfig {
             10_000_000,
         );
         let flush = range("checkin_flush_ms", self.checkin_flush_ms, 1_000, 10, 60_000);
+        let checkpoint = range(
+            "checkpoint_interval_ms",
+            self.checkpoint_interval_ms,
+            1_000,
+            50,
+            60_000,
+        );
         let days = range(
             "device_cert_days",
             self.device_cert_days.map(u64::from),
@@ -230,6 +246,18 @@ impl RawConfig {
             1,
             3_650,
         );
+        if let Some(o) = &self.journal_origin {
+            if o.is_empty()
+                || o.len() > 128
+                || o.chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '+')
+            {
+                err(
+                    "journal_origin",
+                    format!("{o:?} must be 1-128 printable characters without spaces or '+'"),
+                );
+            }
+        }
 
         if !errors.is_empty() {
             return Err(errors);
@@ -249,6 +277,8 @@ impl RawConfig {
             max_device_connections: conns as usize,
             checkin_flush: Duration::from_millis(flush),
             device_cert_validity: time::Duration::days(days as i64),
+            checkpoint_interval: Duration::from_millis(checkpoint),
+            journal_origin: self.journal_origin,
         })
     }
 }

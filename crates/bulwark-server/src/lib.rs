@@ -51,6 +51,7 @@ mod clock;
 mod config;
 pub mod device;
 mod error;
+mod journal;
 mod metrics;
 mod presence;
 mod state;
@@ -110,6 +111,17 @@ impl Server {
             poll_interval: config.poll_interval,
             device_cert_validity: config.device_cert_validity,
         };
+        let signer = bootstrap::journal_signer(
+            &config.data_dir,
+            &master,
+            &*rng,
+            config.journal_origin.as_deref(),
+        )?;
+        let last_checkpoint = store
+            .checkpoints()
+            .await?
+            .last()
+            .map_or(0, |(size, _)| *size);
         let state = AppState::new(
             store,
             clock,
@@ -117,7 +129,16 @@ impl Server {
             ca.clone(),
             revoked.clone(),
             settings,
-        );
+        )
+        .with_journal_signer(signer)?;
+        if let Some(j) = &state.0.journal {
+            j.resume(last_checkpoint);
+        }
+        // Bootstrap may have journaled (first admin): checkpoint it now.
+        state
+            .checkpoint_journal()
+            .await
+            .context("signing the first journal checkpoint")?;
         state
             .reload_revocations()
             .await
@@ -170,6 +191,7 @@ impl Server {
         tasks.spawn(background(
             state.clone(),
             config.checkin_flush,
+            config.checkpoint_interval,
             stopped(stop_rx),
         ));
         tracing::info!(%api_addr, %device_addr, backend = state.store().backend(), "bulwark server started");
@@ -227,7 +249,14 @@ impl Server {
     }
 }
 
-async fn background(state: AppState, flush_every: Duration, stop: impl Future<Output = ()>) {
+async fn background(
+    state: AppState,
+    flush_every: Duration,
+    checkpoint_every: Duration,
+    stop: impl Future<Output = ()>,
+) {
+    let mut checkpoint = tokio::time::interval(checkpoint_every);
+    checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(flush_every);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reload = tokio::time::interval(REVOCATION_RELOAD);
@@ -243,6 +272,11 @@ async fn background(state: AppState, flush_every: Duration, stop: impl Future<Ou
             _ = reload.tick() => {
                 if let Err(e) = state.reload_revocations().await {
                     tracing::warn!(error = %e, "revocation reload failed; will retry");
+                }
+            }
+            _ = checkpoint.tick() => {
+                if let Err(e) = state.checkpoint_journal().await {
+                    tracing::error!(error = %e, "signing a journal checkpoint failed; will retry");
                 }
             }
             () = &mut stop => break,

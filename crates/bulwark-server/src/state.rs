@@ -67,6 +67,7 @@ pub(crate) struct Inner {
     pub(crate) presence: Presence,
     pub(crate) metrics: Metrics,
     pub(crate) settings: Settings,
+    pub(crate) journal: Option<crate::journal::Journal>,
 }
 
 impl AppState {
@@ -88,7 +89,29 @@ impl AppState {
             presence: Presence::new(),
             metrics: Metrics::new(),
             settings,
+            journal: None,
         }))
+    }
+
+    /// The same state with the journal's checkpoint signer (servers have
+    /// one; handler tests may not).
+    pub fn with_journal_signer(self, signer: bulwark_tlog::NoteSigner) -> anyhow::Result<Self> {
+        let origin = signer.name().to_owned();
+        let inner = Arc::try_unwrap(self.0).map_err(|_| {
+            anyhow::anyhow!("the journal signer must be set before the state is shared")
+        })?;
+        Ok(Self(Arc::new(Inner {
+            journal: Some(crate::journal::Journal::new(signer, origin)),
+            ..inner
+        })))
+    }
+
+    /// Signs a checkpoint if the journal grew; returns the size signed.
+    pub async fn checkpoint_journal(&self) -> anyhow::Result<Option<u64>> {
+        match &self.0.journal {
+            Some(j) => j.checkpoint(&*self.0.store, self.0.clock.now()).await,
+            None => Ok(None),
+        }
     }
 
     /// The store.

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bulwark_proto::DeviceId;
+use bulwark_proto::{DeviceId, JournalEntry, state_digest};
+use bulwark_tlog::{CompactRange, leaf_hash};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 
 use crate::{
-    Account, ApiTokenRecord, CheckinUpdate, Device, DeviceFilter, DeviceStatus, EnrollTokenRecord,
-    Error, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Result, Role, Store,
-    StoredInventory,
+    Account, ApiTokenRecord, Audit, CheckinUpdate, Device, DeviceFilter, DeviceStatus,
+    EnrollTokenRecord, Error, JournalRow, NewAccount, NewApiToken, NewDevice, NewEnrollToken,
+    Result, Role, Store, StoredInventory,
 };
 
 /// Opens (creating if needed) the store named by `url` and applies
@@ -132,6 +133,51 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// The journal's right edge from `journal_head` (size, concatenated hashes).
+fn decode_edge(size: i64, blob: &[u8]) -> Option<CompactRange> {
+    let size = u64::try_from(size).ok()?;
+    if blob.len() % 32 != 0 {
+        return None;
+    }
+    let hashes = blob
+        .chunks_exact(32)
+        .map(|c| c.try_into().unwrap_or([0; 32]))
+        .collect();
+    CompactRange::from_parts(size, hashes).ok()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Digests of the state snapshots recorded as `before`/`after` in the
+/// journal. Secrets and hashes of secrets are never part of a snapshot.
+fn account_digest(a: &Account) -> String {
+    state_digest(&serde_json::json!({"id": a.id, "name": a.name, "role": a.role.as_str()}))
+}
+
+fn token_digest(t: &ApiTokenRecord) -> String {
+    state_digest(&serde_json::json!({
+        "id": t.id, "account_id": t.account_id, "label": t.label,
+        "expires_at": t.expires_at.map(rfc3339), "revoked_at": t.revoked_at.map(rfc3339),
+    }))
+}
+
+fn enroll_token_digest(t: &EnrollTokenRecord) -> String {
+    state_digest(&serde_json::json!({
+        "id": t.id, "group": t.group, "environment": t.environment, "expires_at": rfc3339(t.expires_at),
+        "used_at": t.used_at.map(rfc3339), "device_id": t.device_id.map(|d| d.to_string()),
+    }))
+}
+
+fn device_digest(d: &Device) -> String {
+    state_digest(&serde_json::json!({
+        "id": d.id.to_string(), "group": d.group, "environment": d.environment, "tags": d.tags,
+        "status": d.status.as_str(), "revoked_reason": d.revoked_reason, "cert_serial": d.cert_serial,
+    }))
+}
+
 const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.device_group, d.environment, d.tags, \
      d.cert_serial, d.cert_not_after, d.enrolled_at, d.last_seen, d.agent_version, d.boot_id, \
      d.status, d.revoked_at, d.revoked_reason, i.digest AS inventory_digest";
@@ -215,6 +261,50 @@ macro_rules! impl_store {
                 })
             }
 
+            /// Locks the journal head (the first write of every mutating
+            /// transaction, so writers queue here instead of deadlocking on a
+            /// read-to-write upgrade) and returns the tree's right edge.
+            async fn lock_journal(tx: &mut sqlx::Transaction<'static, $db>) -> Result<CompactRange> {
+                sqlx::query::<$db>("UPDATE journal_head SET size = size WHERE id = 1").execute(&mut **tx).await?;
+                let row = sqlx::query::<$db>("SELECT size, compact FROM journal_head WHERE id = 1").fetch_one(&mut **tx).await?;
+                let size: i64 = row.try_get("size")?;
+                let blob: Vec<u8> = row.try_get("compact")?;
+                decode_edge(size, &blob)
+                    .ok_or_else(|| Error::Corrupt { what: "journal head", detail: format!("size {size} with {} edge bytes", blob.len()) })
+            }
+
+            /// Appends `entries` to the journal inside `tx`.
+            async fn journal_in(tx: &mut sqlx::Transaction<'static, $db>, edge: &mut CompactRange, entries: &[JournalEntry]) -> Result<()> {
+                for e in entries {
+                    let bytes = e.to_canonical();
+                    if bytes.len() > bulwark_proto::MAX_JOURNAL_ENTRY {
+                        return Err(Error::Corrupt { what: "journal entry", detail: format!("{} bytes is over the limit", bytes.len()) });
+                    }
+                    let leaf = leaf_hash(&bytes);
+                    let seq = i64::try_from(edge.size()).unwrap_or(i64::MAX);
+                    sqlx::query::<$db>("INSERT INTO journal (seq, entry, leaf_hash) VALUES ($1, $2, $3)")
+                        .bind(seq)
+                        .bind(bytes)
+                        .bind(leaf.to_vec())
+                        .execute(&mut **tx)
+                        .await?;
+                    for (level, idx, hash) in edge.append(leaf) {
+                        sqlx::query::<$db>("INSERT INTO journal_nodes (level, idx, hash) VALUES ($1, $2, $3)")
+                            .bind(i64::from(level))
+                            .bind(i64::try_from(idx).unwrap_or(i64::MAX))
+                            .bind(hash.to_vec())
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                }
+                sqlx::query::<$db>("UPDATE journal_head SET size = $1, compact = $2 WHERE id = 1")
+                    .bind(i64::try_from(edge.size()).unwrap_or(i64::MAX))
+                    .bind(edge.hashes().concat())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             async fn insert_device_in<'c, E>(exec: E, d: &NewDevice, group: &str, env: &str, now: OffsetDateTime) -> Result<()>
             where
                 E: sqlx::Executor<'c, Database = $db>,
@@ -243,18 +333,25 @@ macro_rules! impl_store {
                 $name
             }
 
-            async fn create_account(&self, new: NewAccount, now: OffsetDateTime) -> Result<Account> {
+            async fn create_account(&self, new: NewAccount, audit: &Audit) -> Result<Account> {
+                let mut tx = self.pool.begin().await?;
+                let mut edge = Self::lock_journal(&mut tx).await?;
                 let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO accounts (id, name, role, created_at) VALUES ($1, $2, $3, $4) RETURNING {ACCOUNT_COLUMNS}"
                 )))
                 .bind(new_id())
                 .bind(&new.name)
                 .bind(new.role.as_str())
-                .bind(ms(now))
-                .fetch_one(&self.pool)
+                .bind(ms(audit.time))
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(conflict(&format!("account {:?}", new.name)))?;
-                Self::account(&row)
+                let account = Self::account(&row)?;
+                let entry = audit.entry("account.create", format!("account:{}", account.name), None,
+                    Some(account_digest(&account)), &[("role", account.role.as_str().to_owned())]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
+                tx.commit().await?;
+                Ok(account)
             }
 
             async fn account_by_name(&self, name: &str) -> Result<Option<Account>> {
@@ -272,7 +369,9 @@ macro_rules! impl_store {
                 rows.iter().map(Self::account).collect()
             }
 
-            async fn insert_api_token(&self, new: NewApiToken, now: OffsetDateTime) -> Result<ApiTokenRecord> {
+            async fn insert_api_token(&self, new: NewApiToken, audit: &Audit) -> Result<ApiTokenRecord> {
+                let mut tx = self.pool.begin().await?;
+                let mut edge = Self::lock_journal(&mut tx).await?;
                 let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO api_tokens (id, account_id, label, secret_hash, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING {API_TOKEN_COLUMNS}"
@@ -281,12 +380,17 @@ macro_rules! impl_store {
                 .bind(&new.account_id)
                 .bind(&new.label)
                 .bind(&new.secret_hash)
-                .bind(ms(now))
+                .bind(ms(audit.time))
                 .bind(new.expires_at.map(ms))
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(conflict("API token id"))?;
-                Self::api_token_rec(&row)
+                let token = Self::api_token_rec(&row)?;
+                let entry = audit.entry("token.create", format!("token:{}", token.id), None, Some(token_digest(&token)),
+                    &[("account_id", token.account_id.clone()), ("label", token.label.clone())]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
+                tx.commit().await?;
+                Ok(token)
             }
 
             async fn api_token(&self, id: &str) -> Result<Option<(ApiTokenRecord, Account)>> {
@@ -319,16 +423,35 @@ macro_rules! impl_store {
                 rows.iter().map(Self::api_token_rec).collect()
             }
 
-            async fn revoke_api_token(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
-                let done = sqlx::query::<$db>("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                    .bind(ms(now))
+            async fn revoke_api_token(&self, id: &str, audit: &Audit) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let mut edge = Self::lock_journal(&mut tx).await?;
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE id = $1")))
                     .bind(id)
-                    .execute(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                let Some(row) = row else { return Ok(false) };
+                let before = Self::api_token_rec(&row)?;
+                if before.revoked_at.is_some() {
+                    return Ok(false);
+                }
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 RETURNING {API_TOKEN_COLUMNS}"
+                )))
+                .bind(ms(audit.time))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let after = Self::api_token_rec(&row)?;
+                let entry = audit.entry("token.revoke", format!("token:{id}"), Some(token_digest(&before)), Some(token_digest(&after)), &[]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
-            async fn insert_enroll_token(&self, new: NewEnrollToken, now: OffsetDateTime) -> Result<EnrollTokenRecord> {
+            async fn insert_enroll_token(&self, new: NewEnrollToken, audit: &Audit) -> Result<EnrollTokenRecord> {
+                let mut tx = self.pool.begin().await?;
+                let mut edge = Self::lock_journal(&mut tx).await?;
                 let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO enroll_tokens (id, secret_hash, device_group, environment, created_by, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ENROLL_TOKEN_COLUMNS}"
@@ -338,12 +461,17 @@ macro_rules! impl_store {
                 .bind(&new.group)
                 .bind(&new.environment)
                 .bind(&new.created_by)
-                .bind(ms(now))
+                .bind(ms(audit.time))
                 .bind(ms(new.expires_at))
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(conflict("enrollment token id"))?;
-                Self::enroll_token_rec(&row)
+                let rec = Self::enroll_token_rec(&row)?;
+                let entry = audit.entry("enroll_token.create", format!("enroll_token:{}", rec.id), None, Some(enroll_token_digest(&rec)),
+                    &[("group", rec.group.clone()), ("environment", rec.environment.clone())]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
+                tx.commit().await?;
+                Ok(rec)
             }
 
             async fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRecord>> {
@@ -363,14 +491,15 @@ macro_rules! impl_store {
                 rows.iter().map(Self::enroll_token_rec).collect()
             }
 
-            async fn enroll_device(&self, token_id: &str, device: NewDevice, now: OffsetDateTime) -> Result<Option<Device>> {
+            async fn enroll_device(&self, token_id: &str, device: NewDevice, audit: &Audit) -> Result<Option<Device>> {
                 let mut tx = self.pool.begin().await?;
+                let mut edge = Self::lock_journal(&mut tx).await?;
                 let consumed = sqlx::query::<$db>(
                     "UPDATE enroll_tokens SET used_at = $1, device_id = $2 \
                      WHERE id = $3 AND used_at IS NULL AND expires_at > $1 \
                      RETURNING device_group, environment",
                 )
-                .bind(ms(now))
+                .bind(ms(audit.time))
                 .bind(device.id.to_string())
                 .bind(token_id)
                 .fetch_optional(&mut *tx)
@@ -381,22 +510,36 @@ macro_rules! impl_store {
                 };
                 let group: String = row.try_get("device_group")?;
                 let env: String = row.try_get("environment")?;
-                Self::insert_device_in(&mut *tx, &device, &group, &env, now).await?;
+                Self::insert_device_in(&mut *tx, &device, &group, &env, audit.time).await?;
                 let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
                     .bind(device.id.to_string())
                     .fetch_one(&mut *tx)
                     .await?;
                 let created = Self::device_rec(&row)?;
+                let entry = audit.entry("device.enroll", format!("device:{}", created.id), None, Some(device_digest(&created)), &[
+                    ("enroll_token", token_id.to_owned()),
+                    ("group", group),
+                    ("environment", env),
+                    ("cert_serial", created.cert_serial.clone()),
+                ]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
                 Ok(Some(created))
             }
 
-            async fn insert_devices(&self, devices: &[NewDevice], group: &str, environment: &str, now: OffsetDateTime) -> Result<()> {
+            async fn insert_devices(&self, devices: &[NewDevice], group: &str, environment: &str, audit: &Audit) -> Result<()> {
                 for chunk in devices.chunks(5_000) {
                     let mut tx = self.pool.begin().await?;
+                    let mut edge = Self::lock_journal(&mut tx).await?;
                     for d in chunk {
-                        Self::insert_device_in(&mut *tx, d, group, environment, now).await?;
+                        Self::insert_device_in(&mut *tx, d, group, environment, audit.time).await?;
                     }
+                    let entry = audit.entry("device.bulk_insert", format!("group:{environment}/{group}"), None, None, &[
+                        ("count", chunk.len().to_string()),
+                        ("first", chunk[0].id.to_string()),
+                        ("last", chunk[chunk.len() - 1].id.to_string()),
+                    ]);
+                    Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                     tx.commit().await?;
                 }
                 Ok(())
@@ -433,16 +576,16 @@ macro_rules! impl_store {
                 Ok(u64::try_from(n).unwrap_or(0))
             }
 
-            async fn tag_device(&self, id: DeviceId, tags: &[(String, String)]) -> Result<Option<Device>> {
+            async fn tag_device(&self, id: DeviceId, tags: &[(String, String)], audit: &Audit) -> Result<Option<Device>> {
                 let mut tx = self.pool.begin().await?;
-                let row = sqlx::query::<$db>("SELECT tags FROM devices WHERE id = $1")
+                let mut edge = Self::lock_journal(&mut tx).await?;
+                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
                     .bind(id.to_string())
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some(row) = row else { return Ok(None) };
-                let current: String = row.try_get("tags")?;
-                let mut map: BTreeMap<String, String> = serde_json::from_str(&current)
-                    .map_err(|e| Error::Corrupt { what: "device tags", detail: e.to_string() })?;
+                let before = Self::device_rec(&row)?;
+                let mut map = before.tags.clone();
                 for (k, v) in tags {
                     if v.is_empty() {
                         map.remove(k);
@@ -462,28 +605,40 @@ macro_rules! impl_store {
                     .fetch_one(&mut *tx)
                     .await?;
                 let device = Self::device_rec(&row)?;
+                let changed: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let entry = audit.entry("device.tag", format!("device:{id}"), Some(device_digest(&before)), Some(device_digest(&device)),
+                    &[("tags", changed.join(" "))]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
                 Ok(Some(device))
             }
 
-            async fn revoke_device(&self, id: DeviceId, reason: &str, now: OffsetDateTime) -> Result<Option<Device>> {
+            async fn revoke_device(&self, id: DeviceId, reason: &str, audit: &Audit) -> Result<Option<Device>> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query::<$db>(
-                    "UPDATE devices SET status = 'revoked', revoked_at = $1, revoked_reason = $2 \
-                     WHERE id = $3 AND status <> 'revoked'",
-                )
-                .bind(ms(now))
-                .bind(reason)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
+                let mut edge = Self::lock_journal(&mut tx).await?;
+                let select = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1"));
+                let row = sqlx::query::<$db>(select).bind(id.to_string()).fetch_optional(&mut *tx).await?;
+                let Some(row) = row else { return Ok(None) };
+                let before = Self::device_rec(&row)?;
+                if before.status == DeviceStatus::Revoked {
+                    return Ok(Some(before));
+                }
+                sqlx::query::<$db>("UPDATE devices SET status = 'revoked', revoked_at = $1, revoked_reason = $2 WHERE id = $3")
+                    .bind(ms(audit.time))
+                    .bind(reason)
                     .bind(id.to_string())
-                    .fetch_optional(&mut *tx)
+                    .execute(&mut *tx)
                     .await?;
-                let device = row.as_ref().map(Self::device_rec).transpose()?;
+                let select = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1"));
+                let row = sqlx::query::<$db>(select).bind(id.to_string()).fetch_one(&mut *tx).await?;
+                let device = Self::device_rec(&row)?;
+                let entry = audit.entry("device.revoke", format!("device:{id}"), Some(device_digest(&before)), Some(device_digest(&device)), &[
+                    ("reason", reason.to_owned()),
+                    ("cert_serial", device.cert_serial.clone()),
+                ]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
-                Ok(device)
+                Ok(Some(device))
             }
 
             async fn revoked_serials(&self) -> Result<Vec<String>> {
@@ -513,7 +668,15 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn put_inventory(&self, id: DeviceId, digest: &str, inventory_json: &str, now: OffsetDateTime) -> Result<()> {
+            async fn put_inventory(&self, id: DeviceId, digest: &str, inventory_json: &str, audit: &Audit) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let mut edge = Self::lock_journal(&mut tx).await?;
+                let before: Option<String> = sqlx::query::<$db>("SELECT digest FROM device_inventory WHERE device_id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get("digest"))
+                    .transpose()?;
                 sqlx::query::<$db>(
                     "INSERT INTO device_inventory (device_id, digest, inventory, updated_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (device_id) DO UPDATE SET digest = excluded.digest, \
@@ -522,9 +685,12 @@ macro_rules! impl_store {
                 .bind(id.to_string())
                 .bind(digest)
                 .bind(inventory_json)
-                .bind(ms(now))
-                .execute(&self.pool)
+                .bind(ms(audit.time))
+                .execute(&mut *tx)
                 .await?;
+                let entry = audit.entry("device.inventory", format!("device:{id}"), before, Some(digest.to_owned()), &[]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -539,6 +705,82 @@ macro_rules! impl_store {
                     json: row.try_get("inventory")?,
                     updated_at: from_ms("inventory updated_at", row.try_get("updated_at")?)?,
                 }))
+            }
+
+            async fn append_journal(&self, entries: &[JournalEntry]) -> Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut edge = Self::lock_journal(&mut tx).await?;
+                Self::journal_in(&mut tx, &mut edge, entries).await?;
+                tx.commit().await?;
+                Ok(edge.size())
+            }
+
+            async fn journal_root(&self) -> Result<(u64, [u8; 32])> {
+                let row = sqlx::query::<$db>("SELECT size, compact FROM journal_head WHERE id = 1").fetch_one(&self.pool).await?;
+                let size: i64 = row.try_get("size")?;
+                let blob: Vec<u8> = row.try_get("compact")?;
+                let edge = decode_edge(size, &blob)
+                    .ok_or_else(|| Error::Corrupt { what: "journal head", detail: format!("size {size} with {} edge bytes", blob.len()) })?;
+                Ok((edge.size(), edge.root()))
+            }
+
+            async fn journal_entries(&self, start: u64, limit: u32) -> Result<Vec<JournalRow>> {
+                let rows = sqlx::query::<$db>("SELECT seq, entry, leaf_hash FROM journal WHERE seq >= $1 ORDER BY seq LIMIT $2")
+                    .bind(i64::try_from(start).unwrap_or(i64::MAX))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let seq: i64 = r.try_get("seq")?;
+                        let leaf: Vec<u8> = r.try_get("leaf_hash")?;
+                        Ok(JournalRow {
+                            seq: u64::try_from(seq).unwrap_or(0),
+                            entry: r.try_get("entry")?,
+                            leaf_hash: leaf.try_into().map_err(|_| Error::Corrupt { what: "journal leaf hash", detail: "not 32 bytes".into() })?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn journal_nodes(&self, keys: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>> {
+                let mut conn = self.pool.acquire().await?;
+                let mut out = Vec::with_capacity(keys.len());
+                for (level, idx) in keys {
+                    let row = sqlx::query::<$db>("SELECT hash FROM journal_nodes WHERE level = $1 AND idx = $2")
+                        .bind(i64::from(*level))
+                        .bind(i64::try_from(*idx).unwrap_or(i64::MAX))
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    out.push(match row {
+                        None => None,
+                        Some(r) => {
+                            let h: Vec<u8> = r.try_get("hash")?;
+                            Some(h.try_into().map_err(|_| Error::Corrupt { what: "journal node", detail: "hash is not 32 bytes".into() })?)
+                        }
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn put_checkpoint(&self, size: u64, note: &str, now: OffsetDateTime) -> Result<()> {
+                sqlx::query::<$db>("INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING")
+                    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+                    .bind(note)
+                    .bind(ms(now))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+                let rows = sqlx::query::<$db>("SELECT size, note FROM checkpoints ORDER BY size").fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        let size: i64 = r.try_get("size")?;
+                        Ok((u64::try_from(size).unwrap_or(0), r.try_get::<String, _>("note")?))
+                    })
+                    .collect()
             }
         }
     };

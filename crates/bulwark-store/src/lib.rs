@@ -14,14 +14,16 @@
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use bulwark_store::{NewAccount, Role};
+//! use bulwark_store::{Audit, NewAccount, Role};
 //! let store = bulwark_store::open("sqlite::memory:").await.unwrap();
 //! let now = time::OffsetDateTime::now_utc();
 //! let admin = store
-//!     .create_account(NewAccount { name: "admin".into(), role: Role::Admin }, now)
+//!     .create_account(NewAccount { name: "admin".into(), role: Role::Admin }, &Audit::system(now))
 //!     .await
 //!     .unwrap();
 //! assert_eq!(store.list_accounts().await.unwrap(), vec![admin]);
+//! // The change was journaled in the same transaction.
+//! assert_eq!(store.journal_root().await.unwrap().0, 1);
 //! # });
 //! ```
 //!
@@ -33,6 +35,13 @@
 //! milliseconds in both. Schema changes are sqlx migrations, one directory
 //! per dialect, applied at [`open`]. One conformance suite
 //! (`tests/conformance.rs`) runs every case against both backends.
+//!
+//! Every mutating method takes an [`Audit`] and appends its journal entry
+//! (an RFC 6962 Merkle leaf) in the same transaction as the change; the
+//! first statement of such a transaction locks the journal head, so entries
+//! are totally ordered and a change without its entry cannot commit.
+//! Check-ins (`record_checkins`) are observations, not state changes, and are
+//! not journaled.
 //!
 //! Operations that must be atomic (consuming an enrollment token and
 //! creating the device) are one transaction inside the store, so callers
@@ -48,12 +57,13 @@ mod model;
 
 pub use backend::{PostgresStore, SqliteStore, open};
 pub use model::{
-    Account, ApiTokenRecord, CheckinUpdate, Device, DeviceFilter, DeviceStatus, EnrollTokenRecord,
-    NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role, StoredInventory,
+    Account, ApiTokenRecord, Audit, CheckinUpdate, Device, DeviceFilter, DeviceStatus,
+    EnrollTokenRecord, JournalRow, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role,
+    StoredInventory,
 };
 
 use async_trait::async_trait;
-use bulwark_proto::DeviceId;
+use bulwark_proto::{DeviceId, JournalEntry};
 use time::OffsetDateTime;
 
 /// Everything that can go wrong in the store.
@@ -95,52 +105,50 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> &'static str;
 
     /// Creates an account; [`Error::Conflict`] when the name is taken.
-    async fn create_account(&self, new: NewAccount, now: OffsetDateTime) -> Result<Account>;
+    async fn create_account(&self, new: NewAccount, audit: &Audit) -> Result<Account>;
     /// Looks an account up by name.
     async fn account_by_name(&self, name: &str) -> Result<Option<Account>>;
     /// All accounts, by name.
     async fn list_accounts(&self) -> Result<Vec<Account>>;
 
     /// Stores a new API token (its hash only).
-    async fn insert_api_token(
-        &self,
-        new: NewApiToken,
-        now: OffsetDateTime,
-    ) -> Result<ApiTokenRecord>;
+    async fn insert_api_token(&self, new: NewApiToken, audit: &Audit) -> Result<ApiTokenRecord>;
     /// A token and its account, by token id.
     async fn api_token(&self, id: &str) -> Result<Option<(ApiTokenRecord, Account)>>;
     /// All API tokens, newest first.
     async fn list_api_tokens(&self) -> Result<Vec<ApiTokenRecord>>;
-    /// Marks a token revoked; false when there was no such unrevoked token.
-    async fn revoke_api_token(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
+    /// Marks a token revoked; false (and no journal entry) when there was
+    /// no such unrevoked token.
+    async fn revoke_api_token(&self, id: &str, audit: &Audit) -> Result<bool>;
 
     /// Stores a new enrollment token (its hash only).
     async fn insert_enroll_token(
         &self,
         new: NewEnrollToken,
-        now: OffsetDateTime,
+        audit: &Audit,
     ) -> Result<EnrollTokenRecord>;
     /// An enrollment token by id.
     async fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRecord>>;
     /// All enrollment tokens, newest first.
     async fn list_enroll_tokens(&self) -> Result<Vec<EnrollTokenRecord>>;
     /// In one transaction: consumes the token (only if unused and unexpired
-    /// at `now`) and creates the device with the token's group and
-    /// environment. `None` when the token was not usable.
+    /// at `audit.time`) and creates the device with the token's group and
+    /// environment. `None` (and no journal entry) when the token was not usable.
     async fn enroll_device(
         &self,
         token_id: &str,
         device: NewDevice,
-        now: OffsetDateTime,
+        audit: &Audit,
     ) -> Result<Option<Device>>;
 
-    /// Inserts devices directly (bulk provisioning and benchmarks).
+    /// Inserts devices directly (bulk provisioning and benchmarks); one
+    /// journal entry for the batch.
     async fn insert_devices(
         &self,
         devices: &[NewDevice],
         group: &str,
         environment: &str,
-        now: OffsetDateTime,
+        audit: &Audit,
     ) -> Result<()>;
     /// One device.
     async fn device(&self, id: DeviceId) -> Result<Option<Device>>;
@@ -149,18 +157,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Number of devices.
     async fn count_devices(&self) -> Result<u64>;
     /// Merges `tags` into the device's tags (an empty value removes the key).
-    async fn tag_device(&self, id: DeviceId, tags: &[(String, String)]) -> Result<Option<Device>>;
+    async fn tag_device(
+        &self,
+        id: DeviceId,
+        tags: &[(String, String)],
+        audit: &Audit,
+    ) -> Result<Option<Device>>;
     /// Revokes a device; `None` when it does not exist. Revoking twice keeps
-    /// the first time and reason.
+    /// the first time and reason (and journals nothing).
     async fn revoke_device(
         &self,
         id: DeviceId,
         reason: &str,
-        now: OffsetDateTime,
+        audit: &Audit,
     ) -> Result<Option<Device>>;
     /// Certificate serials of every revoked device.
     async fn revoked_serials(&self) -> Result<Vec<String>>;
     /// Applies a batch of check-ins (last seen, agent version, boot id).
+    /// Observations, not state changes: not journaled.
     async fn record_checkins(&self, batch: &[CheckinUpdate]) -> Result<()>;
     /// Replaces a device's stored inventory.
     async fn put_inventory(
@@ -168,8 +182,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: DeviceId,
         digest: &str,
         inventory_json: &str,
-        now: OffsetDateTime,
+        audit: &Audit,
     ) -> Result<()>;
     /// A device's stored inventory.
     async fn inventory(&self, id: DeviceId) -> Result<Option<StoredInventory>>;
+
+    /// Appends entries that record no other state change (engine events);
+    /// returns the new journal size.
+    async fn append_journal(&self, entries: &[JournalEntry]) -> Result<u64>;
+    /// The journal's size and root hash, read together.
+    async fn journal_root(&self) -> Result<(u64, [u8; 32])>;
+    /// Entries `start..start+limit` as stored: sequence number, canonical
+    /// bytes and the leaf hash recorded at append time.
+    async fn journal_entries(&self, start: u64, limit: u32) -> Result<Vec<JournalRow>>;
+    /// Hashes of complete subtrees `(level, index)`; `None` for a node that
+    /// does not exist (yet).
+    async fn journal_nodes(&self, keys: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>>;
+    /// Stores a signed checkpoint for `size` (idempotent per size).
+    async fn put_checkpoint(&self, size: u64, note: &str, now: OffsetDateTime) -> Result<()>;
+    /// Every stored checkpoint, by size.
+    async fn checkpoints(&self) -> Result<Vec<(u64, String)>>;
 }

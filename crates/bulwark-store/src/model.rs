@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use bulwark_proto::DeviceId;
+use bulwark_proto::{DeviceId, JournalActor, JournalEntry};
 use time::OffsetDateTime;
 
 /// What an account may do. Fine-grained policy builds on these.
@@ -296,4 +296,92 @@ pub struct StoredInventory {
     pub json: String,
     /// When stored.
     pub updated_at: OffsetDateTime,
+}
+
+/// Who is making a change, and in which request. Every mutating store
+/// method takes one and writes the journal entry for its change in the same
+/// transaction as the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// When (also the time recorded on the changed rows).
+    pub time: OffsetDateTime,
+    /// Who.
+    pub actor: JournalActor,
+    /// The API request id.
+    pub request_id: Option<String>,
+    /// The client's address.
+    pub source: Option<String>,
+}
+
+impl Audit {
+    /// A change made by the server itself (bootstrap).
+    pub fn system(time: OffsetDateTime) -> Self {
+        Self {
+            time,
+            actor: JournalActor {
+                kind: "system".into(),
+                id: "bulwark-server".into(),
+                name: None,
+                token_id: None,
+            },
+            request_id: None,
+            source: None,
+        }
+    }
+
+    /// A change made by a device.
+    pub fn device(
+        time: OffsetDateTime,
+        id: DeviceId,
+        source: Option<String>,
+        request_id: Option<String>,
+    ) -> Self {
+        Self {
+            time,
+            actor: JournalActor {
+                kind: "device".into(),
+                id: id.to_string(),
+                name: None,
+                token_id: None,
+            },
+            request_id,
+            source,
+        }
+    }
+
+    pub(crate) fn entry(
+        &self,
+        action: &str,
+        target: String,
+        before: Option<String>,
+        after: Option<String>,
+        detail: &[(&str, String)],
+    ) -> JournalEntry {
+        JournalEntry {
+            time_ms: i64::try_from(self.time.unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(i64::MAX),
+            actor: self.actor.clone(),
+            action: action.to_owned(),
+            target,
+            request_id: self.request_id.clone(),
+            source: self.source.clone(),
+            before,
+            after,
+            detail: detail
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// One stored journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRow {
+    /// Position in the log (the leaf index).
+    pub seq: u64,
+    /// Canonical entry bytes (the leaf data).
+    pub entry: Vec<u8>,
+    /// The leaf hash recorded when it was appended.
+    pub leaf_hash: [u8; 32],
 }

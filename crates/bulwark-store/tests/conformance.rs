@@ -9,12 +9,35 @@ use std::sync::{Arc, OnceLock};
 
 use bulwark_proto::DeviceId;
 use bulwark_store::{
-    CheckinUpdate, DeviceFilter, DeviceStatus, Error, NewAccount, NewApiToken, NewDevice,
+    Audit, CheckinUpdate, DeviceFilter, DeviceStatus, Error, NewAccount, NewApiToken, NewDevice,
     NewEnrollToken, Role, Store,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
 const T0: OffsetDateTime = datetime!(2026-11-23 10:00 UTC);
+
+fn at(t: OffsetDateTime) -> Audit {
+    Audit::system(t)
+}
+
+fn test_entry(i: i64) -> bulwark_proto::JournalEntry {
+    bulwark_proto::JournalEntry {
+        time_ms: 1_795_000_000_000 + i,
+        actor: bulwark_proto::JournalActor {
+            kind: "engine".into(),
+            id: "test".into(),
+            name: None,
+            token_id: None,
+        },
+        action: String::new(),
+        target: format!("thing:{i}"),
+        request_id: None,
+        source: None,
+        before: None,
+        after: None,
+        detail: Default::default(),
+    }
+}
 
 fn did(n: u128) -> DeviceId {
     DeviceId::from_uuid(uuid::Uuid::from_u128(n))
@@ -40,7 +63,7 @@ async fn enroll_token(store: &dyn Store, id: &str, expires: OffsetDateTime) {
                 created_by: "acct".into(),
                 expires_at: expires,
             },
-            T0,
+            &at(T0),
         )
         .await
         .unwrap();
@@ -53,7 +76,7 @@ async fn accounts_are_unique_by_name(store: Arc<dyn Store>) {
                 name: "ana".into(),
                 role: Role::Admin,
             },
-            T0,
+            &at(T0),
         )
         .await
         .unwrap();
@@ -65,7 +88,7 @@ async fn accounts_are_unique_by_name(store: Arc<dyn Store>) {
                 name: "ana".into(),
                 role: Role::Viewer,
             },
-            T0,
+            &at(T0),
         )
         .await
         .unwrap_err();
@@ -76,7 +99,7 @@ async fn accounts_are_unique_by_name(store: Arc<dyn Store>) {
                 name: "ben".into(),
                 role: Role::ReleaseManager,
             },
-            T0,
+            &at(T0),
         )
         .await
         .unwrap();
@@ -108,7 +131,7 @@ async fn api_tokens_store_hashes_and_revoke_once(store: Arc<dyn Store>) {
                 name: "ops".into(),
                 role: Role::Operator,
             },
-            T0,
+            &at(T0),
         )
         .await
         .unwrap();
@@ -121,7 +144,7 @@ async fn api_tokens_store_hashes_and_revoke_once(store: Arc<dyn Store>) {
                 secret_hash: vec![1; 32],
                 expires_at: Some(T0 + Duration::hours(1)),
             },
-            T0,
+            &at(T0),
         )
         .await
         .unwrap();
@@ -137,25 +160,25 @@ async fn api_tokens_store_hashes_and_revoke_once(store: Arc<dyn Store>) {
         expires_at: None,
     };
     assert!(matches!(
-        store.insert_api_token(dup, T0).await,
+        store.insert_api_token(dup, &at(T0)).await,
         Err(Error::Conflict { .. })
     ));
     assert!(
         store
-            .revoke_api_token("0123456789abcdef", T0)
+            .revoke_api_token("0123456789abcdef", &at(T0))
             .await
             .unwrap()
     );
     assert!(
         !store
-            .revoke_api_token("0123456789abcdef", T0)
+            .revoke_api_token("0123456789abcdef", &at(T0))
             .await
             .unwrap(),
         "second revoke is a no-op"
     );
     assert!(
         !store
-            .revoke_api_token("ffffffffffffffff", T0)
+            .revoke_api_token("ffffffffffffffff", &at(T0))
             .await
             .unwrap()
     );
@@ -168,7 +191,7 @@ async fn api_tokens_store_hashes_and_revoke_once(store: Arc<dyn Store>) {
 async fn enrollment_consumes_token_exactly_once(store: Arc<dyn Store>) {
     enroll_token(&*store, "aaaaaaaaaaaaaaaa", T0 + Duration::hours(1)).await;
     let dev = store
-        .enroll_device("aaaaaaaaaaaaaaaa", new_device(1), T0)
+        .enroll_device("aaaaaaaaaaaaaaaa", new_device(1), &at(T0))
         .await
         .unwrap()
         .unwrap();
@@ -180,7 +203,7 @@ async fn enrollment_consumes_token_exactly_once(store: Arc<dyn Store>) {
     // Reuse is refused, and the second device is not created.
     assert!(
         store
-            .enroll_device("aaaaaaaaaaaaaaaa", new_device(2), T0)
+            .enroll_device("aaaaaaaaaaaaaaaa", new_device(2), &at(T0))
             .await
             .unwrap()
             .is_none()
@@ -196,7 +219,7 @@ async fn enrollment_consumes_token_exactly_once(store: Arc<dyn Store>) {
     // Unknown token.
     assert!(
         store
-            .enroll_device("bbbbbbbbbbbbbbbb", new_device(3), T0)
+            .enroll_device("bbbbbbbbbbbbbbbb", new_device(3), &at(T0))
             .await
             .unwrap()
             .is_none()
@@ -208,7 +231,7 @@ async fn expired_enrollment_token_is_refused(store: Arc<dyn Store>) {
     let at_expiry = T0 + Duration::minutes(5);
     assert!(
         store
-            .enroll_device("cccccccccccccccc", new_device(1), at_expiry)
+            .enroll_device("cccccccccccccccc", new_device(1), &at(at_expiry))
             .await
             .unwrap()
             .is_none()
@@ -224,7 +247,7 @@ async fn expired_enrollment_token_is_refused(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .enroll_device("cccccccccccccccc", new_device(1), T0)
+            .enroll_device("cccccccccccccccc", new_device(1), &at(T0))
             .await
             .unwrap()
             .is_some()
@@ -237,7 +260,7 @@ async fn concurrent_enrollments_with_one_token_create_one_device(store: Arc<dyn 
     for n in 0..8u128 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.enroll_device("dddddddddddddddd", new_device(100 + n), T0)
+            s.enroll_device("dddddddddddddddd", new_device(100 + n), &at(T0))
                 .await
         }));
     }
@@ -258,16 +281,16 @@ async fn concurrent_enrollments_with_one_token_create_one_device(store: Arc<dyn 
 async fn devices_list_filter_tag_and_revoke(store: Arc<dyn Store>) {
     let batch: Vec<_> = (1..=30).map(new_device).collect();
     store
-        .insert_devices(&batch[..20], "g1", "staging", T0)
+        .insert_devices(&batch[..20], "g1", "staging", &at(T0))
         .await
         .unwrap();
     store
-        .insert_devices(&batch[20..], "g2", "production", T0)
+        .insert_devices(&batch[20..], "g2", "production", &at(T0))
         .await
         .unwrap();
     assert_eq!(store.count_devices().await.unwrap(), 30);
     let dup = store
-        .insert_devices(&batch[..1], "g1", "staging", T0)
+        .insert_devices(&batch[..1], "g1", "staging", &at(T0))
         .await
         .unwrap_err();
     assert!(matches!(dup, Error::Conflict { .. }), "{dup}");
@@ -311,13 +334,14 @@ async fn devices_list_filter_tag_and_revoke(store: Arc<dyn Store>) {
                 ("site".into(), "berlin".into()),
                 ("floor".into(), "2".into()),
             ],
+            &at(T0),
         )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(tagged.tags.get("site").map(String::as_str), Some("berlin"));
     let untagged = store
-        .tag_device(did(3), &[("floor".into(), String::new())])
+        .tag_device(did(3), &[("floor".into(), String::new())], &at(T0))
         .await
         .unwrap()
         .unwrap();
@@ -325,16 +349,22 @@ async fn devices_list_filter_tag_and_revoke(store: Arc<dyn Store>) {
         untagged.tags.into_iter().collect::<Vec<_>>(),
         vec![("site".into(), "berlin".into())]
     );
-    assert!(store.tag_device(did(999), &[]).await.unwrap().is_none());
+    assert!(
+        store
+            .tag_device(did(999), &[], &at(T0))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let revoked = store
-        .revoke_device(did(4), "stolen", T0)
+        .revoke_device(did(4), "stolen", &at(T0))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(revoked.status, DeviceStatus::Revoked);
     let again = store
-        .revoke_device(did(4), "other reason", T0 + Duration::hours(1))
+        .revoke_device(did(4), "other reason", &at(T0 + Duration::hours(1)))
         .await
         .unwrap()
         .unwrap();
@@ -350,7 +380,7 @@ async fn devices_list_filter_tag_and_revoke(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .revoke_device(did(999), "x", T0)
+            .revoke_device(did(999), "x", &at(T0))
             .await
             .unwrap()
             .is_none()
@@ -359,7 +389,7 @@ async fn devices_list_filter_tag_and_revoke(store: Arc<dyn Store>) {
 
 async fn checkins_and_inventory(store: Arc<dyn Store>) {
     store
-        .insert_devices(&[new_device(1), new_device(2)], "g", "dev", T0)
+        .insert_devices(&[new_device(1), new_device(2)], "g", "dev", &at(T0))
         .await
         .unwrap();
     let later = T0 + Duration::seconds(90);
@@ -386,11 +416,11 @@ async fn checkins_and_inventory(store: Arc<dyn Store>) {
     store.record_checkins(&[update(77, T0, "x")]).await.unwrap();
 
     store
-        .put_inventory(did(1), "aa", r#"{"arch":"x86_64"}"#, T0)
+        .put_inventory(did(1), "aa", r#"{"arch":"x86_64"}"#, &at(T0))
         .await
         .unwrap();
     store
-        .put_inventory(did(1), "bb", r#"{"arch":"aarch64"}"#, later)
+        .put_inventory(did(1), "bb", r#"{"arch":"aarch64"}"#, &at(later))
         .await
         .unwrap();
     let inv = store.inventory(did(1)).await.unwrap().unwrap();
@@ -410,7 +440,12 @@ async fn checkins_and_inventory(store: Arc<dyn Store>) {
     );
     assert!(store.inventory(did(2)).await.unwrap().is_none());
     // Inventory for a device that does not exist violates the foreign key.
-    assert!(store.put_inventory(did(99), "cc", "{}", T0).await.is_err());
+    assert!(
+        store
+            .put_inventory(did(99), "cc", "{}", &at(T0))
+            .await
+            .is_err()
+    );
 }
 
 async fn timestamps_round_trip_to_the_millisecond(store: Arc<dyn Store>) {
@@ -421,11 +456,203 @@ async fn timestamps_round_trip_to_the_millisecond(store: Arc<dyn Store>) {
                 name: "t".into(),
                 role: Role::Security,
             },
-            t,
+            &at(t),
         )
         .await
         .unwrap();
     assert_eq!(a.created_at, t);
+}
+
+async fn journal_size(store: &dyn Store) -> u64 {
+    store.journal_root().await.unwrap().0
+}
+
+async fn every_change_journals_exactly_one_entry(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.journal_root().await.unwrap(),
+        (0, bulwark_tlog::empty_root())
+    );
+    let mut expect = Vec::new();
+    let acct = store
+        .create_account(
+            NewAccount {
+                name: "ana".into(),
+                role: Role::Admin,
+            },
+            &at(T0),
+        )
+        .await
+        .unwrap();
+    expect.push("account.create");
+    let tok = NewApiToken {
+        id: "0123456789abcdef".into(),
+        account_id: acct.id.clone(),
+        label: "ci".into(),
+        secret_hash: vec![9; 32],
+        expires_at: None,
+    };
+    store.insert_api_token(tok, &at(T0)).await.unwrap();
+    expect.push("token.create");
+    assert!(
+        store
+            .revoke_api_token("0123456789abcdef", &at(T0))
+            .await
+            .unwrap()
+    );
+    expect.push("token.revoke");
+    enroll_token(&*store, "aaaaaaaaaaaaaaaa", T0 + Duration::hours(1)).await;
+    expect.push("enroll_token.create");
+    store
+        .enroll_device("aaaaaaaaaaaaaaaa", new_device(1), &at(T0))
+        .await
+        .unwrap()
+        .unwrap();
+    expect.push("device.enroll");
+    store
+        .insert_devices(&[new_device(2), new_device(3)], "g", "dev", &at(T0))
+        .await
+        .unwrap();
+    expect.push("device.bulk_insert");
+    store
+        .tag_device(did(1), &[("site".into(), "berlin".into())], &at(T0))
+        .await
+        .unwrap();
+    expect.push("device.tag");
+    store
+        .revoke_device(did(1), "stolen", &at(T0))
+        .await
+        .unwrap();
+    expect.push("device.revoke");
+    store
+        .put_inventory(did(2), "aa", "{}", &at(T0))
+        .await
+        .unwrap();
+    expect.push("device.inventory");
+    assert_eq!(journal_size(&*store).await, expect.len() as u64);
+
+    // Refused or no-op changes journal nothing.
+    let n = journal_size(&*store).await;
+    assert!(
+        store
+            .create_account(
+                NewAccount {
+                    name: "ana".into(),
+                    role: Role::Viewer
+                },
+                &at(T0)
+            )
+            .await
+            .is_err()
+    );
+    assert!(
+        !store
+            .revoke_api_token("0123456789abcdef", &at(T0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .enroll_device("aaaaaaaaaaaaaaaa", new_device(9), &at(T0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.revoke_device(did(1), "again", &at(T0)).await.unwrap();
+    assert!(
+        store
+            .put_inventory(did(99), "x", "{}", &at(T0))
+            .await
+            .is_err()
+    );
+    store
+        .record_checkins(&[CheckinUpdate {
+            id: did(2),
+            at: T0,
+            agent_version: "1".into(),
+            boot_id: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(journal_size(&*store).await, n);
+
+    let entries = store.journal_entries(0, 1000).await.unwrap();
+    let actions: Vec<String> = entries
+        .iter()
+        .map(|r| {
+            bulwark_proto::JournalEntry::from_canonical(&r.entry)
+                .unwrap()
+                .action
+        })
+        .collect();
+    assert_eq!(actions, expect);
+    assert_eq!(
+        entries.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..expect.len() as u64).collect::<Vec<_>>()
+    );
+    let revoke = bulwark_proto::JournalEntry::from_canonical(&entries[7].entry).unwrap();
+    assert_eq!(revoke.target, format!("device:{}", did(1)));
+    assert_eq!(
+        revoke.detail.get("reason").map(String::as_str),
+        Some("stolen")
+    );
+    assert!(revoke.before.is_some() && revoke.after.is_some() && revoke.before != revoke.after);
+    // No secret or secret hash ever reaches the journal.
+    let all: Vec<u8> = entries.iter().flat_map(|r| r.entry.clone()).collect();
+    for r in &entries {
+        assert_eq!(r.leaf_hash, bulwark_tlog::leaf_hash(&r.entry));
+    }
+    assert!(
+        !String::from_utf8_lossy(&all).contains("0909090909"),
+        "a secret hash leaked into the journal"
+    );
+}
+
+async fn journal_root_and_nodes_match_the_reference(store: Arc<dyn Store>) {
+    let mut batch = Vec::new();
+    for i in 0..37i64 {
+        let mut e = test_entry(i);
+        e.action = format!("test.{i}");
+        batch.push(e);
+    }
+    assert_eq!(store.append_journal(&batch[..20]).await.unwrap(), 20);
+    assert_eq!(store.append_journal(&batch[20..]).await.unwrap(), 37);
+    let leaves: Vec<bulwark_tlog::Hash> = batch
+        .iter()
+        .map(|e| bulwark_tlog::leaf_hash(&e.to_canonical()))
+        .collect();
+    let (size, root) = store.journal_root().await.unwrap();
+    assert_eq!(size, 37);
+    assert_eq!(root, bulwark_tlog::root_from_leaf_hashes(&leaves));
+    // Every complete subtree is stored; incomplete ones are not.
+    let got = store
+        .journal_nodes(&[(0, 36), (1, 17), (5, 0), (3, 3), (3, 4), (6, 0)])
+        .await
+        .unwrap();
+    assert_eq!(got[0], Some(leaves[36]));
+    assert_eq!(
+        got[1],
+        Some(bulwark_tlog::root_from_leaf_hashes(&leaves[34..36]))
+    );
+    assert_eq!(
+        got[2],
+        Some(bulwark_tlog::root_from_leaf_hashes(&leaves[0..32]))
+    );
+    assert_eq!(
+        got[3],
+        Some(bulwark_tlog::root_from_leaf_hashes(&leaves[24..32]))
+    );
+    assert_eq!(got[4], None, "leaves 32..40 are not all there yet");
+    assert_eq!(got[5], None);
+}
+
+async fn checkpoints_are_kept_per_size(store: Arc<dyn Store>) {
+    store.put_checkpoint(3, "note-3\n", T0).await.unwrap();
+    store.put_checkpoint(1, "note-1\n", T0).await.unwrap();
+    store.put_checkpoint(3, "other\n", T0).await.unwrap();
+    assert_eq!(
+        store.checkpoints().await.unwrap(),
+        vec![(1, "note-1\n".to_owned()), (3, "note-3\n".to_owned())]
+    );
 }
 
 // ---- backends --------------------------------------------------------------
@@ -480,6 +707,9 @@ backends!(
     devices_list_filter_tag_and_revoke,
     checkins_and_inventory,
     timestamps_round_trip_to_the_millisecond,
+    every_change_journals_exactly_one_entry,
+    journal_root_and_nodes_match_the_reference,
+    checkpoints_are_kept_per_size,
 );
 
 #[tokio::test]

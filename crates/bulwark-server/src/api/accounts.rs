@@ -77,7 +77,7 @@ pub(crate) async fn create_account(
                 name: req.name,
                 role,
             },
-            state.0.clock.now(),
+            &caller.audit(state.0.clock.now()),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(account_view(account))))
@@ -156,7 +156,7 @@ pub(crate) async fn create_token(
                 secret_hash: token.secret_hash.to_vec(),
                 expires_at,
             },
-            now,
+            &caller.audit(now),
         )
         .await?;
     Ok((
@@ -218,7 +218,7 @@ pub(crate) async fn revoke_token(
     state
         .0
         .store
-        .revoke_api_token(&id, state.0.clock.now())
+        .revoke_api_token(&id, &caller.audit(state.0.clock.now()))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -161,7 +161,7 @@ pub(crate) async fn tag_device(
     let device = state
         .0
         .store
-        .tag_device(id, &tags)
+        .tag_device(id, &tags, &caller.audit(state.0.clock.now()))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
     Ok(Json(device_view(&state, device)))
@@ -192,7 +192,7 @@ pub(crate) async fn revoke_device(
     let device = state
         .0
         .store
-        .revoke_device(id, reason, state.0.clock.now())
+        .revoke_device(id, reason, &caller.audit(state.0.clock.now()))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
     state.0.revoked.insert(device.cert_serial.clone());
@@ -250,10 +250,10 @@ pub(crate) async fn create_enroll_token(
                 secret_hash: token.secret_hash.to_vec(),
                 group: req.group,
                 environment: req.environment,
-                created_by: caller.account.id,
+                created_by: caller.account.id.clone(),
                 expires_at: now + time::Duration::seconds(ttl as i64),
             },
-            now,
+            &caller.audit(now),
         )
         .await?;
     Ok((

@@ -2,6 +2,7 @@
 //! `/healthz`, `/metrics` and `/api/v1/openapi.json`.
 
 pub(crate) mod accounts;
+pub(crate) mod audit;
 pub(crate) mod devices;
 pub mod dto;
 
@@ -41,6 +42,8 @@ pub(crate) fn valid_name(s: &str) -> bool {
         accounts::create_token, accounts::list_tokens, accounts::revoke_token,
         devices::list_devices, devices::show_device, devices::tag_device, devices::revoke_device,
         devices::create_enroll_token, devices::list_enroll_tokens,
+        audit::entries, audit::entry, audit::consistency, audit::checkpoints, audit::key,
+        audit::log_checkpoint, audit::log_tile,
         crate::device::enroll, crate::device::checkin,
     ),
     modifiers(&BearerAuth)
@@ -101,6 +104,10 @@ async fn method_not_allowed() -> Response {
     };
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
+
+/// The request id, also sent back as `x-request-id` and journaled.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
 
 /// Assigns a request id, counts the response, and for a 5xx logs the real
 /// cause (kept out of the body) and puts the request id in the body.
@@ -188,6 +195,13 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
         .route("/devices/{id}", get(devices::show_device))
         .route("/devices/{id}/tags", post(devices::tag_device))
         .route("/devices/{id}/revoke", post(devices::revoke_device))
+        .route("/audit/entries", get(audit::entries))
+        .route("/audit/entries/{seq}", get(audit::entry))
+        .route("/audit/consistency", get(audit::consistency))
+        .route("/audit/checkpoints", get(audit::checkpoints))
+        .route("/audit/key", get(audit::key))
+        .route("/audit/log/checkpoint", get(audit::log_checkpoint))
+        .route("/audit/log/{*path}", get(audit::log_tile))
         .route("/openapi.json", get(openapi_json));
     let obs_state = state.clone();
     Router::new()

@@ -14,13 +14,34 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use bulwark_pki::{PresentedToken, TokenKind};
 use bulwark_proto::{CheckinRequest, CheckinResponse, DeviceId, EnrollRequest, EnrollResponse};
-use bulwark_store::NewDevice;
+use bulwark_store::{Audit, NewDevice};
 use tower::ServiceBuilder;
 
 use crate::api::{middleware_error, observe};
 use crate::error::{ApiError, Json};
 use crate::metrics::ResultLabels;
 use crate::state::AppState;
+
+/// Request id and peer address, for the journal.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestCtx {
+    pub(crate) request_id: Option<String>,
+    pub(crate) source: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestCtx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            request_id: crate::auth::request_id(parts),
+            source: crate::auth::source(parts),
+        })
+    }
+}
 
 fn count(state: &AppState, result: &'static str) {
     state
@@ -42,9 +63,10 @@ fn limit_errors(errs: Vec<bulwark_proto::LimitError>) -> ApiError {
         (status = 410, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn enroll(
     State(state): State<AppState>,
+    ctx: RequestCtx,
     Json(req): Json<EnrollRequest>,
 ) -> Result<(axum::http::StatusCode, Json<EnrollResponse>), ApiError> {
-    let result = enroll_inner(&state, req).await;
+    let result = enroll_inner(&state, &ctx, req).await;
     count(
         &state,
         match &result {
@@ -58,7 +80,11 @@ pub(crate) async fn enroll(
     result.map(|r| (axum::http::StatusCode::CREATED, Json(r)))
 }
 
-async fn enroll_inner(state: &AppState, req: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+async fn enroll_inner(
+    state: &AppState,
+    ctx: &RequestCtx,
+    req: EnrollRequest,
+) -> Result<EnrollResponse, ApiError> {
     req.validate().map_err(limit_errors)?;
     let presented = PresentedToken::parse(TokenKind::Enroll, &req.token)
         .map_err(|_| ApiError::EnrollTokenInvalid)?;
@@ -108,7 +134,11 @@ async fn enroll_inner(state: &AppState, req: EnrollRequest) -> Result<EnrollResp
     let device = state
         .0
         .store
-        .enroll_device(&token.id, new, now)
+        .enroll_device(
+            &token.id,
+            new,
+            &Audit::device(now, id, ctx.source.clone(), ctx.request_id.clone()),
+        )
         .await?
         // Lost a race with another enrollment using the same token.
         .ok_or_else(|| ApiError::Conflict("enrollment token has already been used".into()))?;
@@ -128,6 +158,7 @@ async fn enroll_inner(state: &AppState, req: EnrollRequest) -> Result<EnrollResp
         (status = 401, body = bulwark_proto::ErrorBody), (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn checkin(
     State(state): State<AppState>,
+    ctx: RequestCtx,
     conn: Option<Extension<DeviceConn>>,
     Json(req): Json<CheckinRequest>,
 ) -> Result<Json<CheckinResponse>, ApiError> {
@@ -173,7 +204,12 @@ pub(crate) async fn checkin(
             state
                 .0
                 .store
-                .put_inventory(id, &req.inventory_digest, &json, now)
+                .put_inventory(
+                    id,
+                    &req.inventory_digest,
+                    &json,
+                    &Audit::device(now, id, ctx.source.clone(), ctx.request_id.clone()),
+                )
                 .await?;
             state
                 .0

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bulwark_pki::{DeviceCa, IssuedToken, SystemRandom, TokenKind};
 use bulwark_proto::DeviceId;
 use bulwark_server::{AppState, ManualClock, RevokedSerials, Settings};
-use bulwark_store::{NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role, Store};
+use bulwark_store::{Audit, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role, Store};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -43,7 +43,7 @@ async fn token(
                 secret_hash: t.secret_hash.to_vec(),
                 expires_at,
             },
-            T0,
+            &Audit::system(T0),
         )
         .await
         .unwrap();
@@ -80,7 +80,7 @@ pub async fn fixture() -> Fixture {
                     name: name.into(),
                     role,
                 },
-                T0,
+                &Audit::system(T0),
             )
             .await
             .unwrap();
@@ -98,7 +98,10 @@ pub async fn fixture() -> Fixture {
     );
     vars.insert("admin-wrong-secret".into(), wrong);
     let revoked = token(&*store, &ids["viewer"], None).await;
-    store.revoke_api_token(&revoked.id, T0).await.unwrap();
+    store
+        .revoke_api_token(&revoked.id, &Audit::system(T0))
+        .await
+        .unwrap();
     vars.insert("revoked".into(), revoked.plaintext.expose().to_owned());
     vars.insert("revoked-token-id".into(), revoked.id.clone());
     let expired = token(
@@ -119,7 +122,7 @@ pub async fn fixture() -> Fixture {
                 created_by: ids["admin"].clone(),
                 expires_at: T0 + time::Duration::hours(1),
             },
-            T0,
+            &Audit::system(T0),
         )
         .await
         .unwrap();
@@ -135,7 +138,7 @@ pub async fn fixture() -> Fixture {
             }],
             "lobby",
             "staging",
-            T0,
+            &Audit::system(T0),
         )
         .await
         .unwrap();
