@@ -208,13 +208,13 @@ pub fn verify(
     for (index, note) in evidence.checkpoints.iter().enumerate() {
         let cp = open_checkpoint(note, verifier)
             .map_err(|reason| Failure::BadCheckpoint { index, reason })?;
-        if let Some(prev) = signed.insert(cp.size, cp.root_hash) {
-            if prev != cp.root_hash {
-                return Err(Failure::BadCheckpoint {
-                    index,
-                    reason: format!("two different signed roots for size {}", cp.size),
-                });
-            }
+        if let Some(prev) = signed.insert(cp.size, cp.root_hash)
+            && prev != cp.root_hash
+        {
+            return Err(Failure::BadCheckpoint {
+                index,
+                reason: format!("two different signed roots for size {}", cp.size),
+            });
         }
     }
     let trusted = trusted

@@ -347,19 +347,18 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
                     let mut ev = to_evidence(all_entries(&api).await?, checkpoints.clone())?;
                     // Witness-style: the server's own consistency proof from the
                     // trusted size to the newest, checked like a witness would.
-                    if let (Some(t), Some(newest)) = (&trusted, checkpoints.last()) {
-                        if let Ok(cp) = Checkpoint::open(t, std::slice::from_ref(&verifier)) {
-                            if cp.0.size <= newest.size {
-                                let (c, _): (ConsistencyView, _) = api
-                                    .get(&format!(
-                                        "/api/v1/audit/consistency?from={}&size={}",
-                                        cp.0.size, newest.size
-                                    ))
-                                    .await?;
-                                ev.consistency
-                                    .push((c.from, c.size, parse_proof(&c.proof)?));
-                            }
-                        }
+                    if let (Some(t), Some(newest)) = (&trusted, checkpoints.last())
+                        && let Ok(cp) = Checkpoint::open(t, std::slice::from_ref(&verifier))
+                        && cp.0.size <= newest.size
+                    {
+                        let (c, _): (ConsistencyView, _) = api
+                            .get(&format!(
+                                "/api/v1/audit/consistency?from={}&size={}",
+                                cp.0.size, newest.size
+                            ))
+                            .await?;
+                        ev.consistency
+                            .push((c.from, c.size, parse_proof(&c.proof)?));
                     }
                     (ev, verifier)
                 }

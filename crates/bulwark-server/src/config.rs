@@ -246,17 +246,16 @@ impl RawConfig {
             1,
             3_650,
         );
-        if let Some(o) = &self.journal_origin {
-            if o.is_empty()
+        if let Some(o) = &self.journal_origin
+            && (o.is_empty()
                 || o.len() > 128
                 || o.chars()
-                    .any(|c| c.is_control() || c.is_whitespace() || c == '+')
-            {
-                err(
-                    "journal_origin",
-                    format!("{o:?} must be 1-128 printable characters without spaces or '+'"),
-                );
-            }
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '+'))
+        {
+            err(
+                "journal_origin",
+                format!("{o:?} must be 1-128 printable characters without spaces or '+'"),
+            );
         }
 
         if !errors.is_empty() {

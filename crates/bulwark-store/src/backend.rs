@@ -136,7 +136,7 @@ fn new_id() -> String {
 /// The journal's right edge from `journal_head` (size, concatenated hashes).
 fn decode_edge(size: i64, blob: &[u8]) -> Option<CompactRange> {
     let size = u64::try_from(size).ok()?;
-    if blob.len() % 32 != 0 {
+    if !blob.len().is_multiple_of(32) {
         return None;
     }
     let hashes = blob

@@ -114,10 +114,11 @@ pub(crate) struct RequestId(pub(crate) String);
 pub(crate) async fn observe(
     listener: &'static str,
     state: AppState,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let id = uuid::Uuid::new_v4().simple().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut resp = next.run(req).await;

@@ -1,0 +1,233 @@
+//! Every mutating route journals exactly one entry, in the same request.
+//!
+//! The routes are enumerated from the OpenAPI document, so adding a
+//! mutating route without a case here (and a journal entry in its store
+//! call) fails this test.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use bulwark_pki::{DeviceKey, PeerIdentity};
+use bulwark_proto::{CheckinRequest, Inventory, JournalEntry};
+use bulwark_server::device::DeviceConn;
+use http_body_util::BodyExt as _;
+use serde_json::json;
+use tower::ServiceExt as _;
+
+struct Case {
+    device_router: bool,
+    method: &'static str,
+    uri: String,
+    body: String,
+    auth: Option<String>,
+    conn: Option<DeviceConn>,
+    action: &'static str,
+}
+
+#[tokio::test]
+async fn every_mutating_route_journals_exactly_one_entry() {
+    let fx = common::fixture().await;
+    let admin = fx.vars["admin"].clone();
+    let device = fx.vars["device"].clone();
+    let inv = Inventory {
+        arch: "aarch64".into(),
+        ..Inventory::default()
+    };
+    let checkin = CheckinRequest {
+        agent_version: "1".into(),
+        boot_id: None,
+        inventory_digest: inv.digest(),
+        inventory: Some(inv),
+    };
+    let conn = DeviceConn {
+        identity: Some(PeerIdentity {
+            device_id: fx.device,
+            serial_hex: "00aa".into(),
+        }),
+        peer: "127.0.0.1:40000".parse().unwrap(),
+    };
+    let csr = DeviceKey::generate().unwrap().csr_pem("d").unwrap();
+    let case = |method, path: &str, body: serde_json::Value, action| Case {
+        device_router: false,
+        method,
+        uri: path.to_owned(),
+        body: if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        },
+        auth: Some(admin.clone()),
+        conn: None,
+        action,
+    };
+    let mut cases: BTreeMap<String, Case> = BTreeMap::new();
+    let mut add = |key: &str, c: Case| {
+        cases.insert(key.to_owned(), c);
+    };
+    add(
+        "post /api/v1/accounts",
+        case(
+            "POST",
+            "/api/v1/accounts",
+            json!({"name":"ben","role":"viewer"}),
+            "account.create",
+        ),
+    );
+    add(
+        "post /api/v1/tokens",
+        case(
+            "POST",
+            "/api/v1/tokens",
+            json!({"label":"ci"}),
+            "token.create",
+        ),
+    );
+    add(
+        "delete /api/v1/tokens/{id}",
+        case(
+            "DELETE",
+            &format!("/api/v1/tokens/{}", fx.vars["viewer-token-id"]),
+            json!(null),
+            "token.revoke",
+        ),
+    );
+    add(
+        "post /api/v1/enroll-tokens",
+        case(
+            "POST",
+            "/api/v1/enroll-tokens",
+            json!({"group":"g","environment":"e"}),
+            "enroll_token.create",
+        ),
+    );
+    add(
+        "post /api/v1/devices/{id}/tags",
+        case(
+            "POST",
+            &format!("/api/v1/devices/{device}/tags"),
+            json!({"tags":{"site":"x"}}),
+            "device.tag",
+        ),
+    );
+    add(
+        "post /api/v1/devices/{id}/revoke",
+        case(
+            "POST",
+            &format!("/api/v1/devices/{device}/revoke"),
+            json!({"reason":"test"}),
+            "device.revoke",
+        ),
+    );
+    add(
+        "post /api/v1/enroll",
+        Case {
+            device_router: true,
+            auth: None,
+            ..case(
+                "POST",
+                "/api/v1/enroll",
+                json!({"token": fx.vars["enroll"], "csr_pem": csr}),
+                "device.enroll",
+            )
+        },
+    );
+    add(
+        "post /api/v1/device/checkin",
+        Case {
+            device_router: true,
+            auth: None,
+            conn: Some(conn),
+            ..case(
+                "POST",
+                "/api/v1/device/checkin",
+                serde_json::to_value(&checkin).unwrap(),
+                "device.inventory",
+            )
+        },
+    );
+
+    // The cases cover exactly the mutating operations the API documents.
+    let doc = serde_json::to_value(bulwark_server::api::openapi()).unwrap();
+    let mut documented = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys().filter(|m| *m != "get") {
+            documented.push(format!("{method} {path}"));
+        }
+    }
+    documented.sort();
+    assert_eq!(
+        documented,
+        cases.keys().cloned().collect::<Vec<_>>(),
+        "every mutating route needs a journal case"
+    );
+
+    let api =
+        bulwark_server::api::router(fx.state.clone(), common::MAX_BODY, Duration::from_secs(5));
+    let dev =
+        bulwark_server::device::router(fx.state.clone(), common::MAX_BODY, Duration::from_secs(5));
+    // Checkin first, while the device is not yet revoked.
+    let mut order: Vec<String> = cases.keys().cloned().collect();
+    order.sort_by_key(|k| !k.contains("checkin"));
+    for key in order {
+        let c = &cases[&key];
+        let before = fx.store.journal_root().await.unwrap().0;
+        let mut req = Request::builder().method(c.method).uri(&c.uri);
+        if let Some(t) = &c.auth {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if !c.body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
+        let mut req = req.body(Body::from(c.body.clone())).unwrap();
+        if let Some(conn) = &c.conn {
+            req.extensions_mut().insert(conn.clone());
+        }
+        let router = if c.device_router {
+            dev.clone()
+        } else {
+            api.clone()
+        };
+        let resp = router.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let request_id = resp
+            .headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            status.is_success(),
+            "{key}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        let after = fx.store.journal_root().await.unwrap().0;
+        assert_eq!(after, before + 1, "{key} must journal exactly one entry");
+        let row = fx
+            .store
+            .journal_entries(before, 1)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        let entry = JournalEntry::from_canonical(&row.entry).unwrap();
+        assert_eq!(entry.action, c.action, "{key}");
+        assert_eq!(
+            entry.request_id.as_deref(),
+            Some(request_id.as_str()),
+            "{key}: journal names the request: {entry:?}"
+        );
+        if c.conn.is_some() {
+            assert_eq!(
+                entry.source.as_deref(),
+                Some("127.0.0.1:40000"),
+                "{key}: journal names the source address"
+            );
+        }
+    }
+}

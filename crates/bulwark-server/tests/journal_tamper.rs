@@ -1,0 +1,233 @@
+//! Tampering with the stored journal — in SQLite and in PostgreSQL — is
+//! detected by offline verification, which names the bad entry.
+//!
+//! Each case starts a real server, makes ten journaled changes (checkpoint
+//! after each, as a busy server does), saves a trusted checkpoint, tampers
+//! with the database directly, and verifies what the store now holds.
+
+use std::sync::Arc;
+
+use bulwark_audit::{Evidence, EvidenceEntry, Failure, verify};
+use bulwark_server::{ManualClock, RawConfig, Server};
+use bulwark_store::{Audit, NewAccount, Role};
+use bulwark_tlog::{NoteVerifier, leaf_hash};
+
+#[derive(Debug, Clone, Copy)]
+enum Tamper {
+    AlterEntry,
+    AlterEntryAndLeaf,
+    Reorder,
+    Delete,
+    RollBack,
+}
+
+enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Pg(sqlx::PgPool),
+}
+
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Pg($pool) => $body,
+        }
+    };
+}
+
+async fn tamper(db: &Db, how: Tamper) {
+    async fn entry(db: &Db, seq: i64) -> (Vec<u8>, Vec<u8>) {
+        on_db!(db, |p| {
+            let row: (Vec<u8>, Vec<u8>) =
+                sqlx::query_as("SELECT entry, leaf_hash FROM journal WHERE seq = $1")
+                    .bind(seq)
+                    .fetch_one(p)
+                    .await
+                    .unwrap();
+            row
+        })
+    }
+    async fn set(db: &Db, seq: i64, entry: &[u8], leaf: &[u8]) {
+        on_db!(db, |p| {
+            sqlx::query("UPDATE journal SET entry = $1, leaf_hash = $2 WHERE seq = $3")
+                .bind(entry)
+                .bind(leaf)
+                .bind(seq)
+                .execute(p)
+                .await
+                .unwrap();
+        })
+    }
+    match how {
+        Tamper::AlterEntry => {
+            let (e, leaf) = entry(db, 4).await;
+            set(
+                db,
+                4,
+                &String::from_utf8(e)
+                    .unwrap()
+                    .replace("viewer", "admin")
+                    .into_bytes(),
+                &leaf,
+            )
+            .await;
+        }
+        Tamper::AlterEntryAndLeaf => {
+            let (e, _) = entry(db, 4).await;
+            let forged = String::from_utf8(e)
+                .unwrap()
+                .replace("viewer", "admin")
+                .into_bytes();
+            set(db, 4, &forged, &leaf_hash(&forged)).await;
+        }
+        Tamper::Reorder => {
+            let (a, la) = entry(db, 2).await;
+            let (b, lb) = entry(db, 3).await;
+            set(db, 2, &b, &lb).await;
+            set(db, 3, &a, &la).await;
+        }
+        Tamper::Delete => on_db!(db, |p| {
+            sqlx::query("DELETE FROM journal WHERE seq = 3")
+                .execute(p)
+                .await
+                .unwrap();
+        }),
+        Tamper::RollBack => on_db!(db, |p| {
+            sqlx::query("DELETE FROM journal WHERE seq >= 6")
+                .execute(p)
+                .await
+                .unwrap();
+            sqlx::query("DELETE FROM checkpoints WHERE size > 6")
+                .execute(p)
+                .await
+                .unwrap();
+        }),
+    }
+}
+
+async fn case(how: Tamper, postgres: bool) -> Result<bulwark_audit::Report, Failure> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let pg =
+        postgres.then(|| bulwark_testpg::TempPostgres::start().unwrap_or_else(|e| panic!("{e}")));
+    let url = pg.as_ref().map(|p| p.url().to_owned());
+    let cfg = RawConfig {
+        data_dir: Some(dir.path().join("data")),
+        listen: Some("127.0.0.1:0".into()),
+        device_listen: Some("127.0.0.1:0".into()),
+        database_url: url.clone(),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let server = Server::start(cfg, Arc::new(ManualClock::new(now)))
+        .await
+        .unwrap();
+    let store = server.state().store().clone();
+    // Bootstrap journaled 2 entries (admin account and token); add 8 more.
+    for i in 0..8 {
+        let role = if i == 2 { Role::Viewer } else { Role::Operator };
+        store
+            .create_account(
+                NewAccount {
+                    name: format!("user{i}"),
+                    role,
+                },
+                &Audit::system(now),
+            )
+            .await
+            .unwrap();
+        server.state().checkpoint_journal().await.unwrap();
+    }
+    let checkpoints = store.checkpoints().await.unwrap();
+    let trusted = checkpoints.iter().find(|(s, _)| *s == 8).unwrap().1.clone();
+    let db = match &url {
+        Some(u) => Db::Pg(sqlx::PgPool::connect(u).await.unwrap()),
+        None => Db::Sqlite(
+            sqlx::SqlitePool::connect(&format!(
+                "sqlite://{}",
+                dir.path().join("data/bulwark.db").display()
+            ))
+            .await
+            .unwrap(),
+        ),
+    };
+    tamper(&db, how).await;
+
+    let rows = store.journal_entries(0, 1000).await.unwrap();
+    let evidence = Evidence {
+        entries: rows
+            .into_iter()
+            .map(|r| EvidenceEntry {
+                seq: r.seq,
+                raw: r.entry,
+                recorded_leaf_hash: Some(r.leaf_hash),
+            })
+            .collect(),
+        checkpoints: store
+            .checkpoints()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect(),
+        consistency: vec![],
+    };
+    let vkey = std::fs::read_to_string(dir.path().join("data/journal.vkey")).unwrap();
+    let verifier = NoteVerifier::from_vkey(vkey.trim()).unwrap();
+    let result = verify(&evidence, &verifier, Some(&trusted));
+    server.shutdown().await.unwrap();
+    result
+}
+
+async fn all_cases(postgres: bool) {
+    use Failure::*;
+    // user2 (the viewer) is entry 4: two bootstrap entries, then user0, user1.
+    assert_eq!(
+        case(Tamper::AlterEntry, postgres).await,
+        Err(EntryAltered { seq: 4 })
+    );
+    assert_eq!(
+        case(Tamper::AlterEntryAndLeaf, postgres).await,
+        Err(RootMismatch {
+            size: 5,
+            first: 4,
+            last: 4
+        })
+    );
+    assert_eq!(
+        case(Tamper::Reorder, postgres).await,
+        Err(RootMismatch {
+            size: 3,
+            first: 2,
+            last: 2
+        })
+    );
+    assert_eq!(
+        case(Tamper::Delete, postgres).await,
+        Err(EntryMissing { seq: 3, found: 4 })
+    );
+    assert_eq!(
+        case(Tamper::RollBack, postgres).await,
+        Err(RolledBack {
+            trusted: 8,
+            size: 6
+        })
+    );
+    let e = case(Tamper::AlterEntryAndLeaf, postgres).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "entries 4..=4 do not match the signed checkpoint for size 5: an entry in that range was altered, reordered or replaced"
+    );
+}
+
+#[tokio::test]
+async fn tampering_is_detected_in_sqlite() {
+    all_cases(false).await;
+}
+
+#[tokio::test]
+async fn tampering_is_detected_in_postgres() {
+    all_cases(true).await;
+}
