@@ -135,21 +135,11 @@ fn ci() -> Result<(), String> {
     fuzz(20)
 }
 
-fn bench(quick: bool) -> Result<(), String> {
-    let mut c = cargo();
-    c.args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "bulwark-cli",
-        "-p",
-        "bulwark-bench",
-    ]);
-    run(c)?;
+/// Runs one `bulwark-bench` suite in markdown mode; returns its table.
+fn bench_suite(suite: &str, quick: bool) -> Result<String, String> {
     let exe = root().join("target/release/bulwark-bench");
     let mut c = Command::new(&exe);
-    c.current_dir(root()).arg("checkin").arg("--markdown");
+    c.current_dir(root()).arg(suite).arg("--markdown");
     if quick {
         c.arg("--quick");
     }
@@ -157,11 +147,22 @@ fn bench(quick: bool) -> Result<(), String> {
     let out = c.output().map_err(|e| format!("{}: {e}", exe.display()))?;
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {
-        return Err(format!("bulwark-bench checkin failed with {}", out.status));
+        return Err(format!("bulwark-bench {suite} failed with {}", out.status));
     }
-    let rows = String::from_utf8_lossy(&out.stdout).into_owned();
-    println!("{rows}");
-    record(&rows, quick)
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn bench(quick: bool) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["build", "--release", "--locked", "-p", "bulwark-cli", "-p", "bulwark-bench"]);
+    run(c)?;
+    let checkin = bench_suite("checkin", quick)?;
+    let journal = bench_suite("journal", quick)?;
+    let tables = format!(
+        "### Device check-ins (issue 2)\n\n| benchmark | devices in store | clients | check-ins/s | p50 ms | p99 ms | errors | target |\n|---|---|---|---|---|---|---|---|\n{checkin}\n\n### Audit journal (issue 3)\n\n{journal}"
+    );
+    println!("{tables}");
+    record(&tables, quick)
 }
 
 /// Replaces the generated section of BENCHMARKS.md with `rows`.

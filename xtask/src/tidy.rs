@@ -10,7 +10,13 @@
 use std::path::{Path, PathBuf};
 
 /// Crates that must stay free of I/O, async runtimes and databases.
-const PURE_CRATES: &[&str] = &["bulwark-proto", "bulwark-pkgdb", "bulwark-pki", "bulwark-tlog", "bulwark-audit"];
+const PURE_CRATES: &[&str] = &[
+    "bulwark-proto",
+    "bulwark-pkgdb",
+    "bulwark-pki",
+    "bulwark-tlog",
+    "bulwark-audit",
+];
 /// Dependencies a pure crate may not have.
 const IO_DEPS: &[&str] = &[
     "tokio",

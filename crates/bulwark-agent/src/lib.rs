@@ -379,3 +379,23 @@ impl Agent {
         }
     }
 }
+
+/// Resolves on Ctrl-C or SIGTERM: the graceful-shutdown trigger of the
+/// `bulwark-agent` and `bulwark` binaries.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -112,7 +112,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     r.poll_interval_secs
                 );
             } else {
-                rt.block_on(agent.run(shutdown_signal()))?;
+                rt.block_on(agent.run(bulwark_agent::shutdown_signal()))?;
             }
         }
         Command::Inventory { root } => {
@@ -123,21 +123,4 @@ fn run() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
+

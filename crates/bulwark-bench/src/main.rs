@@ -7,12 +7,14 @@
 //!
 //! ```text
 //! bulwark-bench checkin [--devices 100000] [--clients 256] [--duration 20s] [--quick] [--markdown]
+//! bulwark-bench journal [--quick] [--markdown]
 //! ```
 //!
 //! Progress goes to stderr, results to stdout.
 
 mod checkin;
 mod fleet;
+mod journal;
 mod load;
 mod server;
 mod stats;
@@ -35,6 +37,8 @@ struct Cli {
 enum Command {
     /// Steady-state device check-ins over mutual TLS against a real server.
     Checkin(CheckinArgs),
+    /// Audit journal: durable appends, proof generation, offline verification.
+    Journal(journal::JournalArgs),
 }
 
 /// Arguments of `bulwark-bench checkin`.
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Checkin(a) => a.threads,
+        Command::Journal(_) => None,
     }
     .unwrap_or_else(stats::cpus);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
                     _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
                 }
             }
+            Command::Journal(args) => journal::run(args).await,
         }
     });
     // Dropping the runtime ends the load tasks; the server process and the

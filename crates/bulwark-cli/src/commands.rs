@@ -388,7 +388,11 @@ async fn server(args: ServerArgs) -> Result<()> {
             bail!("invalid configuration:\n{}", list.join("\n"));
         }
     };
-    bulwark_server::run(config, shutdown_signal()).await
+    bulwark_server::run(config, async {
+        bulwark_agent::shutdown_signal().await;
+        eprintln!("bulwark: shutting down");
+    })
+    .await
 }
 
 async fn devices(cmd: DevicesCmd) -> Result<()> {
@@ -630,24 +634,7 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    eprintln!("bulwark: shutting down");
-}
+
 
 #[cfg(test)]
 mod tests {

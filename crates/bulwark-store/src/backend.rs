@@ -133,6 +133,31 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Rows per multi-row statement: 3 parameters a row stays far below the
+/// bound-parameter limits of SQLite (32766) and PostgreSQL (65535).
+const ROWS_PER_INSERT: usize = 500;
+
+/// `INSERT INTO {table} VALUES ($1, $2, $3), ($4, …)…` for `rows` rows of
+/// `cols` placeholders. Only placeholders are generated: no value is ever
+/// spliced into SQL.
+fn multi_row_insert(table: &str, cols: usize, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * cols + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// The journal's right edge from `journal_head` (size, concatenated hashes).
 fn decode_edge(size: i64, blob: &[u8]) -> Option<CompactRange> {
     let size = u64::try_from(size).ok()?;
@@ -273,8 +298,11 @@ macro_rules! impl_store {
                     .ok_or_else(|| Error::Corrupt { what: "journal head", detail: format!("size {size} with {} edge bytes", blob.len()) })
             }
 
-            /// Appends `entries` to the journal inside `tx`.
+            /// Appends `entries` to the journal inside `tx`, with multi-row
+            /// inserts (one statement per few hundred rows, not per row).
             async fn journal_in(tx: &mut sqlx::Transaction<'static, $db>, edge: &mut CompactRange, entries: &[JournalEntry]) -> Result<()> {
+                let mut leaves: Vec<(i64, Vec<u8>, Vec<u8>)> = Vec::with_capacity(entries.len());
+                let mut nodes: Vec<(i64, i64, Vec<u8>)> = Vec::with_capacity(entries.len() * 2);
                 for e in entries {
                     let bytes = e.to_canonical();
                     if bytes.len() > bulwark_proto::MAX_JOURNAL_ENTRY {
@@ -282,20 +310,26 @@ macro_rules! impl_store {
                     }
                     let leaf = leaf_hash(&bytes);
                     let seq = i64::try_from(edge.size()).unwrap_or(i64::MAX);
-                    sqlx::query::<$db>("INSERT INTO journal (seq, entry, leaf_hash) VALUES ($1, $2, $3)")
-                        .bind(seq)
-                        .bind(bytes)
-                        .bind(leaf.to_vec())
-                        .execute(&mut **tx)
-                        .await?;
                     for (level, idx, hash) in edge.append(leaf) {
-                        sqlx::query::<$db>("INSERT INTO journal_nodes (level, idx, hash) VALUES ($1, $2, $3)")
-                            .bind(i64::from(level))
-                            .bind(i64::try_from(idx).unwrap_or(i64::MAX))
-                            .bind(hash.to_vec())
-                            .execute(&mut **tx)
-                            .await?;
+                        nodes.push((i64::from(level), i64::try_from(idx).unwrap_or(i64::MAX), hash.to_vec()));
                     }
+                    leaves.push((seq, bytes, leaf.to_vec()));
+                }
+                for chunk in leaves.chunks(ROWS_PER_INSERT) {
+                    let sql = sqlx::AssertSqlSafe(multi_row_insert("journal (seq, entry, leaf_hash)", 3, chunk.len()));
+                    let mut q = sqlx::query::<$db>(sql);
+                    for (seq, entry, leaf) in chunk {
+                        q = q.bind(*seq).bind(entry.as_slice()).bind(leaf.as_slice());
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                for chunk in nodes.chunks(ROWS_PER_INSERT) {
+                    let sql = sqlx::AssertSqlSafe(multi_row_insert("journal_nodes (level, idx, hash)", 3, chunk.len()));
+                    let mut q = sqlx::query::<$db>(sql);
+                    for (level, idx, hash) in chunk {
+                        q = q.bind(*level).bind(*idx).bind(hash.as_slice());
+                    }
+                    q.execute(&mut **tx).await?;
                 }
                 sqlx::query::<$db>("UPDATE journal_head SET size = $1, compact = $2 WHERE id = 1")
                     .bind(i64::try_from(edge.size()).unwrap_or(i64::MAX))
@@ -744,23 +778,30 @@ macro_rules! impl_store {
             }
 
             async fn journal_nodes(&self, keys: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>> {
-                let mut conn = self.pool.acquire().await?;
-                let mut out = Vec::with_capacity(keys.len());
-                for (level, idx) in keys {
-                    let row = sqlx::query::<$db>("SELECT hash FROM journal_nodes WHERE level = $1 AND idx = $2")
-                        .bind(i64::from(*level))
-                        .bind(i64::try_from(*idx).unwrap_or(i64::MAX))
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    out.push(match row {
-                        None => None,
-                        Some(r) => {
-                            let h: Vec<u8> = r.try_get("hash")?;
-                            Some(h.try_into().map_err(|_| Error::Corrupt { what: "journal node", detail: "hash is not 32 bytes".into() })?)
-                        }
-                    });
+                let mut found: std::collections::HashMap<(i64, i64), Vec<u8>> = std::collections::HashMap::with_capacity(keys.len());
+                for chunk in keys.chunks(ROWS_PER_INSERT) {
+                    let tuples: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+                    let sql = sqlx::AssertSqlSafe(format!(
+                        "SELECT level, idx, hash FROM journal_nodes WHERE (level, idx) IN (VALUES {})",
+                        tuples.join(", ")
+                    ));
+                    let mut q = sqlx::query::<$db>(sql);
+                    for (level, idx) in chunk {
+                        q = q.bind(i64::from(*level)).bind(i64::try_from(*idx).unwrap_or(i64::MAX));
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        found.insert((r.try_get("level")?, r.try_get("idx")?), r.try_get("hash")?);
+                    }
                 }
-                Ok(out)
+                keys.iter()
+                    .map(|(level, idx)| match found.remove(&(i64::from(*level), i64::try_from(*idx).unwrap_or(i64::MAX))) {
+                        None => Ok(None),
+                        Some(h) => h
+                            .try_into()
+                            .map(Some)
+                            .map_err(|_| Error::Corrupt { what: "journal node", detail: "hash is not 32 bytes".into() }),
+                    })
+                    .collect()
             }
 
             async fn put_checkpoint(&self, size: u64, note: &str, now: OffsetDateTime) -> Result<()> {

@@ -15,7 +15,7 @@ CREATE TABLE journal_nodes (
     idx    INTEGER NOT NULL,
     hash   BLOB NOT NULL,
     PRIMARY KEY (level, idx)
-);
+) WITHOUT ROWID;
 CREATE TABLE journal_head (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
     size     INTEGER NOT NULL,
