@@ -122,5 +122,3 @@ fn run() -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
-

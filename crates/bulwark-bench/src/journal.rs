@@ -36,14 +36,21 @@ pub(crate) struct JournalArgs {
 fn entry(i: u64) -> JournalEntry {
     JournalEntry {
         time_ms: 1_795_000_000_000 + i as i64,
-        actor: JournalActor { kind: "account".into(), id: "7f068dc882c74ec0944e7a9afe9ce6bf".into(), name: Some("ana".into()), token_id: Some("28d946f838a17c40".into()) },
+        actor: JournalActor {
+            kind: "account".into(),
+            id: "7f068dc882c74ec0944e7a9afe9ce6bf".into(),
+            name: Some("ana".into()),
+            token_id: Some("28d946f838a17c40".into()),
+        },
         action: "device.tag".into(),
         target: format!("device:{:08x}-0000-4000-8000-000000000000", i),
         request_id: Some(format!("{i:032x}")),
         source: Some("127.0.0.1:54321".into()),
         before: Some("ab".repeat(32)),
         after: Some("cd".repeat(32)),
-        detail: [("tags".to_owned(), "site=berlin".to_owned())].into_iter().collect(),
+        detail: [("tags".to_owned(), "site=berlin".to_owned())]
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -74,7 +81,11 @@ pub(crate) async fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
 
     // 1. Durable appends into SQLite.
     let dir = tempfile::tempdir()?;
-    let store = bulwark_store::open(&format!("sqlite://{}", dir.path().join("journal.db").display())).await?;
+    let store = bulwark_store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("journal.db").display()
+    ))
+    .await?;
     let mut next = 0u64;
     for (batch, count) in [(1u64, 2_000u64), (100, appends / 2), (1_000, appends)] {
         let entries: Vec<JournalEntry> = (next..next + count).map(entry).collect();
@@ -89,7 +100,11 @@ pub(crate) async fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
             name: format!("journal: durable appends, SQLite, {batch} per transaction"),
             size: count,
             result: format!("{:.0} entries/s", count as f64 / secs),
-            target: if batch == 1_000 { "≥ 100000 entries/s" } else { "-" },
+            target: if batch == 1_000 {
+                "≥ 100000 entries/s"
+            } else {
+                "-"
+            },
         });
     }
 
@@ -102,13 +117,21 @@ pub(crate) async fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
         let index = rng.below(size);
         let keys = needed_nodes(index, size)?;
         let nodes = store.journal_nodes(&keys).await?;
-        let map: std::collections::HashMap<(u8, u64), bulwark_tlog::Hash> =
-            keys.into_iter().zip(nodes).filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+        let map: std::collections::HashMap<(u8, u64), bulwark_tlog::Hash> = keys
+            .into_iter()
+            .zip(nodes)
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
         let proof = bulwark_tlog::inclusion_proof(index, size, &MapSource(map))?;
         std::hint::black_box(&proof);
     }
     let per = t.elapsed().as_secs_f64() * 1e6 / n_proofs as f64;
-    rows.push(Row { name: "journal: inclusion proof from the SQLite journal (node lookups)".into(), size, result: format!("{per:.1} µs/proof"), target: "-" });
+    rows.push(Row {
+        name: "journal: inclusion proof from the SQLite journal (node lookups)".into(),
+        size,
+        result: format!("{per:.1} µs/proof"),
+        target: "-",
+    });
     let _ = root;
 
     // 2b. Pure proof generation over a large tree.
@@ -124,7 +147,12 @@ pub(crate) async fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
         std::hint::black_box(&proof);
     }
     let per = t.elapsed().as_secs_f64() * 1e6 / n_proofs as f64;
-    rows.push(Row { name: "journal: inclusion proof generation (in memory)".into(), size: tree_size, result: format!("{per:.2} µs/proof"), target: "< 50 µs at 10M entries" });
+    rows.push(Row {
+        name: "journal: inclusion proof generation (in memory)".into(),
+        size: tree_size,
+        result: format!("{per:.2} µs/proof"),
+        target: "< 50 µs at 10M entries",
+    });
     let t = Instant::now();
     for _ in 0..n_proofs {
         let old = 1 + rng.below(tree_size - 1);
@@ -132,7 +160,12 @@ pub(crate) async fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
         std::hint::black_box(&proof);
     }
     let per = t.elapsed().as_secs_f64() * 1e6 / n_proofs as f64;
-    rows.push(Row { name: "journal: consistency proof generation (in memory)".into(), size: tree_size, result: format!("{per:.2} µs/proof"), target: "-" });
+    rows.push(Row {
+        name: "journal: consistency proof generation (in memory)".into(),
+        size: tree_size,
+        result: format!("{per:.2} µs/proof"),
+        target: "-",
+    });
     drop(tree);
 
     // 3. Full offline verification.
@@ -143,27 +176,51 @@ pub(crate) async fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
     for i in 0..verify_size {
         let raw = entry(i).to_canonical();
         cr.append(leaf_hash(&raw));
-        evidence.entries.push(EvidenceEntry { seq: i, recorded_leaf_hash: None, raw });
-        if cr.size() % 10_000 == 0 || cr.size() == verify_size {
-            evidence.checkpoints.push(Checkpoint::new("bench.invalid/journal", cr.size(), cr.root()).sign(&signer)?);
+        evidence.entries.push(EvidenceEntry {
+            seq: i,
+            recorded_leaf_hash: None,
+            raw,
+        });
+        if cr.size().is_multiple_of(10_000) || cr.size() == verify_size {
+            evidence.checkpoints.push(
+                Checkpoint::new("bench.invalid/journal", cr.size(), cr.root()).sign(&signer)?,
+            );
         }
     }
     let t = Instant::now();
-    let report = bulwark_audit::verify(&evidence, &signer.verifier(), evidence.checkpoints.first().map(String::as_str))
-        .map_err(|e| anyhow::anyhow!("verification failed: {e}"))?;
+    let report = bulwark_audit::verify(
+        &evidence,
+        &signer.verifier(),
+        evidence.checkpoints.first().map(String::as_str),
+    )
+    .map_err(|e| anyhow::anyhow!("verification failed: {e}"))?;
     let secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(report.size == verify_size, "verified {} of {verify_size}", report.size);
+    anyhow::ensure!(
+        report.size == verify_size,
+        "verified {} of {verify_size}",
+        report.size
+    );
     rows.push(Row {
-        name: format!("journal: full offline verification ({} signed checkpoints)", report.checkpoints),
+        name: format!(
+            "journal: full offline verification ({} signed checkpoints)",
+            report.checkpoints
+        ),
         size: verify_size,
         result: format!("{secs:.2} s ({:.0} entries/s)", verify_size as f64 / secs),
         target: "-",
     });
 
     let header = "| benchmark | entries | result | target |\n|---|---|---|---|";
-    let body: Vec<String> = rows.iter().map(|r| format!("| {} | {} | {} | {} |", r.name, r.size, r.result, r.target)).collect();
+    let body: Vec<String> = rows
+        .iter()
+        .map(|r| format!("| {} | {} | {} | {} |", r.name, r.size, r.result, r.target))
+        .collect();
     if !args.markdown {
-        println!("machine: {} CPUs ({})", crate::stats::cpus(), crate::stats::cpu_model());
+        println!(
+            "machine: {} CPUs ({})",
+            crate::stats::cpus(),
+            crate::stats::cpu_model()
+        );
     }
     println!("{header}\n{}", body.join("\n"));
     Ok(ExitCode::SUCCESS)
@@ -193,6 +250,9 @@ struct MapSource(std::collections::HashMap<(u8, u64), bulwark_tlog::Hash>);
 
 impl bulwark_tlog::NodeSource for MapSource {
     fn node(&self, level: u8, index: u64) -> bulwark_tlog::Result<bulwark_tlog::Hash> {
-        self.0.get(&(level, index)).copied().ok_or(bulwark_tlog::Error::MissingNode { level, index })
+        self.0
+            .get(&(level, index))
+            .copied()
+            .ok_or(bulwark_tlog::Error::MissingNode { level, index })
     }
 }

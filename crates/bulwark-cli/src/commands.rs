@@ -634,8 +634,6 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
