@@ -154,7 +154,15 @@ fn bench_suite(suite: &str, quick: bool) -> Result<String, String> {
 
 fn bench(quick: bool) -> Result<(), String> {
     let mut c = cargo();
-    c.args(["build", "--release", "--locked", "-p", "bulwark-cli", "-p", "bulwark-bench"]);
+    c.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "bulwark-cli",
+        "-p",
+        "bulwark-bench",
+    ]);
     run(c)?;
     let checkin = bench_suite("checkin", quick)?;
     let journal = bench_suite("journal", quick)?;
