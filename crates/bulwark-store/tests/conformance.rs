@@ -645,6 +645,45 @@ async fn journal_root_and_nodes_match_the_reference(store: Arc<dyn Store>) {
     assert_eq!(got[5], None);
 }
 
+async fn journal_nodes_above_and_below_the_stored_level(store: Arc<dyn Store>) {
+    // Nodes of level >= 4 are stored; lower ones are folded from leaves.
+    let batch: Vec<_> = (0..600).map(test_entry).collect();
+    store.append_journal(&batch).await.unwrap();
+    let leaves: Vec<bulwark_tlog::Hash> = batch
+        .iter()
+        .map(|e| bulwark_tlog::leaf_hash(&e.to_canonical()))
+        .collect();
+    let keys = [
+        (8, 0),
+        (8, 1),
+        (8, 2),
+        (9, 0),
+        (7, 3),
+        (7, 4),
+        (2, 149),
+        (0, 599),
+        (0, 600),
+    ];
+    let got = store.journal_nodes(&keys).await.unwrap();
+    let reference = |a: usize, b: usize| Some(bulwark_tlog::root_from_leaf_hashes(&leaves[a..b]));
+    assert_eq!(got[0], reference(0, 256));
+    assert_eq!(got[1], reference(256, 512));
+    assert_eq!(got[2], None, "512..768 is incomplete");
+    assert_eq!(got[3], reference(0, 512));
+    assert_eq!(got[4], reference(384, 512));
+    assert_eq!(got[5], None, "512..640 is incomplete");
+    assert_eq!(got[6], reference(596, 600));
+    assert_eq!(got[7], Some(leaves[599]));
+    assert_eq!(got[8], None);
+    // And proofs built from them verify.
+    let tree_root = store.journal_root().await.unwrap().1;
+    let mut tree = bulwark_tlog::MemoryTree::new();
+    for l in &leaves {
+        tree.append(*l);
+    }
+    assert_eq!(tree_root, tree.root());
+}
+
 async fn checkpoints_are_kept_per_size(store: Arc<dyn Store>) {
     store.put_checkpoint(3, "note-3\n", T0).await.unwrap();
     store.put_checkpoint(1, "note-1\n", T0).await.unwrap();
@@ -710,6 +749,7 @@ backends!(
     every_change_journals_exactly_one_entry,
     journal_root_and_nodes_match_the_reference,
     checkpoints_are_kept_per_size,
+    journal_nodes_above_and_below_the_stored_level,
 );
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 -- The audit journal: an append-only RFC 6962 Merkle log.
 -- journal: one row per entry (canonical bytes and leaf hash).
--- journal_nodes: every complete (perfect) subtree hash, level >= 1, so
---   proofs and tiles are lookups, not rehashes.
+-- journal_nodes: every complete (perfect) subtree hash of level >= 4 (lower
+--   levels are folded from at most 16 leaf hashes), so proofs are lookups.
 -- journal_head: the single row every state change locks first; holds the
 --   tree size and the compact range (right edge) to append to.
 -- checkpoints: signed C2SP checkpoints, one per size.
