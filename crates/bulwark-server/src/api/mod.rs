@@ -60,6 +60,16 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        components.add_security_scheme(
+            "device_mtls",
+            SecurityScheme::MutualTls {
+                description: Some(
+                    "device certificate issued by the server's device CA (device listener only)"
+                        .into(),
+                ),
+                extensions: None,
+            },
+        );
         openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
             "bearer",
             Vec::<String>::new(),

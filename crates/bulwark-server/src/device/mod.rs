@@ -58,6 +58,7 @@ fn limit_errors(errs: Vec<bulwark_proto::LimitError>) -> ApiError {
 
 /// Trade a one-time enrollment token and a CSR for a device certificate.
 #[utoipa::path(post, path = "/api/v1/enroll", tag = "device", request_body = EnrollRequest,
+    security(()),
     responses((status = 201, body = EnrollResponse), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 401, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody),
         (status = 410, body = bulwark_proto::ErrorBody)))]
@@ -154,6 +155,7 @@ async fn enroll_inner(
 
 /// Periodic check-in: presence, agent version, boot id, inventory.
 #[utoipa::path(post, path = "/api/v1/device/checkin", tag = "device", request_body = CheckinRequest,
+    security(("device_mtls" = [])),
     responses((status = 200, body = CheckinResponse), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 401, body = bulwark_proto::ErrorBody), (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn checkin(
