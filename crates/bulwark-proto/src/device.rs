@@ -296,6 +296,32 @@ mod tests {
     }
 
     #[test]
+    fn a_full_inventory_fits_the_default_body_limit() {
+        let packages = (0..MAX_PACKAGES)
+            .map(|i| InstalledPackage {
+                name: format!("lib{i:05}-extra-long-package-name"),
+                version: "1:2.38.1-5+deb12u3".into(),
+                arch: Some("amd64".into()),
+                source: "dpkg".into(),
+            })
+            .collect();
+        let inv = Inventory {
+            arch: "x86_64".into(),
+            packages,
+            ..Default::default()
+        };
+        let req = CheckinRequest {
+            agent_version: "0.1.0".into(),
+            boot_id: None,
+            inventory_digest: inv.digest(),
+            inventory: Some(inv),
+        };
+        assert!(req.validate().is_ok());
+        // The server's default max_body_bytes is 4 MiB.
+        assert!(serde_json::to_vec(&req).unwrap().len() < 4 << 20);
+    }
+
+    #[test]
     fn checkin_rejects_mismatched_digest_and_bad_fields() {
         let inv = Inventory {
             arch: "x86_64".into(),

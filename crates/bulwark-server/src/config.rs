@@ -31,7 +31,8 @@ pub struct RawConfig {
     pub device_hostnames: Vec<String>,
     /// How often agents check in, seconds (5–86400; default 60).
     pub poll_interval_secs: Option<u32>,
-    /// Largest accepted request body, bytes (default 1 MiB).
+    /// Largest accepted request body, bytes (default 4 MiB: a full inventory
+    /// of `bulwark_proto::MAX_PACKAGES` packages is about 2 MB).
     pub max_body_bytes: Option<usize>,
     /// Per-request time limit, seconds (default 30).
     pub request_timeout_secs: Option<u64>,
@@ -213,7 +214,7 @@ impl RawConfig {
         let body = range(
             "max_body_bytes",
             self.max_body_bytes.map(|v| v as u64),
-            1 << 20,
+            4 << 20,
             1024,
             64 << 20,
         );
@@ -297,6 +298,7 @@ mod tests {
         assert_eq!(cfg.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(cfg.database_url.expose(), "sqlite:///tmp/d/bulwark.db");
         assert_eq!(cfg.poll_interval, Duration::from_secs(60));
+        assert_eq!(cfg.max_body_bytes, 4 << 20);
         assert!(
             format!("{cfg:?}").contains("[redacted]"),
             "database URL may hold a password"
