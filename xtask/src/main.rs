@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask ci` — the whole test suite, exactly what CI runs: installs
 //!   missing Debian packages (PostgreSQL for the store conformance suite),
-//!   checks formatting, runs clippy with warnings denied, the tidy checks,
-//!   every test, and each fuzz target briefly.
+//!   checks formatting, runs clippy with warnings denied, cargo-deny's
+//!   bans/licences/sources policy, the tidy checks, every test, and each
+//!   fuzz target briefly.
 //! - `cargo xtask tidy` — the house rules (also run by `cargo test -p xtask`).
 //! - `cargo xtask bench [--quick]` — every benchmark, printed as a table and
 //!   recorded in BENCHMARKS.md.
@@ -113,6 +114,19 @@ fn fuzz(seconds: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The dependency policy in deny.toml: bans (one TLS backend), licences,
+/// sources. Offline: the advisory database cannot be fetched here.
+fn deny() -> Result<(), String> {
+    if !have("cargo-deny") {
+        let mut c = cargo();
+        c.args(["install", "cargo-deny", "--locked"]);
+        run(c)?;
+    }
+    let mut c = cargo();
+    c.args(["deny", "--offline", "check", "bans", "licenses", "sources"]);
+    run(c)
+}
+
 fn ci() -> Result<(), String> {
     ensure_packages()?;
     let mut c = cargo();
@@ -129,6 +143,7 @@ fn ci() -> Result<(), String> {
         "warnings",
     ]);
     run(c)?;
+    deny()?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--locked"]);
     run(c)?;
