@@ -354,7 +354,7 @@ async fn hostile_checkins_get_clear_4xx() {
         ("bad digest", json!({"agent_version":"1","inventory_digest":"xyz"}).to_string(), 400, "invalid_fields"),
         ("inventory not matching digest", json!({"agent_version":"1","inventory_digest":digest,"inventory":{"arch":"x86_64"}}).to_string(), 400, "invalid_fields"),
         ("control characters", json!({"agent_version":"1\u{1b}[31m","inventory_digest":digest}).to_string(), 400, "invalid_fields"),
-        ("oversized body", json!({"agent_version":"x".repeat(2 << 20),"inventory_digest":digest}).to_string(), 413, "payload_too_large"),
+        ("oversized body", json!({"agent_version":"x".repeat(5 << 20),"inventory_digest":digest}).to_string(), 413, "payload_too_large"),
     ];
     for (name, body, status, code) in cases {
         let resp = client
