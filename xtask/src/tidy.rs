@@ -1,7 +1,7 @@
 //! House rules, checked by `cargo test -p xtask` (so CI needs nothing else).
 //!
 //! - every `.rs` file opens with a `//!` doc comment;
-//! - no `#[should_panic]` and no `#[ignore]` (assert the current behaviour
+//! - no should-panic or ignored tests (assert the current behaviour
 //!   and leave a FIXME instead);
 //! - pure-logic crates have no I/O dependencies;
 //! - every crate inherits the workspace lints;

@@ -17,7 +17,6 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use bulwark_audit::{Evidence, EvidenceEntry};
 use bulwark_proto::{JournalActor, JournalEntry};
 use bulwark_tlog::{Checkpoint, CompactRange, MemoryTree, NoteSigner, leaf_hash};
@@ -115,14 +114,15 @@ pub(crate) async fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     for _ in 0..n_proofs {
         let index = rng.below(size);
-        let keys = needed_nodes(index, size)?;
+        let keys =
+            bulwark_tlog::nodes_needed(|src| bulwark_tlog::inclusion_proof(index, size, src))?;
         let nodes = store.journal_nodes(&keys).await?;
         let map: std::collections::HashMap<(u8, u64), bulwark_tlog::Hash> = keys
             .into_iter()
             .zip(nodes)
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
-        let proof = bulwark_tlog::inclusion_proof(index, size, &MapSource(map))?;
+        let proof = bulwark_tlog::inclusion_proof(index, size, &map)?;
         std::hint::black_box(&proof);
     }
     let per = t.elapsed().as_secs_f64() * 1e6 / n_proofs as f64;
@@ -224,35 +224,4 @@ pub(crate) async fn run(args: JournalArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{header}\n{}", body.join("\n"));
     Ok(ExitCode::SUCCESS)
-}
-
-/// The nodes an inclusion proof needs, learned by a dry run (the proof
-/// algorithm asks for the same nodes whatever their hashes are).
-fn needed_nodes(index: u64, size: u64) -> anyhow::Result<Vec<(u8, u64)>> {
-    let rec = Recorder::default();
-    bulwark_tlog::inclusion_proof(index, size, &rec).context("dry run")?;
-    Ok(rec.0.into_inner().unwrap_or_default())
-}
-
-#[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<(u8, u64)>>);
-
-impl bulwark_tlog::NodeSource for Recorder {
-    fn node(&self, level: u8, index: u64) -> bulwark_tlog::Result<bulwark_tlog::Hash> {
-        if let Ok(mut v) = self.0.lock() {
-            v.push((level, index));
-        }
-        Ok([0; 32])
-    }
-}
-
-struct MapSource(std::collections::HashMap<(u8, u64), bulwark_tlog::Hash>);
-
-impl bulwark_tlog::NodeSource for MapSource {
-    fn node(&self, level: u8, index: u64) -> bulwark_tlog::Result<bulwark_tlog::Hash> {
-        self.0
-            .get(&(level, index))
-            .copied()
-            .ok_or(bulwark_tlog::Error::MissingNode { level, index })
-    }
 }

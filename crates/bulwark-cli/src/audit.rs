@@ -317,9 +317,7 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
         }
         AuditCmd::Checkpoint { conn } => {
             let api = Api::from_env(conn.server, conn.token)?;
-            let (list, _): (Vec<CheckpointView>, _) = api.get("/api/v1/audit/checkpoints").await?;
-            let newest = list.last().context("the journal has no checkpoint yet")?;
-            print!("{}", newest.note);
+            print!("{}", api.get_text("/api/v1/audit/log/checkpoint").await?);
         }
         AuditCmd::Key { conn } => {
             let api = Api::from_env(conn.server, conn.token)?;

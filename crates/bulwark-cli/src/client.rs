@@ -40,12 +40,12 @@ impl Api {
         })
     }
 
-    async fn send(
+    async fn send_raw(
         &self,
         method: Method,
         path: &str,
         body: Option<&dyn erased::Body>,
-    ) -> Result<Option<serde_json::Value>> {
+    ) -> Result<bytes::Bytes> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
@@ -74,12 +74,28 @@ impl Api {
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(300).collect());
             bail!("{msg} (HTTP {})", status.as_u16());
         }
+        Ok(bytes)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&dyn erased::Body>,
+    ) -> Result<Option<serde_json::Value>> {
+        let bytes = self.send_raw(method, path, body).await?;
         if bytes.is_empty() {
             return Ok(None);
         }
         Ok(Some(
             serde_json::from_slice(&bytes).context("the server's answer is not JSON")?,
         ))
+    }
+
+    /// A GET whose answer is text (e.g. a signed checkpoint note).
+    pub(crate) async fn get_text(&self, path: &str) -> Result<String> {
+        let bytes = self.send_raw(Method::GET, path, None).await?;
+        String::from_utf8(bytes.to_vec()).context("the server's answer is not UTF-8 text")
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(

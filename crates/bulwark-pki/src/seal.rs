@@ -39,10 +39,10 @@ impl MasterKey {
         &self.0
     }
 
-    fn key(&self) -> LessSafeKey {
-        // A 32-byte key is always valid for AES-256-GCM.
-        let unbound = UnboundKey::new(&AES_256_GCM, self.0.as_ref());
-        LessSafeKey::new(unbound.unwrap_or_else(|_| unreachable!("32-byte AES-256 key")))
+    fn key(&self) -> Result<LessSafeKey> {
+        let unbound = UnboundKey::new(&AES_256_GCM, self.0.as_ref())
+            .map_err(|_| Error::MasterKeyLength { len: self.0.len() })?;
+        Ok(LessSafeKey::new(unbound))
     }
 
     /// Encrypts and authenticates `plaintext`, binding it to `context` (for
@@ -57,7 +57,7 @@ impl MasterKey {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce)?;
         let mut buf = plaintext.to_vec();
-        self.key()
+        self.key()?
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context),
@@ -81,7 +81,7 @@ impl MasterKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Unseal)?;
         let mut buf = Zeroizing::new(ct.to_vec());
         let plain_len = self
-            .key()
+            .key()?
             .open_in_place(nonce, Aad::from(context), &mut buf)
             .map_err(|_| Error::Unseal)?
             .len();

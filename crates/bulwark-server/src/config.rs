@@ -259,11 +259,9 @@ impl RawConfig {
             );
         }
 
-        if !errors.is_empty() {
+        let (Some(listen), Some(device_listen), true) = (listen, device_listen, errors.is_empty())
+        else {
             return Err(errors);
-        }
-        let (Some(listen), Some(device_listen)) = (listen, device_listen) else {
-            unreachable!("address errors were reported above")
         };
         Ok(ServerConfig {
             data_dir,

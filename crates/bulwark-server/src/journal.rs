@@ -61,53 +61,18 @@ impl Journal {
     }
 }
 
-/// A [`NodeSource`] over nodes fetched in advance. Proof algorithms ask for
-/// the same nodes whatever the hash values are, so a first pass with
-/// [`Recorder`] learns which nodes to fetch.
-#[derive(Debug, Default)]
-struct Prefetched(HashMap<(u8, u64), Hash>);
-
-impl NodeSource for Prefetched {
-    fn node(&self, level: u8, index: u64) -> bulwark_tlog::Result<Hash> {
-        self.0
-            .get(&(level, index))
-            .copied()
-            .ok_or(bulwark_tlog::Error::MissingNode { level, index })
-    }
-}
-
-#[derive(Debug, Default)]
-struct Recorder(std::sync::Mutex<Vec<(u8, u64)>>);
-
-impl NodeSource for Recorder {
-    fn node(&self, level: u8, index: u64) -> bulwark_tlog::Result<Hash> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((level, index));
-        Ok([0; 32])
-    }
-}
-
-/// Runs `f` (a proof or tile computation) against the store's nodes.
+/// Runs `f` (a proof or tile computation) against the store's nodes,
+/// fetching exactly the ones it needs in one batch.
 pub(crate) async fn with_nodes<T>(
     store: &dyn Store,
     f: impl Fn(&dyn NodeSource) -> bulwark_tlog::Result<T>,
 ) -> anyhow::Result<T> {
-    let rec = Recorder::default();
-    f(&rec)?;
-    let mut keys = rec
-        .0
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    keys.sort_unstable();
-    keys.dedup();
+    let keys = bulwark_tlog::nodes_needed(&f)?;
     let hashes = store.journal_nodes(&keys).await?;
-    let mut map = HashMap::with_capacity(keys.len());
-    for (k, h) in keys.into_iter().zip(hashes) {
-        if let Some(h) = h {
-            map.insert(k, h);
-        }
-    }
-    Ok(f(&Prefetched(map))?)
+    let map: HashMap<(u8, u64), Hash> = keys
+        .into_iter()
+        .zip(hashes)
+        .filter_map(|(k, h)| h.map(|h| (k, h)))
+        .collect();
+    Ok(f(&map)?)
 }

@@ -117,11 +117,7 @@ impl Server {
             &*rng,
             config.journal_origin.as_deref(),
         )?;
-        let last_checkpoint = store
-            .checkpoints()
-            .await?
-            .last()
-            .map_or(0, |(size, _)| *size);
+        let last_checkpoint = store.latest_checkpoint().await?.map_or(0, |(size, _)| size);
         let state = AppState::new(
             store,
             clock,

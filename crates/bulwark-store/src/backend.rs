@@ -96,9 +96,7 @@ impl PostgresStore {
     }
 }
 
-fn ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
+use crate::model::ms;
 
 fn from_ms(what: &'static str, v: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000).map_err(|e| {
@@ -866,6 +864,25 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
+                let row = sqlx::query::<$db>("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| {
+                    let size: i64 = r.try_get("size")?;
+                    Ok((u64::try_from(size).unwrap_or(0), r.try_get::<String, _>("note")?))
+                })
+                .transpose()
+            }
+
+            async fn checkpoint(&self, size: u64) -> Result<Option<String>> {
+                let row = sqlx::query::<$db>("SELECT note FROM checkpoints WHERE size = $1")
+                    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("note")).transpose()?)
             }
 
             async fn checkpoints(&self) -> Result<Vec<(u64, String)>> {

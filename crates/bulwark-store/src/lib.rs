@@ -202,4 +202,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn put_checkpoint(&self, size: u64, note: &str, now: OffsetDateTime) -> Result<()>;
     /// Every stored checkpoint, by size.
     async fn checkpoints(&self) -> Result<Vec<(u64, String)>>;
+    /// The newest checkpoint (one row, not the whole list).
+    async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
+    /// The checkpoint for exactly `size`.
+    async fn checkpoint(&self, size: u64) -> Result<Option<String>>;
 }

@@ -298,6 +298,11 @@ pub struct StoredInventory {
     pub updated_at: OffsetDateTime,
 }
 
+/// Unix milliseconds: how every timestamp is stored and journaled.
+pub(crate) fn ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 /// Who is making a change, and in which request. Every mutating store
 /// method takes one and writes the journal entry for its change in the same
 /// transaction as the change.
@@ -358,8 +363,7 @@ impl Audit {
         detail: &[(&str, String)],
     ) -> JournalEntry {
         JournalEntry {
-            time_ms: i64::try_from(self.time.unix_timestamp_nanos() / 1_000_000)
-                .unwrap_or(i64::MAX),
+            time_ms: ms(self.time),
             actor: self.actor.clone(),
             action: action.to_owned(),
             target,

@@ -685,6 +685,7 @@ async fn journal_nodes_above_and_below_the_stored_level(store: Arc<dyn Store>) {
 }
 
 async fn checkpoints_are_kept_per_size(store: Arc<dyn Store>) {
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
     store.put_checkpoint(3, "note-3\n", T0).await.unwrap();
     store.put_checkpoint(1, "note-1\n", T0).await.unwrap();
     store.put_checkpoint(3, "other\n", T0).await.unwrap();
@@ -692,6 +693,15 @@ async fn checkpoints_are_kept_per_size(store: Arc<dyn Store>) {
         store.checkpoints().await.unwrap(),
         vec![(1, "note-1\n".to_owned()), (3, "note-3\n".to_owned())]
     );
+    assert_eq!(
+        store.latest_checkpoint().await.unwrap(),
+        Some((3, "note-3\n".to_owned()))
+    );
+    assert_eq!(
+        store.checkpoint(1).await.unwrap().as_deref(),
+        Some("note-1\n")
+    );
+    assert_eq!(store.checkpoint(2).await.unwrap(), None);
 }
 
 // ---- backends --------------------------------------------------------------

@@ -211,7 +211,7 @@ fn watchdog_stops_a_server_that_is_never_dropped() {
 }
 
 /// Helper run as a child process by `watchdog_stops_a_server_that_is_never_dropped`;
-/// a no-op in the normal test run (the house rules forbid `#[ignore]`).
+/// a no-op in the normal test run (the house rules forbid ignored tests).
 #[test]
 fn leak_a_server_child() {
     if std::env::var_os("BULWARK_TESTPG_LEAK_CHILD").is_none() {

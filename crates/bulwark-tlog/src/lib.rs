@@ -101,7 +101,8 @@ pub use hash::{HASH_LEN, Hash, empty_root, leaf_hash, node_hash, root_from_leaf_
 pub use memory::MemoryTree;
 pub use note::{MAX_SIGNATURES, NoteSigner, NoteVerifier, SignerId, Verified, open};
 pub use proof::{
-    NodeSource, consistency_proof, inclusion_proof, root_at, verify_consistency, verify_inclusion,
+    NodeSource, consistency_proof, inclusion_proof, nodes_needed, root_at, verify_consistency,
+    verify_inclusion,
 };
 pub use tiles::{
     TILE_HEIGHT, TILE_WIDTH, TileId, decode_entry_bundle, encode_entry_bundle, entries_path,

@@ -25,6 +25,42 @@ pub trait NodeSource {
     fn node(&self, level: u8, index: u64) -> Result<Hash>;
 }
 
+/// A map of prefetched nodes is a [`NodeSource`]: fetch what
+/// [`nodes_needed`] lists from storage, then run the proof on the map.
+impl NodeSource for std::collections::HashMap<(u8, u64), Hash> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash> {
+        self.get(&(level, index))
+            .copied()
+            .ok_or(Error::MissingNode { level, index })
+    }
+}
+
+/// The nodes `f` (a proof or tile computation) will ask its source for,
+/// sorted and deduplicated. The algorithms here ask for the same nodes
+/// whatever the hashes are, so a dry run against a recording source tells
+/// an asynchronous store exactly what to fetch, in one batch.
+pub fn nodes_needed<T>(f: impl FnOnce(&dyn NodeSource) -> Result<T>) -> Result<Vec<(u8, u64)>> {
+    struct Recorder(std::sync::Mutex<Vec<(u8, u64)>>);
+    impl NodeSource for Recorder {
+        fn node(&self, level: u8, index: u64) -> Result<Hash> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((level, index));
+            Ok([0; 32])
+        }
+    }
+    let rec = Recorder(std::sync::Mutex::new(Vec::new()));
+    f(&rec)?;
+    let mut keys = rec
+        .0
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys)
+}
+
 impl<T: NodeSource + ?Sized> NodeSource for &T {
     fn node(&self, level: u8, index: u64) -> Result<Hash> {
         (**self).node(level, index)
@@ -334,6 +370,27 @@ pub fn verify_consistency(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dry_run_then_prefetched_map_gives_the_same_proof() {
+        let mut tree = crate::MemoryTree::new();
+        for i in 0..37u32 {
+            tree.append(crate::leaf_hash(&i.to_be_bytes()));
+        }
+        let keys = super::nodes_needed(|src| super::inclusion_proof(11, 37, src)).unwrap();
+        let map: std::collections::HashMap<(u8, u64), crate::Hash> = keys
+            .iter()
+            .map(|&(l, i)| ((l, i), super::NodeSource::node(&tree, l, i).unwrap()))
+            .collect();
+        assert_eq!(
+            super::inclusion_proof(11, 37, &map).unwrap(),
+            super::inclusion_proof(11, 37, &tree).unwrap()
+        );
+        assert!(matches!(
+            super::inclusion_proof(11, 37, &std::collections::HashMap::new()),
+            Err(crate::Error::MissingNode { .. })
+        ));
+    }
+
     use super::*;
 
     #[test]

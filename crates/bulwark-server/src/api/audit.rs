@@ -36,9 +36,8 @@ async fn newest_checkpoint(state: &AppState) -> Result<(u64, String), ApiError> 
     state
         .0
         .store
-        .checkpoints()
+        .latest_checkpoint()
         .await?
-        .pop()
         .ok_or_else(|| ApiError::NotFound("checkpoint (the journal is empty)".into()))
 }
 
@@ -85,10 +84,9 @@ pub(crate) async fn entry(
     let seq: u64 = seq
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("{seq:?} is not a sequence number")))?;
-    let checkpoints = state.0.store.checkpoints().await?;
     let (size, note) = match q.size {
-        None => checkpoints.last().cloned(),
-        Some(s) => checkpoints.iter().find(|(size, _)| *size == s).cloned(),
+        None => Some(newest_checkpoint(&state).await?),
+        Some(s) => state.0.store.checkpoint(s).await?.map(|note| (s, note)),
     }
     .ok_or_else(|| ApiError::NotFound("signed checkpoint of that size".into()))?;
     if seq >= size {

@@ -141,8 +141,9 @@ pub(crate) async fn observe(
 ) -> Response {
     let id = next_request_id();
     req.extensions_mut().insert(RequestId(id.clone()));
+    // Kept for the 5xx log line; both clones are cheap (no allocation).
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let uri = req.uri().clone();
     let mut resp = next.run(req).await;
     let status = resp.status();
     state
@@ -163,7 +164,7 @@ pub(crate) async fn observe(
             .get::<InternalCause>()
             .map(|c| c.0.clone())
             .unwrap_or_default();
-        tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), error = %cause, "request failed");
+        tracing::error!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), error = %cause, "request failed");
         let body = ErrorBody {
             error: ErrorDetail {
                 code: "internal".into(),
