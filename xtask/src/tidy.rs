@@ -16,6 +16,7 @@ const PURE_CRATES: &[&str] = &[
     "bulwark-pki",
     "bulwark-tlog",
     "bulwark-audit",
+    "bulwark-tuf",
 ];
 /// Dependencies a pure crate may not have.
 const IO_DEPS: &[&str] = &[

@@ -8,6 +8,8 @@
 //! - [`Agent`] — a loaded identity: [`Agent::checkin`] reports presence and,
 //!   when the server asks, the full inventory; [`Agent::run`] loops on the
 //!   server's poll interval until shut down.
+//! - [`update`] — the crash-safe update engine ([`update::UpdateEngine`]):
+//!   download, verify, stage, switch, smoke-test, commit or roll back.
 //! - [`Collector`] — reads os-release, kernel, hostname, boot id and the
 //!   installed packages (dpkg, opkg, apk) under a root directory.
 //!
@@ -39,9 +41,12 @@
 
 mod inventory;
 mod state;
+pub mod update;
+mod updater;
 
 pub use inventory::{Collector, MAX_DB_BYTES};
 pub use state::{StateDir, StateFile};
+pub use updater::{CycleOutcome, DirMetadata, UpdateClient};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -237,7 +242,7 @@ async fn post_json<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| Error::Protocol(e.to_string()))
 }
 
-fn base(server: &str) -> String {
+pub(crate) fn base(server: &str) -> String {
     server.trim_end_matches('/').to_owned()
 }
 
@@ -298,6 +303,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<EnrollResponse> {
 #[derive(Debug)]
 pub struct Agent {
     state: StateFile,
+    state_dir: PathBuf,
     client: reqwest::Client,
     collector: Collector,
 }
@@ -305,11 +311,13 @@ pub struct Agent {
 impl Agent {
     /// Loads the identity from `state_dir`; inventory is read under `root`.
     pub fn load(state_dir: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Result<Self> {
-        let dir = StateDir::new(state_dir.into());
+        let state_dir: PathBuf = state_dir.into();
+        let dir = StateDir::new(state_dir.clone());
         let state = dir.load()?;
         let client = http_client(&state.ca_pem, Some((&state.cert_pem, &state.key_pem)))?;
         Ok(Self {
             state,
+            state_dir,
             client,
             collector: Collector::new(root),
         })
@@ -318,6 +326,33 @@ impl Agent {
     /// This device's id.
     pub fn device_id(&self) -> bulwark_proto::DeviceId {
         self.state.device_id
+    }
+
+    /// The update client: TUF verification of the director and the image
+    /// repository, and the crash-safe installer configured by `install`.
+    pub fn update_client(&self, install: update::InstallConfig) -> Result<UpdateClient> {
+        UpdateClient::new(
+            self.client.clone(),
+            self.state.server.clone(),
+            &self.state_dir,
+            install,
+        )
+    }
+
+    /// Pins the image repository's root (from `bulwark repo init`'s
+    /// `root.json`): later roots must chain from it.
+    pub fn pin_image_root(state_dir: &std::path::Path, root_json: &[u8]) -> Result<()> {
+        use bulwark_tuf::LocalMetadata as _;
+        bulwark_tuf::Metadata::<bulwark_tuf::Root>::from_slice(root_json)
+            .map_err(|e| Error::Protocol(format!("the image root to pin: {e}")))?;
+        let mut dir = DirMetadata::open(state_dir.join("tuf").join("image")).map_err(|e| {
+            Error::State {
+                action: "creating",
+                path: state_dir.join("tuf"),
+                source: e,
+            }
+        })?;
+        dir.store("root", root_json).map_err(Error::Protocol)
     }
 
     /// One check-in; sends the inventory again at once if the server asks.
@@ -348,7 +383,11 @@ impl Agent {
     /// Checks in every poll interval until `shutdown` resolves. Failures are
     /// logged and retried with backoff (capped at the poll interval); a
     /// refusal for a revoked or unknown device ends the loop with an error.
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    pub async fn run(
+        &self,
+        mut updates: Option<UpdateClient>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
         tokio::pin!(shutdown);
         let mut poll = Duration::from_secs(60);
         let mut backoff = Duration::from_secs(1);
@@ -358,6 +397,13 @@ impl Agent {
                     poll = Duration::from_secs(u64::from(r.poll_interval_secs.clamp(1, 86_400)));
                     backoff = Duration::from_secs(1);
                     tracing::info!(next_in_secs = poll.as_secs(), "checked in");
+                    if let Some(u) = updates.as_mut() {
+                        match u.cycle(time::OffsetDateTime::now_utc()).await {
+                            Ok(CycleOutcome::NothingAssigned | CycleOutcome::UpToDate(_)) => {}
+                            Ok(other) => tracing::info!(outcome = ?other, "update cycle"),
+                            Err(e) => tracing::warn!(error = %e, "update cycle failed"),
+                        }
+                    }
                     poll
                 }
                 Err(

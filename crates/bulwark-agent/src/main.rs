@@ -33,6 +33,11 @@ enum Command {
         /// Hostname to report (default: the system's).
         #[arg(long)]
         hostname: Option<String>,
+        /// Pin the image repository's root (the `root.json` written by
+        /// `bulwark repo init`); without it, root version 1 is trusted on
+        /// first use.
+        #[arg(long)]
+        image_root: Option<PathBuf>,
     },
     /// Check in periodically (or once).
     Run {
@@ -45,6 +50,15 @@ enum Command {
         /// Read the inventory under this root instead of `/`.
         #[arg(long, default_value = "/")]
         root: PathBuf,
+        /// Where A/B slots live (`ab/slot-a`, `ab/slot-b`, `ab/current`).
+        #[arg(long, default_value = "/var/lib/bulwark-agent/install")]
+        install_root: PathBuf,
+        /// Hooks of the script installer (install, smoke, commit, rollback).
+        #[arg(long, default_value = "/etc/bulwark/hooks")]
+        hooks_dir: PathBuf,
+        /// Do not check for or install updates.
+        #[arg(long)]
+        no_updates: bool,
     },
     /// Print the inventory this agent would report, as JSON.
     Inventory {
@@ -84,6 +98,7 @@ fn run() -> anyhow::Result<ExitCode> {
             token,
             state_dir,
             hostname,
+            image_root,
         } => {
             let ca_pem = std::fs::read_to_string(&ca)
                 .with_context(|| format!("reading CA file {}", ca.display()))?;
@@ -95,6 +110,12 @@ fn run() -> anyhow::Result<ExitCode> {
                 hostname,
             };
             let resp = rt.block_on(bulwark_agent::enroll(&opts))?;
+            if let Some(p) = image_root {
+                let bytes = std::fs::read(&p)
+                    .with_context(|| format!("reading image root {}", p.display()))?;
+                bulwark_agent::Agent::pin_image_root(&state_dir, &bytes)?;
+                println!("image repository root pinned from {}", p.display());
+            }
             println!("enrolled as device {}", resp.device_id);
             println!("identity stored in {}", state_dir.display());
         }
@@ -102,8 +123,20 @@ fn run() -> anyhow::Result<ExitCode> {
             state_dir,
             once,
             root,
+            install_root,
+            hooks_dir,
+            no_updates,
         } => {
             let agent = bulwark_agent::Agent::load(&state_dir, root)?;
+            let updates = if no_updates {
+                None
+            } else {
+                Some(agent.update_client(bulwark_agent::update::InstallConfig::new(
+                    &state_dir,
+                    install_root,
+                    hooks_dir,
+                ))?)
+            };
             if once {
                 let r = rt.block_on(agent.checkin())?;
                 println!(
@@ -111,8 +144,15 @@ fn run() -> anyhow::Result<ExitCode> {
                     agent.device_id(),
                     r.poll_interval_secs
                 );
+                if let Some(mut u) = updates {
+                    let outcome = rt.block_on(u.cycle(time::OffsetDateTime::now_utc()))?;
+                    println!("update: {}", describe(&outcome));
+                    if matches!(outcome, bulwark_agent::CycleOutcome::Refused { .. }) {
+                        return Ok(ExitCode::from(3));
+                    }
+                }
             } else {
-                rt.block_on(agent.run(bulwark_agent::shutdown_signal()))?;
+                rt.block_on(agent.run(updates, bulwark_agent::shutdown_signal()))?;
             }
         }
         Command::Inventory { root } => {
@@ -121,4 +161,25 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn describe(o: &bulwark_agent::CycleOutcome) -> String {
+    use bulwark_agent::CycleOutcome as C;
+    use bulwark_agent::update::FinalState as F;
+    match o {
+        C::NothingAssigned => "nothing assigned".into(),
+        C::UpToDate(r) => format!("{r} is installed"),
+        C::Finished(F::Installed(i)) => format!("installed {}", i.release),
+        C::Finished(F::RolledBack {
+            release,
+            code,
+            reason,
+        }) => format!("{release} rolled back ({code}): {reason}"),
+        C::Finished(F::Failed {
+            release,
+            code,
+            reason,
+        }) => format!("{release} failed ({code}): {reason}"),
+        C::Refused { code, reason } => format!("refused ({code}): {reason}"),
+    }
 }

@@ -127,6 +127,75 @@ impl Api {
         ))
     }
 
+    /// A GET whose answer is returned as raw bytes (signed metadata).
+    pub(crate) async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        Ok(self.send_raw(Method::GET, path, None).await?.to_vec())
+    }
+
+    /// A POST of raw JSON bytes (signed metadata, sent byte for byte).
+    pub(crate) async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(T, serde_json::Value)> {
+        let url = format!("{}{path}", self.base);
+        let req = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body);
+        self.finish(req, &url).await
+    }
+
+    /// Streams a file as the request body (never read whole into memory).
+    pub(crate) async fn upload_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> Result<(T, serde_json::Value)> {
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("opening {}", file.display()))?;
+        let len = f.metadata().await?.len();
+        let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024);
+        let url = format!("{}{path}", self.base);
+        let req = reqwest::Client::builder()
+            .user_agent(concat!("bulwark-cli/", env!("CARGO_PKG_VERSION")))
+            .build()?
+            .post(&url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", len)
+            .body(reqwest::Body::wrap_stream(stream));
+        self.finish(req, &url).await
+    }
+
+    async fn finish<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<(T, serde_json::Value)> {
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.error.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).context("the server's answer is not JSON")?;
+        Ok((
+            serde_json::from_value(v.clone()).context("unexpected answer shape")?,
+            v,
+        ))
+    }
+
     pub(crate) async fn delete(&self, path: &str) -> Result<()> {
         self.send(Method::DELETE, path, None).await.map(|_| ())
     }

@@ -63,6 +63,39 @@ enum Command {
     Audit(crate::audit::AuditCmd),
     /// Print the server's OpenAPI document (generated from the code; no server needed).
     Openapi,
+    /// Generate and inspect offline signing keys (TUF root and targets).
+    #[command(subcommand)]
+    Keys(crate::release::KeysCmd),
+    /// Initialize the image repository and rotate its root (offline keys).
+    #[command(subcommand)]
+    Repo(crate::release::RepoCmd),
+    /// Publish, sign, promote and inspect releases.
+    #[command(subcommand)]
+    Release(crate::release::ReleaseCmd),
+    /// Deploy a promoted release to a device group in an environment.
+    Deploy {
+        /// `name@version`.
+        reference: String,
+        /// Device group.
+        #[arg(long)]
+        group: String,
+        /// Environment.
+        #[arg(long = "env")]
+        environment: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List deployments.
+    Deployments {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -241,7 +274,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<u64> {
     n.checked_mul(mult).context("duration too large")
 }
 
-fn ts(t: Option<OffsetDateTime>) -> String {
+pub(crate) fn ts(t: Option<OffsetDateTime>) -> String {
     t.and_then(|t| {
         t.format(&time::format_description::well_known::Rfc3339)
             .ok()
@@ -249,7 +282,7 @@ fn ts(t: Option<OffsetDateTime>) -> String {
     .unwrap_or_else(|| "-".into())
 }
 
-fn print_json(v: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_json(v: &serde_json::Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -272,6 +305,17 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Server(args) => server(args).await?,
         Command::Audit(cmd) => crate::audit::run(cmd).await?,
         Command::Openapi => println!("{}", bulwark_server::api::openapi().to_pretty_json()?),
+        Command::Keys(cmd) => crate::release::keys(cmd)?,
+        Command::Repo(cmd) => crate::release::repo(cmd).await?,
+        Command::Release(cmd) => crate::release::release(cmd).await?,
+        Command::Deploy {
+            reference,
+            group,
+            environment,
+            json,
+            conn,
+        } => crate::release::deploy(reference, group, environment, json, conn).await?,
+        Command::Deployments { json, conn } => crate::release::deployments(json, conn).await?,
         Command::Whoami { conn, json } => {
             let api = Api::from_env(conn.server, conn.token)?;
             let (w, raw): (WhoAmI, _) = api.get("/api/v1/whoami").await?;
@@ -490,6 +534,32 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                         tags.join(" ")
                     }
                 );
+                match &d.update {
+                    Some(u) => println!(
+                        "update:         {} {}{}{}",
+                        u.release,
+                        u.phase,
+                        u.outcome
+                            .as_deref()
+                            .map(|o| format!(" [{o}]"))
+                            .unwrap_or_default(),
+                        u.detail
+                            .as_deref()
+                            .map(|x| format!(": {x}"))
+                            .unwrap_or_default()
+                    ),
+                    None => println!("update:         -"),
+                }
+                if !d.update_history.is_empty() {
+                    let steps: Vec<&str> = d
+                        .update_history
+                        .iter()
+                        .rev()
+                        .filter(|u| d.update.as_ref().is_some_and(|c| c.release == u.release))
+                        .map(|u| u.phase.as_str())
+                        .collect();
+                    println!("update steps:   {}", steps.join(" → "));
+                }
                 match &d.inventory {
                     Some(inv) => {
                         println!(
@@ -623,7 +693,7 @@ async fn tokens(cmd: TokensCmd) -> Result<()> {
     Ok(())
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

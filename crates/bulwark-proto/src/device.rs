@@ -267,6 +267,67 @@ pub struct CheckinResponse {
     pub server_time: OffsetDateTime,
 }
 
+/// Longest free-text detail in an update report.
+pub const MAX_DETAIL_LEN: usize = 2048;
+
+/// What a device tells the server about an update: each phase as it
+/// starts, and the final outcome (installed, rolled back, refused and why).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateReport {
+    /// `name@version` of the release (or the target path when unknown).
+    pub release: String,
+    /// `downloading`, `verifying`, `staging`, `switching`, `smoke_testing`,
+    /// `committing`, `rolling_back`, `installed`, `rolled_back`, `failed` or
+    /// `refused`.
+    pub phase: String,
+    /// Final outcome code, e.g. `installed`, `smoke-failed`, or the attack
+    /// a refusal detected (`rollback`, `freeze`, `mix-and-match`,
+    /// `arbitrary-software`, `endless-data`, `threshold`, `unlisted-target`).
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// Why, in words.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// Phases a device may report.
+pub const UPDATE_PHASES: &[&str] = &[
+    "downloading",
+    "verifying",
+    "staging",
+    "switching",
+    "smoke_testing",
+    "committing",
+    "rolling_back",
+    "installed",
+    "rolled_back",
+    "failed",
+    "refused",
+];
+
+impl UpdateReport {
+    /// Checks lengths and the phase name.
+    pub fn validate(&self) -> Result<(), Vec<LimitError>> {
+        let mut errors = Vec::new();
+        check_str("release", &self.release, &mut errors);
+        if !UPDATE_PHASES.contains(&self.phase.as_str()) {
+            errors.push(LimitError {
+                field: "phase".into(),
+                problem: format!("must be one of {}", UPDATE_PHASES.join(", ")),
+            });
+        }
+        check_opt("outcome", &self.outcome, &mut errors);
+        if self.detail.as_ref().is_some_and(|d| d.len() > MAX_DETAIL_LEN) {
+            errors.push(LimitError {
+                field: "detail".into(),
+                problem: format!("longer than {MAX_DETAIL_LEN} bytes"),
+            });
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

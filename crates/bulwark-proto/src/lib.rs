@@ -46,6 +46,7 @@ mod id;
 mod journal;
 
 pub use device::{
+    MAX_DETAIL_LEN, UPDATE_PHASES, UpdateReport,
     CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InstalledPackage, Inventory,
     LimitError, MAX_CSR_LEN, MAX_PACKAGES, MAX_STRING_LEN, OsInfo,
 };

@@ -24,6 +24,11 @@ pub enum Permission {
     ManageEnrollment,
     /// Create accounts, see and revoke anyone's tokens.
     ManageAccounts,
+    /// Upload blobs, create, sign and promote releases, manage the image
+    /// repository's root.
+    ManageReleases,
+    /// Deploy promoted releases to groups.
+    Deploy,
 }
 
 /// The role → permission policy, in one place.
@@ -33,6 +38,8 @@ pub fn allows(role: Role, p: Permission) -> bool {
         (Role::Admin, _) => true,
         (_, ReadFleet | ManageOwnTokens) => true,
         (Role::Operator, ManageDevices | RevokeDevices | ManageEnrollment) => true,
+        (Role::Operator, Deploy) => true,
+        (Role::ReleaseManager, ManageReleases | Deploy) => true,
         (Role::Security, RevokeDevices) => true,
         (Role::Operator | Role::Security | Role::ReleaseManager | Role::Viewer, _) => false,
     }
@@ -153,6 +160,8 @@ mod tests {
                     Permission::RevokeDevices,
                     Permission::ManageEnrollment,
                     Permission::ManageAccounts,
+                    Permission::ManageReleases,
+                    Permission::Deploy,
                 ];
                 let cells: String = perms
                     .iter()
@@ -164,11 +173,11 @@ mod tests {
         assert_eq!(
             rows,
             vec![
-                "admin           xxxxxx",
-                "operator        xxxxx.",
-                "release-manager xx....",
-                "security        xx.x..",
-                "viewer          xx....",
+                "admin           xxxxxxxx",
+                "operator        xxxxx..x",
+                "release-manager xx....xx",
+                "security        xx.x....",
+                "viewer          xx......",
             ]
         );
     }

@@ -47,6 +47,10 @@ pub struct RawConfig {
     /// The journal's origin line, set once on first start (default: a random
     /// `bulwark.invalid/journal/<id>`).
     pub journal_origin: Option<String>,
+    /// Largest release artifact, bytes (default 4 GiB).
+    pub max_blob_bytes: Option<u64>,
+    /// The promotion ladder, in order (default dev, staging, production).
+    pub environments: Option<Vec<String>>,
 }
 
 /// A validated configuration.
@@ -78,6 +82,10 @@ pub struct ServerConfig {
     pub checkpoint_interval: Duration,
     /// Journal origin for first start.
     pub journal_origin: Option<String>,
+    /// Largest release artifact.
+    pub max_blob_bytes: u64,
+    /// The promotion ladder.
+    pub environments: Vec<String>,
 }
 
 /// One configuration problem.
@@ -119,7 +127,9 @@ impl RawConfig {
             request_timeout_secs,
             max_device_connections,
             checkin_flush_ms,
-            device_cert_days
+            device_cert_days,
+            max_blob_bytes,
+            environments
         );
         self.device_hostnames.extend(other.device_hostnames);
         self
@@ -247,6 +257,13 @@ impl RawConfig {
             1,
             3_650,
         );
+        let max_blob = range(
+            "max_blob_bytes",
+            self.max_blob_bytes,
+            4 << 30,
+            1,
+            1 << 40,
+        );
         if let Some(o) = &self.journal_origin
             && (o.is_empty()
                 || o.len() > 128
@@ -259,6 +276,25 @@ impl RawConfig {
             );
         }
 
+        let environments = self.environments.unwrap_or_else(|| {
+            ["dev", "staging", "production"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        });
+        let mut seen = BTreeSet::new();
+        let mut env_errors = Vec::new();
+        if environments.is_empty() {
+            env_errors.push("needs at least one environment".to_owned());
+        }
+        for e in &environments {
+            if !crate::api::valid_name(e) || !seen.insert(e.clone()) {
+                env_errors.push(format!("{e:?} is not a unique name of a-z 0-9 - _ ."));
+            }
+        }
+        for problem in env_errors {
+            err("environments", problem);
+        }
         let (Some(listen), Some(device_listen), true) = (listen, device_listen, errors.is_empty())
         else {
             return Err(errors);
@@ -277,6 +313,8 @@ impl RawConfig {
             device_cert_validity: time::Duration::days(days as i64),
             checkpoint_interval: Duration::from_millis(checkpoint),
             journal_origin: self.journal_origin,
+            max_blob_bytes: max_blob,
+            environments,
         })
     }
 }

@@ -55,6 +55,7 @@ mod journal;
 mod metrics;
 mod presence;
 mod state;
+pub mod updates;
 
 pub use auth::{Caller, Permission, allows};
 pub use bootstrap::{ensure_data_dir, write_secret_file};
@@ -126,7 +127,20 @@ impl Server {
             revoked.clone(),
             settings,
         )
-        .with_journal_signer(signer)?;
+        .with_journal_signer(signer)?
+        .with_updates(updates::Updates::new(
+            updates::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)
+                .context("opening the blob store")?,
+            bootstrap::tuf_key(&config.data_dir, &master, "image-online")?,
+            bootstrap::tuf_key(&config.data_dir, &master, "director-root")?,
+            bootstrap::tuf_key(&config.data_dir, &master, "director-online")?,
+            config.environments.clone(),
+        ))?;
+        if let Some(u) = state.updates() {
+            u.ensure_director_root(&**state.store(), now)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the director root: {e:?}"))?;
+        }
         if let Some(j) = &state.0.journal {
             j.resume(last_checkpoint);
         }

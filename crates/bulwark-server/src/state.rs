@@ -68,6 +68,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) settings: Settings,
     pub(crate) journal: Option<crate::journal::Journal>,
+    pub(crate) updates: Option<Arc<crate::updates::Updates>>,
 }
 
 impl AppState {
@@ -90,6 +91,7 @@ impl AppState {
             metrics: Metrics::new(),
             settings,
             journal: None,
+            updates: None,
         }))
     }
 
@@ -104,6 +106,22 @@ impl AppState {
             journal: Some(crate::journal::Journal::new(signer, origin)),
             ..inner
         })))
+    }
+
+    /// The same state with the update service (blobs, TUF keys).
+    pub fn with_updates(self, updates: crate::updates::Updates) -> anyhow::Result<Self> {
+        let inner = Arc::try_unwrap(self.0).map_err(|_| {
+            anyhow::anyhow!("the update service must be set before the state is shared")
+        })?;
+        Ok(Self(Arc::new(Inner {
+            updates: Some(Arc::new(updates)),
+            ..inner
+        })))
+    }
+
+    /// The update service, when configured.
+    pub fn updates(&self) -> Option<&Arc<crate::updates::Updates>> {
+        self.0.updates.as_ref()
     }
 
     /// Signs a checkpoint if the journal grew; returns the size signed.

@@ -32,7 +32,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// The embedded SQLite backend (WAL mode).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
+    pub(crate) pool: sqlx::SqlitePool,
 }
 
 impl SqliteStore {
@@ -80,7 +80,7 @@ impl SqliteStore {
 /// The PostgreSQL backend.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: sqlx::PgPool,
+    pub(crate) pool: sqlx::PgPool,
 }
 
 impl PostgresStore {
@@ -98,7 +98,7 @@ impl PostgresStore {
 
 use crate::model::ms;
 
-fn from_ms(what: &'static str, v: i64) -> Result<OffsetDateTime> {
+pub(crate) fn from_ms(what: &'static str, v: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000_000).map_err(|e| {
         Error::Corrupt {
             what,
@@ -107,18 +107,18 @@ fn from_ms(what: &'static str, v: i64) -> Result<OffsetDateTime> {
     })
 }
 
-fn opt_from_ms(what: &'static str, v: Option<i64>) -> Result<Option<OffsetDateTime>> {
+pub(crate) fn opt_from_ms(what: &'static str, v: Option<i64>) -> Result<Option<OffsetDateTime>> {
     v.map(|v| from_ms(what, v)).transpose()
 }
 
-fn device_id(what: &'static str, s: &str) -> Result<DeviceId> {
+pub(crate) fn device_id(what: &'static str, s: &str) -> Result<DeviceId> {
     DeviceId::parse(s).map_err(|e| Error::Corrupt {
         what,
         detail: e.to_string(),
     })
 }
 
-fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+pub(crate) fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |e| match e.as_database_error() {
         Some(db) if db.is_unique_violation() => Error::Conflict {
             what: what.to_owned(),
@@ -127,7 +127,7 @@ fn conflict(what: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     }
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -190,7 +190,7 @@ fn decode_edge(size: i64, blob: &[u8]) -> Option<CompactRange> {
     CompactRange::from_parts(size, hashes).ok()
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -308,7 +308,7 @@ macro_rules! impl_store {
             /// Locks the journal head (the first write of every mutating
             /// transaction, so writers queue here instead of deadlocking on a
             /// read-to-write upgrade) and returns the tree's right edge.
-            async fn lock_journal(tx: &mut sqlx::Transaction<'static, $db>) -> Result<CompactRange> {
+            pub(crate) async fn lock_journal(tx: &mut sqlx::Transaction<'static, $db>) -> Result<CompactRange> {
                 sqlx::query::<$db>("UPDATE journal_head SET size = size WHERE id = 1").execute(&mut **tx).await?;
                 let row = sqlx::query::<$db>("SELECT size, compact FROM journal_head WHERE id = 1").fetch_one(&mut **tx).await?;
                 let size: i64 = row.try_get("size")?;
@@ -319,7 +319,7 @@ macro_rules! impl_store {
 
             /// Appends `entries` to the journal inside `tx`, with multi-row
             /// inserts (one statement per few hundred rows, not per row).
-            async fn journal_in(tx: &mut sqlx::Transaction<'static, $db>, edge: &mut CompactRange, entries: &[JournalEntry]) -> Result<()> {
+            pub(crate) async fn journal_in(tx: &mut sqlx::Transaction<'static, $db>, edge: &mut CompactRange, entries: &[JournalEntry]) -> Result<()> {
                 let mut leaves: Vec<(i64, Vec<u8>, Vec<u8>)> = Vec::with_capacity(entries.len());
                 let mut nodes: Vec<(i64, i64, Vec<u8>)> = Vec::with_capacity(entries.len() * 2);
                 for e in entries {

@@ -54,12 +54,17 @@
 
 mod backend;
 mod model;
+mod updates;
 
 pub use backend::{PostgresStore, SqliteStore, open};
 pub use model::{
     Account, ApiTokenRecord, Audit, CheckinUpdate, Device, DeviceFilter, DeviceStatus,
     EnrollTokenRecord, JournalRow, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role,
     StoredInventory,
+};
+pub use updates::{
+    BlobRecord, Deployment, DirectorState, NewRelease, Proposal, Publication, Release, TufRow,
+    UpdateStatus, UpdateStore,
 };
 
 use async_trait::async_trait;
@@ -100,7 +105,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The repository. Every method is one transaction.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: UpdateStore + Send + Sync + std::fmt::Debug {
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 

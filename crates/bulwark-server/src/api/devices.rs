@@ -119,9 +119,27 @@ pub(crate) async fn show_device(
         }
         None => None,
     };
+    let view = |s: bulwark_store::UpdateStatus| super::dto::UpdateStatusView {
+        release: s.release,
+        phase: s.phase,
+        outcome: s.outcome,
+        detail: s.detail,
+        at: s.at,
+    };
+    let update = state.0.store.device_update(id).await?.map(view);
+    let update_history = state
+        .0
+        .store
+        .update_events(id, 20)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect();
     Ok(Json(DeviceDetail {
         device: device_view(&state, device),
         inventory,
+        update,
+        update_history,
     }))
 }
 

@@ -4,6 +4,7 @@
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod devices;
+pub(crate) mod releases;
 pub mod dto;
 
 use std::time::Duration;
@@ -44,7 +45,13 @@ pub(crate) fn valid_name(s: &str) -> bool {
         devices::create_enroll_token, devices::list_enroll_tokens,
         audit::entries, audit::entry, audit::consistency, audit::checkpoints, audit::key,
         audit::log_checkpoint, audit::log_tile,
+        releases::upload_blob, releases::gc_blobs, releases::create_release, releases::list_releases,
+        releases::show_release, releases::signing, releases::add_signature, releases::promote,
+        releases::create_deployment, releases::list_deployments, releases::online_key,
+        releases::put_root, releases::repo_metadata, releases::repo_target,
         crate::device::enroll, crate::device::checkin,
+        crate::device::updates::image_metadata, crate::device::updates::director_metadata,
+        crate::device::updates::blob, crate::device::updates::update_report,
     ),
     modifiers(&BearerAuth)
 )]
@@ -226,6 +233,27 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
         .route("/audit/key", get(audit::key))
         .route("/audit/log/checkpoint", get(audit::log_checkpoint))
         .route("/audit/log/{*path}", get(audit::log_tile))
+        .route("/blobs", post(releases::upload_blob))
+        .route("/blobs/gc", post(releases::gc_blobs))
+        .route(
+            "/releases",
+            get(releases::list_releases).post(releases::create_release),
+        )
+        .route("/releases/{reference}", get(releases::show_release))
+        .route("/releases/{reference}/signing", get(releases::signing))
+        .route(
+            "/releases/{reference}/signatures",
+            post(releases::add_signature),
+        )
+        .route("/releases/{reference}/promote", post(releases::promote))
+        .route(
+            "/deployments",
+            get(releases::list_deployments).post(releases::create_deployment),
+        )
+        .route("/repo/online-key", get(releases::online_key))
+        .route("/repo/root", post(releases::put_root))
+        .route("/repo/metadata/{name}", get(releases::repo_metadata))
+        .route("/repo/targets/{*path}", get(releases::repo_target))
         .route("/openapi.json", get(openapi_json));
     let obs_state = state.clone();
     Router::new()

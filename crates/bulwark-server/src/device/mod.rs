@@ -3,6 +3,7 @@
 //! device gets one); every other device route needs a verified one.
 
 mod tls;
+pub(crate) mod updates;
 
 pub use tls::{DeviceConn, serve, tls_config};
 
@@ -247,6 +248,16 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
     Router::new()
         .route("/api/v1/enroll", post(enroll))
         .route("/api/v1/device/checkin", post(checkin))
+        .route(
+            "/api/v1/device/tuf/image/{name}",
+            get(updates::image_metadata),
+        )
+        .route(
+            "/api/v1/device/tuf/director/{name}",
+            get(updates::director_metadata),
+        )
+        .route("/api/v1/device/blobs/{sha256}", get(updates::blob))
+        .route("/api/v1/device/update-report", post(updates::update_report))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(

@@ -1,0 +1,751 @@
+//! Offline keys, the image repository's root, releases, promotion and
+//! deployment.
+//!
+//! Offline keys never leave this process: key files are PKCS#8 encrypted
+//! with a passphrase (scrypt + AES-256-CBC, the standard PBES2 scheme, so
+//! `openssl pkey` reads them too); `repo init` and `release sign` fetch
+//! what is to be signed, check it, sign locally and upload signatures.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use bulwark_server::api::dto::{
+    AddSignature, BlobView, CreateDeployment, CreateRelease, DeploymentList, DeploymentView,
+    OnlineKeyView, PromoteRelease, ReleaseList, ReleaseView, RootAccepted, SigningView,
+};
+use bulwark_tuf::{Metadata, PublicKey, Role as _, Root, SigningKey, Targets};
+use clap::{Subcommand, ValueEnum};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::client::Api;
+use crate::commands::{Conn, print_json, urlencode};
+
+/// Lifetime of a root signed by `repo init` / `repo rotate-root`.
+const ROOT_LIFETIME: time::Duration = time::Duration::days(365);
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum KeyRole {
+    Root,
+    Targets,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCmd {
+    /// Generate an Ed25519 offline key: OUT (encrypted, 0600) and OUT's
+    /// public key next to it with the extension `.pub`.
+    Generate {
+        /// What the key is for (only recorded in the public key file name and output).
+        #[arg(long, value_enum)]
+        role: KeyRole,
+        /// Private key file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a key file's key id and public key.
+    Show {
+        /// A `.key` (asks for its passphrase) or `.pub` file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RepoCmd {
+    /// Create the image repository's root (version 1), signed offline.
+    Init {
+        /// Root key file (repeatable; each signs).
+        #[arg(long = "root-key", required = true)]
+        root_keys: Vec<PathBuf>,
+        /// Root signatures required.
+        #[arg(long, default_value_t = 1)]
+        root_threshold: u64,
+        /// Public key file of a release manager (repeatable).
+        #[arg(long = "targets-pub", required = true)]
+        targets_pubs: Vec<PathBuf>,
+        /// Targets signatures required to publish a release.
+        #[arg(long, default_value_t = 1)]
+        targets_threshold: u64,
+        /// Also write the signed root here (provision it on devices).
+        #[arg(long, default_value = "root.json")]
+        out: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Sign and upload the next root version: change root or targets keys
+    /// and thresholds. Sign with enough old AND new root keys.
+    RotateRoot {
+        /// Key files that sign the new root (repeatable).
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Add a root public key (repeatable).
+        #[arg(long = "add-root-pub")]
+        add_root: Vec<PathBuf>,
+        /// Remove a root key by key id (repeatable).
+        #[arg(long = "remove-root-keyid")]
+        remove_root: Vec<String>,
+        /// New root threshold.
+        #[arg(long)]
+        root_threshold: Option<u64>,
+        /// Add a targets public key (repeatable).
+        #[arg(long = "add-targets-pub")]
+        add_targets: Vec<PathBuf>,
+        /// Remove a targets key by key id (repeatable).
+        #[arg(long = "remove-targets-keyid")]
+        remove_targets: Vec<String>,
+        /// New targets threshold.
+        #[arg(long)]
+        targets_threshold: Option<u64>,
+        /// Also write the signed root here.
+        #[arg(long, default_value = "root.json")]
+        out: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show the current root: version, expiry, keys and thresholds.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Installer {
+    File,
+    Ab,
+    Script,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReleaseCmd {
+    /// Upload an artifact (streamed) and create a release from it.
+    Publish {
+        /// The artifact.
+        file: PathBuf,
+        /// Product name.
+        #[arg(long)]
+        name: String,
+        /// Version.
+        #[arg(long)]
+        version: String,
+        /// How devices install it.
+        #[arg(long, value_enum)]
+        installer: Installer,
+        /// Destination path (file installer).
+        #[arg(long)]
+        install_path: Option<String>,
+        /// Command the device runs after switching; failure rolls back.
+        #[arg(long)]
+        smoke_test: Option<String>,
+        /// Smoke test timeout, seconds.
+        #[arg(long)]
+        smoke_timeout: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Sign a release's targets metadata with an offline key.
+    Sign {
+        /// `name@version`.
+        reference: String,
+        /// Targets key file.
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Promote a published release to an environment (same digest).
+    Promote {
+        /// `name@version`.
+        reference: String,
+        /// Environment.
+        #[arg(long = "env")]
+        environment: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List releases.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one release.
+    Show {
+        /// `name@version`.
+        reference: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete uploaded artifacts no release uses (older than an hour).
+    Gc {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+fn passphrase(confirm: bool) -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var("BULWARK_KEY_PASSPHRASE") {
+        ensure!(!p.is_empty(), "BULWARK_KEY_PASSPHRASE is empty");
+        return Ok(Zeroizing::new(p));
+    }
+    let p = Zeroizing::new(
+        rpassword::prompt_password("key passphrase: ")
+            .context("reading the passphrase (or set BULWARK_KEY_PASSPHRASE)")?,
+    );
+    ensure!(p.len() >= 8, "the passphrase must have at least 8 characters");
+    if confirm {
+        let again = Zeroizing::new(rpassword::prompt_password("again: ")?);
+        ensure!(*p == *again, "the passphrases differ");
+    }
+    Ok(p)
+}
+
+/// Encrypts a PKCS#8 document with the passphrase (PBES2: scrypt,
+/// AES-256-CBC) as PEM.
+fn encrypt_key(der: &[u8], pass: &str) -> Result<Zeroizing<String>> {
+    let mut salt = [0u8; 16];
+    let mut iv = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| anyhow::anyhow!("random source failed"))?;
+    aws_lc_rs::rand::fill(&mut iv).map_err(|_| anyhow::anyhow!("random source failed"))?;
+    let params = pkcs8::pkcs5::scrypt::Params::new(15, 8, 1, 32)
+        .map_err(|e| anyhow::anyhow!("scrypt parameters: {e}"))?;
+    let scheme = pkcs8::pkcs5::pbes2::Parameters::scrypt_aes256cbc(params, &salt, &iv)
+        .map_err(|e| anyhow::anyhow!("encryption scheme: {e}"))?;
+    let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| anyhow::anyhow!("key: {e}"))?;
+    let doc = info
+        .encrypt_with_params(scheme, pass)
+        .map_err(|e| anyhow::anyhow!("encrypting the key: {e}"))?;
+    let pem = doc
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encoding the key: {e}"))?;
+    Ok(pem)
+}
+
+/// Loads an encrypted key file.
+pub(crate) fn load_key(path: &Path) -> Result<SigningKey> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    let (label, doc) = pkcs8::SecretDocument::from_pem(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM key file: {e}", path.display()))?;
+    let der: Zeroizing<Vec<u8>> = match label {
+        "ENCRYPTED PRIVATE KEY" => {
+            let enc = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let pass = passphrase(false)?;
+            let plain = enc.decrypt(pass.as_bytes()).map_err(|_| {
+                anyhow::anyhow!("{}: wrong passphrase (or a damaged key file)", path.display())
+            })?;
+            Zeroizing::new(plain.as_bytes().to_vec())
+        }
+        "PRIVATE KEY" => Zeroizing::new(doc.as_bytes().to_vec()),
+        other => bail!("{}: unexpected PEM label {other:?}", path.display()),
+    };
+    SigningKey::from_pkcs8_der(&der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn load_pub(path: &Path) -> Result<PublicKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a TUF public key (JSON)", path.display()))
+}
+
+fn pub_path(out: &Path) -> PathBuf {
+    out.with_extension("pub")
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+pub(crate) fn keys(cmd: KeysCmd) -> Result<()> {
+    match cmd {
+        KeysCmd::Generate { role, out } => {
+            let pass = passphrase(true)?;
+            let (key, der) = SigningKey::generate_ed25519()
+                .map_err(|e| anyhow::anyhow!("generating the key: {e}"))?;
+            let der = Zeroizing::new(der);
+            let pem = encrypt_key(&der, &pass)?;
+            write_file(&out, pem.as_bytes(), 0o600)?;
+            let pubp = pub_path(&out);
+            let public = serde_json::to_vec_pretty(key.public())?;
+            if let Err(e) = write_file(&pubp, &public, 0o644) {
+                let _ = std::fs::remove_file(&out);
+                return Err(e);
+            }
+            println!(
+                "{:?} key {} written to {} (encrypted) and {}",
+                role,
+                key.key_id(),
+                out.display(),
+                pubp.display()
+            );
+        }
+        KeysCmd::Show { file } => {
+            let public = if file.extension().is_some_and(|e| e == "pub") {
+                load_pub(&file)?
+            } else {
+                load_key(&file)?.public().clone()
+            };
+            println!("keyid: {}", public.key_id());
+            println!("{}", serde_json::to_string_pretty(&public)?);
+        }
+    }
+    Ok(())
+}
+
+async fn current_root(api: &Api) -> Result<Metadata<Root>> {
+    let bytes = api
+        .get_bytes("/api/v1/repo/metadata/root.json")
+        .await
+        .context("fetching the current root (run `bulwark repo init` first)")?;
+    Metadata::<Root>::from_slice(&bytes).map_err(|e| anyhow::anyhow!("the server's root: {e}"))
+}
+
+async fn upload_root(api: &Api, md: &Metadata<Root>, out: &Path) -> Result<()> {
+    let bytes = md.to_vec().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (r, _): (RootAccepted, _) = api.post_bytes("/api/v1/repo/root", bytes.clone()).await?;
+    replace_file(out, &bytes)?;
+    let root = md.signed();
+    println!(
+        "image repository root version {} accepted (expires {}); copy {} to devices to pin it",
+        r.version,
+        crate::commands::ts(Some(root.expires)),
+        out.display()
+    );
+    for (role, rk) in &root.roles {
+        println!("  {role:<10} threshold {} of {}", rk.threshold, rk.keyids.len());
+    }
+    Ok(())
+}
+
+pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
+    match cmd {
+        RepoCmd::Init {
+            root_keys,
+            root_threshold,
+            targets_pubs,
+            targets_threshold,
+            out,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (online, _): (OnlineKeyView, _) = api.get("/api/v1/repo/online-key").await?;
+            let online_key: PublicKey = serde_json::from_value(online.key)?;
+            let keys: Vec<SigningKey> =
+                root_keys.iter().map(|p| load_key(p)).collect::<Result<_>>()?;
+            let mut root = Root::new(OffsetDateTime::now_utc() + ROOT_LIFETIME);
+            for k in &keys {
+                root.add_key("root", k.public().clone());
+            }
+            root.set_threshold("root", root_threshold);
+            for p in &targets_pubs {
+                root.add_key("targets", load_pub(p)?);
+            }
+            root.set_threshold("targets", targets_threshold);
+            root.add_key("snapshot", online_key.clone());
+            root.add_key("timestamp", online_key);
+            check_thresholds(&root)?;
+            let mut md = Metadata::new(root);
+            for k in &keys {
+                md.sign(k).map_err(|e| anyhow::anyhow!("signing: {e}"))?;
+            }
+            upload_root(&api, &md, &out).await?;
+        }
+        RepoCmd::RotateRoot {
+            keys,
+            add_root,
+            remove_root,
+            root_threshold,
+            add_targets,
+            remove_targets,
+            targets_threshold,
+            out,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let cur = current_root(&api).await?;
+            let mut root = cur.signed().clone();
+            root.version += 1;
+            root.expires = OffsetDateTime::now_utc() + ROOT_LIFETIME;
+            for id in &remove_root {
+                root.revoke_key("root", &id.parse().map_err(|e| anyhow::anyhow!("{id}: {e}"))?);
+            }
+            for p in &add_root {
+                root.add_key("root", load_pub(p)?);
+            }
+            if let Some(t) = root_threshold {
+                root.set_threshold("root", t);
+            }
+            for id in &remove_targets {
+                root.revoke_key(
+                    "targets",
+                    &id.parse().map_err(|e| anyhow::anyhow!("{id}: {e}"))?,
+                );
+            }
+            for p in &add_targets {
+                root.add_key("targets", load_pub(p)?);
+            }
+            if let Some(t) = targets_threshold {
+                root.set_threshold("targets", t);
+            }
+            check_thresholds(&root)?;
+            let mut md = Metadata::new(root);
+            for p in &keys {
+                md.sign(&load_key(p)?)
+                    .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
+            }
+            cur.signed()
+                .verify_role("root", &md)
+                .map_err(|e| anyhow::anyhow!("not enough signatures by the current root keys: {e}"))?;
+            md.signed()
+                .verify_role("root", &md)
+                .map_err(|e| anyhow::anyhow!("not enough signatures by the new root keys: {e}"))?;
+            upload_root(&api, &md, &out).await?;
+        }
+        RepoCmd::Show { json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let md = current_root(&api).await?;
+            if json {
+                println!("{}", String::from_utf8_lossy(&md.to_vec().map_err(|e| anyhow::anyhow!("{e}"))?));
+            } else {
+                let r = md.signed();
+                println!("version:  {}", r.version);
+                println!("expires:  {}", crate::commands::ts(Some(r.expires)));
+                for (role, rk) in &r.roles {
+                    println!("{role:<10} threshold {}:", rk.threshold);
+                    for k in &rk.keyids {
+                        println!("    {k}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_thresholds(root: &Root) -> Result<()> {
+    for (role, rk) in &root.roles {
+        ensure!(
+            rk.threshold >= 1 && rk.threshold <= rk.keyids.len() as u64,
+            "{role}: threshold {} cannot be met by {} keys",
+            rk.threshold,
+            rk.keyids.len()
+        );
+    }
+    Ok(())
+}
+
+fn print_release(r: &ReleaseView) {
+    println!("release:      {}", r.reference);
+    println!("target:       {}", r.target);
+    println!("sha256:       {}", r.sha256);
+    println!("length:       {}", r.length);
+    println!(
+        "installer:    {}{}",
+        r.installer,
+        r.install_path
+            .as_deref()
+            .map(|p| format!(" → {p}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "smoke test:   {} (timeout {}s)",
+        r.smoke_test.as_deref().unwrap_or("-"),
+        r.smoke_timeout_secs
+    );
+    println!("status:       {}", r.status);
+    println!(
+        "environments: {}",
+        if r.environments.is_empty() {
+            "-".to_owned()
+        } else {
+            r.environments.join(" → ")
+        }
+    );
+}
+
+pub(crate) async fn release(cmd: ReleaseCmd) -> Result<()> {
+    match cmd {
+        ReleaseCmd::Publish {
+            file,
+            name,
+            version,
+            installer,
+            install_path,
+            smoke_test,
+            smoke_timeout,
+            json,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (blob, _): (BlobView, _) = api.upload_file("/api/v1/blobs", &file).await?;
+            eprintln!("uploaded {} ({} bytes), sha256 {}", file.display(), blob.length, blob.sha256);
+            let body = CreateRelease {
+                name,
+                version,
+                sha256: blob.sha256.clone(),
+                installer: match installer {
+                    Installer::File => "file",
+                    Installer::Ab => "ab",
+                    Installer::Script => "script",
+                }
+                .into(),
+                install_path,
+                smoke_test,
+                smoke_timeout_secs: smoke_timeout,
+            };
+            let (r, raw): (ReleaseView, _) = api.post("/api/v1/releases", &body).await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                println!("{}", blob.sha256);
+                eprintln!(
+                    "release {} created: unsigned until enough release managers run `bulwark release sign {}`",
+                    r.reference, r.reference
+                );
+            }
+        }
+        ReleaseCmd::Sign {
+            reference,
+            key,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let key = load_key(&key)?;
+            let path = urlencode(&reference);
+            let (rel, _): (ReleaseView, _) = api.get(&format!("/api/v1/releases/{path}")).await?;
+            let (s, _): (SigningView, _) =
+                api.get(&format!("/api/v1/releases/{path}/signing")).await?;
+            ensure!(
+                s.keyids.iter().any(|k| *k == key.key_id().to_string()),
+                "key {} is not a targets key of the image root",
+                key.key_id()
+            );
+            check_proposal(&api, &rel, &s).await?;
+            let sig = key
+                .sign(s.signed_canonical.as_bytes())
+                .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
+            let body = AddSignature {
+                keyid: key.key_id().to_string(),
+                sig: hex::encode(sig),
+            };
+            let (after, _): (SigningView, _) = api
+                .post(&format!("/api/v1/releases/{path}/signatures"), &body)
+                .await?;
+            if after.published {
+                println!(
+                    "{}: {} of {} signatures, threshold met: published as targets version {}",
+                    after.release,
+                    after.valid_signatures,
+                    after.threshold,
+                    after.base_version + 1
+                );
+            } else {
+                println!(
+                    "{}: {} of {} signatures",
+                    after.release, after.valid_signatures, after.threshold
+                );
+            }
+        }
+        ReleaseCmd::Promote {
+            reference,
+            environment,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (r, _): (ReleaseView, _) = api
+                .post(
+                    &format!("/api/v1/releases/{}/promote", urlencode(&reference)),
+                    &PromoteRelease { environment },
+                )
+                .await?;
+            println!(
+                "{} (sha256 {}) is now in {}",
+                r.reference,
+                r.sha256,
+                r.environments.join(" → ")
+            );
+        }
+        ReleaseCmd::List { json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (l, raw): (ReleaseList, _) = api.get("/api/v1/releases").await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                println!("{:<32} {:<10} {:<14} {:<24} SHA256", "RELEASE", "STATUS", "INSTALLER", "ENVIRONMENTS");
+                for r in l.releases {
+                    println!(
+                        "{:<32} {:<10} {:<14} {:<24} {}",
+                        r.reference,
+                        r.status,
+                        r.installer,
+                        if r.environments.is_empty() { "-".into() } else { r.environments.join(",") },
+                        &r.sha256[..16]
+                    );
+                }
+            }
+        }
+        ReleaseCmd::Show {
+            reference,
+            json,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (r, raw): (ReleaseView, _) = api
+                .get(&format!("/api/v1/releases/{}", urlencode(&reference)))
+                .await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                print_release(&r);
+            }
+        }
+        ReleaseCmd::Gc { conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (g, _): (bulwark_server::api::dto::GcView, _) =
+                api.post("/api/v1/blobs/gc", &serde_json::json!({})).await?;
+            println!("deleted {} blobs, freed {} bytes", g.deleted.len(), g.freed_bytes);
+        }
+    }
+    Ok(())
+}
+
+/// A compromised server could ask signers to sign anything: check that the
+/// proposal is the published targets plus exactly this release, with the
+/// digest and length the release shows.
+async fn check_proposal(api: &Api, rel: &ReleaseView, s: &SigningView) -> Result<()> {
+    let proposed: Targets = serde_json::from_str(&s.signed_canonical)
+        .context("the proposed targets metadata is malformed")?;
+    ensure!(
+        proposed.version == s.base_version + 1,
+        "the proposal's version {} does not follow the published version {}",
+        proposed.version,
+        s.base_version
+    );
+    let published: BTreeMap<String, bulwark_tuf::TargetFile> = if s.base_version == 0 {
+        BTreeMap::new()
+    } else {
+        let bytes = api
+            .get_bytes(&format!("/api/v1/repo/metadata/{}.targets.json", s.base_version))
+            .await?;
+        let md = Metadata::<Targets>::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("the published targets: {e}"))?;
+        let root = current_root(api).await?;
+        root.signed()
+            .verify_role("targets", &md)
+            .map_err(|e| anyhow::anyhow!("the published targets are not properly signed: {e}"))?;
+        md.signed().targets.clone()
+    };
+    let mut extra: Vec<&String> = Vec::new();
+    for (path, t) in &proposed.targets {
+        match published.get(path) {
+            Some(p) if p == t => {}
+            Some(_) => bail!("the proposal changes the already published target {path}"),
+            None => extra.push(path),
+        }
+    }
+    ensure!(
+        published.keys().all(|p| proposed.targets.contains_key(p)),
+        "the proposal removes published targets"
+    );
+    ensure!(
+        extra.len() == 1 && *extra[0] == rel.target,
+        "the proposal adds {extra:?}, expected exactly {}",
+        rel.target
+    );
+    let t = &proposed.targets[&rel.target];
+    ensure!(
+        t.length == rel.length && t.sha256() == Some(rel.sha256.as_str()),
+        "the proposal lists {} with a different length or digest than the release",
+        rel.target
+    );
+    eprintln!(
+        "signing targets version {}: adds {} (sha256 {}, {} bytes), {} published targets unchanged, expires {}",
+        proposed.version,
+        rel.target,
+        rel.sha256,
+        rel.length,
+        published.len(),
+        crate::commands::ts(Some(proposed.expires()))
+    );
+    Ok(())
+}
+
+/// `bulwark deploy`.
+pub(crate) async fn deploy(
+    reference: String,
+    group: String,
+    environment: String,
+    json: bool,
+    conn: Conn,
+) -> Result<()> {
+    let api = Api::from_env(conn.server, conn.token)?;
+    let (d, raw): (DeploymentView, _) = api
+        .post(
+            "/api/v1/deployments",
+            &CreateDeployment {
+                release: reference,
+                group,
+                environment,
+            },
+        )
+        .await?;
+    if json {
+        print_json(&raw)?;
+    } else {
+        println!(
+            "deployed {} to group {} in {} (deployment {})",
+            d.release, d.group, d.environment, d.id
+        );
+    }
+    Ok(())
+}
+
+/// `bulwark deployments`.
+pub(crate) async fn deployments(json: bool, conn: Conn) -> Result<()> {
+    let api = Api::from_env(conn.server, conn.token)?;
+    let (l, raw): (DeploymentList, _) = api.get("/api/v1/deployments").await?;
+    if json {
+        print_json(&raw)?;
+    } else {
+        println!("{:<5} {:<32} {:<20} {:<12} CREATED", "SEQ", "RELEASE", "GROUP", "ENV");
+        for d in l.deployments {
+            println!(
+                "{:<5} {:<32} {:<20} {:<12} {}",
+                d.seq,
+                d.release,
+                d.group,
+                d.environment,
+                crate::commands::ts(Some(d.created_at))
+            );
+        }
+    }
+    Ok(())
+}

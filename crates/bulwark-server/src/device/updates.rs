@@ -1,0 +1,135 @@
+//! Device update routes (mTLS): the image repository and this device's
+//! director metadata, artifact downloads with `Range`, and update reports.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use bulwark_proto::{DeviceId, UpdateReport};
+use bulwark_store::{Audit, UpdateStatus};
+
+use super::{DeviceConn, RequestCtx, limit_errors};
+use crate::api::releases::updates;
+use crate::error::{ApiError, Json};
+use crate::state::AppState;
+
+/// The device behind this connection: a verified, unrevoked certificate
+/// that is the device's current one.
+pub(crate) async fn authenticated_device(
+    state: &AppState,
+    conn: Option<Extension<DeviceConn>>,
+) -> Result<DeviceId, ApiError> {
+    let identity = conn
+        .and_then(|Extension(c)| c.identity)
+        .ok_or(ApiError::ClientCertRequired)?;
+    if state.0.revoked.contains(&identity.serial_hex) {
+        return Err(ApiError::Forbidden("device certificate has been revoked".into()));
+    }
+    let id = identity.device_id;
+    if state.0.presence.cached(&id).is_none() {
+        let device = state
+            .0
+            .store
+            .device(id)
+            .await?
+            .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
+        if device.cert_serial != identity.serial_hex {
+            return Err(ApiError::Forbidden(
+                "certificate is not this device's current certificate".into(),
+            ));
+        }
+        state.0.presence.load(&device);
+    }
+    match state.0.presence.cached(&id) {
+        Some(c) if c.revoked => Err(ApiError::Forbidden("device has been revoked".into())),
+        Some(_) => Ok(id),
+        None => Err(ApiError::internal(anyhow::anyhow!("presence cache lost {id}"))),
+    }
+}
+
+fn json_bytes(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Image repository metadata, for devices.
+#[utoipa::path(get, path = "/api/v1/device/tuf/image/{name}", tag = "device",
+    security(("device_mtls" = [])),
+    params(("name" = String, Path, description = "metadata file name, e.g. timestamp.json or 3.root.json")),
+    responses((status = 200, content_type = "application/json", body = Object), (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn image_metadata(
+    State(state): State<AppState>,
+    conn: Option<Extension<DeviceConn>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    authenticated_device(&state, conn).await?;
+    let upd = updates(&state)?;
+    let now = state.0.clock.now();
+    Ok(json_bytes(upd.image_file(&*state.0.store, &name, now).await?))
+}
+
+/// This device's director metadata.
+#[utoipa::path(get, path = "/api/v1/device/tuf/director/{name}", tag = "device",
+    security(("device_mtls" = [])),
+    params(("name" = String, Path, description = "metadata file name")),
+    responses((status = 200, content_type = "application/json", body = Object), (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn director_metadata(
+    State(state): State<AppState>,
+    conn: Option<Extension<DeviceConn>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = authenticated_device(&state, conn).await?;
+    let upd = updates(&state)?;
+    let now = state.0.clock.now();
+    Ok(json_bytes(upd.director_file(&*state.0.store, id, &name, now).await?))
+}
+
+/// An artifact by digest; honours `Range` for resumed downloads.
+#[utoipa::path(get, path = "/api/v1/device/blobs/{sha256}", tag = "device",
+    security(("device_mtls" = [])),
+    params(("sha256" = String, Path, description = "artifact digest")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, body = bulwark_proto::ErrorBody), (status = 416, description = "range not satisfiable")))]
+pub(crate) async fn blob(
+    State(state): State<AppState>,
+    conn: Option<Extension<DeviceConn>>,
+    Path(sha256): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authenticated_device(&state, conn).await?;
+    let upd = updates(&state)?;
+    upd.blobs.serve(&sha256, &headers).await
+}
+
+/// Report update progress or a refusal.
+#[utoipa::path(post, path = "/api/v1/device/update-report", tag = "device", request_body = UpdateReport,
+    security(("device_mtls" = [])),
+    responses((status = 204, description = "recorded"), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 401, body = bulwark_proto::ErrorBody), (status = 403, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn update_report(
+    State(state): State<AppState>,
+    ctx: RequestCtx,
+    conn: Option<Extension<DeviceConn>>,
+    Json(req): Json<UpdateReport>,
+) -> Result<StatusCode, ApiError> {
+    let id = authenticated_device(&state, conn).await?;
+    req.validate().map_err(limit_errors)?;
+    let now = state.0.clock.now();
+    let status = UpdateStatus {
+        release: req.release,
+        phase: req.phase,
+        outcome: req.outcome,
+        detail: req.detail,
+        at: now,
+    };
+    if status.phase == "refused" || status.phase == "rolled_back" || status.phase == "failed" {
+        tracing::warn!(device = %id, release = %status.release, phase = %status.phase,
+            outcome = ?status.outcome, detail = ?status.detail, "device update did not install");
+    }
+    state
+        .0
+        .store
+        .record_update(id, &status, &Audit::device(now, id, ctx.source, ctx.request_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,738 @@
+//! Signed updates on the server: the blob store, the TUF image repository
+//! and the Uptane-style director.
+//!
+//! - **Image repository** (`repo = "image"`): root and targets are signed
+//!   offline by release managers (the CLI holds their keys); the server
+//!   only checks those signatures and signs snapshot and timestamp with its
+//!   online key. A release is published when its signing proposal (the
+//!   published targets plus the release) gathers the targets threshold.
+//! - **Director** (`repo = "director"`): one root for all devices, signed by
+//!   the server's director root key; per-device targets, snapshot and
+//!   timestamp signed online, listing exactly what the device's newest
+//!   deployment assigns. Recomputed lazily when a device asks.
+//!
+//! A device installs a target only when both agree, so neither a
+//! compromised server (which cannot forge the offline targets signatures)
+//! nor a stolen release key alone (which cannot assign) suffices.
+
+pub(crate) mod blobs;
+
+pub use blobs::BlobStore;
+
+use bulwark_proto::DeviceId;
+use bulwark_store::{
+    Audit, DirectorState, Proposal, Publication, Release, Store, TufRow,
+};
+use bulwark_tuf::{
+    MetaFile, Metadata, PublicKey, Role as _, Root, RoleKeys, SigningKey, Snapshot, TargetFile,
+    Targets, Timestamp,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::error::ApiError;
+
+/// The image repository's name in the store.
+pub const IMAGE: &str = "image";
+/// The director's name in the store.
+pub const DIRECTOR: &str = "director";
+
+/// How long online-signed metadata lives, and when it is re-signed.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Timestamp lifetime (re-signed when less than half is left).
+    pub timestamp: Duration,
+    /// Snapshot lifetime (image and director), and director targets.
+    pub snapshot: Duration,
+    /// Proposed targets expiry (offline-signed).
+    pub targets: Duration,
+    /// Director root lifetime.
+    pub director_root: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            timestamp: Duration::days(1),
+            snapshot: Duration::days(7),
+            targets: Duration::days(365),
+            director_root: Duration::days(3650),
+        }
+    }
+}
+
+/// The update service's keys and settings.
+pub struct Updates {
+    /// Blob store.
+    pub blobs: BlobStore,
+    image_online: SigningKey,
+    director_root: SigningKey,
+    director_online: SigningKey,
+    /// Promotion ladder, e.g. dev → staging → production.
+    pub environments: Vec<String>,
+    /// Metadata lifetimes.
+    pub lifetimes: Lifetimes,
+}
+
+impl std::fmt::Debug for Updates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updates")
+            .field("blobs", &self.blobs)
+            .field("image_online", &self.image_online.key_id())
+            .field("director_online", &self.director_online.key_id())
+            .field("environments", &self.environments)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::InvalidFields(vec![msg.into()])
+}
+
+fn tuf_internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("tuf: {e}"))
+}
+
+/// The role and optional version a metadata file name asks for:
+/// `root.json`, `3.root.json`, `timestamp.json`, `5.snapshot.json`, ….
+pub(crate) fn parse_metadata_name(name: &str) -> Option<(&str, Option<u64>)> {
+    let stem = name.strip_suffix(".json")?;
+    let (version, role) = match stem.split_once('.') {
+        Some((v, r)) => (Some(v.parse::<u64>().ok()?), r),
+        None => (None, stem),
+    };
+    matches!(role, "root" | "targets" | "snapshot" | "timestamp").then_some((role, version))
+}
+
+/// What a release's target entry carries in `custom`, signed offline.
+pub(crate) fn release_custom(r: &Release) -> serde_json::Value {
+    serde_json::json!({
+        "bulwark": {
+            "name": r.name,
+            "version": r.version,
+            "installer": r.installer,
+            "install_path": r.install_path,
+            "smoke_test": r.smoke_test,
+            "smoke_timeout_secs": r.smoke_timeout_secs,
+        }
+    })
+}
+
+fn target_file(r: &Release, custom: serde_json::Value) -> TargetFile {
+    let mut hashes = std::collections::BTreeMap::new();
+    hashes.insert("sha256".to_owned(), r.sha256.clone());
+    let mut t = TargetFile::from_bytes(&[]);
+    t.length = r.length;
+    t.hashes = hashes;
+    t.custom = Some(custom);
+    t
+}
+
+fn row<T: bulwark_tuf::Role>(repo: &str, role: &str, md: &Metadata<T>) -> Result<TufRow, ApiError> {
+    Ok(TufRow {
+        repo: repo.to_owned(),
+        role: role.to_owned(),
+        version: md.signed().version(),
+        body: md.to_vec().map_err(tuf_internal)?,
+        expires_at: md.signed().expires(),
+    })
+}
+
+/// The signing state of one release, as shown to its signers.
+#[derive(Debug, Clone)]
+pub struct SigningStatus {
+    /// Targets version the proposal builds on.
+    pub base_version: u64,
+    /// The proposed `signed` part (canonical JSON).
+    pub signed: Vec<u8>,
+    /// Valid signatures so far.
+    pub valid: usize,
+    /// Keys the image root allows for targets.
+    pub keyids: Vec<String>,
+    /// How many are needed.
+    pub threshold: u64,
+    /// Whether the release is published.
+    pub published: bool,
+}
+
+impl Updates {
+    /// Assembles the service from its keys.
+    pub fn new(
+        blobs: BlobStore,
+        image_online: SigningKey,
+        director_root: SigningKey,
+        director_online: SigningKey,
+        environments: Vec<String>,
+    ) -> Self {
+        Self {
+            blobs,
+            image_online,
+            director_root,
+            director_online,
+            environments,
+            lifetimes: Lifetimes::default(),
+        }
+    }
+
+    /// The public key the image root must name for snapshot and timestamp.
+    pub fn image_online_key(&self) -> &PublicKey {
+        self.image_online.public()
+    }
+
+    /// Creates the director's root on first start.
+    pub async fn ensure_director_root(
+        &self,
+        store: &dyn Store,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
+        if store.tuf_latest(DIRECTOR, "root").await?.is_some() {
+            return Ok(());
+        }
+        let mut root = Root::new(now + self.lifetimes.director_root);
+        root.add_key("root", self.director_root.public().clone());
+        for role in ["targets", "snapshot", "timestamp"] {
+            root.add_key(role, self.director_online.public().clone());
+        }
+        let mut md = Metadata::new(root);
+        md.sign(&self.director_root).map_err(tuf_internal)?;
+        store
+            .put_tuf(
+                &[row(DIRECTOR, "root", &md)?],
+                "director.init",
+                "repo:director",
+                &Audit::system(now),
+            )
+            .await?;
+        Ok(())
+    }
+
+    // ----- image repository -------------------------------------------------
+
+    /// The newest trusted image root.
+    pub async fn image_root(&self, store: &dyn Store) -> Result<Option<Metadata<Root>>, ApiError> {
+        match store.tuf_latest(IMAGE, "root").await? {
+            None => Ok(None),
+            Some(r) => Metadata::<Root>::from_slice(&r.body)
+                .map(Some)
+                .map_err(tuf_internal),
+        }
+    }
+
+    /// Accepts root version 1 (initialization) or the next version
+    /// (rotation), signed offline. Checks what any TUF client will check,
+    /// plus that snapshot and timestamp are delegated to the server's
+    /// online key (or the server could not publish anything).
+    pub async fn put_root(
+        &self,
+        store: &dyn Store,
+        body: &[u8],
+        audit: &Audit,
+    ) -> Result<u64, ApiError> {
+        let md = Metadata::<Root>::from_slice(body)
+            .map_err(|e| bad(format!("root metadata: {e}")))?;
+        let new = md.signed();
+        let now = audit.time;
+        if new.expires() <= now {
+            return Err(bad("root metadata: already expired"));
+        }
+        let online = self.image_online.key_id();
+        for role in ["snapshot", "timestamp"] {
+            let rk = new
+                .roles
+                .get(role)
+                .ok_or_else(|| bad(format!("root metadata: no {role} role")))?;
+            if rk.keyids.len() != 1 || rk.keyids[0] != online || rk.threshold != 1 {
+                return Err(bad(format!(
+                    "root metadata: the {role} role must be exactly the server's online key {online} with threshold 1"
+                )));
+            }
+        }
+        let targets = new
+            .roles
+            .get("targets")
+            .ok_or_else(|| bad("root metadata: no targets role"))?;
+        if targets.threshold == 0 || (targets.keyids.len() as u64) < targets.threshold {
+            return Err(bad(format!(
+                "root metadata: targets threshold {} cannot be met by {} keys",
+                targets.threshold,
+                targets.keyids.len()
+            )));
+        }
+        if targets.keyids.contains(&online) {
+            return Err(bad(
+                "root metadata: the server's online key must not sign targets (that is what offline keys are for)",
+            ));
+        }
+        if !new.consistent_snapshot {
+            return Err(bad("root metadata: consistent_snapshot must be true"));
+        }
+        new.verify_role("root", &md)
+            .map_err(|e| bad(format!("root metadata is not signed by its own root keys: {e}")))?;
+        let action = match self.image_root(store).await? {
+            None => {
+                if new.version != 1 {
+                    return Err(bad(format!(
+                        "the repository has no root yet: expected version 1, got {}",
+                        new.version
+                    )));
+                }
+                "repo.init"
+            }
+            Some(old) => {
+                let want = old.signed().version + 1;
+                if new.version != want {
+                    return Err(ApiError::Conflict(format!(
+                        "root version {} does not follow the current version {}",
+                        new.version,
+                        old.signed().version
+                    )));
+                }
+                old.signed().verify_role("root", &md).map_err(|e| {
+                    bad(format!(
+                        "new root is not signed by a threshold of the current root's keys: {e}"
+                    ))
+                })?;
+                "repo.rotate_root"
+            }
+        };
+        let r = TufRow {
+            repo: IMAGE.into(),
+            role: "root".into(),
+            version: new.version,
+            body: body.to_vec(),
+            expires_at: new.expires(),
+        };
+        store.put_tuf(&[r], action, "repo:image", audit).await?;
+        Ok(new.version)
+    }
+
+    async fn image_targets(&self, store: &dyn Store) -> Result<Option<Metadata<Targets>>, ApiError> {
+        match store.tuf_latest(IMAGE, "targets").await? {
+            None => Ok(None),
+            Some(r) => Metadata::<Targets>::from_slice(&r.body)
+                .map(Some)
+                .map_err(tuf_internal),
+        }
+    }
+
+    /// The proposal signers of `release` must sign, created (or rebuilt on
+    /// top of newer published targets) as needed.
+    pub async fn signing_status(
+        &self,
+        store: &dyn Store,
+        release: &Release,
+        now: OffsetDateTime,
+    ) -> Result<SigningStatus, ApiError> {
+        let root = self
+            .image_root(store)
+            .await?
+            .ok_or_else(|| ApiError::Conflict("the image repository has no root yet: run `bulwark repo init`".into()))?;
+        let current = self.image_targets(store).await?;
+        let base = current.as_ref().map_or(0, |t| t.signed().version);
+        let proposal = match store.proposal(&release.id).await? {
+            Some(p) if p.base_version == base => p,
+            _ => {
+                if release.status == "published" {
+                    return Err(ApiError::Conflict(format!(
+                        "{} is already published",
+                        release.reference()
+                    )));
+                }
+                let mut targets = match &current {
+                    Some(t) => t.signed().clone(),
+                    None => Targets::new(now + self.lifetimes.targets),
+                };
+                targets.version = base + 1;
+                targets.expires = now + self.lifetimes.targets;
+                targets
+                    .targets
+                    .insert(release.target_path(), target_file(release, release_custom(release)));
+                let signed = Metadata::new(targets).signed_bytes().map_err(tuf_internal)?;
+                store.put_proposal(&release.id, base, &signed, now).await?;
+                Proposal {
+                    base_version: base,
+                    signed,
+                    signatures: Vec::new(),
+                }
+            }
+        };
+        let md = proposal_metadata(&proposal)?;
+        let rk = root
+            .signed()
+            .roles
+            .get("targets")
+            .cloned()
+            .unwrap_or_else(no_keys);
+        Ok(SigningStatus {
+            base_version: proposal.base_version,
+            valid: root.signed().count_valid("targets", &md),
+            keyids: rk.keyids.iter().map(ToString::to_string).collect(),
+            threshold: rk.threshold,
+            signed: proposal.signed,
+            published: release.status == "published",
+        })
+    }
+
+    /// Adds an offline signature over the release's proposal; publishes
+    /// when the threshold is met. Returns the new status.
+    pub async fn add_signature(
+        &self,
+        store: &dyn Store,
+        release: &Release,
+        keyid: &str,
+        sig: &str,
+        audit: &Audit,
+    ) -> Result<SigningStatus, ApiError> {
+        if release.status == "published" {
+            return Err(ApiError::Conflict(format!(
+                "{} is already published",
+                release.reference()
+            )));
+        }
+        let root = self
+            .image_root(store)
+            .await?
+            .ok_or_else(|| ApiError::Conflict("the image repository has no root yet".into()))?;
+        let current = self.image_targets(store).await?;
+        let base = current.as_ref().map_or(0, |t| t.signed().version);
+        let mut proposal = store.proposal(&release.id).await?.ok_or_else(|| {
+            ApiError::Conflict("nothing to sign yet: fetch the signing proposal first".into())
+        })?;
+        if proposal.base_version != base {
+            return Err(ApiError::Conflict(format!(
+                "the published targets moved from version {} to {base} since this proposal was made: fetch it again and re-sign",
+                proposal.base_version
+            )));
+        }
+        let rk = root.signed().roles.get("targets").cloned().unwrap_or_else(no_keys);
+        if !rk.keyids.iter().any(|k| k.as_str() == keyid) {
+            return Err(ApiError::Forbidden(format!(
+                "key {keyid} is not a targets key of the image root"
+            )));
+        }
+        // This signature alone must verify.
+        let single = Proposal {
+            signatures: vec![(keyid.to_owned(), sig.to_owned())],
+            ..proposal.clone()
+        };
+        if root.signed().count_valid("targets", &proposal_metadata(&single)?) != 1 {
+            return Err(bad(format!(
+                "signature by {keyid} does not verify over the proposed targets metadata"
+            )));
+        }
+        proposal.signatures.retain(|(k, _)| k != keyid);
+        proposal.signatures.push((keyid.to_owned(), sig.to_owned()));
+        let md = proposal_metadata(&proposal)?;
+        let valid = root.signed().count_valid("targets", &md);
+        let publish = if root.signed().verify_role("targets", &md).is_ok() {
+            Some(self.publication(store, &md, audit.time).await?)
+        } else {
+            None
+        };
+        let published = publish.is_some();
+        store
+            .add_signature(&release.id, keyid, sig, publish, audit)
+            .await?;
+        Ok(SigningStatus {
+            base_version: proposal.base_version,
+            signed: proposal.signed,
+            valid,
+            keyids: rk.keyids.iter().map(ToString::to_string).collect(),
+            threshold: rk.threshold,
+            published,
+        })
+    }
+
+    /// New targets plus the snapshot and timestamp that cover them.
+    async fn publication(
+        &self,
+        store: &dyn Store,
+        targets: &Metadata<Targets>,
+        now: OffsetDateTime,
+    ) -> Result<Publication, ApiError> {
+        let (snapshot, timestamp) = self
+            .sign_snapshot(store, targets.signed().version, now)
+            .await?;
+        Ok(Publication {
+            metadata: vec![
+                row(IMAGE, "targets", targets)?,
+                row(IMAGE, "snapshot", &snapshot)?,
+                row(IMAGE, "timestamp", &timestamp)?,
+            ],
+            first_environment: self.environments.first().cloned().unwrap_or_else(|| "dev".into()),
+        })
+    }
+
+    async fn sign_snapshot(
+        &self,
+        store: &dyn Store,
+        targets_version: u64,
+        now: OffsetDateTime,
+    ) -> Result<(Metadata<Snapshot>, Metadata<Timestamp>), ApiError> {
+        let snap_v = store.tuf_latest(IMAGE, "snapshot").await?.map_or(0, |r| r.version) + 1;
+        let mut snap = Snapshot::new(now + self.lifetimes.snapshot);
+        snap.version = snap_v;
+        snap.meta.insert(
+            "targets.json".into(),
+            MetaFile::version_only(targets_version),
+        );
+        let mut snapshot = Metadata::new(snap);
+        snapshot.sign(&self.image_online).map_err(tuf_internal)?;
+        let timestamp = self.sign_timestamp(store, &snapshot, now).await?;
+        Ok((snapshot, timestamp))
+    }
+
+    async fn sign_timestamp(
+        &self,
+        store: &dyn Store,
+        snapshot: &Metadata<Snapshot>,
+        now: OffsetDateTime,
+    ) -> Result<Metadata<Timestamp>, ApiError> {
+        let ts_v = store.tuf_latest(IMAGE, "timestamp").await?.map_or(0, |r| r.version) + 1;
+        let bytes = snapshot.to_vec().map_err(tuf_internal)?;
+        let mut ts = Timestamp::new(now + self.lifetimes.timestamp);
+        ts.version = ts_v;
+        ts.meta.insert(
+            "snapshot.json".into(),
+            MetaFile::describing(snapshot.signed().version, &bytes),
+        );
+        let mut md = Metadata::new(ts);
+        md.sign(&self.image_online).map_err(tuf_internal)?;
+        Ok(md)
+    }
+
+    /// Re-signs the image timestamp (and snapshot) when less than half of
+    /// its lifetime is left. Journaled as a system change.
+    pub async fn refresh_image(
+        &self,
+        store: &dyn Store,
+        now: OffsetDateTime,
+    ) -> Result<bool, ApiError> {
+        let Some(ts) = store.tuf_latest(IMAGE, "timestamp").await? else {
+            return Ok(false);
+        };
+        if ts.expires_at - now > self.lifetimes.timestamp / 2 {
+            return Ok(false);
+        }
+        let snap_row = store
+            .tuf_latest(IMAGE, "snapshot")
+            .await?
+            .ok_or_else(|| tuf_internal("timestamp without snapshot"))?;
+        let mut rows = Vec::new();
+        let snapshot = if snap_row.expires_at - now <= self.lifetimes.snapshot / 2 {
+            let targets_v = store.tuf_latest(IMAGE, "targets").await?.map_or(0, |r| r.version);
+            let (snapshot, timestamp) = self.sign_snapshot(store, targets_v, now).await?;
+            rows.push(row(IMAGE, "snapshot", &snapshot)?);
+            rows.push(row(IMAGE, "timestamp", &timestamp)?);
+            return self.store_refresh(store, rows, now).await;
+        } else {
+            Metadata::<Snapshot>::from_slice(&snap_row.body).map_err(tuf_internal)?
+        };
+        let timestamp = self.sign_timestamp(store, &snapshot, now).await?;
+        rows.push(row(IMAGE, "timestamp", &timestamp)?);
+        self.store_refresh(store, rows, now).await
+    }
+
+    async fn store_refresh(
+        &self,
+        store: &dyn Store,
+        rows: Vec<TufRow>,
+        now: OffsetDateTime,
+    ) -> Result<bool, ApiError> {
+        match store
+            .put_tuf(&rows, "repo.refresh", "repo:image", &Audit::system(now))
+            .await
+        {
+            Ok(()) => Ok(true),
+            // Another request refreshed first.
+            Err(bulwark_store::Error::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One image repository metadata file.
+    pub async fn image_file(
+        &self,
+        store: &dyn Store,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, ApiError> {
+        let (role, version) = parse_metadata_name(name)
+            .ok_or_else(|| ApiError::NotFound(format!("metadata file {name}")))?;
+        if role == "timestamp" {
+            self.refresh_image(store, now).await?;
+        }
+        let row = match version {
+            Some(v) => store.tuf_version(IMAGE, role, v).await?,
+            None => store.tuf_latest(IMAGE, role).await?,
+        };
+        row.map(|r| r.body)
+            .ok_or_else(|| ApiError::NotFound(format!("image repository {name}")))
+    }
+
+    // ----- director ---------------------------------------------------------
+
+    /// One director metadata file for `device`, re-signed first when the
+    /// device's assignment changed or its metadata is about to expire.
+    pub async fn director_file(
+        &self,
+        store: &dyn Store,
+        device: DeviceId,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, ApiError> {
+        let (role, version) = parse_metadata_name(name)
+            .ok_or_else(|| ApiError::NotFound(format!("metadata file {name}")))?;
+        if role == "root" {
+            let row = match version {
+                Some(v) => store.tuf_version(DIRECTOR, "root", v).await?,
+                None => store.tuf_latest(DIRECTOR, "root").await?,
+            };
+            return row
+                .map(|r| r.body)
+                .ok_or_else(|| ApiError::NotFound(format!("director {name}")));
+        }
+        let state = self.director_state(store, device, now).await?;
+        let (body, current) = match role {
+            "timestamp" => (state.timestamp, state.timestamp_version),
+            "snapshot" => (state.snapshot, state.targets_version),
+            _ => (state.targets, state.targets_version),
+        };
+        match version {
+            Some(v) if v != current => Err(ApiError::NotFound(format!("director {name}"))),
+            _ => Ok(body),
+        }
+    }
+
+    /// The director state for a device, brought up to date.
+    pub async fn director_state(
+        &self,
+        store: &dyn Store,
+        device: DeviceId,
+        now: OffsetDateTime,
+    ) -> Result<DirectorState, ApiError> {
+        for _ in 0..4 {
+            let d = store
+                .device(device)
+                .await?
+                .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
+            let dep = store.current_deployment(&d.group, &d.environment).await?;
+            let want = dep.as_ref().map(|x| x.seq);
+            let old = store.director_state(device).await?;
+            let fresh_targets = match &old {
+                None => true,
+                Some(s) => {
+                    s.deployment_seq != want || s.snapshot_expires - now <= self.lifetimes.snapshot / 2
+                }
+            };
+            let fresh_ts = match &old {
+                None => true,
+                Some(s) => s.timestamp_expires - now <= self.lifetimes.timestamp / 2,
+            };
+            if !fresh_targets && !fresh_ts {
+                if let Some(s) = old {
+                    return Ok(s);
+                }
+            }
+            let mut next = match &old {
+                Some(s) => s.clone(),
+                None => DirectorState {
+                    device_id: device,
+                    deployment_seq: None,
+                    targets_version: 0,
+                    timestamp_version: 0,
+                    targets: Vec::new(),
+                    snapshot: Vec::new(),
+                    timestamp: Vec::new(),
+                    snapshot_expires: now,
+                    timestamp_expires: now,
+                },
+            };
+            let expires = now + self.lifetimes.snapshot;
+            if fresh_targets {
+                let mut targets = Targets::new(expires);
+                targets.version = next.targets_version + 1;
+                if let Some(dep) = &dep {
+                    let rel = store
+                        .release_by_id(&dep.release_id)
+                        .await?
+                        .ok_or_else(|| tuf_internal("deployment of a vanished release"))?;
+                    targets.targets.insert(
+                        rel.target_path(),
+                        target_file(
+                            &rel,
+                            serde_json::json!({"bulwark": {"release": rel.reference(), "deployment": dep.id}}),
+                        ),
+                    );
+                }
+                let mut tmd = Metadata::new(targets);
+                tmd.sign(&self.director_online).map_err(tuf_internal)?;
+                let mut snap = Snapshot::new(expires);
+                snap.version = next.targets_version + 1;
+                snap.meta.insert(
+                    "targets.json".into(),
+                    MetaFile::version_only(snap.version),
+                );
+                let mut smd = Metadata::new(snap);
+                smd.sign(&self.director_online).map_err(tuf_internal)?;
+                next.targets_version += 1;
+                next.deployment_seq = want;
+                next.targets = tmd.to_vec().map_err(tuf_internal)?;
+                next.snapshot = smd.to_vec().map_err(tuf_internal)?;
+                next.snapshot_expires = expires;
+            }
+            let mut ts = Timestamp::new(now + self.lifetimes.timestamp);
+            ts.version = next.timestamp_version + 1;
+            ts.meta.insert(
+                "snapshot.json".into(),
+                MetaFile::describing(next.targets_version, &next.snapshot),
+            );
+            let mut tsmd = Metadata::new(ts);
+            tsmd.sign(&self.director_online).map_err(tuf_internal)?;
+            next.timestamp_version += 1;
+            next.timestamp = tsmd.to_vec().map_err(tuf_internal)?;
+            next.timestamp_expires = now + self.lifetimes.timestamp;
+            let expected = old.as_ref().map(|s| s.timestamp_version);
+            if store.put_director_state(&next, expected).await? {
+                return Ok(next);
+            }
+            // Another request for this device won the race: read again.
+        }
+        Err(ApiError::Overloaded)
+    }
+}
+
+fn no_keys() -> RoleKeys {
+    RoleKeys {
+        keyids: Vec::new(),
+        threshold: 1,
+        unrecognized: Default::default(),
+    }
+}
+
+/// The proposal as metadata: its signed part and the signatures so far.
+fn proposal_metadata(p: &Proposal) -> Result<Metadata<Targets>, ApiError> {
+    let signed: serde_json::Value = serde_json::from_slice(&p.signed).map_err(tuf_internal)?;
+    let envelope = serde_json::json!({
+        "signed": signed,
+        "signatures": p.signatures.iter().map(|(k, s)| serde_json::json!({"keyid": k, "sig": s})).collect::<Vec<_>>(),
+    });
+    let bytes = serde_json::to_vec(&envelope).map_err(tuf_internal)?;
+    Metadata::<Targets>::from_slice(&bytes).map_err(tuf_internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_metadata_name;
+
+    #[test]
+    fn metadata_names() {
+        assert_eq!(parse_metadata_name("root.json"), Some(("root", None)));
+        assert_eq!(parse_metadata_name("3.root.json"), Some(("root", Some(3))));
+        assert_eq!(parse_metadata_name("12.targets.json"), Some(("targets", Some(12))));
+        assert_eq!(parse_metadata_name("timestamp.json"), Some(("timestamp", None)));
+        assert_eq!(parse_metadata_name("x.root.json"), None);
+        assert_eq!(parse_metadata_name("role1.json"), None);
+        assert_eq!(parse_metadata_name("../root.json"), None);
+        assert_eq!(parse_metadata_name("root"), None);
+    }
+}
