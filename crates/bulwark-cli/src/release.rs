@@ -122,6 +122,7 @@ pub(crate) enum Installer {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ReleaseCmd {
     /// Upload an artifact (streamed) and create a release from it.
+    #[command(disable_version_flag = true)]
     Publish {
         /// The artifact.
         file: PathBuf,
@@ -129,7 +130,7 @@ pub(crate) enum ReleaseCmd {
         #[arg(long)]
         name: String,
         /// Version.
-        #[arg(long)]
+        #[arg(long = "version", id = "release_version")]
         version: String,
         /// How devices install it.
         #[arg(long, value_enum)]

@@ -1,26 +1,12 @@
 //! The `bulwark` binary as a user runs it: exit codes and messages for bad
 //! input, and a real server round trip.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-fn bulwark() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bulwark"));
-    c.env_remove("BULWARK_SERVER")
-        .env_remove("BULWARK_TOKEN")
-        .env_remove("BULWARK_DATA_DIR")
-        .env_remove("BULWARK_DATABASE_URL");
-    c
-}
-
-fn run(c: &mut Command) -> (i32, String, String) {
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::*;
 
 #[test]
 fn missing_server_or_token_is_a_clear_error() {
@@ -187,60 +173,6 @@ fn server_round_trip() {
         status.success(),
         "graceful shutdown on SIGTERM exits 0, got {status}"
     );
-}
-
-/// A running `bulwark server` child on free ports.
-struct Running {
-    child: std::process::Child,
-    api: String,
-    token: String,
-}
-
-fn start_server(data: &std::path::Path) -> Running {
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string()
-    };
-    let (api, dev) = (free(), free());
-    let mut child = bulwark()
-        .args([
-            "server",
-            "--listen",
-            &api,
-            "--device-listen",
-            &dev,
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // "Device listener: …" is printed once the server is serving.
-    while let Some(Ok(line)) = lines.next() {
-        if line.starts_with("Device listener:") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let token = std::fs::read_to_string(data.join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    Running { child, api, token }
-}
-
-impl Running {
-    fn cli(&self) -> Command {
-        let mut c = bulwark();
-        c.env("BULWARK_SERVER", format!("http://{}", self.api))
-            .env("BULWARK_TOKEN", &self.token);
-        c
-    }
 }
 
 /// Every change the API acknowledged — and its journal entry — survives

@@ -274,7 +274,9 @@ async fn expired_and_unknown_enrollment_tokens_are_refused() {
         matches!(err, bulwark_agent::Error::Refused { status: 410, .. }),
         "{err}"
     );
-    let forged = format!("{}A", &token[..token.len() - 1]);
+    // Change the last character (to one it is not), so the secret differs.
+    let last = if token.ends_with('A') { 'B' } else { 'A' };
+    let forged = format!("{}{last}", &token[..token.len() - 1]);
     let err = bulwark_agent::enroll(&opts(&server, forged, &dir.path().join("b")))
         .await
         .unwrap_err();

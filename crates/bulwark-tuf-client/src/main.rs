@@ -161,7 +161,13 @@ async fn download(
         .await
         .map_err(tuf_error)?
         .context("no targets role lists this target")?;
-    let dest = target_dir.join(quote_role_name(name));
+    // The quoted path has no '/', so it stays inside target_dir unless it is
+    // "." or ".." (or empty).
+    let file_name = quote_role_name(name);
+    if matches!(file_name.as_str(), "" | "." | "..") {
+        bail!("refusing to store a target named {name:?}");
+    }
+    let dest = target_dir.join(file_name);
     if is_cached(&dest, &info).await {
         return Ok(());
     }

@@ -309,9 +309,6 @@ pub struct RoleKeys {
     pub keyids: Vec<KeyId>,
     /// How many of them must sign.
     pub threshold: u64,
-    /// Fields this implementation does not know.
-    #[serde(flatten)]
-    pub unrecognized: BTreeMap<String, Value>,
 }
 
 impl RoleKeys {
@@ -384,7 +381,6 @@ impl Root {
                 let keys = RoleKeys {
                     keyids: Vec::new(),
                     threshold: 1,
-                    unrecognized: BTreeMap::new(),
                 };
                 (name.to_owned(), keys)
             })
@@ -411,7 +407,6 @@ impl Root {
             .or_insert_with(|| RoleKeys {
                 keyids: Vec::new(),
                 threshold: 1,
-                unrecognized: BTreeMap::new(),
             });
         if !entry.keyids.contains(&id) {
             entry.keyids.push(id);
@@ -435,7 +430,6 @@ impl Root {
             .or_insert_with(|| RoleKeys {
                 keyids: Vec::new(),
                 threshold,
-                unrecognized: BTreeMap::new(),
             })
             .threshold = threshold;
     }
@@ -474,9 +468,6 @@ pub struct MetaFile {
     /// Its hashes (algorithm → lowercase hex), if listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashes: Option<BTreeMap<String, String>>,
-    /// Fields this implementation does not know.
-    #[serde(flatten)]
-    pub unrecognized: BTreeMap<String, Value>,
 }
 
 impl MetaFile {
@@ -486,7 +477,6 @@ impl MetaFile {
             version,
             length: None,
             hashes: None,
-            unrecognized: BTreeMap::new(),
         }
     }
 
@@ -498,7 +488,6 @@ impl MetaFile {
             version,
             length: Some(bytes.len() as u64),
             hashes: Some(hashes),
-            unrecognized: BTreeMap::new(),
         }
     }
 
@@ -774,14 +763,12 @@ impl Delegations {
             return roles.iter().find(|r| r.name == name).map(|r| RoleKeys {
                 keyids: r.keyids.clone(),
                 threshold: r.threshold,
-                unrecognized: BTreeMap::new(),
             });
         }
         let succinct = self.succinct_roles.as_ref()?;
         succinct.is_delegated_role(name).then(|| RoleKeys {
             keyids: succinct.keyids.clone(),
             threshold: succinct.threshold,
-            unrecognized: BTreeMap::new(),
         })
     }
 
@@ -829,7 +816,6 @@ impl DelegatedRole {
         let keys = RoleKeys {
             keyids: self.keyids.clone(),
             threshold: self.threshold,
-            unrecognized: BTreeMap::new(),
         };
         keys.validate(&self.name)?;
         if self.paths.is_some() == self.path_hash_prefixes.is_some() {
@@ -881,7 +867,6 @@ impl SuccinctRoles {
         RoleKeys {
             keyids: self.keyids.clone(),
             threshold: self.threshold,
-            unrecognized: BTreeMap::new(),
         }
         .validate(&self.name_prefix)?;
         if !(1..=32).contains(&self.bit_length) {

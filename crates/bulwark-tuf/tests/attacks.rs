@@ -164,7 +164,9 @@ impl Repo {
     /// A client store holding the root as first published.
     fn client_store(&self) -> MemStore {
         let mut store = MemStore::default();
-        store.store("root", &self.served.files["1.root.json"]).unwrap();
+        store
+            .store("root", &self.served.files["1.root.json"])
+            .unwrap();
         store
     }
 }
@@ -272,7 +274,10 @@ fn freeze_expired_timestamp() {
     repo.publish_timestamp();
     let mut store = repo.client_store();
     assert_kind(refresh(&repo, &mut store, NOW), "freeze");
-    assert!(!store.roles.contains_key("timestamp"), "expired timestamp not stored");
+    assert!(
+        !store.roles.contains_key("timestamp"),
+        "expired timestamp not stored"
+    );
 }
 
 #[test]
@@ -306,10 +311,9 @@ fn mix_and_match_targets_hash() {
     let mut repo = Repo::new();
     repo.bump();
     let good = repo.served.files["2.targets.json"].clone();
-    repo.snapshot.meta.insert(
-        "targets.json".into(),
-        MetaFile::describing(2, &good),
-    );
+    repo.snapshot
+        .meta
+        .insert("targets.json".into(), MetaFile::describing(2, &good));
     repo.snapshot.version += 1;
     repo.timestamp.version += 1;
     repo.publish_snapshot();
@@ -440,8 +444,103 @@ fn signed_metadata_round_trips_and_replaces_signatures() {
     let bytes = md.to_vec().unwrap();
     let parsed = Metadata::<Targets>::from_slice(&bytes).unwrap();
     assert_eq!(parsed.signed_bytes().unwrap(), md.signed_bytes().unwrap());
-    assert!(Metadata::<Snapshot>::from_slice(&bytes).is_err(), "_type checked");
+    assert!(
+        Metadata::<Snapshot>::from_slice(&bytes).is_err(),
+        "_type checked"
+    );
     let text = String::from_utf8(bytes).unwrap();
-    assert!(text.contains("\"expires\":\"2027-01-01T00:00:00Z\""), "{text}");
-    assert!(format!("{k:?}").contains("[redacted]"), "Debug redacts the secret");
+    assert!(
+        text.contains("\"expires\":\"2027-01-01T00:00:00Z\""),
+        "{text}"
+    );
+    assert!(
+        format!("{k:?}").contains("[redacted]"),
+        "Debug redacts the secret"
+    );
+}
+
+/// Publishes delegated role `name` (signed by `key`) and lists it in snapshot.
+fn publish_delegated(repo: &mut Repo, name: &str, md: &Targets, key: &SigningKey) {
+    let bytes = Repo::sign(md, &[key]);
+    repo.served
+        .files
+        .insert(format!("{}.{name}.json", md.version), bytes);
+    repo.snapshot
+        .meta
+        .insert(format!("{name}.json"), MetaFile::version_only(md.version));
+}
+
+fn delegate(parent: &mut Targets, name: &str, paths: &[&str], terminating: bool, key: &SigningKey) {
+    let delegations = parent
+        .delegations
+        .get_or_insert_with(|| bulwark_tuf::Delegations {
+            keys: BTreeMap::new(),
+            roles: Some(Vec::new()),
+            succinct_roles: None,
+            unrecognized: BTreeMap::new(),
+        });
+    delegations.keys.insert(key.key_id(), key.public().clone());
+    delegations
+        .roles
+        .get_or_insert_with(Vec::new)
+        .push(bulwark_tuf::DelegatedRole {
+            name: name.into(),
+            keyids: vec![key.key_id()],
+            threshold: 1,
+            terminating,
+            paths: Some(paths.iter().map(|p| (*p).to_owned()).collect()),
+            path_hash_prefixes: None,
+            unrecognized: BTreeMap::new(),
+        });
+}
+
+#[test]
+fn delegation_search_order_terminating_and_reverification() {
+    let mut repo = Repo::new();
+    let (a_key, b_key, shared_key, wrong_key) = (key(), key(), key(), key());
+    delegate(&mut repo.targets, "a", &["apps/*"], true, &a_key);
+    delegate(
+        &mut repo.targets,
+        "b",
+        &["apps/*", "other/*"],
+        false,
+        &b_key,
+    );
+
+    // "a" is terminating for apps/*: "b" is never consulted for apps/.
+    let mut a = Targets::new(EXPIRES);
+    a.targets
+        .insert("apps/x".into(), TargetFile::from_bytes(b"from a"));
+    // "a" and "b" both delegate "shared"; only a's key signs it.
+    delegate(&mut a, "shared", &["apps/*"], false, &shared_key);
+    let mut b = Targets::new(EXPIRES);
+    b.targets
+        .insert("apps/y".into(), TargetFile::from_bytes(b"from b"));
+    delegate(&mut b, "shared", &["other/*"], false, &wrong_key);
+    let mut shared = Targets::new(EXPIRES);
+    shared
+        .targets
+        .insert("apps/z".into(), TargetFile::from_bytes(b"shared a"));
+    shared
+        .targets
+        .insert("other/z".into(), TargetFile::from_bytes(b"shared b"));
+    publish_delegated(&mut repo, "a", &a, &a_key);
+    publish_delegated(&mut repo, "b", &b, &b_key);
+    publish_delegated(&mut repo, "shared", &shared, &shared_key);
+    repo.bump();
+
+    let mut updater =
+        Updater::new(repo.served.clone(), repo.client_store(), Limits::default()).unwrap();
+    let found = |u: &mut Updater<MemFetch, MemStore>, path: &str| {
+        block_on(u.target_info(path, NOW)).map(|t| t.map(|t| t.length))
+    };
+    assert_eq!(found(&mut updater, "apps/x").unwrap(), Some(6));
+    // apps/y is only in "b", which "a" (terminating) hides.
+    assert_eq!(found(&mut updater, "apps/y").unwrap(), None);
+    // Through a: shared is signed by the key a delegates to.
+    assert_eq!(found(&mut updater, "apps/z").unwrap(), Some(8));
+    // Through b: the same (cached) role must be re-verified against b's
+    // delegation, whose key did not sign it.
+    let err = found(&mut updater, "other/z").unwrap_err();
+    assert_eq!(err.kind(), "threshold", "{err}");
 }

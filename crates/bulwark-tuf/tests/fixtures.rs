@@ -85,9 +85,20 @@ fn python_tuf_metadata_verifies() {
     assert_eq!(r.count_valid("snapshot", &timestamp), 0);
 
     let delegated = read::<Targets>("delegated");
-    targets.signed().verify_delegate("delegated", &delegated).unwrap();
-    targets.signed().verify_delegate("hashed", &delegated).unwrap();
-    assert!(targets.signed().verify_delegate("other", &delegated).is_err());
+    targets
+        .signed()
+        .verify_delegate("delegated", &delegated)
+        .unwrap();
+    targets
+        .signed()
+        .verify_delegate("hashed", &delegated)
+        .unwrap();
+    assert!(
+        targets
+            .signed()
+            .verify_delegate("other", &delegated)
+            .is_err()
+    );
 
     let bin = read::<Targets>("bin-3");
     let d = delegated.signed();
@@ -111,7 +122,8 @@ fn key_ids_match_securesystemslib() {
 fn hostile_documents_are_refused() {
     let root = read::<Root>("root");
     for (name, path) in cases("hostile", ".json") {
-        let expect = fs::read_to_string(fixtures("hostile").join(format!("{name}.expect"))).unwrap();
+        let expect =
+            fs::read_to_string(fixtures("hostile").join(format!("{name}.expect"))).unwrap();
         let parsed = Metadata::<Targets>::from_slice(&fs::read(&path).unwrap());
         match expect.trim() {
             "parse" => assert!(parsed.is_err(), "{name}: parsed but should not"),

@@ -335,7 +335,12 @@ impl UpdateEngine {
 
     // ------------------------------------------------------------ steps --
 
-    async fn download(&mut self, p: &Pending, src: &impl ArtifactSource, rep: &impl Reporter) -> Flow {
+    async fn download(
+        &mut self,
+        p: &Pending,
+        src: &impl ArtifactSource,
+        rep: &impl Reporter,
+    ) -> Flow {
         let plan = &p.plan;
         self.announce(rep, plan, Step::Download).await;
         if plan.installer == InstallerKind::Script {
@@ -487,7 +492,10 @@ impl UpdateEngine {
                 .await
             }
             InstallerKind::Ab => {
-                let slot = p.slot.clone().ok_or_else(|| self.bad_state("no A/B slot chosen"))?;
+                let slot = p
+                    .slot
+                    .clone()
+                    .ok_or_else(|| self.bad_state("no A/B slot chosen"))?;
                 let root = self.cfg.install_root.clone();
                 blocking(Step::Stage, move || {
                     installer::ab_stage(&root, &slot, &verified, &plan, &midway)
@@ -524,11 +532,18 @@ impl UpdateEngine {
         self.announce(rep, plan, Step::Switch).await;
         let switched = match &plan.installer {
             InstallerKind::File { path } => {
-                let (path, plan, had) = (path.clone(), plan.clone(), p.had_previous.unwrap_or(false));
-                blocking(Step::Switch, move || installer::file_switch(&path, &plan, had)).await
+                let (path, plan, had) =
+                    (path.clone(), plan.clone(), p.had_previous.unwrap_or(false));
+                blocking(Step::Switch, move || {
+                    installer::file_switch(&path, &plan, had)
+                })
+                .await
             }
             InstallerKind::Ab => {
-                let slot = p.slot.as_deref().ok_or_else(|| self.bad_state("no A/B slot chosen"))?;
+                let slot = p
+                    .slot
+                    .as_deref()
+                    .ok_or_else(|| self.bad_state("no A/B slot chosen"))?;
                 installer::ab_point(&self.cfg.install_root, Some(slot), Step::Switch)
                     .map(|()| Switched::Done)
             }
@@ -680,7 +695,11 @@ impl UpdateEngine {
 
     /// Queues a final report together with the state change that produced
     /// it (one atomic write), then tries to send the queue.
-    async fn conclude(&mut self, report: UpdateReport, rep: &impl Reporter) -> Result<(), UpdateError> {
+    async fn conclude(
+        &mut self,
+        report: UpdateReport,
+        rep: &impl Reporter,
+    ) -> Result<(), UpdateError> {
         self.state.unreported.push(report);
         self.save(Step::Commit)?;
         self.flush_quietly(rep).await;
@@ -728,7 +747,8 @@ impl UpdateEngine {
     }
 
     fn verified_path(&self, plan: &UpdatePlan) -> PathBuf {
-        self.download_dir().join(format!("{}.verified", plan.sha256))
+        self.download_dir()
+            .join(format!("{}.verified", plan.sha256))
     }
 
     /// Removes the files an update left behind (best effort).
@@ -800,7 +820,9 @@ impl UpdateEngine {
             _ => return Ok(()),
         };
         let cwd = match plan.installer {
-            InstallerKind::Ab => self.slot_dir(p).unwrap_or_else(|| self.cfg.state_dir.clone()),
+            InstallerKind::Ab => self
+                .slot_dir(p)
+                .unwrap_or_else(|| self.cfg.state_dir.clone()),
             _ => self.cfg.state_dir.clone(),
         };
         cmd.current_dir(cwd).envs(self.env(p));

@@ -196,7 +196,11 @@ pub(super) fn ab_stage(
 
 /// Points `current` at `slot` (or removes it for `None`) with one rename.
 /// Idempotent.
-pub(super) fn ab_point(install_root: &Path, slot: Option<&str>, step: Step) -> Result<(), UpdateError> {
+pub(super) fn ab_point(
+    install_root: &Path,
+    slot: Option<&str>,
+    step: Step,
+) -> Result<(), UpdateError> {
     let dir = ab_dir(install_root);
     let link = dir.join("current");
     if ab_current(install_root)?.as_deref() == slot {

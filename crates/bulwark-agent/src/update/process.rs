@@ -52,7 +52,9 @@ pub(super) async fn run(
                 if n == 0 {
                     break;
                 }
-                let mut t = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut t = tail
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 t.extend_from_slice(&buf[..n]);
                 if t.len() > MAX_TAIL {
                     let cut = t.len() - MAX_TAIL;
@@ -85,7 +87,9 @@ pub(super) async fn run(
         r.abort();
     }
     let tail = {
-        let t = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let t = tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tail_text(&t)
     };
     match waited {
@@ -129,9 +133,12 @@ mod tests {
 
     #[tokio::test]
     async fn failure_reports_status_and_stderr_tail() {
-        let exit = run(sh("echo start >&2; echo boom >&2; exit 3"), Duration::from_secs(10))
-            .await
-            .unwrap();
+        let exit = run(
+            sh("echo start >&2; echo boom >&2; exit 3"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
         match exit {
             Exit::Failed { status, tail } => {
                 assert_eq!(status, "exited with status 3");

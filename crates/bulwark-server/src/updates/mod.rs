@@ -705,7 +705,6 @@ fn no_keys() -> RoleKeys {
     RoleKeys {
         keyids: Vec::new(),
         threshold: 1,
-        unrecognized: Default::default(),
     }
 }
 
