@@ -345,13 +345,12 @@ impl Agent {
         use bulwark_tuf::LocalMetadata as _;
         bulwark_tuf::Metadata::<bulwark_tuf::Root>::from_slice(root_json)
             .map_err(|e| Error::Protocol(format!("the image root to pin: {e}")))?;
-        let mut dir = DirMetadata::open(state_dir.join("tuf").join("image")).map_err(|e| {
-            Error::State {
+        let mut dir =
+            DirMetadata::open(state_dir.join("tuf").join("image")).map_err(|e| Error::State {
                 action: "creating",
                 path: state_dir.join("tuf"),
                 source: e,
-            }
-        })?;
+            })?;
         dir.store("root", root_json).map_err(Error::Protocol)
     }
 

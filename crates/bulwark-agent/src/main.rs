@@ -131,11 +131,13 @@ fn run() -> anyhow::Result<ExitCode> {
             let updates = if no_updates {
                 None
             } else {
-                Some(agent.update_client(bulwark_agent::update::InstallConfig::new(
-                    &state_dir,
-                    install_root,
-                    hooks_dir,
-                ))?)
+                Some(
+                    agent.update_client(bulwark_agent::update::InstallConfig::new(
+                        &state_dir,
+                        install_root,
+                        hooks_dir,
+                    ))?,
+                )
             };
             if once {
                 let r = rt.block_on(agent.checkin())?;

@@ -36,7 +36,8 @@ impl DirMetadata {
     }
 
     fn path(&self, role: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", bulwark_tuf::quote_role_name(role)))
+        self.dir
+            .join(format!("{}.json", bulwark_tuf::quote_role_name(role)))
     }
 }
 
@@ -68,7 +69,11 @@ struct HttpFetch {
 }
 
 impl Fetch for HttpFetch {
-    async fn fetch(&mut self, path: &str, max_len: u64) -> std::result::Result<Vec<u8>, FetchError> {
+    async fn fetch(
+        &mut self,
+        path: &str,
+        max_len: u64,
+    ) -> std::result::Result<Vec<u8>, FetchError> {
         let url = format!("{}/{path}", self.base);
         let mut resp = self
             .client
@@ -114,7 +119,10 @@ impl ArtifactSource for HttpArtifacts {
         sink: &mut ChunkSink,
     ) -> std::result::Result<(), SourceError> {
         let url = format!("{}/api/v1/device/blobs/{sha256}", base(&self.server));
-        let mut req = self.client.get(&url).timeout(std::time::Duration::from_secs(3600));
+        let mut req = self
+            .client
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(3600));
         if offset > 0 {
             req = req.header("range", format!("bytes={offset}-"));
         }
@@ -274,7 +282,10 @@ impl UpdateClient {
 
     /// Opens a repository's trusted metadata, fetching root version 1 on
     /// first use when none was pinned.
-    async fn updater(&self, repo: &str) -> std::result::Result<Updater<HttpFetch, DirMetadata>, (String, String)> {
+    async fn updater(
+        &self,
+        repo: &str,
+    ) -> std::result::Result<Updater<HttpFetch, DirMetadata>, (String, String)> {
         let mut local = DirMetadata::open(self.tuf_dir.join(repo))
             .map_err(|e| ("io".to_owned(), format!("{repo} metadata directory: {e}")))?;
         let mut fetch = self.fetcher(repo);
@@ -289,7 +300,10 @@ impl UpdateClient {
                     ),
                     other => ("fetch".to_owned(), format!("{repo} 1.root.json: {other}")),
                 })?;
-            tracing::warn!(repo, "no pinned root: trusting root version 1 from the server on first use");
+            tracing::warn!(
+                repo,
+                "no pinned root: trusting root version 1 from the server on first use"
+            );
             local
                 .store("root", &root)
                 .map_err(|e| ("io".to_owned(), e))?;
@@ -301,7 +315,10 @@ impl UpdateClient {
     async fn refuse(&self, release: &str, code: &str, reason: &str) -> CycleOutcome {
         tracing::warn!(release, code, reason, "update refused");
         let report = WireReport {
-            release: release.chars().take(bulwark_proto::MAX_STRING_LEN).collect(),
+            release: release
+                .chars()
+                .take(bulwark_proto::MAX_STRING_LEN)
+                .collect(),
             phase: "refused".into(),
             outcome: Some(code.to_owned()),
             detail: Some(reason.chars().take(1024).collect()),
@@ -336,7 +353,9 @@ impl UpdateClient {
             Err((code, reason)) => return Ok(self.refuse("director", &code, &reason).await),
         };
         if let Err(e) = director.refresh(now).await {
-            return Ok(self.refuse("director", e.kind(), &format!("director metadata: {e}")).await);
+            return Ok(self
+                .refuse("director", e.kind(), &format!("director metadata: {e}"))
+                .await);
         }
         let assigned: Vec<(String, TargetFile)> = director
             .trusted_targets()
@@ -361,7 +380,11 @@ impl UpdateClient {
         let mut image = match self.updater("image").await {
             Ok(u) => u,
             Err((code, reason)) => {
-                let code = if code == "no-repository" { "unlisted-target".to_owned() } else { code };
+                let code = if code == "no-repository" {
+                    "unlisted-target".to_owned()
+                } else {
+                    code
+                };
                 return Ok(self.refuse(&release_name, &code, &reason).await);
             }
         };
@@ -378,7 +401,9 @@ impl UpdateClient {
                 .refuse(
                     &release_name,
                     "unlisted-target",
-                    &format!("the director assigns {path}, which the image repository does not list"),
+                    &format!(
+                        "the director assigns {path}, which the image repository does not list"
+                    ),
                 )
                 .await);
         };
@@ -409,11 +434,10 @@ impl UpdateClient {
             Ok(p) => p,
             Err(reason) => return Ok(self.refuse(&release_name, "malformed", &reason).await),
         };
-        let done = self
-            .engine
-            .run(plan, &src, &rep)
-            .await
-            .map_err(|e| Error::Protocol(format!("update of {release_name} interrupted: {e}")))?;
+        let done =
+            self.engine.run(plan, &src, &rep).await.map_err(|e| {
+                Error::Protocol(format!("update of {release_name} interrupted: {e}"))
+            })?;
         Ok(CycleOutcome::Finished(done))
     }
 }

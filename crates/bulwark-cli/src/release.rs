@@ -204,7 +204,10 @@ fn passphrase(confirm: bool) -> Result<Zeroizing<String>> {
         rpassword::prompt_password("key passphrase: ")
             .context("reading the passphrase (or set BULWARK_KEY_PASSPHRASE)")?,
     );
-    ensure!(p.len() >= 8, "the passphrase must have at least 8 characters");
+    ensure!(
+        p.len() >= 8,
+        "the passphrase must have at least 8 characters"
+    );
     if confirm {
         let again = Zeroizing::new(rpassword::prompt_password("again: ")?);
         ensure!(*p == *again, "the passphrases differ");
@@ -246,7 +249,10 @@ pub(crate) fn load_key(path: &Path) -> Result<SigningKey> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             let pass = passphrase(false)?;
             let plain = enc.decrypt(pass.as_bytes()).map_err(|_| {
-                anyhow::anyhow!("{}: wrong passphrase (or a damaged key file)", path.display())
+                anyhow::anyhow!(
+                    "{}: wrong passphrase (or a damaged key file)",
+                    path.display()
+                )
             })?;
             Zeroizing::new(plain.as_bytes().to_vec())
         }
@@ -341,7 +347,11 @@ async fn upload_root(api: &Api, md: &Metadata<Root>, out: &Path) -> Result<()> {
         out.display()
     );
     for (role, rk) in &root.roles {
-        println!("  {role:<10} threshold {} of {}", rk.threshold, rk.keyids.len());
+        println!(
+            "  {role:<10} threshold {} of {}",
+            rk.threshold,
+            rk.keyids.len()
+        );
     }
     Ok(())
 }
@@ -359,8 +369,10 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             let api = Api::from_env(conn.server, conn.token)?;
             let (online, _): (OnlineKeyView, _) = api.get("/api/v1/repo/online-key").await?;
             let online_key: PublicKey = serde_json::from_value(online.key)?;
-            let keys: Vec<SigningKey> =
-                root_keys.iter().map(|p| load_key(p)).collect::<Result<_>>()?;
+            let keys: Vec<SigningKey> = root_keys
+                .iter()
+                .map(|p| load_key(p))
+                .collect::<Result<_>>()?;
             let mut root = Root::new(OffsetDateTime::now_utc() + ROOT_LIFETIME);
             for k in &keys {
                 root.add_key("root", k.public().clone());
@@ -396,7 +408,10 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             root.version += 1;
             root.expires = OffsetDateTime::now_utc() + ROOT_LIFETIME;
             for id in &remove_root {
-                root.revoke_key("root", &id.parse().map_err(|e| anyhow::anyhow!("{id}: {e}"))?);
+                root.revoke_key(
+                    "root",
+                    &id.parse().map_err(|e| anyhow::anyhow!("{id}: {e}"))?,
+                );
             }
             for p in &add_root {
                 root.add_key("root", load_pub(p)?);
@@ -422,9 +437,9 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
                 md.sign(&load_key(p)?)
                     .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
             }
-            cur.signed()
-                .verify_role("root", &md)
-                .map_err(|e| anyhow::anyhow!("not enough signatures by the current root keys: {e}"))?;
+            cur.signed().verify_role("root", &md).map_err(|e| {
+                anyhow::anyhow!("not enough signatures by the current root keys: {e}")
+            })?;
             md.signed()
                 .verify_role("root", &md)
                 .map_err(|e| anyhow::anyhow!("not enough signatures by the new root keys: {e}"))?;
@@ -434,7 +449,10 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             let api = Api::from_env(conn.server, conn.token)?;
             let md = current_root(&api).await?;
             if json {
-                println!("{}", String::from_utf8_lossy(&md.to_vec().map_err(|e| anyhow::anyhow!("{e}"))?));
+                println!(
+                    "{}",
+                    String::from_utf8_lossy(&md.to_vec().map_err(|e| anyhow::anyhow!("{e}"))?)
+                );
             } else {
                 let r = md.signed();
                 println!("version:  {}", r.version);
@@ -507,7 +525,12 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<()> {
         } => {
             let api = Api::from_env(conn.server, conn.token)?;
             let (blob, _): (BlobView, _) = api.upload_file("/api/v1/blobs", &file).await?;
-            eprintln!("uploaded {} ({} bytes), sha256 {}", file.display(), blob.length, blob.sha256);
+            eprintln!(
+                "uploaded {} ({} bytes), sha256 {}",
+                file.display(),
+                blob.length,
+                blob.sha256
+            );
             let body = CreateRelease {
                 name,
                 version,
@@ -600,14 +623,21 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<()> {
             if json {
                 print_json(&raw)?;
             } else {
-                println!("{:<32} {:<10} {:<14} {:<24} SHA256", "RELEASE", "STATUS", "INSTALLER", "ENVIRONMENTS");
+                println!(
+                    "{:<32} {:<10} {:<14} {:<24} SHA256",
+                    "RELEASE", "STATUS", "INSTALLER", "ENVIRONMENTS"
+                );
                 for r in l.releases {
                     println!(
                         "{:<32} {:<10} {:<14} {:<24} {}",
                         r.reference,
                         r.status,
                         r.installer,
-                        if r.environments.is_empty() { "-".into() } else { r.environments.join(",") },
+                        if r.environments.is_empty() {
+                            "-".into()
+                        } else {
+                            r.environments.join(",")
+                        },
                         &r.sha256[..16]
                     );
                 }
@@ -632,7 +662,11 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<()> {
             let api = Api::from_env(conn.server, conn.token)?;
             let (g, _): (bulwark_server::api::dto::GcView, _) =
                 api.post("/api/v1/blobs/gc", &serde_json::json!({})).await?;
-            println!("deleted {} blobs, freed {} bytes", g.deleted.len(), g.freed_bytes);
+            println!(
+                "deleted {} blobs, freed {} bytes",
+                g.deleted.len(),
+                g.freed_bytes
+            );
         }
     }
     Ok(())
@@ -654,7 +688,10 @@ async fn check_proposal(api: &Api, rel: &ReleaseView, s: &SigningView) -> Result
         BTreeMap::new()
     } else {
         let bytes = api
-            .get_bytes(&format!("/api/v1/repo/metadata/{}.targets.json", s.base_version))
+            .get_bytes(&format!(
+                "/api/v1/repo/metadata/{}.targets.json",
+                s.base_version
+            ))
             .await?;
         let md = Metadata::<Targets>::from_slice(&bytes)
             .map_err(|e| anyhow::anyhow!("the published targets: {e}"))?;
@@ -736,7 +773,10 @@ pub(crate) async fn deployments(json: bool, conn: Conn) -> Result<()> {
     if json {
         print_json(&raw)?;
     } else {
-        println!("{:<5} {:<32} {:<20} {:<12} CREATED", "SEQ", "RELEASE", "GROUP", "ENV");
+        println!(
+            "{:<5} {:<32} {:<20} {:<12} CREATED",
+            "SEQ", "RELEASE", "GROUP", "ENV"
+        );
         for d in l.deployments {
             println!(
                 "{:<5} {:<32} {:<20} {:<12} {}",

@@ -34,9 +34,10 @@ struct Device {
 
 impl Device {
     fn enroll(srv: &Running, dir: &Path, name: &str, group: &str, env: &str) -> Device {
-        let (code, token, err) = run(srv
-            .cli()
-            .args(["enroll-token", "create", "--group", group, "--env", env]));
+        let (code, token, err) =
+            run(srv
+                .cli()
+                .args(["enroll-token", "create", "--group", group, "--env", env]));
         assert_eq!(code, 0, "{err}");
         let state = dir.join(format!("{name}-state"));
         let out = Command::new(agent_bin())
@@ -50,7 +51,11 @@ impl Device {
             .env("BULWARK_ENROLL_TOKEN", token.trim())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Device {
             install: dir.join(format!("{name}-install")),
             state,
@@ -93,22 +98,33 @@ impl Device {
 }
 
 fn artifact(dir: &Path, name: &str, seed: u8, len: usize) -> (PathBuf, Vec<u8>) {
-    let bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+    let bytes: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect();
     let p = dir.join(name);
     std::fs::write(&p, &bytes).unwrap();
     (p, bytes)
 }
 
 fn ok(srv: &Running, args: &[&str]) -> String {
-    let (code, out, err) = run(srv.cli().args(args).env("BULWARK_KEY_PASSPHRASE", "correct horse battery"));
+    let (code, out, err) = run(srv
+        .cli()
+        .args(args)
+        .env("BULWARK_KEY_PASSPHRASE", "correct horse battery"));
     assert_eq!(code, 0, "bulwark {args:?}: {err}");
     out
 }
 
 fn fails(srv: &Running, args: &[&str], needle: &str) {
-    let (code, _, err) = run(srv.cli().args(args).env("BULWARK_KEY_PASSPHRASE", "correct horse battery"));
+    let (code, _, err) = run(srv
+        .cli()
+        .args(args)
+        .env("BULWARK_KEY_PASSPHRASE", "correct horse battery"));
     assert_eq!(code, 1, "bulwark {args:?} should fail");
-    assert!(err.contains(needle), "bulwark {args:?}: missing {needle:?} in {err}");
+    assert!(
+        err.contains(needle),
+        "bulwark {args:?}: missing {needle:?} in {err}"
+    );
 }
 
 fn release(srv: &Running, dir: &Path, version: &str, seed: u8, smoke: &str) -> Vec<u8> {
@@ -152,12 +168,31 @@ fn publish_sign_promote_deploy_install_and_roll_back() {
     let d = dir.path();
     let srv = start_server(&d.join("data"));
     for k in ["root-1", "rel-ana", "rel-ben"] {
-        let role = if k.starts_with("root") { "root" } else { "targets" };
+        let role = if k.starts_with("root") {
+            "root"
+        } else {
+            "targets"
+        };
         let p = d.join(format!("{k}.key"));
-        ok(&srv, &["keys", "generate", "--role", role, "--out", p.to_str().unwrap()]);
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p).unwrap().permissions());
+        ok(
+            &srv,
+            &[
+                "keys",
+                "generate",
+                "--role",
+                role,
+                "--out",
+                p.to_str().unwrap(),
+            ],
+        );
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600, "{k} key mode");
-        assert!(std::fs::read_to_string(&p).unwrap().contains("ENCRYPTED PRIVATE KEY"));
+        assert!(
+            std::fs::read_to_string(&p)
+                .unwrap()
+                .contains("ENCRYPTED PRIVATE KEY")
+        );
     }
     // A wrong passphrase is a clear error.
     let (code, _, err) = run(srv
@@ -172,31 +207,92 @@ fn publish_sign_promote_deploy_install_and_roll_back() {
     ok(
         &srv,
         &[
-            "repo", "init", "--root-key", d.join("root-1.key").to_str().unwrap(),
-            "--root-threshold", "1",
-            "--targets-pub", d.join("rel-ana.pub").to_str().unwrap(),
-            "--targets-pub", d.join("rel-ben.pub").to_str().unwrap(),
-            "--targets-threshold", "2", "--out", root.to_str().unwrap(),
+            "repo",
+            "init",
+            "--root-key",
+            d.join("root-1.key").to_str().unwrap(),
+            "--root-threshold",
+            "1",
+            "--targets-pub",
+            d.join("rel-ana.pub").to_str().unwrap(),
+            "--targets-pub",
+            d.join("rel-ben.pub").to_str().unwrap(),
+            "--targets-threshold",
+            "2",
+            "--out",
+            root.to_str().unwrap(),
         ],
     );
     fails(
         &srv,
-        &["repo", "init", "--root-key", d.join("root-1.key").to_str().unwrap(),
-          "--targets-pub", d.join("rel-ana.pub").to_str().unwrap(), "--out", d.join("again.json").to_str().unwrap()],
+        &[
+            "repo",
+            "init",
+            "--root-key",
+            d.join("root-1.key").to_str().unwrap(),
+            "--targets-pub",
+            d.join("rel-ana.pub").to_str().unwrap(),
+            "--out",
+            d.join("again.json").to_str().unwrap(),
+        ],
         "does not follow the current version",
     );
 
     let v1 = release(&srv, d, "1.0.0", 1, "test -s \"$BULWARK_SLOT/image\"");
     // The promotion ladder: dev (on publication) → staging → production.
-    fails(&srv, &["release", "promote", "gateway-fw@1.0.0", "--env", "production"], "must be promoted to staging before production");
-    fails(&srv, &["deploy", "gateway-fw@1.0.0", "--group", "lobby-sensors", "--env", "staging"], "is not promoted to staging");
-    ok(&srv, &["release", "promote", "gateway-fw@1.0.0", "--env", "staging"]);
-    ok(&srv, &["deploy", "gateway-fw@1.0.0", "--group", "lobby-sensors", "--env", "staging"]);
+    fails(
+        &srv,
+        &[
+            "release",
+            "promote",
+            "gateway-fw@1.0.0",
+            "--env",
+            "production",
+        ],
+        "must be promoted to staging before production",
+    );
+    fails(
+        &srv,
+        &[
+            "deploy",
+            "gateway-fw@1.0.0",
+            "--group",
+            "lobby-sensors",
+            "--env",
+            "staging",
+        ],
+        "is not promoted to staging",
+    );
+    ok(
+        &srv,
+        &["release", "promote", "gateway-fw@1.0.0", "--env", "staging"],
+    );
+    ok(
+        &srv,
+        &[
+            "deploy",
+            "gateway-fw@1.0.0",
+            "--group",
+            "lobby-sensors",
+            "--env",
+            "staging",
+        ],
+    );
     // One name and version never holds other bytes.
     let (other, _) = artifact(d, "other.img", 9, 1000);
     fails(
         &srv,
-        &["release", "publish", other.to_str().unwrap(), "--name", "gateway-fw", "--version", "1.0.0", "--installer", "ab"],
+        &[
+            "release",
+            "publish",
+            other.to_str().unwrap(),
+            "--name",
+            "gateway-fw",
+            "--version",
+            "1.0.0",
+            "--installer",
+            "ab",
+        ],
         "already exists with different bytes",
     );
 
@@ -214,8 +310,21 @@ fn publish_sign_promote_deploy_install_and_roll_back() {
 
     // A release whose smoke test fails is rolled back, and the server hears why.
     release(&srv, d, "1.1.0", 2, "echo selftest failed >&2; exit 3");
-    ok(&srv, &["release", "promote", "gateway-fw@1.1.0", "--env", "staging"]);
-    ok(&srv, &["deploy", "gateway-fw@1.1.0", "--group", "lobby-sensors", "--env", "staging"]);
+    ok(
+        &srv,
+        &["release", "promote", "gateway-fw@1.1.0", "--env", "staging"],
+    );
+    ok(
+        &srv,
+        &[
+            "deploy",
+            "gateway-fw@1.1.0",
+            "--group",
+            "lobby-sensors",
+            "--env",
+            "staging",
+        ],
+    );
     let (_, out, err) = dev.run_once(&[]);
     assert!(out.contains("gateway-fw@1.1.0 rolled back"), "{out}{err}");
     assert_eq!(dev.current_image(), v1, "the previous slot is live again");
@@ -226,27 +335,67 @@ fn publish_sign_promote_deploy_install_and_roll_back() {
     // SIGKILL at every step, then a restart: always a verified slot, and
     // the server is told the truth.
     let v2 = release(&srv, d, "1.2.0", 3, "test -s \"$BULWARK_SLOT/image\"");
-    ok(&srv, &["release", "promote", "gateway-fw@1.2.0", "--env", "staging"]);
-    ok(&srv, &["deploy", "gateway-fw@1.2.0", "--group", "lobby-sensors", "--env", "staging"]);
+    ok(
+        &srv,
+        &["release", "promote", "gateway-fw@1.2.0", "--env", "staging"],
+    );
+    ok(
+        &srv,
+        &[
+            "deploy",
+            "gateway-fw@1.2.0",
+            "--group",
+            "lobby-sensors",
+            "--env",
+            "staging",
+        ],
+    );
     let mut devices = Vec::new();
     for step in ["download", "verify", "stage", "switch", "smoke", "commit"] {
-        let dv = Device::enroll(&srv, d, &format!("crash-{step}"), "lobby-sensors", "staging");
+        let dv = Device::enroll(
+            &srv,
+            d,
+            &format!("crash-{step}"),
+            "lobby-sensors",
+            "staging",
+        );
         let (code, out, err) = dv.run_once(&[("BULWARK_AGENT_FAILPOINT", step)]);
-        assert_ne!(code, 0, "{step}: the fail point must kill the agent\n{out}{err}");
+        assert_ne!(
+            code, 0,
+            "{step}: the fail point must kill the agent\n{out}{err}"
+        );
         let img = dv.current_image();
-        assert!(img.is_empty() || img == v2, "{step}: live slot holds unverified bytes");
+        assert!(
+            img.is_empty() || img == v2,
+            "{step}: live slot holds unverified bytes"
+        );
         let (code, out, err) = dv.run_once(&[]);
         assert_eq!(code, 0, "{step}: restart\n{out}{err}");
-        assert_eq!(dv.current_image(), v2, "{step}: ends on the verified new slot");
+        assert_eq!(
+            dv.current_image(),
+            v2,
+            "{step}: ends on the verified new slot"
+        );
         devices.push((step, dv));
     }
     for (step, dv) in &devices {
         let show = ok(&srv, &["devices", "show", &dv.id()]);
-        assert!(show.contains("gateway-fw@1.2.0 installed"), "{step}: {show}");
+        assert!(
+            show.contains("gateway-fw@1.2.0 installed"),
+            "{step}: {show}"
+        );
     }
     // The journal holds every release action and device report, and verifies.
     let log = ok(&srv, &["audit", "log"]);
-    for action in ["repo.init", "blob.put", "release.create", "release.sign", "release.promote", "deployment.create", "device.update"] {
+    for action in [
+        "repo.init",
+        "blob.put",
+        "release.create",
+        "release.sign",
+        "release.promote",
+        "deployment.create",
+        "device.update",
+    ] {
         assert!(log.contains(action), "journal lacks {action}");
     }
     ok(&srv, &["audit", "verify"]);

@@ -318,13 +318,21 @@ impl UpdateReport {
             });
         }
         check_opt("outcome", &self.outcome, &mut errors);
-        if self.detail.as_ref().is_some_and(|d| d.len() > MAX_DETAIL_LEN) {
+        if self
+            .detail
+            .as_ref()
+            .is_some_and(|d| d.len() > MAX_DETAIL_LEN)
+        {
             errors.push(LimitError {
                 field: "detail".into(),
                 problem: format!("longer than {MAX_DETAIL_LEN} bytes"),
             });
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 

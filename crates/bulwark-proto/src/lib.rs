@@ -46,9 +46,9 @@ mod id;
 mod journal;
 
 pub use device::{
-    MAX_DETAIL_LEN, UPDATE_PHASES, UpdateReport,
     CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InstalledPackage, Inventory,
-    LimitError, MAX_CSR_LEN, MAX_PACKAGES, MAX_STRING_LEN, OsInfo,
+    LimitError, MAX_CSR_LEN, MAX_DETAIL_LEN, MAX_PACKAGES, MAX_STRING_LEN, OsInfo, UPDATE_PHASES,
+    UpdateReport,
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use id::{DeviceId, InvalidDeviceId};

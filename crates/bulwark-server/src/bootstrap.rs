@@ -283,6 +283,9 @@ pub(crate) fn tuf_key(
     let (key, der) = bulwark_tuf::SigningKey::generate_ed25519()
         .map_err(|e| anyhow::anyhow!("generating the {name} key: {e}"))?;
     let der = zeroize::Zeroizing::new(der);
-    write_secret_file(&path, &master.seal(&der, context.as_bytes(), &bulwark_pki::SystemRandom)?)?;
+    write_secret_file(
+        &path,
+        &master.seal(&der, context.as_bytes(), &bulwark_pki::SystemRandom)?,
+    )?;
     Ok(key)
 }

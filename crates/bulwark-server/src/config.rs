@@ -257,13 +257,7 @@ impl RawConfig {
             1,
             3_650,
         );
-        let max_blob = range(
-            "max_blob_bytes",
-            self.max_blob_bytes,
-            4 << 30,
-            1,
-            1 << 40,
-        );
+        let max_blob = range("max_blob_bytes", self.max_blob_bytes, 4 << 30, 1, 1 << 40);
         if let Some(o) = &self.journal_origin
             && (o.is_empty()
                 || o.len() > 128

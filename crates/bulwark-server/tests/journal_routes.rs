@@ -26,6 +26,8 @@ struct Case {
     auth: Option<String>,
     conn: Option<DeviceConn>,
     action: &'static str,
+    /// A raw (non-JSON) body.
+    raw: Option<Vec<u8>>,
 }
 
 #[tokio::test]
@@ -63,6 +65,7 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         auth: Some(admin.clone()),
         conn: None,
         action,
+        raw: None,
     };
     let mut cases: BTreeMap<String, Case> = BTreeMap::new();
     let mut add = |key: &str, c: Case| {
@@ -140,7 +143,7 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         Case {
             device_router: true,
             auth: None,
-            conn: Some(conn),
+            conn: Some(conn.clone()),
             ..case(
                 "POST",
                 "/api/v1/device/checkin",
@@ -148,6 +151,92 @@ async fn every_mutating_route_journals_exactly_one_entry() {
                 "device.inventory",
             )
         },
+    );
+
+    // Signed updates: upload, root, release, signature, promotion,
+    // deployment, a device report and garbage collection.
+    let firmware = b"firmware image bytes".to_vec();
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&firmware))
+    };
+    let root_key = bulwark_tuf::SigningKey::generate_ed25519().unwrap().0;
+    let targets_key = bulwark_tuf::SigningKey::generate_ed25519().unwrap().0;
+    let online = fx.state.updates().unwrap().image_online_key().clone();
+    let mut root = bulwark_tuf::Root::new(common::T0 + time::Duration::days(365));
+    root.add_key("root", root_key.public().clone());
+    root.add_key("targets", targets_key.public().clone());
+    root.add_key("snapshot", online.clone());
+    root.add_key("timestamp", online);
+    let mut root = bulwark_tuf::Metadata::new(root);
+    root.sign(&root_key).unwrap();
+    add(
+        "post /api/v1/blobs",
+        Case {
+            raw: Some(firmware),
+            ..case("POST", "/api/v1/blobs", json!(null), "blob.put")
+        },
+    );
+    add(
+        "post /api/v1/repo/root",
+        Case {
+            raw: Some(root.to_vec().unwrap()),
+            ..case("POST", "/api/v1/repo/root", json!(null), "repo.init")
+        },
+    );
+    add(
+        "post /api/v1/releases",
+        case(
+            "POST",
+            "/api/v1/releases",
+            json!({"name": "fw", "version": "1.0", "sha256": sha, "installer": "ab"}),
+            "release.create",
+        ),
+    );
+    add(
+        "post /api/v1/releases/{reference}/signatures",
+        case(
+            "POST",
+            "/api/v1/releases/fw@1.0/signatures",
+            json!(null), // filled in from the signing proposal when it runs
+            "release.sign",
+        ),
+    );
+    add(
+        "post /api/v1/releases/{reference}/promote",
+        case(
+            "POST",
+            "/api/v1/releases/fw@1.0/promote",
+            json!({"environment": "staging"}),
+            "release.promote",
+        ),
+    );
+    add(
+        "post /api/v1/deployments",
+        case(
+            "POST",
+            "/api/v1/deployments",
+            json!({"release": "fw@1.0", "group": "lobby", "environment": "staging"}),
+            "deployment.create",
+        ),
+    );
+    add(
+        "post /api/v1/device/update-report",
+        Case {
+            device_router: true,
+            auth: None,
+            conn: Some(conn.clone()),
+            ..case(
+                "POST",
+                "/api/v1/device/update-report",
+                json!({"release": "fw@1.0", "phase": "refused", "outcome": "rollback", "detail": "timestamp version 1 < 2"}),
+                "device.update",
+            )
+        },
+    );
+    add(
+        "post /api/v1/blobs/gc",
+        case("POST", "/api/v1/blobs/gc", json!(null), "blob.gc"),
     );
 
     // The cases cover exactly the mutating operations the API documents.
@@ -169,20 +258,58 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         bulwark_server::api::router(fx.state.clone(), common::MAX_BODY, Duration::from_secs(5));
     let dev =
         bulwark_server::device::router(fx.state.clone(), common::MAX_BODY, Duration::from_secs(5));
-    // Checkin first, while the device is not yet revoked.
-    let mut order: Vec<String> = cases.keys().cloned().collect();
-    order.sort_by_key(|k| !k.contains("checkin"));
+    // Checkin and the update flow first (in dependency order), while the
+    // device is not yet revoked.
+    let first = [
+        "post /api/v1/device/checkin",
+        "post /api/v1/blobs",
+        "post /api/v1/repo/root",
+        "post /api/v1/releases",
+        "post /api/v1/releases/{reference}/signatures",
+        "post /api/v1/releases/{reference}/promote",
+        "post /api/v1/deployments",
+        "post /api/v1/device/update-report",
+        "post /api/v1/blobs/gc",
+    ];
+    let mut order: Vec<String> = first.iter().map(|k| (*k).to_owned()).collect();
+    order.extend(
+        cases
+            .keys()
+            .filter(|k| !first.contains(&k.as_str()))
+            .cloned(),
+    );
     for key in order {
-        let c = &cases[&key];
+        let mut c = cases.remove(&key).unwrap();
+        if key.ends_with("/signatures") {
+            // Offline signing: fetch the proposal, sign it here.
+            let req = Request::builder()
+                .uri("/api/v1/releases/fw@1.0/signing")
+                .header("authorization", format!("Bearer {admin}"))
+                .body(Body::empty())
+                .unwrap();
+            let resp = api.clone().oneshot(req).await.unwrap();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let s: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let signed = s["signed_canonical"].as_str().unwrap();
+            let sig = targets_key.sign(signed.as_bytes()).unwrap();
+            c.body = json!({"keyid": targets_key.key_id().to_string(), "sig": hex::encode(sig)})
+                .to_string();
+        }
         let before = fx.store.journal_root().await.unwrap().0;
         let mut req = Request::builder().method(c.method).uri(&c.uri);
         if let Some(t) = &c.auth {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        if !c.body.is_empty() {
+        if c.raw.is_some() {
+            req = req.header("content-type", "application/octet-stream");
+        } else if !c.body.is_empty() {
             req = req.header("content-type", "application/json");
         }
-        let mut req = req.body(Body::from(c.body.clone())).unwrap();
+        let body = match &c.raw {
+            Some(raw) => Body::from(raw.clone()),
+            None => Body::from(c.body.clone()),
+        };
+        let mut req = req.body(body).unwrap();
         if let Some(conn) = &c.conn {
             req.extensions_mut().insert(conn.clone());
         }

@@ -60,10 +60,10 @@ async fn tamper(db: &Db, how: Tamper) {
     }
     match how {
         Tamper::AlterEntry => {
-            let (e, leaf) = entry(db, 4).await;
+            let (e, leaf) = entry(db, 5).await;
             set(
                 db,
-                4,
+                5,
                 &String::from_utf8(e)
                     .unwrap()
                     .replace("viewer", "admin")
@@ -73,18 +73,18 @@ async fn tamper(db: &Db, how: Tamper) {
             .await;
         }
         Tamper::AlterEntryAndLeaf => {
-            let (e, _) = entry(db, 4).await;
+            let (e, _) = entry(db, 5).await;
             let forged = String::from_utf8(e)
                 .unwrap()
                 .replace("viewer", "admin")
                 .into_bytes();
-            set(db, 4, &forged, &leaf_hash(&forged)).await;
+            set(db, 5, &forged, &leaf_hash(&forged)).await;
         }
         Tamper::Reorder => {
-            let (a, la) = entry(db, 2).await;
-            let (b, lb) = entry(db, 3).await;
-            set(db, 2, &b, &lb).await;
-            set(db, 3, &a, &la).await;
+            let (a, la) = entry(db, 3).await;
+            let (b, lb) = entry(db, 4).await;
+            set(db, 3, &b, &lb).await;
+            set(db, 4, &a, &la).await;
         }
         Tamper::Delete => on_db!(db, |p| {
             sqlx::query("DELETE FROM journal WHERE seq = 3")
@@ -183,25 +183,26 @@ async fn case(how: Tamper, postgres: bool) -> Result<bulwark_audit::Report, Fail
 
 async fn all_cases(postgres: bool) {
     use Failure::*;
-    // user2 (the viewer) is entry 4: two bootstrap entries, then user0, user1.
+    // user2 (the viewer) is entry 5: three bootstrap entries (admin account,
+    // its token, the director's root), then user0, user1.
     assert_eq!(
         case(Tamper::AlterEntry, postgres).await,
-        Err(EntryAltered { seq: 4 })
+        Err(EntryAltered { seq: 5 })
     );
     assert_eq!(
         case(Tamper::AlterEntryAndLeaf, postgres).await,
         Err(RootMismatch {
-            size: 5,
-            first: 4,
-            last: 4
+            size: 6,
+            first: 5,
+            last: 5
         })
     );
     assert_eq!(
         case(Tamper::Reorder, postgres).await,
         Err(RootMismatch {
-            size: 3,
-            first: 2,
-            last: 2
+            size: 4,
+            first: 3,
+            last: 3
         })
     );
     assert_eq!(
@@ -218,7 +219,7 @@ async fn all_cases(postgres: bool) {
     let e = case(Tamper::AlterEntryAndLeaf, postgres).await.unwrap_err();
     assert_eq!(
         e.to_string(),
-        "entries 4..=4 do not match the signed checkpoint for size 5: an entry in that range was altered, reordered or replaced"
+        "entries 5..=5 do not match the signed checkpoint for size 6: an entry in that range was altered, reordered or replaced"
     );
 }
 

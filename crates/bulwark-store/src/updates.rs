@@ -218,8 +218,13 @@ pub trait UpdateStore: Send + Sync {
     async fn tuf_version(&self, repo: &str, role: &str, version: u64) -> Result<Option<TufRow>>;
     /// Stores metadata rows ([`Error::Conflict`] if a version exists) with
     /// one journal entry `action` on `target`.
-    async fn put_tuf(&self, rows: &[TufRow], action: &str, target: &str, audit: &Audit)
-    -> Result<()>;
+    async fn put_tuf(
+        &self,
+        rows: &[TufRow],
+        action: &str,
+        target: &str,
+        audit: &Audit,
+    ) -> Result<()>;
 
     /// Replaces a release's signing proposal (dropping its signatures).
     async fn put_proposal(
@@ -243,8 +248,12 @@ pub trait UpdateStore: Send + Sync {
         audit: &Audit,
     ) -> Result<()>;
     /// Adds an environment to a release; false when already there.
-    async fn promote_release(&self, release_id: &str, environment: &str, audit: &Audit)
-    -> Result<bool>;
+    async fn promote_release(
+        &self,
+        release_id: &str,
+        environment: &str,
+        audit: &Audit,
+    ) -> Result<bool>;
 
     /// Deploys a release to a group in an environment.
     async fn create_deployment(
@@ -257,8 +266,11 @@ pub trait UpdateStore: Send + Sync {
     /// All deployments, newest first.
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
     /// The newest deployment for a group and environment.
-    async fn current_deployment(&self, group: &str, environment: &str)
-    -> Result<Option<Deployment>>;
+    async fn current_deployment(
+        &self,
+        group: &str,
+        environment: &str,
+    ) -> Result<Option<Deployment>>;
 
     /// The director's state for a device.
     async fn director_state(&self, device: DeviceId) -> Result<Option<DirectorState>>;
@@ -272,8 +284,12 @@ pub trait UpdateStore: Send + Sync {
     ) -> Result<bool>;
 
     /// Records a device's update report (journaled, actor = the device).
-    async fn record_update(&self, device: DeviceId, status: &UpdateStatus, audit: &Audit)
-    -> Result<()>;
+    async fn record_update(
+        &self,
+        device: DeviceId,
+        status: &UpdateStatus,
+        audit: &Audit,
+    ) -> Result<()>;
     /// A device's latest update status.
     async fn device_update(&self, device: DeviceId) -> Result<Option<UpdateStatus>>;
     /// A device's update history, newest first.

@@ -85,7 +85,6 @@ impl Running {
     }
 }
 
-
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();

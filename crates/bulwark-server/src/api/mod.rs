@@ -4,8 +4,8 @@
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod devices;
-pub(crate) mod releases;
 pub mod dto;
+pub(crate) mod releases;
 
 use std::time::Duration;
 

@@ -161,19 +161,29 @@ pub(crate) async fn create_release(
         errors.push("name: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
     }
     if !valid_version(&req.version) {
-        errors.push("version: 1-64 of A-Z a-z 0-9 . + - _ ~ starting with a letter or digit".to_owned());
+        errors.push(
+            "version: 1-64 of A-Z a-z 0-9 . + - _ ~ starting with a letter or digit".to_owned(),
+        );
     }
     if !valid_sha256(&req.sha256) {
         errors.push("sha256: expected 64 lowercase hex characters".to_owned());
     }
     match (req.installer.as_str(), &req.install_path) {
-        ("file", Some(p)) if p.starts_with('/') && p.len() <= 1024 && !p.split('/').any(|c| c == "..") => {}
-        ("file", _) => errors.push("install_path: the file installer needs an absolute path without ..".to_owned()),
+        ("file", Some(p))
+            if p.starts_with('/') && p.len() <= 1024 && !p.split('/').any(|c| c == "..") => {}
+        ("file", _) => errors
+            .push("install_path: the file installer needs an absolute path without ..".to_owned()),
         ("ab" | "script", None) => {}
-        ("ab" | "script", Some(_)) => errors.push("install_path: only the file installer takes a path".to_owned()),
+        ("ab" | "script", Some(_)) => {
+            errors.push("install_path: only the file installer takes a path".to_owned())
+        }
         _ => errors.push("installer: one of file, ab, script".to_owned()),
     }
-    if req.smoke_test.as_ref().is_some_and(|s| s.is_empty() || s.len() > 4096) {
+    if req
+        .smoke_test
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 4096)
+    {
         errors.push("smoke_test: 1-4096 bytes".to_owned());
     }
     let timeout = req.smoke_timeout_secs.unwrap_or(60);
@@ -183,15 +193,15 @@ pub(crate) async fn create_release(
     if !errors.is_empty() {
         return Err(ApiError::InvalidFields(errors));
     }
-    let blob = state
-        .0
-        .store
-        .blob(&req.sha256)
-        .await?
-        .ok_or_else(|| ApiError::InvalidFields(vec![format!("sha256: no uploaded blob {}", req.sha256)]))?;
+    let blob = state.0.store.blob(&req.sha256).await?.ok_or_else(|| {
+        ApiError::InvalidFields(vec![format!("sha256: no uploaded blob {}", req.sha256)])
+    })?;
     if let Some(existing) = state.0.store.release(&req.name, &req.version).await? {
         return Err(ApiError::Conflict(if existing.sha256 == req.sha256 {
-            format!("release {} already exists with these bytes", existing.reference())
+            format!(
+                "release {} already exists with these bytes",
+                existing.reference()
+            )
         } else {
             format!(
                 "release {} already exists with different bytes (sha256 {}); a name and version never changes its artifact",
@@ -248,7 +258,10 @@ pub(crate) async fn show_release(
     Ok(Json(view(find_release(&state, &reference).await?)))
 }
 
-fn signing_view(reference: String, s: crate::updates::SigningStatus) -> Result<SigningView, ApiError> {
+fn signing_view(
+    reference: String,
+    s: crate::updates::SigningStatus,
+) -> Result<SigningView, ApiError> {
     Ok(SigningView {
         release: reference,
         base_version: s.base_version,
@@ -293,15 +306,26 @@ pub(crate) async fn add_signature(
     caller.require(Permission::ManageReleases)?;
     let upd = updates(&state)?;
     if req.keyid.len() != 64 || !req.keyid.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::InvalidFields(vec!["keyid: expected 64 hex characters".into()]));
+        return Err(ApiError::InvalidFields(vec![
+            "keyid: expected 64 hex characters".into(),
+        ]));
     }
-    if req.sig.is_empty() || req.sig.len() > 2048 || !req.sig.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::InvalidFields(vec!["sig: expected at most 2048 hex characters".into()]));
+    if req.sig.is_empty() || req.sig.len() > 2048 || !req.sig.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(ApiError::InvalidFields(vec![
+            "sig: expected at most 2048 hex characters".into(),
+        ]));
     }
     let rel = find_release(&state, &reference).await?;
     let now = state.0.clock.now();
     let s = upd
-        .add_signature(&*state.0.store, &rel, &req.keyid, &req.sig, &caller.audit(now))
+        .add_signature(
+            &*state.0.store,
+            &rel,
+            &req.keyid,
+            &req.sig,
+            &caller.audit(now),
+        )
         .await?;
     Ok(Json(signing_view(rel.reference(), s)?))
 }
@@ -380,7 +404,11 @@ pub(crate) async fn create_deployment(
             "{} is not promoted to {} (it is in: {})",
             rel.reference(),
             req.environment,
-            if rel.environments.is_empty() { "none".to_owned() } else { rel.environments.join(", ") }
+            if rel.environments.is_empty() {
+                "none".to_owned()
+            } else {
+                rel.environments.join(", ")
+            }
         )));
     }
     let now = state.0.clock.now();
@@ -483,7 +511,9 @@ pub(crate) async fn repo_metadata(
     caller.require(Permission::ReadFleet)?;
     let upd = updates(&state)?;
     let now = state.0.clock.now();
-    Ok(json_bytes(upd.image_file(&*state.0.store, &name, now).await?))
+    Ok(json_bytes(
+        upd.image_file(&*state.0.store, &name, now).await?,
+    ))
 }
 
 /// A target by its consistent-snapshot path (`DIR/SHA256.NAME`).

@@ -1,10 +1,10 @@
 //! Device update routes (mTLS): the image repository and this device's
 //! director metadata, artifact downloads with `Range`, and update reports.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use bulwark_proto::{DeviceId, UpdateReport};
 use bulwark_store::{Audit, UpdateStatus};
 
@@ -23,7 +23,9 @@ pub(crate) async fn authenticated_device(
         .and_then(|Extension(c)| c.identity)
         .ok_or(ApiError::ClientCertRequired)?;
     if state.0.revoked.contains(&identity.serial_hex) {
-        return Err(ApiError::Forbidden("device certificate has been revoked".into()));
+        return Err(ApiError::Forbidden(
+            "device certificate has been revoked".into(),
+        ));
     }
     let id = identity.device_id;
     if state.0.presence.cached(&id).is_none() {
@@ -43,7 +45,9 @@ pub(crate) async fn authenticated_device(
     match state.0.presence.cached(&id) {
         Some(c) if c.revoked => Err(ApiError::Forbidden("device has been revoked".into())),
         Some(_) => Ok(id),
-        None => Err(ApiError::internal(anyhow::anyhow!("presence cache lost {id}"))),
+        None => Err(ApiError::internal(anyhow::anyhow!(
+            "presence cache lost {id}"
+        ))),
     }
 }
 
@@ -64,7 +68,9 @@ pub(crate) async fn image_metadata(
     authenticated_device(&state, conn).await?;
     let upd = updates(&state)?;
     let now = state.0.clock.now();
-    Ok(json_bytes(upd.image_file(&*state.0.store, &name, now).await?))
+    Ok(json_bytes(
+        upd.image_file(&*state.0.store, &name, now).await?,
+    ))
 }
 
 /// This device's director metadata.
@@ -80,7 +86,9 @@ pub(crate) async fn director_metadata(
     let id = authenticated_device(&state, conn).await?;
     let upd = updates(&state)?;
     let now = state.0.clock.now();
-    Ok(json_bytes(upd.director_file(&*state.0.store, id, &name, now).await?))
+    Ok(json_bytes(
+        upd.director_file(&*state.0.store, id, &name, now).await?,
+    ))
 }
 
 /// An artifact by digest; honours `Range` for resumed downloads.
@@ -129,7 +137,11 @@ pub(crate) async fn update_report(
     state
         .0
         .store
-        .record_update(id, &status, &Audit::device(now, id, ctx.source, ctx.request_id))
+        .record_update(
+            id,
+            &status,
+            &Audit::device(now, id, ctx.source, ctx.request_id),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

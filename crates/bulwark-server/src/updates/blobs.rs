@@ -29,7 +29,9 @@ pub struct BlobStore {
 
 /// Is `s` a lowercase hex SHA-256?
 pub(crate) fn valid_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl BlobStore {
@@ -90,9 +92,8 @@ impl BlobStore {
         let mut len: u64 = 0;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk: Bytes = chunk.map_err(|e| {
-                ApiError::InvalidFields(vec![format!("upload interrupted: {e}")])
-            })?;
+            let chunk: Bytes = chunk
+                .map_err(|e| ApiError::InvalidFields(vec![format!("upload interrupted: {e}")]))?;
             len += chunk.len() as u64;
             if len > self.max_bytes {
                 return Err(ApiError::PayloadTooLarge);
@@ -186,9 +187,8 @@ impl BlobStore {
         file.seek(SeekFrom::Start(start))
             .await
             .map_err(ApiError::internal)?;
-        let stream = futures_util::stream::unfold(
-            (file, len),
-            |(mut file, remaining)| async move {
+        let stream =
+            futures_util::stream::unfold((file, len), |(mut file, remaining)| async move {
                 if remaining == 0 {
                     return None;
                 }
@@ -208,8 +208,7 @@ impl BlobStore {
                     }
                     Err(e) => Some((Err(e), (file, 0))),
                 }
-            },
-        );
+            });
         let mut resp = Response::new(Body::from_stream(stream));
         let h = resp.headers_mut();
         h.insert(
@@ -240,7 +239,10 @@ enum RangeError {
 /// Parses one `bytes=` range against a file of `total` bytes into an
 /// inclusive `(start, end)`.
 fn parse_range(s: &str, total: u64) -> Result<(u64, u64), RangeError> {
-    let spec = s.trim().strip_prefix("bytes=").ok_or(RangeError::Malformed)?;
+    let spec = s
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or(RangeError::Malformed)?;
     if spec.contains(',') {
         return Err(RangeError::Malformed);
     }
@@ -289,7 +291,11 @@ mod tests {
             ("items=0-1", 10, Err(RangeError::Malformed)),
             ("bytes=a-b", 10, Err(RangeError::Malformed)),
             ("bytes=-", 10, Err(RangeError::Malformed)),
-            ("bytes=99999999999999999999999-", 10, Err(RangeError::Malformed)),
+            (
+                "bytes=99999999999999999999999-",
+                10,
+                Err(RangeError::Malformed),
+            ),
         ];
         for (s, total, want) in cases {
             assert_eq!(&parse_range(s, *total), want, "{s} of {total}");

@@ -20,11 +20,9 @@ pub(crate) mod blobs;
 pub use blobs::BlobStore;
 
 use bulwark_proto::DeviceId;
-use bulwark_store::{
-    Audit, DirectorState, Proposal, Publication, Release, Store, TufRow,
-};
+use bulwark_store::{Audit, DirectorState, Proposal, Publication, Release, Store, TufRow};
 use bulwark_tuf::{
-    MetaFile, Metadata, PublicKey, Role as _, Root, RoleKeys, SigningKey, Snapshot, TargetFile,
+    MetaFile, Metadata, PublicKey, Role as _, RoleKeys, Root, SigningKey, Snapshot, TargetFile,
     Targets, Timestamp,
 };
 use time::{Duration, OffsetDateTime};
@@ -227,8 +225,8 @@ impl Updates {
         body: &[u8],
         audit: &Audit,
     ) -> Result<u64, ApiError> {
-        let md = Metadata::<Root>::from_slice(body)
-            .map_err(|e| bad(format!("root metadata: {e}")))?;
+        let md =
+            Metadata::<Root>::from_slice(body).map_err(|e| bad(format!("root metadata: {e}")))?;
         let new = md.signed();
         let now = audit.time;
         if new.expires() <= now {
@@ -265,8 +263,11 @@ impl Updates {
         if !new.consistent_snapshot {
             return Err(bad("root metadata: consistent_snapshot must be true"));
         }
-        new.verify_role("root", &md)
-            .map_err(|e| bad(format!("root metadata is not signed by its own root keys: {e}")))?;
+        new.verify_role("root", &md).map_err(|e| {
+            bad(format!(
+                "root metadata is not signed by its own root keys: {e}"
+            ))
+        })?;
         let action = match self.image_root(store).await? {
             None => {
                 if new.version != 1 {
@@ -305,7 +306,10 @@ impl Updates {
         Ok(new.version)
     }
 
-    async fn image_targets(&self, store: &dyn Store) -> Result<Option<Metadata<Targets>>, ApiError> {
+    async fn image_targets(
+        &self,
+        store: &dyn Store,
+    ) -> Result<Option<Metadata<Targets>>, ApiError> {
         match store.tuf_latest(IMAGE, "targets").await? {
             None => Ok(None),
             Some(r) => Metadata::<Targets>::from_slice(&r.body)
@@ -322,10 +326,11 @@ impl Updates {
         release: &Release,
         now: OffsetDateTime,
     ) -> Result<SigningStatus, ApiError> {
-        let root = self
-            .image_root(store)
-            .await?
-            .ok_or_else(|| ApiError::Conflict("the image repository has no root yet: run `bulwark repo init`".into()))?;
+        let root = self.image_root(store).await?.ok_or_else(|| {
+            ApiError::Conflict(
+                "the image repository has no root yet: run `bulwark repo init`".into(),
+            )
+        })?;
         let current = self.image_targets(store).await?;
         let base = current.as_ref().map_or(0, |t| t.signed().version);
         let proposal = match store.proposal(&release.id).await? {
@@ -343,10 +348,13 @@ impl Updates {
                 };
                 targets.version = base + 1;
                 targets.expires = now + self.lifetimes.targets;
-                targets
-                    .targets
-                    .insert(release.target_path(), target_file(release, release_custom(release)));
-                let signed = Metadata::new(targets).signed_bytes().map_err(tuf_internal)?;
+                targets.targets.insert(
+                    release.target_path(),
+                    target_file(release, release_custom(release)),
+                );
+                let signed = Metadata::new(targets)
+                    .signed_bytes()
+                    .map_err(tuf_internal)?;
                 store.put_proposal(&release.id, base, &signed, now).await?;
                 Proposal {
                     base_version: base,
@@ -403,7 +411,12 @@ impl Updates {
                 proposal.base_version
             )));
         }
-        let rk = root.signed().roles.get("targets").cloned().unwrap_or_else(no_keys);
+        let rk = root
+            .signed()
+            .roles
+            .get("targets")
+            .cloned()
+            .unwrap_or_else(no_keys);
         if !rk.keyids.iter().any(|k| k.as_str() == keyid) {
             return Err(ApiError::Forbidden(format!(
                 "key {keyid} is not a targets key of the image root"
@@ -414,7 +427,11 @@ impl Updates {
             signatures: vec![(keyid.to_owned(), sig.to_owned())],
             ..proposal.clone()
         };
-        if root.signed().count_valid("targets", &proposal_metadata(&single)?) != 1 {
+        if root
+            .signed()
+            .count_valid("targets", &proposal_metadata(&single)?)
+            != 1
+        {
             return Err(bad(format!(
                 "signature by {keyid} does not verify over the proposed targets metadata"
             )));
@@ -458,7 +475,11 @@ impl Updates {
                 row(IMAGE, "snapshot", &snapshot)?,
                 row(IMAGE, "timestamp", &timestamp)?,
             ],
-            first_environment: self.environments.first().cloned().unwrap_or_else(|| "dev".into()),
+            first_environment: self
+                .environments
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "dev".into()),
         })
     }
 
@@ -468,7 +489,11 @@ impl Updates {
         targets_version: u64,
         now: OffsetDateTime,
     ) -> Result<(Metadata<Snapshot>, Metadata<Timestamp>), ApiError> {
-        let snap_v = store.tuf_latest(IMAGE, "snapshot").await?.map_or(0, |r| r.version) + 1;
+        let snap_v = store
+            .tuf_latest(IMAGE, "snapshot")
+            .await?
+            .map_or(0, |r| r.version)
+            + 1;
         let mut snap = Snapshot::new(now + self.lifetimes.snapshot);
         snap.version = snap_v;
         snap.meta.insert(
@@ -487,7 +512,11 @@ impl Updates {
         snapshot: &Metadata<Snapshot>,
         now: OffsetDateTime,
     ) -> Result<Metadata<Timestamp>, ApiError> {
-        let ts_v = store.tuf_latest(IMAGE, "timestamp").await?.map_or(0, |r| r.version) + 1;
+        let ts_v = store
+            .tuf_latest(IMAGE, "timestamp")
+            .await?
+            .map_or(0, |r| r.version)
+            + 1;
         let bytes = snapshot.to_vec().map_err(tuf_internal)?;
         let mut ts = Timestamp::new(now + self.lifetimes.timestamp);
         ts.version = ts_v;
@@ -519,7 +548,10 @@ impl Updates {
             .ok_or_else(|| tuf_internal("timestamp without snapshot"))?;
         let mut rows = Vec::new();
         let snapshot = if snap_row.expires_at - now <= self.lifetimes.snapshot / 2 {
-            let targets_v = store.tuf_latest(IMAGE, "targets").await?.map_or(0, |r| r.version);
+            let targets_v = store
+                .tuf_latest(IMAGE, "targets")
+                .await?
+                .map_or(0, |r| r.version);
             let (snapshot, timestamp) = self.sign_snapshot(store, targets_v, now).await?;
             rows.push(row(IMAGE, "snapshot", &snapshot)?);
             rows.push(row(IMAGE, "timestamp", &timestamp)?);
@@ -621,7 +653,8 @@ impl Updates {
             let fresh_targets = match &old {
                 None => true,
                 Some(s) => {
-                    s.deployment_seq != want || s.snapshot_expires - now <= self.lifetimes.snapshot / 2
+                    s.deployment_seq != want
+                        || s.snapshot_expires - now <= self.lifetimes.snapshot / 2
                 }
             };
             let fresh_ts = match &old {
@@ -668,10 +701,8 @@ impl Updates {
                 tmd.sign(&self.director_online).map_err(tuf_internal)?;
                 let mut snap = Snapshot::new(expires);
                 snap.version = next.targets_version + 1;
-                snap.meta.insert(
-                    "targets.json".into(),
-                    MetaFile::version_only(snap.version),
-                );
+                snap.meta
+                    .insert("targets.json".into(), MetaFile::version_only(snap.version));
                 let mut smd = Metadata::new(snap);
                 smd.sign(&self.director_online).map_err(tuf_internal)?;
                 next.targets_version += 1;
@@ -727,8 +758,14 @@ mod tests {
     fn metadata_names() {
         assert_eq!(parse_metadata_name("root.json"), Some(("root", None)));
         assert_eq!(parse_metadata_name("3.root.json"), Some(("root", Some(3))));
-        assert_eq!(parse_metadata_name("12.targets.json"), Some(("targets", Some(12))));
-        assert_eq!(parse_metadata_name("timestamp.json"), Some(("timestamp", None)));
+        assert_eq!(
+            parse_metadata_name("12.targets.json"),
+            Some(("targets", Some(12)))
+        );
+        assert_eq!(
+            parse_metadata_name("timestamp.json"),
+            Some(("timestamp", None))
+        );
         assert_eq!(parse_metadata_name("x.root.json"), None);
         assert_eq!(parse_metadata_name("role1.json"), None);
         assert_eq!(parse_metadata_name("../root.json"), None);

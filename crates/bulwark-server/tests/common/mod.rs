@@ -26,6 +26,8 @@ pub struct Fixture {
     /// Placeholder name → value, for `{name}` in request fixtures.
     pub vars: HashMap<String, String>,
     pub device: DeviceId,
+    /// Holds the blob store.
+    pub blob_dir: tempfile::TempDir,
 }
 
 async fn token(
@@ -55,6 +57,8 @@ pub async fn fixture() -> Fixture {
     let clock = Arc::new(ManualClock::new(T0));
     let (ca, _) = DeviceCa::generate("test CA", T0).unwrap();
     let ca = Arc::new(ca);
+    let blob_dir = tempfile::tempdir().unwrap();
+    let key = || bulwark_tuf::SigningKey::generate_ed25519().unwrap().0;
     let state = AppState::new(
         store.clone(),
         clock.clone(),
@@ -65,7 +69,21 @@ pub async fn fixture() -> Fixture {
             poll_interval: Duration::from_secs(60),
             device_cert_validity: time::Duration::days(365),
         },
-    );
+    )
+    .with_updates(bulwark_server::updates::Updates::new(
+        bulwark_server::updates::BlobStore::open(blob_dir.path(), 1 << 20).unwrap(),
+        key(),
+        key(),
+        key(),
+        vec!["dev".into(), "staging".into(), "production".into()],
+    ))
+    .unwrap();
+    state
+        .updates()
+        .unwrap()
+        .ensure_director_root(&*store, T0)
+        .await
+        .unwrap();
     let mut vars = HashMap::new();
     let mut ids = HashMap::new();
     for (name, role) in [
@@ -150,5 +168,6 @@ pub async fn fixture() -> Fixture {
         ca,
         vars,
         device,
+        blob_dir,
     }
 }
