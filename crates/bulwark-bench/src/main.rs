@@ -8,6 +8,7 @@
 //! ```text
 //! bulwark-bench checkin [--devices 100000] [--clients 256] [--duration 20s] [--quick] [--markdown]
 //! bulwark-bench journal [--quick] [--markdown]
+//! bulwark-bench update [--size-mib 1024] [--quick] [--markdown]
 //! ```
 //!
 //! Progress goes to stderr, results to stdout.
@@ -18,6 +19,7 @@ mod journal;
 mod load;
 mod server;
 mod stats;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,9 @@ enum Command {
     Checkin(CheckinArgs),
     /// Audit journal: durable appends, proof generation, offline verification.
     Journal(journal::JournalArgs),
+    /// Agent download + verify throughput against openssl, and agent RSS
+    /// during an update, with the real `bulwark` and `bulwark-agent`.
+    Update(update::UpdateArgs),
 }
 
 /// Arguments of `bulwark-bench checkin`.
@@ -103,7 +108,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Checkin(a) => a.threads,
-        Command::Journal(_) => None,
+        Command::Journal(_) | Command::Update(_) => None,
     }
     .unwrap_or_else(stats::cpus);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -126,6 +131,12 @@ fn main() -> ExitCode {
                 }
             }
             Command::Journal(args) => journal::run(args).await,
+            Command::Update(args) => {
+                tokio::select! {
+                    r = update::run(args) => r,
+                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                }
+            }
         }
     });
     // Dropping the runtime ends the load tasks; the server process and the
