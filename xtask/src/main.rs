@@ -6,8 +6,9 @@
 //!   bans/licences/sources policy, the tidy checks, every test, and each
 //!   fuzz target briefly.
 //! - `cargo xtask tidy` — the house rules (also run by `cargo test -p xtask`).
-//! - `cargo xtask bench [--quick]` — every benchmark, printed as a table and
-//!   recorded in BENCHMARKS.md.
+//! - `cargo xtask bench [--quick] [--only SUITE,…]` — every benchmark (or
+//!   the named suites: checkin, journal, update), printed as tables and
+//!   recorded in BENCHMARKS.md; `--only` keeps the other suites' results.
 //! - `cargo xtask fuzz [--seconds N]` — each fuzz target for N seconds.
 //!
 //! See <https://github.com/matklad/cargo-xtask> for the pattern.
@@ -58,6 +59,13 @@ fn ensure_packages() -> Result<(), String> {
     let mut missing = Vec::new();
     if !postgres_installed() {
         missing.push("postgresql");
+    }
+    let pip = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pip {
+        missing.push("python3-pip");
     }
     if missing.is_empty() {
         return Ok(());
@@ -127,8 +135,34 @@ fn deny() -> Result<(), String> {
     run(c)
 }
 
+/// python-tuf for the interop tests (PyPI), when missing.
+fn ensure_python_tuf() -> Result<(), String> {
+    let ok = |code: &str| {
+        Command::new("python3")
+            .args(["-c", code])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ok("import tuf, cryptography, securesystemslib") {
+        return Ok(());
+    }
+    eprintln!("installing python-tuf 7.0.0 from PyPI (interop tests)");
+    let pkgs = ["tuf==7.0.0", "securesystemslib[crypto]==1.4.0"];
+    let mut c = Command::new("python3");
+    c.args(["-m", "pip", "install", "-q"]).args(pkgs);
+    if run(c).is_ok() {
+        return Ok(());
+    }
+    // Debian's system Python refuses pip without this flag (PEP 668).
+    let mut c = Command::new("python3");
+    c.args(["-m", "pip", "install", "-q", "--break-system-packages"])
+        .args(pkgs);
+    run(c)
+}
+
 fn ci() -> Result<(), String> {
     ensure_packages()?;
+    ensure_python_tuf()?;
     let mut c = cargo();
     c.args(["fmt", "--all", "--check"]);
     run(c)?;
@@ -150,9 +184,31 @@ fn ci() -> Result<(), String> {
     fuzz(20)
 }
 
+/// The benchmark suites, in the order of BENCHMARKS.md: `bulwark-bench`
+/// subcommand, heading of its part of the generated section, and the table
+/// header the suite does not print itself.
+const SUITES: &[(&str, &str, &str)] = &[
+    (
+        "checkin",
+        "### Device check-ins (issue 2)",
+        "| benchmark | devices in store | clients | check-ins/s | p50 ms | p99 ms | errors | target |\n|---|---|---|---|---|---|---|---|\n",
+    ),
+    ("journal", "### Audit journal (issue 3)", ""),
+    ("update", "### Update download and agent memory", ""),
+];
+
+/// The release binaries' directory: `$CARGO_TARGET_DIR/release`, else
+/// `target/release` in the workspace.
+fn release_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root().join(d).join("release"),
+        _ => root().join("target/release"),
+    }
+}
+
 /// Runs one `bulwark-bench` suite in markdown mode; returns its table.
 fn bench_suite(suite: &str, quick: bool) -> Result<String, String> {
-    let exe = root().join("target/release/bulwark-bench");
+    let exe = release_dir().join("bulwark-bench");
     let mut c = Command::new(&exe);
     c.current_dir(root()).arg(suite).arg("--markdown");
     if quick {
@@ -167,7 +223,31 @@ fn bench_suite(suite: &str, quick: bool) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn bench(quick: bool) -> Result<(), String> {
+/// `cargo xtask bench [--quick] [--only SUITE[,SUITE]…]`: runs the suites
+/// (all by default) and records them in BENCHMARKS.md; with `--only`, the
+/// other suites' recorded results are kept as they are.
+fn bench(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| {
+            args.get(i + 1)
+                .map(|v| v.split(',').map(str::to_owned).collect())
+                .ok_or_else(|| "--only needs a suite name".to_owned())
+        })
+        .transpose()?;
+    if let Some(only) = &only
+        && let Some(bad) = only
+            .iter()
+            .find(|o| !SUITES.iter().any(|(name, ..)| name == o))
+    {
+        let names: Vec<&str> = SUITES.iter().map(|(n, ..)| *n).collect();
+        return Err(format!(
+            "unknown suite {bad:?} (suites: {})",
+            names.join(", ")
+        ));
+    }
     let mut c = cargo();
     c.args([
         "build",
@@ -176,24 +256,34 @@ fn bench(quick: bool) -> Result<(), String> {
         "-p",
         "bulwark-cli",
         "-p",
+        "bulwark-agent",
+        "-p",
         "bulwark-bench",
     ]);
     run(c)?;
-    let checkin = bench_suite("checkin", quick)?;
-    let journal = bench_suite("journal", quick)?;
-    let tables = format!(
-        "### Device check-ins (issue 2)\n\n| benchmark | devices in store | clients | check-ins/s | p50 ms | p99 ms | errors | target |\n|---|---|---|---|---|---|---|---|\n{checkin}\n\n### Audit journal (issue 3)\n\n{journal}"
-    );
-    println!("{tables}");
-    record(&tables, quick)
+    let mut command = String::from("cargo xtask bench");
+    if quick {
+        command.push_str(" --quick");
+    }
+    if let Some(only) = &only {
+        command.push_str(&format!(" --only {}", only.join(",")));
+    }
+    let last_run = last_run_line(&command);
+    let mut fresh = Vec::new();
+    for (name, heading, header) in SUITES {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|s| s == name)) {
+            continue;
+        }
+        let table = bench_suite(name, quick)?;
+        let part = format!("{heading}\n\n{last_run}\n\n{header}{table}");
+        println!("{part}\n");
+        fresh.push((*heading, part));
+    }
+    record(&fresh)
 }
 
-/// Replaces the generated section of BENCHMARKS.md with `rows`.
-fn record(rows: &str, quick: bool) -> Result<(), String> {
-    const BEGIN: &str = "<!-- xtask bench: begin -->";
-    const END: &str = "<!-- xtask bench: end -->";
-    let path = root().join("BENCHMARKS.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+/// `Last run: DATE, `COMMAND` on N cores (CPU).`
+fn last_run_line(command: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -210,14 +300,70 @@ fn record(rows: &str, quick: bool) -> Result<(), String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    let section = format!(
-        "{BEGIN}\nLast run: {date}, `cargo xtask bench{}` on {cores} cores ({cpu}).\n\n{}\n{END}",
-        if quick { " --quick" } else { "" },
-        rows.trim()
+    format!("Last run: {date}, `{command}` on {cores} cores ({cpu}).")
+}
+
+const BEGIN: &str = "<!-- xtask bench: begin -->";
+const END: &str = "<!-- xtask bench: end -->";
+
+/// The `### ` parts of a generated section, by heading (text before the
+/// first heading is dropped).
+fn parts(section: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in section.lines() {
+        if line.starts_with("### ") {
+            out.push((line.trim().to_owned(), String::new()));
+        }
+        if let Some((_, text)) = out.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    for (_, text) in &mut out {
+        *text = text.trim().to_owned();
+    }
+    out
+}
+
+/// The generated section with the `fresh` parts replacing (or joining)
+/// those of `old`, in the order of [`SUITES`]; parts of unknown headings
+/// are kept at the end.
+fn merge(old: &str, fresh: &[(&str, String)]) -> String {
+    let old = parts(old);
+    let mut out: Vec<String> = Vec::new();
+    for (_, heading, _) in SUITES {
+        let part = fresh
+            .iter()
+            .find(|(h, _)| h == heading)
+            .map(|(_, p)| p.clone())
+            .or_else(|| {
+                old.iter()
+                    .find(|(h, _)| h == heading)
+                    .map(|(_, p)| p.clone())
+            });
+        out.extend(part);
+    }
+    out.extend(
+        old.into_iter()
+            .filter(|(h, _)| !SUITES.iter().any(|(_, heading, _)| h == heading))
+            .map(|(_, p)| p),
     );
-    let new = match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{section}{}", &text[..b], &text[e + END.len()..]),
-        _ => format!("{}\n\n{section}\n", text.trim_end()),
+    out.join("\n\n")
+}
+
+/// Replaces the suites' parts of the generated section of BENCHMARKS.md.
+fn record(fresh: &[(&str, String)]) -> Result<(), String> {
+    let path = root().join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let span = match (text.find(BEGIN), text.find(END)) {
+        (Some(b), Some(e)) if b < e => Some((b, e)),
+        _ => None,
+    };
+    let old = span.map_or("", |(b, e)| &text[b + BEGIN.len()..e]);
+    let section = format!("{BEGIN}\n{}\n{END}", merge(old, fresh));
+    let new = match span {
+        Some((b, e)) => format!("{}{section}{}", &text[..b], &text[e + END.len()..]),
+        None => format!("{}\n\n{section}\n", text.trim_end()),
     };
     std::fs::write(&path, new).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -227,7 +373,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("tidy") => tidy::check(&root()).map_err(|problems| problems.join("\n")),
-        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("bench") => bench(&args[1..]),
         Some("fuzz") => {
             let secs = args
                 .iter()
@@ -236,7 +382,10 @@ fn main() -> ExitCode {
                 .and_then(|s| s.parse().ok());
             fuzz(secs.unwrap_or(60))
         }
-        _ => Err("usage: cargo xtask <ci | tidy | bench [--quick] | fuzz [--seconds N]>".into()),
+        _ => Err(
+            "usage: cargo xtask <ci | tidy | bench [--quick] [--only checkin,journal,update] | fuzz [--seconds N]>"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -244,5 +393,30 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_suite_replaces_only_its_part() {
+        let old = "\nLast run: old.\n\n### Device check-ins (issue 2)\n\nLast run: a.\n\n| c |\n\n### Audit journal (issue 3)\n\nLast run: a.\n\n| j |\n";
+        let fresh = [(
+            "### Update download and agent memory",
+            "### Update download and agent memory\n\nLast run: b.\n\n| u |".to_owned(),
+        )];
+        assert_eq!(
+            merge(old, &fresh),
+            "### Device check-ins (issue 2)\n\nLast run: a.\n\n| c |\n\n### Audit journal (issue 3)\n\nLast run: a.\n\n| j |\n\n### Update download and agent memory\n\nLast run: b.\n\n| u |"
+        );
+        let again = [(
+            "### Audit journal (issue 3)",
+            "### Audit journal (issue 3)\n\nLast run: c.\n\n| j2 |".to_owned(),
+        )];
+        let merged = merge(&merge(old, &fresh), &again);
+        assert!(merged.contains("| c |") && merged.contains("| j2 |") && merged.contains("| u |"));
+        assert!(!merged.contains("| j |"));
     }
 }

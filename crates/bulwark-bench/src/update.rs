@@ -174,10 +174,7 @@ impl Outcome {
             row(
                 "update: agent download + verify over mTLS, loopback (server's record: downloading → staging)",
                 self.download_verify.as_secs_f64(),
-                &format!(
-                    "≥ {TARGET_RATIO}× openssl: {}",
-                    met(self.throughput_met())
-                ),
+                &format!("≥ {TARGET_RATIO}× openssl: {}", met(self.throughput_met())),
             ),
             row(
                 "update: agent whole update (downloading → installed; includes the copy to the install path)",
@@ -212,10 +209,8 @@ impl Outcome {
 fn sibling(explicit: Option<&PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     let path = match explicit {
         Some(p) => p.clone(),
-        None => server::default_binary()?.with_file_name(format!(
-            "{name}{}",
-            std::env::consts::EXE_SUFFIX
-        )),
+        None => server::default_binary()?
+            .with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
     };
     anyhow::ensure!(
         path.is_file(),
@@ -228,9 +223,7 @@ fn sibling(explicit: Option<&PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
 /// Runs the benchmark and prints the result; the exit code is a failure
 /// when the update did not install.
 pub(crate) async fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
-    let size_mib = args
-        .size_mib
-        .unwrap_or(if args.quick { 256 } else { 1024 });
+    let size_mib = args.size_mib.unwrap_or(if args.quick { 256 } else { 1024 });
     anyhow::ensure!(size_mib >= 1, "--size-mib must be at least 1");
     let bulwark = sibling(args.bulwark.as_ref(), "bulwark")?;
     let agent = sibling(args.agent.as_ref(), "bulwark-agent")?;
@@ -430,11 +423,25 @@ fn measure(s: &Setup) -> anyhow::Result<Outcome> {
     eprintln!("update: generating keys, initialising the image repository…");
     bulwark(
         s,
-        &["keys", "generate", "--role", "root", "--out", path_str(&root_key)?],
+        &[
+            "keys",
+            "generate",
+            "--role",
+            "root",
+            "--out",
+            path_str(&root_key)?,
+        ],
     )?;
     bulwark(
         s,
-        &["keys", "generate", "--role", "targets", "--out", path_str(&rel_key)?],
+        &[
+            "keys",
+            "generate",
+            "--role",
+            "targets",
+            "--out",
+            path_str(&rel_key)?,
+        ],
     )?;
     bulwark(
         s,
@@ -479,7 +486,10 @@ fn measure(s: &Setup) -> anyhow::Result<Outcome> {
         digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
         "`bulwark release publish` printed {digest:?}, not a sha256"
     );
-    bulwark(s, &["release", "sign", RELEASE, "--key", path_str(&rel_key)?])?;
+    bulwark(
+        s,
+        &["release", "sign", RELEASE, "--key", path_str(&rel_key)?],
+    )?;
     bulwark(s, &["release", "promote", RELEASE, "--env", ENVIRONMENT])?;
     bulwark(
         s,
@@ -489,7 +499,14 @@ fn measure(s: &Setup) -> anyhow::Result<Outcome> {
     // 3. The device.
     let token = bulwark(
         s,
-        &["enroll-token", "create", "--group", GROUP, "--env", ENVIRONMENT],
+        &[
+            "enroll-token",
+            "create",
+            "--group",
+            GROUP,
+            "--env",
+            ENVIRONMENT,
+        ],
     )?;
     let out = Command::new(&s.agent)
         .args(["enroll", "--server", &s.device])
@@ -624,12 +641,16 @@ fn report(args: &UpdateArgs, o: &Outcome) {
         stats::cpus(),
         stats::cpu_model()
     );
-    let secs = |d: Option<Duration>| d.map_or_else(|| "n/a".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()));
+    let secs = |d: Option<Duration>| {
+        d.map_or_else(|| "n/a".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+    };
     println!(
         "phases (server clock, ms resolution): download {:.2} s, verify + rename {:.2} s, staging → installed {:.2} s",
         o.download.as_secs_f64(),
         o.download_verify.saturating_sub(o.download).as_secs_f64(),
-        o.whole_update.saturating_sub(o.download_verify).as_secs_f64(),
+        o.whole_update
+            .saturating_sub(o.download_verify)
+            .as_secs_f64(),
     );
     println!(
         "CPU during `run --once` ({:.2} s wall): agent {}, server {}",

@@ -308,6 +308,60 @@ fn publish_sign_promote_deploy_install_and_roll_back() {
     let (_, out, _) = dev.run_once(&[]);
     assert!(out.contains("gateway-fw@1.0.0 is installed"), "{out}");
 
+    // Root rotation: add a second root key and require both. Signed by the
+    // old root key (threshold of the old root) and both (the new one); the
+    // device pinned root v1 and must follow the chain.
+    ok(
+        &srv,
+        &[
+            "keys",
+            "generate",
+            "--role",
+            "root",
+            "--out",
+            d.join("root-2.key").to_str().unwrap(),
+        ],
+    );
+    fails(
+        &srv,
+        &[
+            "repo",
+            "rotate-root",
+            "--key",
+            d.join("root-1.key").to_str().unwrap(),
+            "--add-root-pub",
+            d.join("root-2.pub").to_str().unwrap(),
+            "--root-threshold",
+            "2",
+            "--out",
+            root.to_str().unwrap(),
+        ],
+        "not enough signatures by the new root keys",
+    );
+    let out = ok(
+        &srv,
+        &[
+            "repo",
+            "rotate-root",
+            "--key",
+            d.join("root-1.key").to_str().unwrap(),
+            "--key",
+            d.join("root-2.key").to_str().unwrap(),
+            "--add-root-pub",
+            d.join("root-2.pub").to_str().unwrap(),
+            "--root-threshold",
+            "2",
+            "--out",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("root version 2 accepted"), "{out}");
+    let shown = ok(&srv, &["repo", "show"]);
+    assert!(
+        shown.contains("version:  2") && shown.contains("root       threshold 2"),
+        "{shown}"
+    );
+
     // A release whose smoke test fails is rolled back, and the server hears why.
     release(&srv, d, "1.1.0", 2, "echo selftest failed >&2; exit 3");
     ok(
@@ -328,6 +382,12 @@ fn publish_sign_promote_deploy_install_and_roll_back() {
     let (_, out, err) = dev.run_once(&[]);
     assert!(out.contains("gateway-fw@1.1.0 rolled back"), "{out}{err}");
     assert_eq!(dev.current_image(), v1, "the previous slot is live again");
+    let trusted = std::fs::read(dev.state.join("tuf/image/root.json")).unwrap();
+    let trusted: serde_json::Value = serde_json::from_slice(&trusted).unwrap();
+    assert_eq!(
+        trusted["signed"]["version"], 2,
+        "the device followed the root rotation"
+    );
     let show = ok(&srv, &["devices", "show", &dev.id()]);
     assert!(show.contains("gateway-fw@1.1.0 rolled_back"), "{show}");
     assert!(show.contains("selftest failed"), "{show}");
@@ -399,4 +459,79 @@ fn publish_sign_promote_deploy_install_and_roll_back() {
         assert!(log.contains(action), "journal lacks {action}");
     }
     ok(&srv, &["audit", "verify"]);
+}
+
+/// python-tuf's ngclient (the reference client) consumes our server's
+/// image repository: root, timestamp, snapshot, targets and a
+/// hash-prefixed target download.
+#[test]
+fn python_tuf_ngclient_consumes_our_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let srv = start_server(&d.join("data"));
+    for k in ["root-1", "rel-ana", "rel-ben"] {
+        let role = if k.starts_with("root") {
+            "root"
+        } else {
+            "targets"
+        };
+        ok(
+            &srv,
+            &[
+                "keys",
+                "generate",
+                "--role",
+                role,
+                "--out",
+                d.join(format!("{k}.key")).to_str().unwrap(),
+            ],
+        );
+    }
+    let root = d.join("root.json");
+    ok(
+        &srv,
+        &[
+            "repo",
+            "init",
+            "--root-key",
+            d.join("root-1.key").to_str().unwrap(),
+            "--targets-pub",
+            d.join("rel-ana.pub").to_str().unwrap(),
+            "--targets-pub",
+            d.join("rel-ben.pub").to_str().unwrap(),
+            "--targets-threshold",
+            "2",
+            "--out",
+            root.to_str().unwrap(),
+        ],
+    );
+    release(&srv, d, "1.0.0", 1, "true");
+    let v2 = release(&srv, d, "2.0.0", 2, "true");
+    let want = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&v2))
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ngclient_consume.py");
+    let python = std::env::var("BULWARK_TUF_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://{}", srv.api))
+        .arg(&srv.token)
+        .arg(&root)
+        .arg(d.join("ngclient"))
+        .arg("gateway-fw/2.0.0")
+        .arg(&want)
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("No module named 'tuf'"),
+        "python-tuf is missing: python3 -m pip install tuf==7.0.0 'securesystemslib[crypto]==1.4.0'"
+    );
+    assert!(out.status.success(), "ngclient failed: {err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok gateway-fw/2.0.0") && stdout.contains("targets v2"),
+        "{stdout}"
+    );
 }

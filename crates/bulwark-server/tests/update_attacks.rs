@@ -13,7 +13,7 @@ use bulwark_agent::update::{FinalState, InstallConfig};
 use bulwark_agent::{CycleOutcome, UpdateClient};
 use bulwark_server::{ManualClock, RawConfig, Server};
 use bulwark_store::{Audit, UpdateStore as _};
-use bulwark_tuf::{Metadata, MetaFile, Root, SigningKey, Snapshot, Targets, Timestamp};
+use bulwark_tuf::{MetaFile, Metadata, Root, SigningKey, Snapshot, Targets, Timestamp};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -54,9 +54,12 @@ impl World {
             .unwrap()
             .trim()
             .to_owned();
-        let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("data/bulwark.db").display()))
-            .await
-            .unwrap();
+        let db = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            dir.join("data/bulwark.db").display()
+        ))
+        .await
+        .unwrap();
         let w = World {
             _dir: tmp,
             dir,
@@ -83,7 +86,12 @@ impl World {
         root.add_key("timestamp", online);
         let mut md = Metadata::new(root);
         md.sign(&root_key).unwrap();
-        w.post_raw("/api/v1/repo/root", md.to_vec().unwrap(), "application/json").await;
+        w.post_raw(
+            "/api/v1/repo/root",
+            md.to_vec().unwrap(),
+            "application/json",
+        )
+        .await;
         w
     }
 
@@ -92,13 +100,26 @@ impl World {
     }
 
     async fn get(&self, path: &str) -> serde_json::Value {
-        let r = self.http.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.json().await.unwrap()
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        let r = self.http.post(self.url(path)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         let v: serde_json::Value = r.json().await.unwrap_or(json!(null));
         assert!(status.is_success(), "POST {path}: {status} {v}");
@@ -124,13 +145,16 @@ impl World {
     /// Publishes (2 signatures), promotes to staging; returns the bytes.
     async fn release(&self, version: &str, signers: usize) -> Vec<u8> {
         let bytes: Vec<u8> = format!("firmware {version} ").repeat(5000).into_bytes();
-        self.post_raw("/api/v1/blobs", bytes.clone(), "application/octet-stream").await;
+        self.post_raw("/api/v1/blobs", bytes.clone(), "application/octet-stream")
+            .await;
         self.post(
             "/api/v1/releases",
             json!({"name": "fw", "version": version, "sha256": sha256(&bytes), "installer": "ab"}),
         )
         .await;
-        let s = self.get(&format!("/api/v1/releases/fw@{version}/signing")).await;
+        let s = self
+            .get(&format!("/api/v1/releases/fw@{version}/signing"))
+            .await;
         let signed = s["signed_canonical"].as_str().unwrap().to_owned();
         for k in &self.rel[..signers] {
             self.post(
@@ -140,8 +164,11 @@ impl World {
             .await;
         }
         if signers == 2 {
-            self.post(&format!("/api/v1/releases/fw@{version}/promote"), json!({"environment": "staging"}))
-                .await;
+            self.post(
+                &format!("/api/v1/releases/fw@{version}/promote"),
+                json!({"environment": "staging"}),
+            )
+            .await;
         }
         bytes
     }
@@ -156,7 +183,10 @@ impl World {
 
     async fn device(&self, name: &str) -> (UpdateClient, bulwark_proto::DeviceId, PathBuf) {
         let t = self
-            .post("/api/v1/enroll-tokens", json!({"group": "g", "environment": "staging"}))
+            .post(
+                "/api/v1/enroll-tokens",
+                json!({"group": "g", "environment": "staging"}),
+            )
             .await;
         let state = self.dir.join(name);
         let resp = bulwark_agent::enroll(&bulwark_agent::EnrollOptions {
@@ -177,19 +207,34 @@ impl World {
     }
 
     async fn reported(&self, id: bulwark_proto::DeviceId) -> (String, Option<String>) {
-        let u = self.server.state().store().device_update(id).await.unwrap().unwrap();
+        let u = self
+            .server
+            .state()
+            .store()
+            .device_update(id)
+            .await
+            .unwrap()
+            .unwrap();
         (u.phase, u.outcome)
     }
 
     async fn sql(&self, q: &str) {
-        sqlx::query(sqlx::AssertSqlSafe(q.to_owned())).execute(&self.db).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(q.to_owned()))
+            .execute(&self.db)
+            .await
+            .unwrap();
     }
 
     /// The server's online image key, as a compromised server has it.
     fn online_key(&self) -> SigningKey {
-        let master = bulwark_pki::MasterKey::from_bytes(&std::fs::read(self.dir.join("data/master.key")).unwrap()).unwrap();
+        let master = bulwark_pki::MasterKey::from_bytes(
+            &std::fs::read(self.dir.join("data/master.key")).unwrap(),
+        )
+        .unwrap();
         let sealed = std::fs::read(self.dir.join("data/tuf-image-online-key.sealed")).unwrap();
-        let der = master.open(&sealed, b"bulwark tuf image-online key v1").unwrap();
+        let der = master
+            .open(&sealed, b"bulwark tuf image-online key v1")
+            .unwrap();
         SigningKey::from_pkcs8_der(&der).unwrap()
     }
 }
@@ -212,9 +257,15 @@ async fn baseline_installs_and_image_listing_alone_does_not_install() {
     w.deploy("1.0").await;
     let (mut c, id, install) = w.device("d").await;
     let o = c.cycle(w.now).await.unwrap();
-    assert!(matches!(o, CycleOutcome::Finished(FinalState::Installed(_))), "{o:?}");
+    assert!(
+        matches!(o, CycleOutcome::Finished(FinalState::Installed(_))),
+        "{o:?}"
+    );
     assert_eq!(image(&install), v1);
-    assert_eq!(w.reported(id).await, ("installed".into(), Some("installed".into())));
+    assert_eq!(
+        w.reported(id).await,
+        ("installed".into(), Some("installed".into()))
+    );
     // The image repository lists 2.0, signed and promoted, but the director
     // does not assign it: nothing happens.
     w.release("2.0", 2).await;
@@ -229,7 +280,8 @@ async fn director_assigns_a_target_the_image_repository_does_not_list() {
     w.release("1.0", 2).await;
     // A compromised server creates and deploys a release nobody signed.
     let bytes = b"evil".repeat(100);
-    w.post_raw("/api/v1/blobs", bytes.clone(), "application/octet-stream").await;
+    w.post_raw("/api/v1/blobs", bytes.clone(), "application/octet-stream")
+        .await;
     let store = w.server.state().store();
     let audit = Audit::system(w.now);
     let rel = store
@@ -248,12 +300,18 @@ async fn director_assigns_a_target_the_image_repository_does_not_list() {
         )
         .await
         .unwrap();
-    store.create_deployment(&rel.id, "g", "staging", &audit).await.unwrap();
+    store
+        .create_deployment(&rel.id, "g", "staging", &audit)
+        .await
+        .unwrap();
     let (mut c, id, install) = w.device("d").await;
     let o = c.cycle(w.now).await.unwrap();
     assert_eq!(refused(&o), "unlisted-target", "{o:?}");
     assert!(image(&install).is_empty());
-    assert_eq!(w.reported(id).await, ("refused".into(), Some("unlisted-target".into())));
+    assert_eq!(
+        w.reported(id).await,
+        ("refused".into(), Some("unlisted-target".into()))
+    );
 }
 
 #[tokio::test]
@@ -262,18 +320,27 @@ async fn arbitrary_software_is_refused_by_hash() {
     let v1 = w.release("1.0", 2).await;
     w.deploy("1.0").await;
     // Swap the stored bytes for others of the same length.
-    let path = w.dir.join(format!("data/blobs/sha256/{}/{}", &sha256(&v1)[..2], sha256(&v1)));
+    let path = w.dir.join(format!(
+        "data/blobs/sha256/{}/{}",
+        &sha256(&v1)[..2],
+        sha256(&v1)
+    ));
     let mut evil = v1.clone();
     evil[10] ^= 0xff;
     std::fs::write(&path, &evil).unwrap();
     let (mut c, id, install) = w.device("d").await;
     let o = c.cycle(w.now).await.unwrap();
     match &o {
-        CycleOutcome::Finished(FinalState::Failed { code, .. }) => assert_eq!(code, "arbitrary-software"),
+        CycleOutcome::Finished(FinalState::Failed { code, .. }) => {
+            assert_eq!(code, "arbitrary-software")
+        }
         other => panic!("{other:?}"),
     }
     assert!(image(&install).is_empty(), "nothing unverified goes live");
-    assert_eq!(w.reported(id).await, ("failed".into(), Some("arbitrary-software".into())));
+    assert_eq!(
+        w.reported(id).await,
+        ("failed".into(), Some("arbitrary-software".into()))
+    );
 }
 
 #[tokio::test]
@@ -297,7 +364,10 @@ async fn rollback_to_older_metadata_is_refused() {
     w.release("2.0", 2).await;
     w.deploy("1.0").await;
     let (mut c, id, _install) = w.device("d").await;
-    assert!(matches!(c.cycle(w.now).await.unwrap(), CycleOutcome::Finished(FinalState::Installed(_))));
+    assert!(matches!(
+        c.cycle(w.now).await.unwrap(),
+        CycleOutcome::Finished(FinalState::Installed(_))
+    ));
     // Serve the previous image timestamp again.
     w.sql("DELETE FROM tuf_metadata WHERE repo = 'image' AND role = 'timestamp' \
            AND version = (SELECT MAX(version) FROM tuf_metadata WHERE repo = 'image' AND role = 'timestamp')")
@@ -362,12 +432,16 @@ async fn targets_below_threshold_are_refused() {
     let online = w.online_key();
     let mut snap = Snapshot::new(w.now + time::Duration::days(7));
     snap.version = 1;
-    snap.meta.insert("targets.json".into(), MetaFile::version_only(1));
+    snap.meta
+        .insert("targets.json".into(), MetaFile::version_only(1));
     let mut snap = Metadata::new(snap);
     snap.sign(&online).unwrap();
     let mut ts = Timestamp::new(w.now + time::Duration::days(1));
     ts.version = 1;
-    ts.meta.insert("snapshot.json".into(), MetaFile::describing(1, &snap.to_vec().unwrap()));
+    ts.meta.insert(
+        "snapshot.json".into(),
+        MetaFile::describing(1, &snap.to_vec().unwrap()),
+    );
     let mut ts = Metadata::new(ts);
     ts.sign(&online).unwrap();
     let store = w.server.state().store();
@@ -392,7 +466,10 @@ async fn targets_below_threshold_are_refused() {
         .await
         .unwrap();
     let rel = store.release("fw", "1.0").await.unwrap().unwrap();
-    store.create_deployment(&rel.id, "g", "staging", &Audit::system(w.now)).await.unwrap();
+    store
+        .create_deployment(&rel.id, "g", "staging", &Audit::system(w.now))
+        .await
+        .unwrap();
     let (mut c, id, install) = w.device("d").await;
     let o = c.cycle(w.now).await.unwrap();
     assert_eq!(refused(&o), "threshold", "{o:?}");
