@@ -34,7 +34,12 @@
 //!    `openssl dgst -sha256 FILE` and `sha256sum FILE` each run three
 //!    times; the median is reported, and both must print the digest the
 //!    server computed on publication. The agent's source (the server's blob)
-//!    is in the page cache too: the server wrote it moments before.
+//!    is in the page cache too: the server wrote it moments before. A
+//!    third reference copies the file the way the agent writes a download
+//!    (4 MiB writes, each followed by `fdatasync`): the time this disk needs
+//!    to make that many bytes durable, the floor for any download that is
+//!    durable before it is verified. `sync` and a 2 s pause precede the
+//!    agent's run and this copy, so earlier writes do not slow them.
 //!
 //! The server process and the temporary directory are removed on every
 //! path, unless `--keep` is given.
@@ -132,6 +137,8 @@ struct Outcome {
     rss_samples: u64,
     publish: Duration,
     references: Vec<Reference>,
+    /// [`time_durable_write`] of the artifact.
+    durable_write: f64,
 }
 
 impl Outcome {
@@ -194,6 +201,11 @@ impl Outcome {
             };
             rows.push(row(name, r.secs, "-"));
         }
+        rows.push(row(
+            "reference: durable write of the same size, no network or hashing (4 MiB writes + fdatasync, as the agent)",
+            self.durable_write,
+            "-",
+        ));
         format!(
             "{}\n\n| benchmark | result | target |\n|---|---|---|\n| update: agent peak RSS during the update (VmHWM, {} samples) | {:.1} MB | ≤ {} MB: {} |",
             rows.join("\n"),
@@ -352,6 +364,36 @@ fn memory(pid: u32) -> Option<(u64, u64)> {
         Some(kib * 1024)
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Copies `from` to `to` the way the agent writes a download (4 MiB, then
+/// `fdatasync`; `fsync` at the end) and returns the seconds: what this
+/// disk needs to make the artifact durable, with no network or hashing.
+fn time_durable_write(from: &Path, to: &Path) -> anyhow::Result<f64> {
+    let mut src = File::open(from)?;
+    let t = Instant::now();
+    let mut dst = File::create(to).with_context(|| format!("creating {}", to.display()))?;
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(&buf[..n])?;
+        dst.sync_data()?;
+    }
+    dst.sync_all()?;
+    let secs = t.elapsed().as_secs_f64();
+    drop(dst);
+    std::fs::remove_file(to)?;
+    Ok(secs)
+}
+
+/// Flushes every file system and gives the disk a moment, so that the
+/// writes of the previous step do not slow the next one down.
+fn settle() {
+    let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_secs(2));
 }
 
 /// Times `program FILE`, which must print `digest`.
@@ -528,6 +570,7 @@ fn measure(s: &Setup) -> anyhow::Result<Outcome> {
     );
 
     // 4. The update, with the agent's memory sampled.
+    settle();
     eprintln!("update: running `bulwark-agent run --once`…");
     let agent_log = w.join("agent.log");
     let agent_out = w.join("agent.out");
@@ -612,6 +655,9 @@ fn measure(s: &Setup) -> anyhow::Result<Outcome> {
             secs: median(runs),
         });
     }
+    settle();
+    eprintln!("update: timing a durable write of the same size…");
+    let durable_write = time_durable_write(&artifact, &w.join("durable-write.img"))?;
 
     Ok(Outcome {
         size: s.size,
@@ -625,6 +671,7 @@ fn measure(s: &Setup) -> anyhow::Result<Outcome> {
         rss_samples: samples,
         publish,
         references,
+        durable_write,
     })
 }
 

@@ -212,6 +212,34 @@ pub(crate) async fn first_admin(
     Ok(Some(path))
 }
 
+/// The server's online TUF keys (image snapshot/timestamp, director root,
+/// director targets/snapshot/timestamp): Ed25519 PKCS#8, sealed under
+/// `master.key`, created on first start.
+pub(crate) fn tuf_key(
+    dir: &Path,
+    master: &MasterKey,
+    name: &str,
+) -> Result<bulwark_tuf::SigningKey> {
+    let path = dir.join(format!("tuf-{name}-key.sealed"));
+    let context = format!("bulwark tuf {name} key v1");
+    if path.exists() {
+        let sealed = read_secret_file(&path)?;
+        let der = master
+            .open(&sealed, context.as_bytes())
+            .with_context(|| format!("unsealing {} with master.key", path.display()))?;
+        return bulwark_tuf::SigningKey::from_pkcs8_der(&der)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    let (key, der) = bulwark_tuf::SigningKey::generate_ed25519()
+        .map_err(|e| anyhow::anyhow!("generating the {name} key: {e}"))?;
+    let der = zeroize::Zeroizing::new(der);
+    write_secret_file(
+        &path,
+        &master.seal(&der, context.as_bytes(), &bulwark_pki::SystemRandom)?,
+    )?;
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,32 +288,4 @@ mod tests {
         let err = master_key(data, &SystemRandom).unwrap_err();
         assert!(format!("{err:#}").contains("must be 0600"), "{err:#}");
     }
-}
-
-/// The server's online TUF keys (image snapshot/timestamp, director root,
-/// director targets/snapshot/timestamp): Ed25519 PKCS#8, sealed under
-/// `master.key`, created on first start.
-pub(crate) fn tuf_key(
-    dir: &Path,
-    master: &MasterKey,
-    name: &str,
-) -> Result<bulwark_tuf::SigningKey> {
-    let path = dir.join(format!("tuf-{name}-key.sealed"));
-    let context = format!("bulwark tuf {name} key v1");
-    if path.exists() {
-        let sealed = read_secret_file(&path)?;
-        let der = master
-            .open(&sealed, context.as_bytes())
-            .with_context(|| format!("unsealing {} with master.key", path.display()))?;
-        return bulwark_tuf::SigningKey::from_pkcs8_der(&der)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
-    }
-    let (key, der) = bulwark_tuf::SigningKey::generate_ed25519()
-        .map_err(|e| anyhow::anyhow!("generating the {name} key: {e}"))?;
-    let der = zeroize::Zeroizing::new(der);
-    write_secret_file(
-        &path,
-        &master.seal(&der, context.as_bytes(), &bulwark_pki::SystemRandom)?,
-    )?;
-    Ok(key)
 }

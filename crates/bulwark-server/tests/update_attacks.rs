@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bulwark_agent::update::{FinalState, InstallConfig};
 use bulwark_agent::{CycleOutcome, UpdateClient};
 use bulwark_server::{ManualClock, RawConfig, Server};
-use bulwark_store::{Audit, UpdateStore as _};
+use bulwark_store::Audit;
 use bulwark_tuf::{MetaFile, Metadata, Root, SigningKey, Snapshot, Targets, Timestamp};
 use serde_json::json;
 use time::OffsetDateTime;

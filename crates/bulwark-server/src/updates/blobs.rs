@@ -277,7 +277,8 @@ mod tests {
 
     #[test]
     fn ranges() {
-        let cases: &[(&str, u64, Result<(u64, u64), RangeError>)] = &[
+        type Case = (&'static str, u64, Result<(u64, u64), RangeError>);
+        let cases: &[Case] = &[
             ("bytes=0-", 10, Ok((0, 9))),
             ("bytes=2-4", 10, Ok((2, 4))),
             ("bytes=5-100", 10, Ok((5, 9))),

@@ -661,10 +661,11 @@ impl Updates {
                 None => true,
                 Some(s) => s.timestamp_expires - now <= self.lifetimes.timestamp / 2,
             };
-            if !fresh_targets && !fresh_ts {
-                if let Some(s) = old {
-                    return Ok(s);
-                }
+            if !fresh_targets
+                && !fresh_ts
+                && let Some(s) = &old
+            {
+                return Ok(s.clone());
             }
             let mut next = match &old {
                 Some(s) => s.clone(),
