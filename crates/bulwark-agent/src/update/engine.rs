@@ -19,8 +19,86 @@ use super::{
 };
 
 /// The download is fsynced at least every this many bytes, so that a power
-/// cut loses little.
-const SYNC_EVERY: u64 = 4 << 20;
+/// cut loses little. (Each sync stalls the disk writer, not the receiver:
+/// see [`ChunkSink`].)
+const SYNC_EVERY: u64 = 64 << 20;
+
+/// Bytes handed to the writer thread at a time, and how many such buffers
+/// may wait: bounds the memory in flight to 2 MiB.
+const WRITE_BUF: usize = 256 << 10;
+const WRITE_QUEUE: usize = 8;
+
+/// Writes and fsyncs the partial download on its own thread, so receiving
+/// and hashing overlap with the disk instead of waiting for it.
+#[derive(Debug)]
+struct Writer {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<std::io::Result<fs::File>>>,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn spawn(mut file: fs::File) -> Writer {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE);
+        let handle = std::thread::spawn(move || {
+            let mut unsynced = 0u64;
+            for chunk in rx {
+                file.write_all(&chunk)?;
+                unsynced += chunk.len() as u64;
+                if unsynced >= SYNC_EVERY {
+                    unsynced = 0;
+                    file.sync_data()?;
+                }
+            }
+            Ok(file)
+        });
+        Writer {
+            tx: Some(tx),
+            handle: Some(handle),
+            buf: Vec::with_capacity(WRITE_BUF),
+        }
+    }
+
+    /// Queues bytes; false when the writer thread has failed.
+    fn push(&mut self, chunk: &[u8]) -> bool {
+        self.buf.extend_from_slice(chunk);
+        if self.buf.len() < WRITE_BUF {
+            return true;
+        }
+        self.send()
+    }
+
+    fn send(&mut self) -> bool {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_BUF));
+        match &self.tx {
+            Some(tx) => tx.send(full).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Writes what is queued and gives the file back.
+    fn finish(mut self) -> std::io::Result<fs::File> {
+        let flushed = self.buf.is_empty() || self.send();
+        drop(self.tx.take());
+        let file = match self.handle.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r?,
+            _ => return Err(std::io::Error::other("the download writer thread panicked")),
+        };
+        if !flushed {
+            return Err(std::io::Error::other("the download writer stopped"));
+        }
+        Ok(file)
+    }
+}
+
+/// Where the sink's bytes go: the file itself until the first chunk is on
+/// disk (so a crash "midway" has written something), then the writer thread.
+#[derive(Debug)]
+enum Out {
+    File(fs::File),
+    Thread(Writer),
+    Gone,
+}
 
 /// How long [`UpdateEngine::open`] waits for the state directory's lock.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -30,12 +108,11 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// length.
 #[derive(Debug)]
 pub struct ChunkSink {
-    file: fs::File,
+    out: Out,
     path: PathBuf,
     hasher: Hasher,
     limit: u64,
     sha256: String,
-    unsynced: u64,
     wrote: bool,
     failpoint: Option<FailPoint>,
     failure: Option<UpdateError>,
@@ -68,19 +145,27 @@ impl ChunkSink {
             });
             return Err(SourceError::SinkRefused);
         }
-        if let Err(e) = self.file.write_all(chunk) {
+        let written = match &mut self.out {
+            Out::File(f) => f.write_all(chunk),
+            Out::Thread(w) => {
+                if w.push(chunk) {
+                    Ok(())
+                } else {
+                    // The writer failed: collect its error.
+                    match std::mem::replace(&mut self.out, Out::Gone) {
+                        Out::Thread(w) => w.finish().map(|_| ()),
+                        _ => Ok(()),
+                    }
+                    .and(Err(std::io::Error::other("the download writer stopped")))
+                }
+            }
+            Out::Gone => Err(std::io::Error::other("the download writer stopped")),
+        };
+        if let Err(e) = written {
             self.failure = Some(io(Step::Download, "writing", &self.path)(e));
             return Err(SourceError::SinkRefused);
         }
         self.hasher.update(chunk);
-        self.unsynced += chunk.len() as u64;
-        if self.unsynced >= SYNC_EVERY {
-            self.unsynced = 0;
-            if let Err(e) = self.file.sync_data() {
-                self.failure = Some(io(Step::Download, "syncing", &self.path)(e));
-                return Err(SourceError::SinkRefused);
-            }
-        }
         if !self.wrote {
             // "Crash midway": some bytes of this run are on disk.
             self.wrote = true;
@@ -88,8 +173,21 @@ impl ChunkSink {
                 self.failure = Some(e);
                 return Err(SourceError::SinkRefused);
             }
+            if let Out::File(f) = std::mem::replace(&mut self.out, Out::Gone) {
+                self.out = Out::Thread(Writer::spawn(f));
+            }
         }
         Ok(())
+    }
+
+    /// Writes everything received and makes it durable.
+    fn finish(&mut self) -> std::io::Result<()> {
+        let file = match std::mem::replace(&mut self.out, Out::Gone) {
+            Out::File(f) => f,
+            Out::Thread(w) => w.finish()?,
+            Out::Gone => return Err(std::io::Error::other("the download writer stopped")),
+        };
+        file.sync_all()
     }
 }
 
@@ -381,18 +479,17 @@ impl UpdateEngine {
         if hasher.len() < plan.length {
             let offset = hasher.len();
             let mut sink = ChunkSink {
-                file,
+                out: Out::File(file),
                 path: part.clone(),
                 hasher,
                 limit: plan.length,
                 sha256: plan.sha256.clone(),
-                unsynced: 0,
                 wrote: false,
                 failpoint: self.failpoint,
                 failure: None,
             };
             let fetched = src.fetch(&plan.sha256, offset, &mut sink).await;
-            let synced = sink.file.sync_all();
+            let synced = sink.finish();
             if let Some(e) = sink.failure.take() {
                 if matches!(e, UpdateError::TooLong { .. }) {
                     let _ = fs::remove_file(&part);
