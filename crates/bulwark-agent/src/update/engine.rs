@@ -24,9 +24,12 @@ use super::{
 const SYNC_EVERY: u64 = 64 << 20;
 
 /// Bytes handed to the writer thread at a time, and how many such buffers
-/// may wait: bounds the memory in flight to 2 MiB.
+/// may wait: bounds the memory in flight to about 1 MiB (the agent's RSS
+/// target during an update is 16 MB).
 const WRITE_BUF: usize = 256 << 10;
-const WRITE_QUEUE: usize = 8;
+const WRITE_QUEUE: usize = 3;
+/// The writer thread's stack: it only loops over write calls.
+const WRITER_STACK: usize = 128 << 10;
 
 /// Writes and fsyncs the partial download on its own thread, so receiving
 /// and hashing overlap with the disk instead of waiting for it.
@@ -40,21 +43,26 @@ struct Writer {
 impl Writer {
     fn spawn(mut file: fs::File) -> Writer {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE);
-        let handle = std::thread::spawn(move || {
-            let mut unsynced = 0u64;
-            for chunk in rx {
-                file.write_all(&chunk)?;
-                unsynced += chunk.len() as u64;
-                if unsynced >= SYNC_EVERY {
-                    unsynced = 0;
-                    file.sync_data()?;
+        let spawned = std::thread::Builder::new()
+            .name("download-writer".into())
+            .stack_size(WRITER_STACK)
+            .spawn(move || {
+                let mut unsynced = 0u64;
+                for chunk in rx {
+                    file.write_all(&chunk)?;
+                    unsynced += chunk.len() as u64;
+                    if unsynced >= SYNC_EVERY {
+                        unsynced = 0;
+                        file.sync_data()?;
+                    }
                 }
-            }
-            Ok(file)
-        });
+                Ok(file)
+            });
         Writer {
             tx: Some(tx),
-            handle: Some(handle),
+            // Without a thread (spawn failed), `push` fails and the download
+            // stops with an error instead of losing bytes.
+            handle: spawned.ok(),
             buf: Vec::with_capacity(WRITE_BUF),
         }
     }
