@@ -10,9 +10,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
         if let Ok(c) = canonical_json(&v) {
-            // Canonical JSON is a fixed point.
-            let again: serde_json::Value = serde_json::from_slice(&c).unwrap();
-            assert_eq!(canonical_json(&again).unwrap(), c);
+            // Canonical JSON is a fixed point. (OLPC canonical JSON leaves
+            // control characters unescaped, so it is not always JSON.)
+            if let Ok(again) = serde_json::from_slice::<serde_json::Value>(&c) {
+                assert_eq!(canonical_json(&again).unwrap(), c);
+            }
         }
     }
     let _ = Metadata::<Timestamp>::from_slice(data);
