@@ -165,40 +165,8 @@ pub(crate) async fn checkin(
     conn: Option<Extension<DeviceConn>>,
     Json(req): Json<CheckinRequest>,
 ) -> Result<Json<CheckinResponse>, ApiError> {
-    let identity = conn
-        .and_then(|Extension(c)| c.identity)
-        .ok_or(ApiError::ClientCertRequired)?;
-    if state.0.revoked.contains(&identity.serial_hex) {
-        return Err(ApiError::Forbidden(
-            "device certificate has been revoked".into(),
-        ));
-    }
+    let (id, cached) = authenticate(&state, conn).await?;
     req.validate().map_err(limit_errors)?;
-    let id = identity.device_id;
-    let cached =
-        match state.0.presence.cached(&id) {
-            Some(c) => c,
-            None => {
-                let device = state
-                    .0
-                    .store
-                    .device(id)
-                    .await?
-                    .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
-                if device.cert_serial != identity.serial_hex {
-                    return Err(ApiError::Forbidden(
-                        "certificate is not this device's current certificate".into(),
-                    ));
-                }
-                state.0.presence.load(&device);
-                state.0.presence.cached(&id).ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("presence cache lost {id}"))
-                })?
-            }
-        };
-    if cached.revoked {
-        return Err(ApiError::Forbidden("device has been revoked".into()));
-    }
     let now = state.0.clock.now();
     let mut known_digest = cached.inventory_digest;
     if let Some(inv) = &req.inventory {
@@ -231,6 +199,49 @@ pub(crate) async fn checkin(
         send_inventory: known_digest.as_deref() != Some(req.inventory_digest.as_str()),
         server_time: now,
     }))
+}
+
+/// The device behind a connection, with its cached presence entry: a
+/// verified certificate that is not revoked and is the device's current
+/// one, of a device that is not revoked.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    conn: Option<Extension<DeviceConn>>,
+) -> Result<(DeviceId, crate::presence::Cached), ApiError> {
+    let identity = conn
+        .and_then(|Extension(c)| c.identity)
+        .ok_or(ApiError::ClientCertRequired)?;
+    if state.0.revoked.contains(&identity.serial_hex) {
+        return Err(ApiError::Forbidden(
+            "device certificate has been revoked".into(),
+        ));
+    }
+    let id = identity.device_id;
+    let cached =
+        match state.0.presence.cached(&id) {
+            Some(c) => c,
+            None => {
+                let device = state
+                    .0
+                    .store
+                    .device(id)
+                    .await?
+                    .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
+                if device.cert_serial != identity.serial_hex {
+                    return Err(ApiError::Forbidden(
+                        "certificate is not this device's current certificate".into(),
+                    ));
+                }
+                state.0.presence.load(&device);
+                state.0.presence.cached(&id).ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("presence cache lost {id}"))
+                })?
+            }
+        };
+    if cached.revoked {
+        return Err(ApiError::Forbidden("device has been revoked".into()));
+    }
+    Ok((id, cached))
 }
 
 async fn healthz() -> &'static str {

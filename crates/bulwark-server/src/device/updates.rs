@@ -19,36 +19,7 @@ pub(crate) async fn authenticated_device(
     state: &AppState,
     conn: Option<Extension<DeviceConn>>,
 ) -> Result<DeviceId, ApiError> {
-    let identity = conn
-        .and_then(|Extension(c)| c.identity)
-        .ok_or(ApiError::ClientCertRequired)?;
-    if state.0.revoked.contains(&identity.serial_hex) {
-        return Err(ApiError::Forbidden(
-            "device certificate has been revoked".into(),
-        ));
-    }
-    let id = identity.device_id;
-    if state.0.presence.cached(&id).is_none() {
-        let device = state
-            .0
-            .store
-            .device(id)
-            .await?
-            .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
-        if device.cert_serial != identity.serial_hex {
-            return Err(ApiError::Forbidden(
-                "certificate is not this device's current certificate".into(),
-            ));
-        }
-        state.0.presence.load(&device);
-    }
-    match state.0.presence.cached(&id) {
-        Some(c) if c.revoked => Err(ApiError::Forbidden("device has been revoked".into())),
-        Some(_) => Ok(id),
-        None => Err(ApiError::internal(anyhow::anyhow!(
-            "presence cache lost {id}"
-        ))),
-    }
+    super::authenticate(state, conn).await.map(|(id, _)| id)
 }
 
 fn json_bytes(body: Vec<u8>) -> Response {

@@ -207,12 +207,7 @@ impl Updates {
 
     /// The newest trusted image root.
     pub async fn image_root(&self, store: &dyn Store) -> Result<Option<Metadata<Root>>, ApiError> {
-        match store.tuf_latest(IMAGE, "root").await? {
-            None => Ok(None),
-            Some(r) => Metadata::<Root>::from_slice(&r.body)
-                .map(Some)
-                .map_err(tuf_internal),
-        }
+        latest(store, "root").await
     }
 
     /// Accepts root version 1 (initialization) or the next version
@@ -310,12 +305,7 @@ impl Updates {
         &self,
         store: &dyn Store,
     ) -> Result<Option<Metadata<Targets>>, ApiError> {
-        match store.tuf_latest(IMAGE, "targets").await? {
-            None => Ok(None),
-            Some(r) => Metadata::<Targets>::from_slice(&r.body)
-                .map(Some)
-                .map_err(tuf_internal),
-        }
+        latest(store, "targets").await
     }
 
     /// The proposal signers of `release` must sign, created (or rebuilt on
@@ -737,6 +727,19 @@ fn no_keys() -> RoleKeys {
     RoleKeys {
         keyids: Vec::new(),
         threshold: 1,
+    }
+}
+
+/// The newest stored image repository metadata of one role, parsed.
+async fn latest<T: bulwark_tuf::Role>(
+    store: &dyn Store,
+    role: &str,
+) -> Result<Option<Metadata<T>>, ApiError> {
+    match store.tuf_latest(IMAGE, role).await? {
+        None => Ok(None),
+        Some(r) => Metadata::<T>::from_slice(&r.body)
+            .map(Some)
+            .map_err(tuf_internal),
     }
 }
 
