@@ -706,6 +706,230 @@ async fn checkpoints_are_kept_per_size(store: Arc<dyn Store>) {
 
 // ---- backends --------------------------------------------------------------
 
+/// Blobs, TUF rows, releases, proposals and signatures, promotion,
+/// deployments, director state and update reports: every method of the
+/// update half of the store, each change journaled once.
+async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
+    use bulwark_store::{DirectorState, NewRelease, Publication, TufRow, UpdateStatus};
+    let sha = "ab".repeat(32);
+    let j0 = journal_size(&*store).await;
+    let b = store.put_blob(&sha, 42, &at(T0)).await.unwrap();
+    assert_eq!(
+        (b.sha256.as_str(), b.length, b.created_at),
+        (sha.as_str(), 42, T0)
+    );
+    // Dedupe: the row stays as first stored; the upload is still journaled.
+    store
+        .put_blob(&sha, 42, &at(T0 + Duration::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(store.blob(&sha).await.unwrap().unwrap().created_at, T0);
+    assert_eq!(store.blob(&"cd".repeat(32)).await.unwrap(), None);
+    let new = NewRelease {
+        name: "fw".into(),
+        version: "1.0".into(),
+        sha256: sha.clone(),
+        length: 42,
+        installer: "file".into(),
+        install_path: Some("/opt/fw.img".into()),
+        smoke_test: Some("true".into()),
+        smoke_timeout_secs: 30,
+    };
+    let rel = store.create_release(new.clone(), &at(T0)).await.unwrap();
+    assert_eq!(rel.status, "unsigned");
+    assert_eq!(rel.reference(), "fw@1.0");
+    assert!(matches!(
+        store.create_release(new, &at(T0)).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(store.release("fw", "1.0").await.unwrap().unwrap(), rel);
+    assert_eq!(store.release_by_id(&rel.id).await.unwrap().unwrap(), rel);
+    // Binary bodies survive byte for byte (BYTEA / BLOB).
+    let body: Vec<u8> = (0..=255u8).collect();
+    let row = |role: &str, version: u64| TufRow {
+        repo: "image".into(),
+        role: role.into(),
+        version,
+        body: body.clone(),
+        expires_at: T0 + Duration::days(1),
+    };
+    store
+        .put_tuf(&[row("root", 1)], "repo.init", "repo:image", &at(T0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .put_tuf(&[row("root", 1)], "repo.init", "repo:image", &at(T0))
+            .await,
+        Err(Error::Conflict { .. })
+    ));
+    store
+        .put_proposal(&rel.id, 0, b"{\"signed\":1}", T0)
+        .await
+        .unwrap();
+    store
+        .add_signature(&rel.id, "k1", "aa", None, &at(T0))
+        .await
+        .unwrap();
+    let p = store.proposal(&rel.id).await.unwrap().unwrap();
+    assert_eq!(p.signatures, vec![("k1".to_owned(), "aa".to_owned())]);
+    // A new proposal drops the old signatures.
+    store
+        .put_proposal(&rel.id, 0, b"{\"signed\":2}", T0)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .proposal(&rel.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .signatures
+            .is_empty()
+    );
+    store
+        .add_signature(
+            &rel.id,
+            "k2",
+            "bb",
+            Some(Publication {
+                metadata: vec![row("targets", 1), row("snapshot", 1), row("timestamp", 1)],
+                first_environment: "dev".into(),
+            }),
+            &at(T0),
+        )
+        .await
+        .unwrap();
+    let rel = store.release("fw", "1.0").await.unwrap().unwrap();
+    assert_eq!(
+        (rel.status.as_str(), rel.published_at),
+        ("published", Some(T0))
+    );
+    assert_eq!(rel.environments, vec!["dev".to_owned()]);
+    let ts = store
+        .tuf_latest("image", "timestamp")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ts.version, ts.body.clone()), (1, body.clone()));
+    assert_eq!(
+        store
+            .tuf_version("image", "root", 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        body
+    );
+    assert!(
+        store
+            .promote_release(&rel.id, "staging", &at(T0 + Duration::seconds(1)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .promote_release(&rel.id, "staging", &at(T0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.list_releases().await.unwrap()[0].environments,
+        vec!["dev", "staging"]
+    );
+    let d1 = store
+        .create_deployment(&rel.id, "g", "staging", &at(T0))
+        .await
+        .unwrap();
+    let d2 = store
+        .create_deployment(&rel.id, "g", "staging", &at(T0))
+        .await
+        .unwrap();
+    assert_eq!((d1.seq, d2.seq, d2.release.as_str()), (1, 2, "fw@1.0"));
+    assert_eq!(
+        store
+            .current_deployment("g", "staging")
+            .await
+            .unwrap()
+            .unwrap()
+            .seq,
+        2
+    );
+    assert_eq!(store.current_deployment("g", "prod").await.unwrap(), None);
+    assert_eq!(store.list_deployments().await.unwrap().len(), 2);
+    // Director state: insert once, then optimistic updates on the timestamp version.
+    let mut ds = DirectorState {
+        device_id: did(1),
+        deployment_seq: Some(2),
+        targets_version: 1,
+        timestamp_version: 1,
+        targets: body.clone(),
+        snapshot: vec![1],
+        timestamp: vec![2],
+        snapshot_expires: T0 + Duration::days(7),
+        timestamp_expires: T0 + Duration::days(1),
+    };
+    assert!(store.put_director_state(&ds, None).await.unwrap());
+    assert!(
+        !store.put_director_state(&ds, None).await.unwrap(),
+        "second insert loses"
+    );
+    ds.timestamp_version = 2;
+    assert!(store.put_director_state(&ds, Some(1)).await.unwrap());
+    assert!(
+        !store.put_director_state(&ds, Some(1)).await.unwrap(),
+        "stale writer loses"
+    );
+    assert_eq!(store.director_state(did(1)).await.unwrap().unwrap(), ds);
+    // Update reports: latest and history.
+    for (i, phase) in ["downloading", "installed"].iter().enumerate() {
+        store
+            .record_update(
+                did(1),
+                &UpdateStatus {
+                    release: "fw@1.0".into(),
+                    phase: (*phase).into(),
+                    outcome: (i == 1).then(|| "installed".to_owned()),
+                    detail: None,
+                    at: T0 + Duration::seconds(i as i64),
+                },
+                &at(T0),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.device_update(did(1)).await.unwrap().unwrap().phase,
+        "installed"
+    );
+    let h = store.update_events(did(1), 10).await.unwrap();
+    assert_eq!(
+        h.iter().map(|u| u.phase.as_str()).collect::<Vec<_>>(),
+        ["installed", "downloading"]
+    );
+    // GC keeps referenced blobs and young ones.
+    let other = "ef".repeat(32);
+    store.put_blob(&other, 1, &at(T0)).await.unwrap();
+    assert_eq!(
+        store.gc_blobs(T0, &at(T0)).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store
+            .gc_blobs(T0 + Duration::hours(2), &at(T0))
+            .await
+            .unwrap(),
+        vec![other]
+    );
+    assert!(
+        store.blob(&sha).await.unwrap().is_some(),
+        "referenced by a release"
+    );
+    // 3 blob uploads, 1 release, 1 root, 2 signatures, 1 promotion,
+    // 2 deployments, 2 reports, 2 collections; refused changes journal nothing.
+    assert_eq!(journal_size(&*store).await - j0, 14);
+}
+
 async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bulwark.db").display());
@@ -760,6 +984,7 @@ backends!(
     journal_root_and_nodes_match_the_reference,
     checkpoints_are_kept_per_size,
     journal_nodes_above_and_below_the_stored_level,
+    updates_round_trip_and_journal,
 );
 
 #[tokio::test]
