@@ -67,6 +67,14 @@ fn ensure_packages() -> Result<(), String> {
     if !pip {
         missing.push("python3-pip");
     }
+    // npm's `semver` (the version-ordering reference) runs on Node; the
+    // test installs the package itself.
+    if !have("npm") {
+        missing.push("npm");
+    }
+    if !have("dpkg") {
+        missing.push("dpkg");
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -143,11 +151,15 @@ fn ensure_python_tuf() -> Result<(), String> {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if ok("import tuf, cryptography, securesystemslib") {
+    if ok("import tuf, cryptography, securesystemslib, packaging") {
         return Ok(());
     }
-    eprintln!("installing python-tuf 7.0.0 from PyPI (interop tests)");
-    let pkgs = ["tuf==7.0.0", "securesystemslib[crypto]==1.4.0"];
+    eprintln!("installing python-tuf 7.0.0 and packaging from PyPI (reference implementations)");
+    let pkgs = [
+        "tuf==7.0.0",
+        "securesystemslib[crypto]==1.4.0",
+        "packaging==26.3",
+    ];
     let mut c = Command::new("python3");
     c.args(["-m", "pip", "install", "-q"]).args(pkgs);
     if run(c).is_ok() {

@@ -17,6 +17,7 @@ const PURE_CRATES: &[&str] = &[
     "bulwark-tlog",
     "bulwark-audit",
     "bulwark-tuf",
+    "bulwark-versions",
 ];
 /// Dependencies a pure crate may not have.
 const IO_DEPS: &[&str] = &[
