@@ -47,17 +47,9 @@ impl LocalMetadata for DirMetadata {
     }
 
     fn store(&mut self, role: &str, bytes: &[u8]) -> std::result::Result<(), String> {
-        use std::io::Write as _;
         let path = self.path(role);
-        let tmp = path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| format!("storing {}: {e}", path.display()))
+        crate::update::write_atomic(&path, bytes, 0o644)
+            .map_err(|e| format!("storing {}: {e}", path.display()))
     }
 }
 

@@ -66,13 +66,7 @@ impl Api {
             bail!("answer from {url} is larger than {MAX_RESPONSE_BYTES} bytes");
         }
         if !status.is_success() {
-            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| match b.error.request_id {
-                    Some(id) => format!("{} (request id {id})", b.error.message),
-                    None => b.error.message,
-                })
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(300).collect());
-            bail!("{msg} (HTTP {})", status.as_u16());
+            bail!("{}", error_message(status, &bytes));
         }
         Ok(bytes)
     }
@@ -160,10 +154,11 @@ impl Api {
         let len = f.metadata().await?.len();
         let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024);
         let url = format!("{}{path}", self.base);
-        let req = reqwest::Client::builder()
-            .user_agent(concat!("bulwark-cli/", env!("CARGO_PKG_VERSION")))
-            .build()?
+        let req = self
+            .http
             .post(&url)
+            // Uploads take as long as the bytes take; not the API timeout.
+            .timeout(UPLOAD_TIMEOUT)
             .bearer_auth(&self.token)
             .header("content-type", "application/octet-stream")
             .header("content-length", len)
@@ -183,10 +178,7 @@ impl Api {
         let status = resp.status();
         let bytes = resp.bytes().await?;
         if !status.is_success() {
-            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| b.error.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(300).collect());
-            bail!("{msg} (HTTP {})", status.as_u16());
+            bail!("{}", error_message(status, &bytes));
         }
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).context("the server's answer is not JSON")?;
@@ -199,6 +191,20 @@ impl Api {
     pub(crate) async fn delete(&self, path: &str) -> Result<()> {
         self.send(Method::DELETE, path, None).await.map(|_| ())
     }
+}
+
+/// Longest a streamed upload may take.
+const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The message of an API error answer (JSON error body, else the text).
+fn error_message(status: reqwest::StatusCode, bytes: &[u8]) -> String {
+    let msg = serde_json::from_slice::<ErrorBody>(bytes)
+        .map(|b| match b.error.request_id {
+            Some(id) => format!("{} (request id {id})", b.error.message),
+            None => b.error.message,
+        })
+        .unwrap_or_else(|_| String::from_utf8_lossy(bytes).chars().take(300).collect());
+    format!("{msg} (HTTP {})", status.as_u16())
 }
 
 mod erased {

@@ -74,17 +74,30 @@ pub(super) fn parent(path: &Path) -> &Path {
     }
 }
 
-/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
-pub(super) fn atomic_write(step: Step, path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
+/// Writes `bytes` to `path` atomically: temp file (created with `mode`),
+/// fsync, rename, fsync dir. The one atomic write of the agent: its
+/// identity, its trusted TUF metadata and its update state.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
-    let mut f = fs::File::create(&tmp).map_err(io(step, "creating", &tmp))?;
-    f.write_all(bytes).map_err(io(step, "writing", &tmp))?;
-    f.sync_all().map_err(io(step, "syncing", &tmp))?;
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
     drop(f);
-    fs::rename(&tmp, path).map_err(io(step, "renaming into place", path))?;
-    sync_dir(step, parent(path))
+    fs::rename(&tmp, path)?;
+    fs::File::open(parent(path))?.sync_all()
+}
+
+/// [`write_atomic`] for the update engine's files.
+pub(super) fn atomic_write(step: Step, path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
+    write_atomic(path, bytes, 0o644).map_err(io(step, "writing atomically", path))
 }
 
 /// Hashes the whole file at `path`, streaming.

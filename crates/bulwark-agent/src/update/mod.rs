@@ -69,6 +69,7 @@ use serde::{Deserialize, Serialize};
 pub use engine::{ChunkSink, UpdateEngine};
 pub use error::{SourceError, UpdateError};
 pub use failpoint::FAILPOINT_ENV;
+pub(crate) use fsutil::write_atomic;
 pub use state::STATE_FILE;
 
 /// Default smoke-test timeout.

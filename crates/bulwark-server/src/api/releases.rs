@@ -494,7 +494,8 @@ pub(crate) async fn put_root(
     Ok((StatusCode::CREATED, Json(RootAccepted { version })))
 }
 
-fn json_bytes(body: Vec<u8>) -> Response {
+/// Signed metadata, served byte for byte.
+pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

@@ -3,13 +3,13 @@
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use bulwark_proto::{DeviceId, UpdateReport};
 use bulwark_store::{Audit, UpdateStatus};
 
 use super::{DeviceConn, RequestCtx, limit_errors};
-use crate::api::releases::updates;
+use crate::api::releases::{json_bytes, updates};
 use crate::error::{ApiError, Json};
 use crate::state::AppState;
 
@@ -20,10 +20,6 @@ pub(crate) async fn authenticated_device(
     conn: Option<Extension<DeviceConn>>,
 ) -> Result<DeviceId, ApiError> {
     super::authenticate(state, conn).await.map(|(id, _)| id)
-}
-
-fn json_bytes(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Image repository metadata, for devices.

@@ -308,6 +308,20 @@ impl Updates {
         latest(store, "targets").await
     }
 
+    /// The trusted image root and the published targets, which a signing
+    /// proposal builds on.
+    async fn signing_base(
+        &self,
+        store: &dyn Store,
+    ) -> Result<(Metadata<Root>, Option<Metadata<Targets>>), ApiError> {
+        let root = self.image_root(store).await?.ok_or_else(|| {
+            ApiError::Conflict(
+                "the image repository has no root yet: run `bulwark repo init`".into(),
+            )
+        })?;
+        Ok((root, self.image_targets(store).await?))
+    }
+
     /// The proposal signers of `release` must sign, created (or rebuilt on
     /// top of newer published targets) as needed.
     pub async fn signing_status(
@@ -316,12 +330,7 @@ impl Updates {
         release: &Release,
         now: OffsetDateTime,
     ) -> Result<SigningStatus, ApiError> {
-        let root = self.image_root(store).await?.ok_or_else(|| {
-            ApiError::Conflict(
-                "the image repository has no root yet: run `bulwark repo init`".into(),
-            )
-        })?;
-        let current = self.image_targets(store).await?;
+        let (root, current) = self.signing_base(store).await?;
         let base = current.as_ref().map_or(0, |t| t.signed().version);
         let proposal = match store.proposal(&release.id).await? {
             Some(p) if p.base_version == base => p,
@@ -353,21 +362,15 @@ impl Updates {
                 }
             }
         };
-        let md = proposal_metadata(&proposal)?;
-        let rk = root
+        let valid = root
             .signed()
-            .roles
-            .get("targets")
-            .cloned()
-            .unwrap_or_else(no_keys);
-        Ok(SigningStatus {
-            base_version: proposal.base_version,
-            valid: root.signed().count_valid("targets", &md),
-            keyids: rk.keyids.iter().map(ToString::to_string).collect(),
-            threshold: rk.threshold,
-            signed: proposal.signed,
-            published: release.status == "published",
-        })
+            .count_valid("targets", &proposal_metadata(&proposal)?);
+        Ok(signing_status(
+            &root,
+            proposal,
+            valid,
+            release.status == "published",
+        ))
     }
 
     /// Adds an offline signature over the release's proposal; publishes
@@ -386,11 +389,7 @@ impl Updates {
                 release.reference()
             )));
         }
-        let root = self
-            .image_root(store)
-            .await?
-            .ok_or_else(|| ApiError::Conflict("the image repository has no root yet".into()))?;
-        let current = self.image_targets(store).await?;
+        let (root, current) = self.signing_base(store).await?;
         let base = current.as_ref().map_or(0, |t| t.signed().version);
         let mut proposal = store.proposal(&release.id).await?.ok_or_else(|| {
             ApiError::Conflict("nothing to sign yet: fetch the signing proposal first".into())
@@ -401,13 +400,11 @@ impl Updates {
                 proposal.base_version
             )));
         }
-        let rk = root
-            .signed()
-            .roles
-            .get("targets")
-            .cloned()
-            .unwrap_or_else(no_keys);
-        if !rk.keyids.iter().any(|k| k.as_str() == keyid) {
+        if !targets_keys(&root)
+            .keyids
+            .iter()
+            .any(|k| k.as_str() == keyid)
+        {
             return Err(ApiError::Forbidden(format!(
                 "key {keyid} is not a targets key of the image root"
             )));
@@ -439,14 +436,7 @@ impl Updates {
         store
             .add_signature(&release.id, keyid, sig, publish, audit)
             .await?;
-        Ok(SigningStatus {
-            base_version: proposal.base_version,
-            signed: proposal.signed,
-            valid,
-            keyids: rk.keyids.iter().map(ToString::to_string).collect(),
-            threshold: rk.threshold,
-            published,
-        })
+        Ok(signing_status(&root, proposal, valid, published))
     }
 
     /// New targets plus the snapshot and timestamp that cover them.
@@ -479,19 +469,17 @@ impl Updates {
         targets_version: u64,
         now: OffsetDateTime,
     ) -> Result<(Metadata<Snapshot>, Metadata<Timestamp>), ApiError> {
-        let snap_v = store
+        let version = store
             .tuf_latest(IMAGE, "snapshot")
             .await?
             .map_or(0, |r| r.version)
             + 1;
-        let mut snap = Snapshot::new(now + self.lifetimes.snapshot);
-        snap.version = snap_v;
-        snap.meta.insert(
-            "targets.json".into(),
-            MetaFile::version_only(targets_version),
-        );
-        let mut snapshot = Metadata::new(snap);
-        snapshot.sign(&self.image_online).map_err(tuf_internal)?;
+        let snapshot = signed_snapshot(
+            version,
+            targets_version,
+            now + self.lifetimes.snapshot,
+            &self.image_online,
+        )?;
         let timestamp = self.sign_timestamp(store, &snapshot, now).await?;
         Ok((snapshot, timestamp))
     }
@@ -502,21 +490,18 @@ impl Updates {
         snapshot: &Metadata<Snapshot>,
         now: OffsetDateTime,
     ) -> Result<Metadata<Timestamp>, ApiError> {
-        let ts_v = store
+        let version = store
             .tuf_latest(IMAGE, "timestamp")
             .await?
             .map_or(0, |r| r.version)
             + 1;
-        let bytes = snapshot.to_vec().map_err(tuf_internal)?;
-        let mut ts = Timestamp::new(now + self.lifetimes.timestamp);
-        ts.version = ts_v;
-        ts.meta.insert(
-            "snapshot.json".into(),
-            MetaFile::describing(snapshot.signed().version, &bytes),
-        );
-        let mut md = Metadata::new(ts);
-        md.sign(&self.image_online).map_err(tuf_internal)?;
-        Ok(md)
+        signed_timestamp(
+            version,
+            snapshot.signed().version,
+            &snapshot.to_vec().map_err(tuf_internal)?,
+            now + self.lifetimes.timestamp,
+            &self.image_online,
+        )
     }
 
     /// Re-signs the image timestamp (and snapshot) when less than half of
@@ -536,21 +521,22 @@ impl Updates {
             .tuf_latest(IMAGE, "snapshot")
             .await?
             .ok_or_else(|| tuf_internal("timestamp without snapshot"))?;
-        let mut rows = Vec::new();
-        let snapshot = if snap_row.expires_at - now <= self.lifetimes.snapshot / 2 {
+        let rows = if snap_row.expires_at - now <= self.lifetimes.snapshot / 2 {
             let targets_v = store
                 .tuf_latest(IMAGE, "targets")
                 .await?
                 .map_or(0, |r| r.version);
             let (snapshot, timestamp) = self.sign_snapshot(store, targets_v, now).await?;
-            rows.push(row(IMAGE, "snapshot", &snapshot)?);
-            rows.push(row(IMAGE, "timestamp", &timestamp)?);
-            return self.store_refresh(store, rows, now).await;
+            vec![
+                row(IMAGE, "snapshot", &snapshot)?,
+                row(IMAGE, "timestamp", &timestamp)?,
+            ]
         } else {
-            Metadata::<Snapshot>::from_slice(&snap_row.body).map_err(tuf_internal)?
+            let snapshot =
+                Metadata::<Snapshot>::from_slice(&snap_row.body).map_err(tuf_internal)?;
+            let timestamp = self.sign_timestamp(store, &snapshot, now).await?;
+            vec![row(IMAGE, "timestamp", &timestamp)?]
         };
-        let timestamp = self.sign_timestamp(store, &snapshot, now).await?;
-        rows.push(row(IMAGE, "timestamp", &timestamp)?);
         self.store_refresh(store, rows, now).await
     }
 
@@ -690,26 +676,21 @@ impl Updates {
                 }
                 let mut tmd = Metadata::new(targets);
                 tmd.sign(&self.director_online).map_err(tuf_internal)?;
-                let mut snap = Snapshot::new(expires);
-                snap.version = next.targets_version + 1;
-                snap.meta
-                    .insert("targets.json".into(), MetaFile::version_only(snap.version));
-                let mut smd = Metadata::new(snap);
-                smd.sign(&self.director_online).map_err(tuf_internal)?;
-                next.targets_version += 1;
+                let v = next.targets_version + 1;
+                let smd = signed_snapshot(v, v, expires, &self.director_online)?;
+                next.targets_version = v;
                 next.deployment_seq = want;
                 next.targets = tmd.to_vec().map_err(tuf_internal)?;
                 next.snapshot = smd.to_vec().map_err(tuf_internal)?;
                 next.snapshot_expires = expires;
             }
-            let mut ts = Timestamp::new(now + self.lifetimes.timestamp);
-            ts.version = next.timestamp_version + 1;
-            ts.meta.insert(
-                "snapshot.json".into(),
-                MetaFile::describing(next.targets_version, &next.snapshot),
-            );
-            let mut tsmd = Metadata::new(ts);
-            tsmd.sign(&self.director_online).map_err(tuf_internal)?;
+            let tsmd = signed_timestamp(
+                next.timestamp_version + 1,
+                next.targets_version,
+                &next.snapshot,
+                now + self.lifetimes.timestamp,
+                &self.director_online,
+            )?;
             next.timestamp_version += 1;
             next.timestamp = tsmd.to_vec().map_err(tuf_internal)?;
             next.timestamp_expires = now + self.lifetimes.timestamp;
@@ -721,6 +702,54 @@ impl Updates {
         }
         Err(ApiError::Overloaded)
     }
+}
+
+/// Snapshot `version` naming targets `targets_version`, signed by `key`.
+fn signed_snapshot(
+    version: u64,
+    targets_version: u64,
+    expires: OffsetDateTime,
+    key: &SigningKey,
+) -> Result<Metadata<Snapshot>, ApiError> {
+    let mut snap = Snapshot::new(expires);
+    snap.version = version;
+    snap.meta.insert(
+        "targets.json".into(),
+        MetaFile::version_only(targets_version),
+    );
+    let mut md = Metadata::new(snap);
+    md.sign(key).map_err(tuf_internal)?;
+    Ok(md)
+}
+
+/// Timestamp `version` describing the snapshot `snapshot_bytes` (its
+/// length and hash), signed by `key`.
+fn signed_timestamp(
+    version: u64,
+    snapshot_version: u64,
+    snapshot_bytes: &[u8],
+    expires: OffsetDateTime,
+    key: &SigningKey,
+) -> Result<Metadata<Timestamp>, ApiError> {
+    let mut ts = Timestamp::new(expires);
+    ts.version = version;
+    ts.meta.insert(
+        "snapshot.json".into(),
+        MetaFile::describing(snapshot_version, snapshot_bytes),
+    );
+    let mut md = Metadata::new(ts);
+    md.sign(key).map_err(tuf_internal)?;
+    Ok(md)
+}
+
+/// The image root's targets role (empty when a root somehow lacks it, so
+/// nothing verifies).
+fn targets_keys(root: &Metadata<Root>) -> RoleKeys {
+    root.signed()
+        .roles
+        .get("targets")
+        .cloned()
+        .unwrap_or_else(no_keys)
 }
 
 fn no_keys() -> RoleKeys {
@@ -740,6 +769,23 @@ async fn latest<T: bulwark_tuf::Role>(
         Some(r) => Metadata::<T>::from_slice(&r.body)
             .map(Some)
             .map_err(tuf_internal),
+    }
+}
+
+fn signing_status(
+    root: &Metadata<Root>,
+    proposal: Proposal,
+    valid: usize,
+    published: bool,
+) -> SigningStatus {
+    let rk = targets_keys(root);
+    SigningStatus {
+        base_version: proposal.base_version,
+        signed: proposal.signed,
+        valid,
+        keyids: rk.keyids.iter().map(ToString::to_string).collect(),
+        threshold: rk.threshold,
+        published,
     }
 }
 
