@@ -1,5 +1,5 @@
 //! Differential interop: a repository written by python-tuf
-//! (`tests/interop/make_repo.py`), served by Python's `http.server` on
+//! (`tests/tuf_interop/make_repo.py`), served by Python's `http.server` on
 //! 127.0.0.1, is consumed by the `bulwark-tuf-client` binary.
 //!
 //! Needs python-tuf with its crypto extra:
@@ -16,7 +16,7 @@ fn python() -> String {
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop")
+        .join("tests/tuf_interop")
         .join(name)
 }
 

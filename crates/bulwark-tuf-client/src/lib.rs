@@ -1,5 +1,9 @@
 //! `bulwark-tuf-client`: the tuf-conformance CLIENT-CLI over `bulwark-tuf`.
 //!
+//! The binary of that name is built from the `bulwark-cli` package (so
+//! `cargo build --release` produces `target/release/bulwark-tuf-client`
+//! while `cargo run` still runs `bulwark`); it calls [`main`].
+//!
 //! ```text
 //! bulwark-tuf-client --metadata-dir DIR init TRUSTED_ROOT
 //! bulwark-tuf-client --metadata-dir DIR --metadata-url URL refresh
@@ -66,7 +70,8 @@ enum Command {
     Download,
 }
 
-fn main() -> ExitCode {
+/// Parses the command line and runs the client; the binary's whole body.
+pub fn main() -> ExitCode {
     // The only rustls crypto provider in this binary; installing can only
     // fail if one is already installed, which is fine.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
