@@ -31,6 +31,14 @@ fn cargo() -> Command {
     c
 }
 
+/// Cargo for the CI steps: no incremental state, which a one-shot build
+/// never reuses and which doubles the workspace crates' footprint on disk.
+fn ci_cargo() -> Command {
+    let mut c = cargo();
+    c.env("CARGO_INCREMENTAL", "0");
+    c
+}
+
 fn run(mut cmd: Command) -> Result<(), String> {
     eprintln!("$ {cmd:?}");
     let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
@@ -175,10 +183,10 @@ fn ensure_python_tuf() -> Result<(), String> {
 fn ci() -> Result<(), String> {
     ensure_packages()?;
     ensure_python_tuf()?;
-    let mut c = cargo();
+    let mut c = ci_cargo();
     c.args(["fmt", "--all", "--check"]);
     run(c)?;
-    let mut c = cargo();
+    let mut c = ci_cargo();
     c.args([
         "clippy",
         "--workspace",
@@ -190,7 +198,7 @@ fn ci() -> Result<(), String> {
     ]);
     run(c)?;
     deny()?;
-    let mut c = cargo();
+    let mut c = ci_cargo();
     c.args(["test", "--workspace", "--locked"]);
     run(c)?;
     fuzz(20)

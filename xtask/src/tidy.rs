@@ -116,6 +116,21 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
                 "crates/{name}/Cargo.toml: must have `[lints] workspace = true`"
             ));
         }
+        // Each integration-test file is its own binary linking the whole
+        // dependency tree; one per crate (`tests/it/main.rs`) keeps the
+        // CI build inside its disk (session 3 ran out with eight per crate).
+        let top_level_tests = std::fs::read_dir(c.path().join("tests"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if top_level_tests > 1 {
+            problems.push(format!(
+                "crates/{name}/tests: {top_level_tests} test binaries; put them in one (tests/it/main.rs with modules)"
+            ));
+        }
         if PURE_CRATES.contains(&name.as_str()) {
             for dep in dependencies_section(&toml) {
                 if IO_DEPS.contains(&dep.as_str()) {

@@ -3,7 +3,7 @@
 //!
 //! - **Appends.** Entries are appended to a fresh SQLite store (WAL,
 //!   `synchronous=NORMAL`: durable across a process crash; see
-//!   `tests/cli.rs` for the SIGKILL test) through `Store::append_journal`,
+//!   `tests/it/cli.rs` for the SIGKILL test) through `Store::append_journal`,
 //!   exactly as the server's engines do, in batches of 1, 100 and 1000
 //!   entries per transaction. Each entry costs one journal row and, on
 //!   average, two Merkle node rows.

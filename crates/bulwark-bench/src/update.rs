@@ -6,7 +6,7 @@
 //! # Methodology
 //!
 //! Everything is driven through the real binaries, the way an operator and
-//! a device do it (the sequence of `crates/bulwark-cli/tests/updates.rs`):
+//! a device do it (the sequence of `crates/bulwark-cli/tests/it/updates.rs`):
 //!
 //! 1. **Server.** `bulwark server` (next to this executable) on free
 //!    loopback ports with a fresh data directory in a temporary directory.

@@ -6,7 +6,7 @@
 //! fresh state; every non-2xx answer must be the JSON error shape, and no
 //! case may produce a 5xx.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

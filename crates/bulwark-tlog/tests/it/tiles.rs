@@ -2,13 +2,11 @@
 //! (with the spec's examples), the tiles of a tree size, tile contents and
 //! entry bundles.
 
-mod common;
-
+use crate::common::vector_lines;
 use bulwark_tlog::{
     Error, MemoryTree, NodeSource, TileId, decode_entry_bundle, encode_entry_bundle, entries_path,
     leaf_hash, new_tiles, root_from_leaf_hashes, tile_bytes, tile_path, tiles_for_size,
 };
-use common::vector_lines;
 
 fn width(field: &str) -> Option<u16> {
     (field != "-").then(|| field.parse().unwrap())

@@ -1,10 +1,8 @@
 //! C2SP checkpoints: the fixtures in `test_data/checkpoint/`, the spec's
 //! example, and signing/opening round trips.
 
-mod common;
-
+use crate::common::fixtures;
 use bulwark_tlog::{Checkpoint, Error, NoteSigner, empty_root};
-use common::fixtures;
 use expect_test::expect;
 
 #[test]

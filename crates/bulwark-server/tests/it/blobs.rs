@@ -2,7 +2,7 @@
 //! dedupe, resumable downloads (`Range`) for devices, and garbage
 //! collection of blobs no release references.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::Request;

@@ -2,7 +2,7 @@
 //! every path it documents is served by a router. `UPDATE_EXPECT=1`
 //! rewrites the committed copy.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,13 +2,11 @@
 //! Certificate Transparency implementations) and data-driven edge cases,
 //! all read from `test_data/merkle/`.
 
-mod common;
-
+use crate::common::{ReferenceTree, hex32, vector_lines};
 use bulwark_tlog::{
     CompactRange, Error, Hash, MemoryTree, NodeSource, consistency_proof, empty_root,
     inclusion_proof, leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion,
 };
-use common::{ReferenceTree, hex32, vector_lines};
 
 fn reference_memory_tree(t: &ReferenceTree) -> MemoryTree {
     let mut tree = MemoryTree::new();

@@ -3,7 +3,7 @@
 //! tampered with the way a compromised server would: the agent refuses,
 //! says why, and the server's record of the device shows the refusal.
 //!
-//! The pure TUF-level attack fixtures live in `bulwark-tuf/tests/attacks.rs`;
+//! The pure TUF-level attack fixtures live in `bulwark-tuf/tests/it/attacks.rs`;
 //! these check that the whole agent path enforces them end to end.
 
 use std::path::{Path, PathBuf};

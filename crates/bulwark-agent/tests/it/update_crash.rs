@@ -211,7 +211,7 @@ else rm -f {s}/live {s}/live.sha; fi"#
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args([
             "--exact",
-            "update_harness_child",
+            "update_crash::update_harness_child",
             "--nocapture",
             "--test-threads=1",
         ])

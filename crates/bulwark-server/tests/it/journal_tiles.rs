@@ -1,7 +1,7 @@
 //! The journal served as C2SP tlog-tiles: the checkpoint, hash tiles and
 //! entry bundles match what an independent client computes from entries.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,12 +1,10 @@
 //! C2SP signed notes: the published examples (C2SP spec, Go's note
 //! package), round trips, and the hostile fixtures in `test_data/note/`.
 
-mod common;
-
+use crate::common::{data_path, fixtures};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bulwark_tlog::{Error, MAX_SIGNATURES, NoteSigner, NoteVerifier, SignerId, open};
-use common::{data_path, fixtures};
 use expect_test::expect;
 
 /// The verifier keys of `test_data/note/verifiers.txt`.

@@ -4,7 +4,7 @@
 //! mutating route without a case here (and a journal entry in its store
 //! call) fails this test.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 fn agent_bin() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_bulwark"))

@@ -1,12 +1,10 @@
 //! The `bulwark` binary as a user runs it: exit codes and messages for bad
 //! input, and a real server round trip.
 
-mod support;
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn missing_server_or_token_is_a_clear_error() {

@@ -1,0 +1,12 @@
+//! All integration tests of this crate in one binary: one link instead of
+//! one per file keeps the test build small (CI disk) and fast.
+
+mod api;
+mod blobs;
+mod common;
+mod device_tls;
+mod journal_routes;
+mod journal_tamper;
+mod journal_tiles;
+mod openapi;
+mod update_attacks;
