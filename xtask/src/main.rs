@@ -7,7 +7,7 @@
 //!   fuzz target briefly.
 //! - `cargo xtask tidy` — the house rules (also run by `cargo test -p xtask`).
 //! - `cargo xtask bench [--quick] [--only SUITE,…]` — every benchmark (or
-//!   the named suites: checkin, journal, update), printed as tables and
+//!   the named suites: checkin, journal, update, gate), printed as tables and
 //!   recorded in BENCHMARKS.md; `--only` keeps the other suites' results.
 //! - `cargo xtask fuzz [--seconds N]` — each fuzz target for N seconds.
 //!
@@ -83,6 +83,10 @@ fn ensure_packages() -> Result<(), String> {
     if !have("dpkg") {
         missing.push("dpkg");
     }
+    // The C YARA CLI: the reference the yara-x scanner is tested against.
+    if !have("yara") {
+        missing.push("yara");
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -152,21 +156,27 @@ fn deny() -> Result<(), String> {
 }
 
 /// python-tuf for the interop tests (PyPI), when missing.
-fn ensure_python_tuf() -> Result<(), String> {
+fn ensure_python_references() -> Result<(), String> {
     let ok = |code: &str| {
         Command::new("python3")
             .args(["-c", code])
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if ok("import tuf, cryptography, securesystemslib, packaging") {
+    if ok(
+        "import tuf, cryptography, securesystemslib, packaging, cyclonedx.validation.json, spdx_tools.spdx.validation.document_validator",
+    ) {
         return Ok(());
     }
-    eprintln!("installing python-tuf 7.0.0 and packaging from PyPI (reference implementations)");
+    eprintln!(
+        "installing python-tuf, packaging, cyclonedx-python-lib and spdx-tools from PyPI (reference implementations)"
+    );
     let pkgs = [
         "tuf==7.0.0",
         "securesystemslib[crypto]==1.4.0",
         "packaging==26.3",
+        "cyclonedx-python-lib[json-validation]==11.12.0",
+        "spdx-tools==0.8.5",
     ];
     let mut c = Command::new("python3");
     c.args(["-m", "pip", "install", "-q"]).args(pkgs);
@@ -182,7 +192,7 @@ fn ensure_python_tuf() -> Result<(), String> {
 
 fn ci() -> Result<(), String> {
     ensure_packages()?;
-    ensure_python_tuf()?;
+    ensure_python_references()?;
     let mut c = ci_cargo();
     c.args(["fmt", "--all", "--check"]);
     run(c)?;
@@ -201,7 +211,68 @@ fn ci() -> Result<(), String> {
     let mut c = ci_cargo();
     c.args(["test", "--workspace", "--locked"]);
     run(c)?;
+    dogfood()?;
     fuzz(20)
+}
+
+/// Bulwark's own release gate: its SBOM from Cargo.lock, scanned against
+/// the RustSec advisories in `data/advisories/`, judged by
+/// `.bulwark/dogfood-policy.json` with `.bulwark/waivers.json`. An
+/// unwaived hit fails CI.
+fn dogfood() -> Result<(), String> {
+    let out = root().join("target/dogfood");
+    let db = out.join("advisories");
+    let _ = std::fs::remove_dir_all(&db);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let bulwark = |args: &[&str]| {
+        let mut c = ci_cargo();
+        c.args([
+            "run",
+            "--quiet",
+            "--locked",
+            "-p",
+            "bulwark-cli",
+            "--bin",
+            "bulwark",
+            "--",
+        ])
+        .args(args);
+        c
+    };
+    let archives = std::fs::read_dir(root().join("data/advisories/rustsec"))
+        .map_err(|e| format!("data/advisories/rustsec: {e}"))?;
+    let mut files: Vec<String> = archives
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err("data/advisories/rustsec holds no OSV archive".into());
+    }
+    let db_s = db.display().to_string();
+    let mut args = vec!["advisories", "import", "--db", db_s.as_str()];
+    args.extend(files.iter().map(String::as_str));
+    run(bulwark(&args))?;
+    let sbom = out.join("bulwark.cdx.json").display().to_string();
+    let version = env!("CARGO_PKG_VERSION");
+    let name = format!("bulwark@{version}");
+    run(bulwark(&[
+        "scan",
+        "Cargo.lock",
+        "--db",
+        &db_s,
+        "--policy",
+        ".bulwark/dogfood-policy.json",
+        "--waivers",
+        ".bulwark/waivers.json",
+        "--name",
+        &name,
+        "--sbom-out",
+        &sbom,
+    ]))
+    .map_err(|e| format!("Bulwark's own release gate: {e} (see .bulwark/README.md)"))
 }
 
 /// The benchmark suites, in the order of BENCHMARKS.md: `bulwark-bench`
@@ -215,6 +286,7 @@ const SUITES: &[(&str, &str, &str)] = &[
     ),
     ("journal", "### Audit journal (issue 3)", ""),
     ("update", "### Update download and agent memory", ""),
+    ("gate", "### Release gate (issue 5)", ""),
 ];
 
 /// The release binaries' directory: `$CARGO_TARGET_DIR/release`, else
@@ -403,7 +475,7 @@ fn main() -> ExitCode {
             fuzz(secs.unwrap_or(60))
         }
         _ => Err(
-            "usage: cargo xtask <ci | tidy | bench [--quick] [--only checkin,journal,update] | fuzz [--seconds N]>"
+            "usage: cargo xtask <ci | tidy | bench [--quick] [--only checkin,journal,update,gate] | fuzz [--seconds N]>"
                 .into(),
         ),
     };

@@ -17,6 +17,11 @@ const PURE_CRATES: &[&str] = &[
     "bulwark-tlog",
     "bulwark-audit",
     "bulwark-tuf",
+    "bulwark-sbom",
+    "bulwark-gate",
+    "bulwark-secrets",
+    "bulwark-osv",
+    "bulwark-extract",
     "bulwark-versions",
 ];
 /// Dependencies a pure crate may not have.

@@ -19,6 +19,7 @@ pub(crate) struct Api {
 impl Api {
     pub(crate) fn from_env(server: Option<String>, token: Option<String>) -> Result<Self> {
         let base = server
+            .filter(|s| !s.is_empty())
             .or_else(|| std::env::var("BULWARK_SERVER").ok())
             .context(
                 "no server: set BULWARK_SERVER (e.g. http://127.0.0.1:8080) or pass --server",
@@ -119,6 +120,26 @@ impl Api {
             serde_json::from_value(v.clone()).context("unexpected answer shape")?,
             v,
         ))
+    }
+
+    pub(crate) async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(T, serde_json::Value)> {
+        let v = self
+            .send(Method::PUT, path, Some(body))
+            .await?
+            .context("empty answer")?;
+        Ok((
+            serde_json::from_value(v.clone()).context("unexpected answer shape")?,
+            v,
+        ))
+    }
+
+    /// A POST without a body whose answer may be empty (204).
+    pub(crate) async fn post_empty(&self, path: &str) -> Result<()> {
+        self.send(Method::POST, path, None).await.map(|_| ())
     }
 
     /// A GET whose answer is returned as raw bytes (signed metadata).

@@ -26,8 +26,9 @@ pub(crate) struct Cli {
 /// Where the API is and how to authenticate.
 #[derive(Debug, Args)]
 pub(crate) struct Conn {
-    /// API URL (default: $BULWARK_SERVER).
-    #[arg(long, global = true)]
+    /// API URL (default: $BULWARK_SERVER). Given without a value, it means
+    /// $BULWARK_SERVER (e.g. `advisories import … --server`).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "")]
     pub(crate) server: Option<String>,
     /// API token (default: $BULWARK_TOKEN).
     #[arg(long, global = true, hide_env_values = true)]
@@ -82,6 +83,40 @@ enum Command {
         /// Environment.
         #[arg(long = "env")]
         environment: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Scan an artifact or directory locally: SBOM, vulnerabilities (OSV),
+    /// malware (YARA), secrets, judged by the gate policy. No server needed.
+    /// Exits 4 when the gate blocks.
+    Scan(crate::gate::ScanArgs),
+    /// Import advisories; which releases and devices an advisory hits.
+    #[command(subcommand)]
+    Advisories(crate::gate::AdvisoriesCmd),
+    /// Add, list and revoke gate waivers.
+    #[command(subcommand)]
+    Waivers(crate::gate::WaiversCmd),
+    /// Show or replace the release gate's policy.
+    #[command(subcommand)]
+    Gate(crate::gate::GateCmd),
+    /// Export a release's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON).
+    Sbom {
+        /// `name@version`.
+        reference: String,
+        /// `cyclonedx` or `spdx`.
+        #[arg(long, default_value = "cyclonedx")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Alerts raised when new advisories hit releases or devices.
+    Alerts {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -307,7 +342,18 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Openapi => println!("{}", bulwark_server::api::openapi().to_pretty_json()?),
         Command::Keys(cmd) => crate::release::keys(cmd)?,
         Command::Repo(cmd) => crate::release::repo(cmd).await?,
-        Command::Release(cmd) => crate::release::release(cmd).await?,
+        Command::Release(cmd) => return crate::release::release(cmd).await,
+        Command::Scan(args) => return crate::gate::scan(args),
+        Command::Advisories(cmd) => crate::gate::advisories(cmd).await?,
+        Command::Waivers(cmd) => crate::gate::waivers(cmd).await?,
+        Command::Gate(cmd) => crate::gate::gate(cmd).await?,
+        Command::Sbom {
+            reference,
+            format,
+            out,
+            conn,
+        } => crate::gate::sbom(reference, format, out, conn).await?,
+        Command::Alerts { json, conn } => crate::gate::alerts(json, conn).await?,
         Command::Deploy {
             reference,
             group,

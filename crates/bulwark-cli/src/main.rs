@@ -3,6 +3,7 @@
 mod audit;
 mod client;
 mod commands;
+mod gate;
 mod release;
 
 use std::process::ExitCode;

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail, ensure};
 use bulwark_server::api::dto::{
@@ -144,6 +145,23 @@ pub(crate) enum ReleaseCmd {
         /// Smoke test timeout, seconds.
         #[arg(long)]
         smoke_timeout: Option<u64>,
+        /// The builder's SBOM (CycloneDX 1.5/1.6 or SPDX 2.3 JSON), uploaded
+        /// and judged with what the gate extracts from the artifact.
+        #[arg(long)]
+        sbom: Option<PathBuf>,
+        /// Do not wait for the gate's verdict.
+        #[arg(long)]
+        no_wait: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show a release's gate verdict with its evidence.
+    Gate {
+        /// `name@version`.
+        reference: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -510,7 +528,7 @@ fn print_release(r: &ReleaseView) {
     );
 }
 
-pub(crate) async fn release(cmd: ReleaseCmd) -> Result<()> {
+pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
     match cmd {
         ReleaseCmd::Publish {
             file,
@@ -520,10 +538,24 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<()> {
             install_path,
             smoke_test,
             smoke_timeout,
+            sbom,
+            no_wait,
             json,
             conn,
         } => {
             let api = Api::from_env(conn.server, conn.token)?;
+            // The SBOM is checked here first, for a message naming the file.
+            let sbom_sha256 = match &sbom {
+                Some(p) => {
+                    let bytes =
+                        std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                    bulwark_sbom::Sbom::from_json(&bytes, &bulwark_sbom::Limits::default())
+                        .with_context(|| format!("{}", p.display()))?;
+                    let (b, _): (BlobView, _) = api.upload_file("/api/v1/blobs", p).await?;
+                    Some(b.sha256)
+                }
+                None => None,
+            };
             let (blob, _): (BlobView, _) = api.upload_file("/api/v1/blobs", &file).await?;
             eprintln!(
                 "uploaded {} ({} bytes), sha256 {}",
@@ -544,16 +576,52 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<()> {
                 install_path,
                 smoke_test,
                 smoke_timeout_secs: smoke_timeout,
+                sbom_sha256,
             };
             let (r, raw): (ReleaseView, _) = api.post("/api/v1/releases", &body).await?;
+            let gate = if no_wait {
+                None
+            } else {
+                Some(
+                    crate::gate::wait_gate(
+                        &api,
+                        &r.reference,
+                        std::time::Duration::from_secs(1800),
+                    )
+                    .await?,
+                )
+            };
             if json {
-                print_json(&raw)?;
+                print_json(
+                    &serde_json::json!({"release": raw, "gate": gate.as_ref().map(|g| &g.1)}),
+                )?;
             } else {
                 println!("{}", blob.sha256);
                 eprintln!(
                     "release {} created: unsigned until enough release managers run `bulwark release sign {}`",
                     r.reference, r.reference
                 );
+                if let Some((g, _)) = &gate {
+                    eprint!("{}", crate::gate::gate_text(g)?);
+                }
+            }
+            if gate.is_some_and(|(g, _)| g.state == "block") {
+                return Ok(ExitCode::from(crate::gate::EXIT_BLOCKED));
+            }
+        }
+        ReleaseCmd::Gate {
+            reference,
+            json,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (g, raw): (bulwark_server::api::dto::GateView, _) = api
+                .get(&format!("/api/v1/releases/{}/gate", urlencode(&reference)))
+                .await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                print!("{}", crate::gate::gate_text(&g)?);
             }
         }
         ReleaseCmd::Sign {
@@ -669,7 +737,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A compromised server could ask signers to sign anything: check that the

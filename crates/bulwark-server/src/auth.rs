@@ -29,6 +29,10 @@ pub enum Permission {
     ManageReleases,
     /// Deploy promoted releases to groups.
     Deploy,
+    /// Import advisories (and known-exploited catalogs).
+    ManageAdvisories,
+    /// Change the gate policy, add and revoke waivers.
+    ManageGate,
 }
 
 /// The role → permission policy, in one place.
@@ -40,7 +44,8 @@ pub fn allows(role: Role, p: Permission) -> bool {
         (Role::Operator, ManageDevices | RevokeDevices | ManageEnrollment) => true,
         (Role::Operator, Deploy) => true,
         (Role::ReleaseManager, ManageReleases | Deploy) => true,
-        (Role::Security, RevokeDevices) => true,
+        (Role::Security, RevokeDevices | ManageAdvisories | ManageGate) => true,
+        (Role::ReleaseManager, ManageAdvisories) => true,
         (Role::Operator | Role::Security | Role::ReleaseManager | Role::Viewer, _) => false,
     }
 }

@@ -51,6 +51,10 @@ pub struct RawConfig {
     pub max_blob_bytes: Option<u64>,
     /// The promotion ladder, in order (default dev, staging, production).
     pub environments: Option<Vec<String>>,
+    /// Directory of YARA rule files (`*.yar`, `*.yara`) the release gate
+    /// scans every artifact with (default: `<data_dir>/rules` when it
+    /// exists; otherwise no malware rules).
+    pub yara_rules_dir: Option<PathBuf>,
 }
 
 /// A validated configuration.
@@ -86,6 +90,8 @@ pub struct ServerConfig {
     pub max_blob_bytes: u64,
     /// The promotion ladder.
     pub environments: Vec<String>,
+    /// YARA rules directory, if any.
+    pub yara_rules_dir: Option<PathBuf>,
 }
 
 /// One configuration problem.
@@ -129,7 +135,8 @@ impl RawConfig {
             checkin_flush_ms,
             device_cert_days,
             max_blob_bytes,
-            environments
+            environments,
+            yara_rules_dir
         );
         self.device_hostnames.extend(other.device_hostnames);
         self
@@ -309,6 +316,7 @@ impl RawConfig {
             journal_origin: self.journal_origin,
             max_blob_bytes: max_blob,
             environments,
+            yara_rules_dir: self.yara_rules_dir,
         })
     }
 }

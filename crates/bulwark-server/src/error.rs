@@ -39,6 +39,12 @@ pub enum ApiError {
     /// The request collides with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// The release gate blocks this release; the message lists every reason.
+    #[error("{0}")]
+    GateBlocked(String),
+    /// The release gate has no verdict yet (the scan is running).
+    #[error("{0}")]
+    GatePending(String),
     /// The enrollment token was valid once, but has expired.
     #[error("enrollment token has expired")]
     EnrollTokenExpired,
@@ -84,6 +90,8 @@ impl ApiError {
             ApiError::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             // 409
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::GateBlocked(_) => (StatusCode::CONFLICT, "gate_blocked"),
+            ApiError::GatePending(_) => (StatusCode::CONFLICT, "gate_pending"),
             // 410
             ApiError::EnrollTokenExpired => (StatusCode::GONE, "enrollment_token_expired"),
             // 413

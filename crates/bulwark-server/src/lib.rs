@@ -51,6 +51,7 @@ mod clock;
 mod config;
 pub mod device;
 mod error;
+pub mod gate;
 mod journal;
 mod metrics;
 mod presence;
@@ -118,6 +119,10 @@ impl Server {
             &*rng,
             config.journal_origin.as_deref(),
         )?;
+        let rules_dir = config.yara_rules_dir.clone().or_else(|| {
+            let d = config.data_dir.join("rules");
+            d.is_dir().then_some(d)
+        });
         let last_checkpoint = store.latest_checkpoint().await?.map_or(0, |(size, _)| size);
         let state = AppState::new(
             store,
@@ -135,11 +140,24 @@ impl Server {
             bootstrap::tuf_key(&config.data_dir, &master, "director-root")?,
             bootstrap::tuf_key(&config.data_dir, &master, "director-online")?,
             config.environments.clone(),
+            gate::Gate::open(&config.data_dir, rules_dir.as_deref())?,
         ))?;
         if let Some(u) = state.updates() {
             u.ensure_director_root(&**state.store(), now)
                 .await
                 .map_err(|e| anyhow::anyhow!("creating the director root: {e:?}"))?;
+            // Releases whose scan a crash interrupted are scanned again.
+            for rel in state.store().list_releases().await? {
+                if state.store().release_scan(&rel.id).await?.is_none() {
+                    u.gate.spawn_scan(
+                        state.store().clone(),
+                        u.blobs.path(&rel.sha256),
+                        None,
+                        rel,
+                        state.0.clock.clone(),
+                    );
+                }
+            }
         }
         if let Some(j) = &state.0.journal {
             j.resume(last_checkpoint);

@@ -53,10 +53,12 @@
 //! same SQL as production.
 
 mod backend;
+mod gates;
 mod model;
 mod updates;
 
 pub use backend::{PostgresStore, SqliteStore, open};
+pub use gates::{Alert, GateStore, NewAlert, ReleaseScan, VerdictChange, WaiverRow};
 pub use model::{
     Account, ApiTokenRecord, Audit, CheckinUpdate, Device, DeviceFilter, DeviceStatus,
     EnrollTokenRecord, JournalRow, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role,
@@ -105,7 +107,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The repository. Every method is one transaction.
 #[async_trait]
-pub trait Store: UpdateStore + Send + Sync + std::fmt::Debug {
+pub trait Store: UpdateStore + GateStore + Send + Sync + std::fmt::Debug {
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 

@@ -930,6 +930,129 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
     assert_eq!(journal_size(&*store).await - j0, 14);
 }
 
+/// Scans and verdicts, policy versions, waivers, re-evaluations with
+/// deduplicated alerts: every change journaled once.
+async fn gates_round_trip_and_journal(store: Arc<dyn Store>) {
+    use bulwark_store::{NewAlert, NewRelease, ReleaseScan, VerdictChange, WaiverRow};
+    let sha = "ab".repeat(32);
+    store.put_blob(&sha, 42, &at(T0)).await.unwrap();
+    let rel = store
+        .create_release(
+            NewRelease {
+                name: "fw".into(),
+                version: "1.0".into(),
+                sha256: sha,
+                length: 42,
+                installer: "file".into(),
+                install_path: None,
+                smoke_test: None,
+                smoke_timeout_secs: 30,
+            },
+            &at(T0),
+        )
+        .await
+        .unwrap();
+    let j0 = journal_size(&*store).await;
+    assert_eq!(store.release_scan(&rel.id).await.unwrap(), None);
+    let mut scan = ReleaseScan {
+        release_id: rel.id.clone(),
+        sbom_source: "extracted".into(),
+        sbom: "{\"components\":[]}".into(),
+        findings: "{}".into(),
+        status: "block".into(),
+        verdict: "{\"status\":\"block\"}".into(),
+        scanned_at: T0,
+        evaluated_at: T0,
+    };
+    store.put_release_scan(&scan, &at(T0)).await.unwrap();
+    scan.status = "pass".into();
+    store.put_release_scan(&scan, &at(T0)).await.unwrap();
+    assert_eq!(store.release_scan(&rel.id).await.unwrap().unwrap(), scan);
+    assert_eq!(store.release_scans().await.unwrap(), vec![scan.clone()]);
+    // A scan for a release that does not exist is refused.
+    let mut ghost = scan.clone();
+    ghost.release_id = "nope".into();
+    assert!(store.put_release_scan(&ghost, &at(T0)).await.is_err());
+
+    assert_eq!(store.policy().await.unwrap(), None);
+    assert_eq!(store.put_policy("{}", &at(T0)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .put_policy("{\"require_sbom\":false}", &at(T0))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.policy().await.unwrap(),
+        Some((2, "{\"require_sbom\":false}".to_owned()))
+    );
+
+    let w = WaiverRow {
+        id: "w1".into(),
+        finding: "CVE-2024-1".into(),
+        release: "fw@*".into(),
+        reason: "not reachable".into(),
+        expires_at: T0 + Duration::days(30),
+        created_by: "alice".into(),
+        created_at: T0,
+        revoked_at: None,
+    };
+    store.add_waiver(&w, &at(T0)).await.unwrap();
+    assert!(matches!(
+        store.add_waiver(&w, &at(T0)).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(store.waivers().await.unwrap(), vec![w]);
+    assert!(store.revoke_waiver("w1", &at(T0)).await.unwrap());
+    assert!(!store.revoke_waiver("w1", &at(T0)).await.unwrap());
+    assert!(store.waivers().await.unwrap().is_empty());
+
+    let alert = NewAlert {
+        kind: "vulnerability".into(),
+        advisory: "GHSA-x".into(),
+        subject: "release:fw@1.0".into(),
+        message: "fw@1.0 is hit".into(),
+    };
+    let change = VerdictChange {
+        release_id: rel.id.clone(),
+        status: "block".into(),
+        verdict: "{\"status\":\"block\"}".into(),
+    };
+    let raised = store
+        .record_evaluation(
+            "advisories.import",
+            "advisories",
+            &[("imported", "1".into())],
+            std::slice::from_ref(&change),
+            &[alert.clone(), alert.clone()],
+            &at(T0 + Duration::seconds(5)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raised.len(), 1, "the same alert is raised once");
+    let again = store
+        .record_evaluation(
+            "advisories.import",
+            "advisories",
+            &[],
+            &[],
+            &[alert],
+            &at(T0),
+        )
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(store.alerts(10).await.unwrap(), raised);
+    let s = store.release_scan(&rel.id).await.unwrap().unwrap();
+    assert_eq!(
+        (s.status.as_str(), s.evaluated_at),
+        ("block", T0 + Duration::seconds(5))
+    );
+    // 2 scans, 2 policies, 1 waiver, 1 revocation, 2 evaluations.
+    assert_eq!(journal_size(&*store).await - j0, 8);
+}
+
 async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bulwark.db").display());
@@ -985,6 +1108,7 @@ backends!(
     checkpoints_are_kept_per_size,
     journal_nodes_above_and_below_the_stored_level,
     updates_round_trip_and_journal,
+    gates_round_trip_and_journal,
 );
 
 #[tokio::test]

@@ -128,6 +128,17 @@ fn fails(srv: &Running, args: &[&str], needle: &str) {
 
 fn release(srv: &Running, dir: &Path, version: &str, seed: u8, smoke: &str) -> Vec<u8> {
     let (file, bytes) = artifact(dir, &format!("fw-{version}.img"), seed, 300_000);
+    // The builder's SBOM: an opaque image has no package database for the
+    // gate to inventory, and the default policy requires components.
+    let sbom = dir.join(format!("fw-{version}.cdx.json"));
+    std::fs::write(
+        &sbom,
+        serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+            "components": [{"type": "firmware", "name": "gateway-fw", "version": version,
+                "purl": format!("pkg:generic/gateway-fw@{version}")}]})
+        .to_string(),
+    )
+    .unwrap();
     let out = ok(
         srv,
         &[
@@ -144,6 +155,8 @@ fn release(srv: &Running, dir: &Path, version: &str, seed: u8, smoke: &str) -> V
             smoke,
             "--smoke-timeout",
             "5",
+            "--sbom",
+            sbom.to_str().unwrap(),
         ],
     );
     let want = {

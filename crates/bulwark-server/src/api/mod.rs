@@ -5,6 +5,7 @@ pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod devices;
 pub mod dto;
+pub(crate) mod gate;
 pub(crate) mod releases;
 
 use std::time::Duration;
@@ -49,6 +50,9 @@ pub(crate) fn valid_name(s: &str) -> bool {
         releases::show_release, releases::signing, releases::add_signature, releases::promote,
         releases::create_deployment, releases::list_deployments, releases::online_key,
         releases::put_root, releases::repo_metadata, releases::repo_target,
+        gate::release_gate, gate::release_sbom, gate::get_policy, gate::put_policy,
+        gate::add_waiver, gate::list_waivers, gate::revoke_waiver, gate::import_advisories,
+        gate::advisories, gate::affected, gate::alerts,
         crate::device::enroll, crate::device::checkin,
         crate::device::updates::image_metadata, crate::device::updates::director_metadata,
         crate::device::updates::blob, crate::device::updates::update_report,
@@ -254,6 +258,17 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
         .route("/repo/root", post(releases::put_root))
         .route("/repo/metadata/{name}", get(releases::repo_metadata))
         .route("/repo/targets/{*path}", get(releases::repo_target))
+        .route("/releases/{reference}/gate", get(gate::release_gate))
+        .route("/releases/{reference}/sbom", get(gate::release_sbom))
+        .route("/gate/policy", get(gate::get_policy).put(gate::put_policy))
+        .route("/waivers", get(gate::list_waivers).post(gate::add_waiver))
+        .route("/waivers/{id}/revoke", post(gate::revoke_waiver))
+        .route(
+            "/advisories",
+            get(gate::advisories).post(gate::import_advisories),
+        )
+        .route("/advisories/{id}/affected", get(gate::affected))
+        .route("/alerts", get(gate::alerts))
         .route("/openapi.json", get(openapi_json));
     let obs_state = state.clone();
     Router::new()

@@ -4,6 +4,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bulwark_gate::Stage;
 use bulwark_store::Release;
 
 use super::dto::{
@@ -190,9 +191,17 @@ pub(crate) async fn create_release(
     if timeout == 0 || timeout > MAX_SMOKE_TIMEOUT_SECS {
         errors.push(format!("smoke_timeout_secs: 1-{MAX_SMOKE_TIMEOUT_SECS}"));
     }
+    if req.sbom_sha256.as_ref().is_some_and(|d| !valid_sha256(d)) {
+        errors.push("sbom_sha256: expected 64 lowercase hex characters".to_owned());
+    }
     if !errors.is_empty() {
         return Err(ApiError::InvalidFields(errors));
     }
+    let upd = updates(&state)?;
+    let sbom = match &req.sbom_sha256 {
+        Some(d) => Some(read_sbom(&state, upd, d).await?),
+        None => None,
+    };
     let blob = state.0.store.blob(&req.sha256).await?.ok_or_else(|| {
         ApiError::InvalidFields(vec![format!("sha256: no uploaded blob {}", req.sha256)])
     })?;
@@ -228,7 +237,53 @@ pub(crate) async fn create_release(
             &caller.audit(now),
         )
         .await?;
+    upd.gate.spawn_scan(
+        state.0.store.clone(),
+        upd.blobs.path(&rel.sha256),
+        sbom,
+        rel.clone(),
+        state.0.clock.clone(),
+    );
     Ok((StatusCode::CREATED, Json(view(rel))))
+}
+
+/// Largest uploaded SBOM the gate reads.
+const MAX_SBOM_BYTES: u64 = 64 << 20;
+
+/// Reads and validates an uploaded SBOM blob.
+async fn read_sbom(
+    state: &AppState,
+    upd: &Updates,
+    sha256: &str,
+) -> Result<bulwark_sbom::Sbom, ApiError> {
+    let blob = state.0.store.blob(sha256).await?.ok_or_else(|| {
+        ApiError::InvalidFields(vec![format!("sbom_sha256: no uploaded blob {sha256}")])
+    })?;
+    if blob.length > MAX_SBOM_BYTES {
+        return Err(ApiError::InvalidFields(vec![format!(
+            "sbom_sha256: the SBOM is {} bytes; at most {MAX_SBOM_BYTES}",
+            blob.length
+        )]));
+    }
+    let bytes = tokio::fs::read(upd.blobs.path(sha256))
+        .await
+        .map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(move || {
+        bulwark_sbom::Sbom::from_json(&bytes, &bulwark_sbom::Limits::default())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::InvalidFields(vec![format!("sbom_sha256: {e}")]))
+}
+
+/// Signatures on a release's signing proposal (each checked when added).
+async fn signatures(state: &AppState, rel: &Release) -> Result<u32, ApiError> {
+    Ok(state
+        .0
+        .store
+        .proposal(&rel.id)
+        .await?
+        .map_or(0, |p| u32::try_from(p.signatures.len()).unwrap_or(u32::MAX)))
 }
 
 /// All releases.
@@ -318,6 +373,9 @@ pub(crate) async fn add_signature(
     }
     let rel = find_release(&state, &reference).await?;
     let now = state.0.clock.now();
+    upd.gate
+        .require_pass(&*state.0.store, &rel, Stage::Sign, "signing", now)
+        .await?;
     let s = upd
         .add_signature(
             &*state.0.store,
@@ -373,6 +431,18 @@ pub(crate) async fn promote(
         )));
     }
     let now = state.0.clock.now();
+    let stage = Stage::Promote {
+        signatures: signatures(&state, &rel).await?,
+    };
+    upd.gate
+        .require_pass(
+            &*state.0.store,
+            &rel,
+            stage,
+            &format!("promotion to {}", req.environment),
+            now,
+        )
+        .await?;
     state
         .0
         .store
@@ -392,7 +462,7 @@ pub(crate) async fn create_deployment(
     Json(req): Json<CreateDeployment>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
     caller.require(Permission::Deploy)?;
-    updates(&state)?;
+    let upd = updates(&state)?;
     if !valid_name(&req.group) || !valid_name(&req.environment) {
         return Err(ApiError::InvalidFields(vec![
             "group, environment: 1-64 of a-z 0-9 - _ .".into(),
@@ -412,6 +482,24 @@ pub(crate) async fn create_deployment(
         )));
     }
     let now = state.0.clock.now();
+    // Deployments to the first environment answer to the signing-time
+    // rules; later ones also to the signature count, like promotion.
+    let stage = if upd.environments.first() == Some(&req.environment) {
+        Stage::Sign
+    } else {
+        Stage::Promote {
+            signatures: signatures(&state, &rel).await?,
+        }
+    };
+    upd.gate
+        .require_pass(
+            &*state.0.store,
+            &rel,
+            stage,
+            &format!("deployment to {}/{}", req.group, req.environment),
+            now,
+        )
+        .await?;
     let d = state
         .0
         .store

@@ -19,6 +19,8 @@ pub(crate) mod blobs;
 
 pub use blobs::BlobStore;
 
+use std::sync::Arc;
+
 use bulwark_proto::DeviceId;
 use bulwark_store::{Audit, DirectorState, Proposal, Publication, Release, Store, TufRow};
 use bulwark_tuf::{
@@ -69,6 +71,8 @@ pub struct Updates {
     pub environments: Vec<String>,
     /// Metadata lifetimes.
     pub lifetimes: Lifetimes,
+    /// The release gate.
+    pub gate: Arc<crate::gate::Gate>,
 }
 
 impl std::fmt::Debug for Updates {
@@ -160,6 +164,7 @@ impl Updates {
         director_root: SigningKey,
         director_online: SigningKey,
         environments: Vec<String>,
+        gate: crate::gate::Gate,
     ) -> Self {
         Self {
             blobs,
@@ -168,6 +173,7 @@ impl Updates {
             director_online,
             environments,
             lifetimes: Lifetimes::default(),
+            gate: Arc::new(gate),
         }
     }
 

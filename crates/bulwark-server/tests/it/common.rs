@@ -76,6 +76,7 @@ pub async fn fixture() -> Fixture {
         key(),
         key(),
         vec!["dev".into(), "staging".into(), "production".into()],
+        bulwark_server::gate::Gate::open(blob_dir.path(), None).unwrap(),
     ))
     .unwrap();
     state

@@ -239,6 +239,55 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         case("POST", "/api/v1/blobs/gc", json!(null), "blob.gc"),
     );
 
+    // The release gate: policy, waivers, advisories. The policy drops the
+    // SBOM requirement, so the bare firmware above may be signed.
+    add(
+        "put /api/v1/gate/policy",
+        case(
+            "PUT",
+            "/api/v1/gate/policy",
+            json!({"require_sbom": false}),
+            "gate.policy",
+        ),
+    );
+    add(
+        "post /api/v1/waivers",
+        case(
+            "POST",
+            "/api/v1/waivers",
+            json!({"finding": "CVE-2024-0001", "release": "fw@*", "reason": "not reachable",
+                "expires_at": "2099-01-01T00:00:00Z"}),
+            "waiver.add",
+        ),
+    );
+    add(
+        "post /api/v1/waivers/{id}/revoke",
+        case(
+            "POST",
+            "/api/v1/waivers/ID/revoke", // the id is filled in when it runs
+            json!(null),
+            "waiver.revoke",
+        ),
+    );
+    add(
+        "post /api/v1/advisories",
+        Case {
+            raw: Some(
+                json!({"schema_version": "1.6.0", "id": "PYSEC-0000-1", "modified": "2026-01-01T00:00:00Z",
+                    "affected": [{"package": {"ecosystem": "PyPI", "name": "demo"},
+                        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}]}]})
+                .to_string()
+                .into_bytes(),
+            ),
+            ..case(
+                "POST",
+                "/api/v1/advisories?source=test.json",
+                json!(null),
+                "advisories.import",
+            )
+        },
+    );
+
     // The cases cover exactly the mutating operations the API documents.
     let doc = serde_json::to_value(bulwark_server::api::openapi()).unwrap();
     let mut documented = Vec::new();
@@ -265,6 +314,7 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         "post /api/v1/blobs",
         "post /api/v1/repo/root",
         "post /api/v1/releases",
+        "put /api/v1/gate/policy",
         "post /api/v1/releases/{reference}/signatures",
         "post /api/v1/releases/{reference}/promote",
         "post /api/v1/deployments",
@@ -294,6 +344,10 @@ async fn every_mutating_route_journals_exactly_one_entry() {
             let sig = targets_key.sign(signed.as_bytes()).unwrap();
             c.body = json!({"keyid": targets_key.key_id().to_string(), "sig": hex::encode(sig)})
                 .to_string();
+        }
+        if key.ends_with("/revoke") && c.uri.contains("/waivers/") {
+            let w = fx.store.waivers().await.unwrap();
+            c.uri = format!("/api/v1/waivers/{}/revoke", w[0].id);
         }
         let before = fx.store.journal_root().await.unwrap().0;
         let mut req = Request::builder().method(c.method).uri(&c.uri);
@@ -335,6 +389,21 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         );
         let after = fx.store.journal_root().await.unwrap().0;
         assert_eq!(after, before + 1, "{key} must journal exactly one entry");
+        if key == "post /api/v1/releases" {
+            // The gate scans in the background and journals its verdict as
+            // the server: wait for it, so it is not counted for the next.
+            let rel = fx.store.release("fw", "1.0").await.unwrap().unwrap();
+            let gate = &fx.state.updates().unwrap().gate;
+            for _ in 0..500 {
+                if !gate.is_scanning(&rel.id) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(fx.store.release_scan(&rel.id).await.unwrap().is_some());
+            let scan = fx.store.journal_root().await.unwrap().0;
+            assert_eq!(scan, after + 1, "the scan journals one entry");
+        }
         let row = fx
             .store
             .journal_entries(before, 1)

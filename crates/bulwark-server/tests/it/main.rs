@@ -5,6 +5,7 @@ mod api;
 mod blobs;
 mod common;
 mod device_tls;
+mod gate;
 mod journal_routes;
 mod journal_tamper;
 mod journal_tiles;

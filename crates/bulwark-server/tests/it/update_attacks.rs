@@ -142,16 +142,40 @@ impl World {
         v
     }
 
+    /// Waits for a release's gate verdict; returns the gate view.
+    async fn gate_verdict(&self, reference: &str) -> serde_json::Value {
+        for _ in 0..1000 {
+            let g = self
+                .get(&format!("/api/v1/releases/{reference}/gate"))
+                .await;
+            if g["state"] != "scanning" {
+                return g;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{reference}: no gate verdict after 10 s");
+    }
+
     /// Publishes (2 signatures), promotes to staging; returns the bytes.
     async fn release(&self, version: &str, signers: usize) -> Vec<u8> {
         let bytes: Vec<u8> = format!("firmware {version} ").repeat(5000).into_bytes();
         self.post_raw("/api/v1/blobs", bytes.clone(), "application/octet-stream")
             .await;
+        // The builder's SBOM: the gate needs components to judge.
+        let sbom = json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+            "components": [{"type": "firmware", "name": "fw", "version": version,
+                "purl": format!("pkg:generic/fw@{version}")}]})
+        .to_string()
+        .into_bytes();
+        self.post_raw("/api/v1/blobs", sbom.clone(), "application/octet-stream")
+            .await;
         self.post(
             "/api/v1/releases",
-            json!({"name": "fw", "version": version, "sha256": sha256(&bytes), "installer": "ab"}),
+            json!({"name": "fw", "version": version, "sha256": sha256(&bytes), "installer": "ab",
+                "sbom_sha256": sha256(&sbom)}),
         )
         .await;
+        self.gate_verdict(&format!("fw@{version}")).await;
         let s = self
             .get(&format!("/api/v1/releases/fw@{version}/signing"))
             .await;

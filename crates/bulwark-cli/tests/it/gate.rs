@@ -1,0 +1,255 @@
+//! The release gate from the command line: `bulwark scan` locally (table,
+//! JSON, SARIF, SBOM out, waivers file, exit codes), then against a real
+//! server: `release publish` shows the verdict and exits 4 when blocked,
+//! `advisories import --server` raises an alert, `advisories affected`,
+//! `waivers add`, `release gate` and `sbom`.
+
+use std::path::Path;
+
+use crate::support::*;
+
+const RULE: &str = r#"rule mirai_marker { strings: $a = "/bin/busybox MIRAI" condition: $a }"#;
+const ADVISORY: &str = r#"{"schema_version": "1.6.0", "id": "PYSEC-0000-9", "aliases": ["CVE-0000-9999"],
+  "modified": "2026-01-01T00:00:00Z", "summary": "demo-lib runs what it reads",
+  "database_specific": {"severity": "CRITICAL"},
+  "affected": [{"package": {"ecosystem": "PyPI", "name": "demo-lib"},
+    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}]}]}"#;
+
+fn write(root: &Path, rel: &str, data: &[u8]) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+/// A root filesystem: one vulnerable Python distribution, and optionally
+/// a bot and an account without a password.
+fn rootfs(dir: &Path, dirty: bool) {
+    write(
+        dir,
+        "usr/lib/python3/site-packages/demo_lib-1.0.dist-info/METADATA",
+        b"Metadata-Version: 2.1\nName: demo-lib\nVersion: 1.0\n",
+    );
+    if dirty {
+        write(
+            dir,
+            "usr/bin/helper",
+            b"\x7fELF....../bin/busybox MIRAI....",
+        );
+        write(dir, "etc/shadow", b"root::19000:0:99999:7:::\n");
+    }
+}
+
+fn tar_gz(dir: &Path, out: &Path) {
+    let status = std::process::Command::new("tar")
+        .args(["-czf"])
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn scan_locally_then_gate_releases_on_a_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (dirty, clean) = (t.join("dirty"), t.join("clean"));
+    rootfs(&dirty, true);
+    rootfs(&clean, false);
+    write(t, "rules/iot.yar", RULE.as_bytes());
+    write(t, "adv/PYSEC-0000-9.json", ADVISORY.as_bytes());
+    let db = t.join("db");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+
+    // Local: import, then scan a directory.
+    let (code, out, err) = run(bulwark().args([
+        "advisories",
+        "import",
+        "--db",
+        &s(&db),
+        &s(&t.join("adv/PYSEC-0000-9.json")),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 new"), "{out}");
+    let scan = |extra: &[&str]| {
+        let mut c = bulwark();
+        c.args([
+            "scan",
+            &s(&dirty),
+            "--db",
+            &s(&db),
+            "--rules",
+            &s(&t.join("rules")),
+        ])
+        .args(extra);
+        run(&mut c)
+    };
+    let (code, out, err) = scan(&[]);
+    assert_eq!(code, 4, "blocked exits 4: {out}\n{err}");
+    for needle in [
+        "PYSEC-0000-9",
+        "pkg:pypi/demo-lib@1.0",
+        "iot.mirai_marker usr/bin/helper",
+        "etc/shadow",
+    ] {
+        assert!(out.contains(needle), "missing {needle} in {out}");
+    }
+    assert!(err.contains("gate: BLOCKED"), "{err}");
+    let (code, out, _) = scan(&["--sarif"]);
+    assert_eq!(code, 4);
+    let sarif: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(
+        sarif["runs"][0]["results"].as_array().unwrap().len() >= 3,
+        "{sarif}"
+    );
+    let sbom_out = t.join("sbom.cdx.json");
+    let (_, out, _) = scan(&["--json", "--sbom-out", &s(&sbom_out)]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["verdict"]["status"], "block");
+    let cdx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sbom_out).unwrap()).unwrap();
+    assert_eq!(cdx["specVersion"], "1.6");
+    // The clean tree passes once its one vulnerability is waived.
+    write(
+        t,
+        "waivers.json",
+        br#"[{"finding": "CVE-0000-9999", "release": "clean@*", "reason": "not reachable", "expires_at": "2099-01-01T00:00:00Z"}]"#,
+    );
+    let (code, _, err) = run(bulwark().args([
+        "scan",
+        &s(&clean),
+        "--db",
+        &s(&db),
+        "--name",
+        "clean@1",
+        "--waivers",
+        &s(&t.join("waivers.json")),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("waived"), "{err}");
+    // Bad input: a clear message and exit 1.
+    let (code, _, err) = run(bulwark().args(["scan", &s(&t.join("missing")), "--db", &s(&db)]));
+    assert_eq!(code, 1, "{err}");
+    write(t, "bad.yar", b"rule broken {");
+    let (code, _, err) =
+        run(bulwark().args(["scan", &s(&clean), "--db", &s(&db), "--rules", &s(t)]));
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.yar"), "{err}");
+
+    // A server with the same rules.
+    let data = t.join("data");
+    write(&data, "rules/iot.yar", RULE.as_bytes());
+    let srv = start_server(&data);
+    let (dirty_tgz, clean_tgz) = (t.join("dirty.tar.gz"), t.join("clean.tar.gz"));
+    tar_gz(&dirty, &dirty_tgz);
+    tar_gz(&clean, &clean_tgz);
+    let publish = |file: &Path, version: &str| {
+        run(srv.cli().args([
+            "release",
+            "publish",
+            &s(file),
+            "--name",
+            "fw",
+            "--version",
+            version,
+            "--installer",
+            "ab",
+        ]))
+    };
+    let (code, out, err) = publish(&dirty_tgz, "1.0");
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains("[malware]") && err.contains("mirai_marker"),
+        "{err}"
+    );
+    let (code, out, err) = publish(&clean_tgz, "1.1");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.trim().len(), 64, "stdout is the digest: {out}");
+    assert!(err.contains("gate: PASS"), "{err}");
+
+    // New advisories hit the passed release: an alert, and `affected`.
+    let (code, out, err) = run(srv.cli().args([
+        "advisories",
+        "import",
+        &s(&t.join("adv/PYSEC-0000-9.json")),
+        "--server", // bare: $BULWARK_SERVER
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("alert PYSEC-0000-9 release:fw@1.1"), "{out}");
+    let (_, out, _) = run(srv.cli().args(["advisories", "affected", "CVE-0000-9999"]));
+    assert!(
+        out.contains("release fw@1.1: pkg:pypi/demo-lib@1.0"),
+        "{out}"
+    );
+    let (_, out, _) = run(srv.cli().args(["alerts"]));
+    assert!(out.contains("release:fw@1.1"), "{out}");
+    let (_, out, _) = run(srv.cli().args(["release", "gate", "fw@1.1"]));
+    assert!(
+        out.contains("gate: BLOCKED") && out.contains("PYSEC-0000-9"),
+        "{out}"
+    );
+
+    // A waiver opens it again.
+    let (code, _, err) = run(srv.cli().args([
+        "waivers",
+        "add",
+        "PYSEC-0000-9",
+        "--release",
+        "fw@1.1",
+        "--expires",
+        "2099-12-31",
+        "--reason",
+        "demo-lib parses only our own files",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(srv.cli().args([
+        "waivers",
+        "add",
+        "PYSEC-0000-9",
+        "--release",
+        "fw@1.1",
+        "--expires",
+        "yesterday",
+        "--reason",
+        "x",
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("--expires"), "{err}");
+    let (_, out, _) = run(srv.cli().args(["release", "gate", "fw@1.1"]));
+    assert!(
+        out.contains("gate: PASS") && out.contains("waived"),
+        "{out}"
+    );
+    let (_, out, _) = run(srv.cli().args(["waivers", "list"]));
+    assert!(out.contains("demo-lib parses only our own files"), "{out}");
+
+    // SBOM export.
+    let (code, out, _) = run(srv.cli().args(["sbom", "fw@1.1", "--format", "spdx"]));
+    assert_eq!(code, 0);
+    let spdx: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    // A bad SBOM is named, and nothing is published.
+    write(
+        t,
+        "bad.cdx.json",
+        br#"{"bomFormat": "CycloneDX", "specVersion": "1.4"}"#,
+    );
+    let (code, _, err) = run(srv.cli().args([
+        "release",
+        "publish",
+        &s(&clean_tgz),
+        "--name",
+        "fw",
+        "--version",
+        "1.2",
+        "--installer",
+        "ab",
+        "--sbom",
+        &s(&t.join("bad.cdx.json")),
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.cdx.json"), "{err}");
+}

@@ -1,0 +1,19 @@
+//! The release gate: policy, waivers and verdicts.
+//!
+//! A release's scan yields [`Findings`]: vulnerabilities (OSV matches of its
+//! components), malware (YARA hits) and secrets. [`evaluate`] judges them
+//! against a [`Policy`] and the [`Waiver`]s in force at a given time and
+//! returns a [`Verdict`] that lists every blocking reason with its
+//! evidence, and every finding a waiver let through.
+//!
+//! Everything here is pure: the time is an argument, so a waiver's expiry
+//! is tested without waiting, and the server re-evaluates a stored scan
+//! whenever the policy, the waivers or the advisories change.
+
+mod finding;
+mod policy;
+mod verdict;
+
+pub use finding::{Findings, MalwareFinding, SecretFinding, Severity, VulnerabilityFinding};
+pub use policy::{Policy, PolicyError, Waiver, WaiverError};
+pub use verdict::{Counts, Reason, Stage, Status, Subject, Verdict, Waived, evaluate};

@@ -1,0 +1,248 @@
+//! Judging findings.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{Findings, Policy, Waiver};
+
+/// Where in a release's life the gate is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// After the scan, and before a signature is accepted.
+    Sign,
+    /// Before a promotion beyond the first environment or a deployment
+    /// there, with the signatures the release has.
+    Promote {
+        /// Signatures on the release.
+        signatures: u32,
+    },
+}
+
+/// Pass or block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nothing blocks.
+    Pass,
+    /// At least one reason blocks.
+    Block,
+}
+
+/// One blocking reason, with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// `vulnerability`, `known_exploited`, `malware`, `private_key`,
+    /// `secret`, `sbom_missing` or `signatures`.
+    pub code: String,
+    /// The waiver key that would let it through (empty when none can).
+    pub finding: String,
+    /// Human explanation with the evidence (component, path, rule).
+    pub message: String,
+}
+
+/// A finding that would block but a waiver lets through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waived {
+    /// The reason it would block.
+    pub reason: Reason,
+    /// The waiver's id.
+    pub waiver: String,
+    /// Its reason.
+    pub why: String,
+    /// When it expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Pass or block.
+    pub status: Status,
+    /// The policy version judged against.
+    pub policy_version: u64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub evaluated_at: OffsetDateTime,
+    /// Every blocking reason (empty when passing).
+    pub reasons: Vec<Reason>,
+    /// Findings waivers let through.
+    pub waived: Vec<Waived>,
+    /// Counts of the findings, blocking or not.
+    pub counts: Counts,
+}
+
+/// How many findings of each kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Components judged.
+    pub components: u64,
+    /// Vulnerabilities.
+    pub vulnerabilities: u64,
+    /// Malware hits.
+    pub malware: u64,
+    /// Secrets.
+    pub secrets: u64,
+}
+
+/// What is judged: one release's scan at one stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// `name@version`.
+    pub release: &'a str,
+    /// How many components its SBOM has.
+    pub components: u64,
+    /// What its scan found (vulnerabilities matched against the
+    /// advisories known now).
+    pub findings: &'a Findings,
+    /// Where in its life.
+    pub stage: Stage,
+}
+
+/// Judges `subject` against `policy` (of `policy_version`) and the
+/// `waivers` in force at `now`.
+pub fn evaluate(
+    policy: &Policy,
+    policy_version: u64,
+    subject: Subject<'_>,
+    waivers: &[Waiver],
+    now: OffsetDateTime,
+) -> Verdict {
+    let Subject {
+        release,
+        components,
+        findings,
+        stage,
+    } = subject;
+    let mut blocking: Vec<(Reason, Vec<String>)> = Vec::new();
+    for v in &findings.vulnerabilities {
+        let mut names = vec![v.id.clone()];
+        names.extend(v.aliases.iter().cloned());
+        let aka = if v.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (aka {})", v.aliases.join(", "))
+        };
+        let fix = if v.fixed.is_empty() {
+            "no fixed version known".to_owned()
+        } else {
+            format!("fixed in {}", v.fixed.join(", "))
+        };
+        if policy.block_known_exploited && v.known_exploited {
+            blocking.push((
+                Reason {
+                    code: "known_exploited".into(),
+                    finding: v.id.clone(),
+                    message: format!(
+                        "{}{aka} is known to be exploited; affects {}; {fix}",
+                        v.id, v.purl
+                    ),
+                },
+                names,
+            ));
+        } else if policy.block_severity.is_some_and(|min| v.severity >= min) {
+            blocking.push((
+                Reason {
+                    code: "vulnerability".into(),
+                    finding: v.id.clone(),
+                    message: format!("{}{aka} ({}) affects {}; {fix}", v.id, v.severity, v.purl),
+                },
+                names,
+            ));
+        }
+    }
+    if policy.block_malware {
+        for m in &findings.malware {
+            let removed = if m.removed {
+                " (deleted by a later layer, still shipped)"
+            } else {
+                ""
+            };
+            blocking.push((
+                Reason {
+                    code: "malware".into(),
+                    finding: m.key(),
+                    message: format!(
+                        "YARA rule {}.{} matched {}{removed}",
+                        m.namespace, m.rule, m.path
+                    ),
+                },
+                vec![m.key()],
+            ));
+        }
+    }
+    for s in &findings.secrets {
+        let line = s.line.map(|l| format!(":{l}")).unwrap_or_default();
+        let code = if s.is_private_key() && policy.block_private_keys {
+            "private_key"
+        } else if policy
+            .block_secret_severity
+            .is_some_and(|min| s.severity >= min)
+        {
+            "secret"
+        } else {
+            continue;
+        };
+        blocking.push((
+            Reason {
+                code: code.into(),
+                finding: s.key(),
+                message: format!("{} ({}) in {}{line}", s.description, s.kind, s.path),
+            },
+            vec![s.key()],
+        ));
+    }
+    let mut reasons = Vec::new();
+    let mut waived = Vec::new();
+    for (reason, names) in blocking {
+        let waiver = waivers
+            .iter()
+            .filter(|w| w.applies(release, now))
+            .find(|w| names.contains(&w.finding));
+        match waiver {
+            Some(w) => waived.push(Waived {
+                reason,
+                waiver: w.id.clone(),
+                why: w.reason.clone(),
+                expires_at: w.expires_at,
+            }),
+            None => reasons.push(reason),
+        }
+    }
+    if policy.require_sbom && components == 0 {
+        reasons.push(Reason {
+            code: "sbom_missing".into(),
+            finding: String::new(),
+            message: "no components: upload an SBOM or publish an artifact whose contents can be inventoried".into(),
+        });
+    }
+    if let Stage::Promote { signatures } = stage
+        && signatures < policy.require_signatures
+    {
+        reasons.push(Reason {
+            code: "signatures".into(),
+            finding: String::new(),
+            message: format!(
+                "{signatures} signature(s); the policy requires {}",
+                policy.require_signatures
+            ),
+        });
+    }
+    Verdict {
+        status: if reasons.is_empty() {
+            Status::Pass
+        } else {
+            Status::Block
+        },
+        policy_version,
+        evaluated_at: now,
+        reasons,
+        waived,
+        counts: Counts {
+            components,
+            vulnerabilities: findings.vulnerabilities.len() as u64,
+            malware: findings.malware.len() as u64,
+            secrets: findings.secrets.len() as u64,
+        },
+    }
+}

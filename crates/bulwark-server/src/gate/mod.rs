@@ -1,0 +1,582 @@
+//! The release gate on the server: every published artifact is scanned
+//! (in the background), its verdict stored and journaled; signing,
+//! promotion and deployment ask for the current verdict and refuse a
+//! blocked release with the reasons. Importing advisories re-judges every
+//! stored scan and device inventory and raises alerts for new hits.
+//!
+//! The advisory database is a file in the data directory
+//! (`advisories/advisories.jsonl`, written atomically), loaded into memory;
+//! imports are serialised and swap in a new copy, so a scan never sees a
+//! half-imported database. YARA rules are compiled once at start from the
+//! configured rules directory.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::Context as _;
+use bulwark_gate::{Findings, Policy, Stage, Status, Subject, Verdict, Waiver, evaluate};
+use bulwark_osv::AdvisoryDb;
+use bulwark_sbom::Sbom;
+use bulwark_scan::ArtifactScan;
+use bulwark_store::{Audit, NewAlert, Release, ReleaseScan, Store, VerdictChange, WaiverRow};
+use bulwark_yara::Rules;
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+
+/// The gate service.
+pub struct Gate {
+    dir: PathBuf,
+    db: RwLock<Arc<AdvisoryDb>>,
+    import_lock: tokio::sync::Mutex<()>,
+    rules: Option<Arc<Rules>>,
+    limits: bulwark_extract::Limits,
+    scanning: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("dir", &self.dir)
+            .field("advisories", &self.db().len())
+            .field("rules", &self.rules.as_ref().map(|r| r.rule_count()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A release's gate state now.
+#[derive(Debug)]
+pub struct Judgement {
+    /// The stored scan, unless still running.
+    pub scan: Option<(ReleaseScan, ArtifactScan)>,
+    /// The findings judged (vulnerabilities under today's advisories).
+    pub findings: Findings,
+    /// RustSec-style informational notices.
+    pub notices: Vec<String>,
+    /// The verdict now, unless the scan is still running.
+    pub verdict: Option<Verdict>,
+}
+
+/// Releases and devices an advisory hits.
+#[derive(Debug, Default)]
+pub struct Affected {
+    /// `name@version` with the component purls hit.
+    pub releases: BTreeMap<String, Vec<String>>,
+    /// Device ids with the package purls hit.
+    pub devices: BTreeMap<String, Vec<String>>,
+}
+
+/// What an advisory import did.
+#[derive(Debug)]
+pub struct ImportSummary {
+    /// The import report's one-line summary.
+    pub report: String,
+    /// Advisories added or changed.
+    pub changed: usize,
+    /// Releases whose verdict changed.
+    pub verdicts_changed: usize,
+    /// Alerts raised.
+    pub alerts: Vec<bulwark_store::Alert>,
+    /// Per-file errors (the rest was imported).
+    pub errors: Vec<String>,
+}
+
+fn blocked(v: &Verdict, what: &str) -> ApiError {
+    let reasons: Vec<String> = v
+        .reasons
+        .iter()
+        .map(|r| format!("[{}] {}", r.code, r.message))
+        .collect();
+    ApiError::GateBlocked(format!(
+        "the release gate blocks {what}: {}",
+        reasons.join("; ")
+    ))
+}
+
+impl Gate {
+    /// Opens the advisory database under `data_dir/advisories` (empty when
+    /// new) and compiles the rules in `rules_dir` (none when `None`).
+    pub fn open(data_dir: &Path, rules_dir: Option<&Path>) -> anyhow::Result<Gate> {
+        let dir = data_dir.join("advisories");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let db = AdvisoryDb::load_or_new(&dir)
+            .with_context(|| format!("loading advisories from {}", dir.display()))?;
+        let rules = match rules_dir {
+            Some(d) => {
+                Some(Arc::new(Rules::compile_dir(d).with_context(|| {
+                    format!("compiling YARA rules in {}", d.display())
+                })?))
+            }
+            None => None,
+        };
+        Ok(Gate {
+            dir,
+            db: RwLock::new(Arc::new(db)),
+            import_lock: tokio::sync::Mutex::new(()),
+            rules,
+            limits: bulwark_extract::Limits::default(),
+            scanning: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The advisories now.
+    pub fn db(&self) -> Arc<AdvisoryDb> {
+        self.db.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How many YARA rules are loaded.
+    pub fn rule_count(&self) -> usize {
+        self.rules.as_ref().map_or(0, |r| r.rule_count())
+    }
+
+    /// Whether a release's scan is running.
+    pub fn is_scanning(&self, release_id: &str) -> bool {
+        self.scanning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(release_id)
+    }
+
+    /// The policy in force: version and document (version 0 = defaults).
+    pub async fn policy(store: &dyn Store) -> Result<(u64, Policy), ApiError> {
+        match store.policy().await? {
+            Some((v, body)) => Ok((
+                v,
+                Policy::from_json(body.as_bytes()).map_err(ApiError::internal)?,
+            )),
+            None => Ok((0, Policy::default())),
+        }
+    }
+
+    async fn waivers(store: &dyn Store) -> Result<Vec<Waiver>, ApiError> {
+        Ok(store
+            .waivers()
+            .await?
+            .into_iter()
+            .map(|w| Waiver {
+                id: w.id,
+                finding: w.finding,
+                release: w.release,
+                reason: w.reason,
+                expires_at: w.expires_at,
+                created_by: w.created_by,
+            })
+            .collect())
+    }
+
+    fn judge_scan(
+        db: &AdvisoryDb,
+        policy: (u64, &Policy),
+        reference: &str,
+        scan: &ArtifactScan,
+        waivers: &[Waiver],
+        stage: Stage,
+        now: OffsetDateTime,
+    ) -> (Findings, Vec<String>, Verdict) {
+        let (findings, notices) = bulwark_scan::findings(scan, db);
+        let subject = Subject {
+            release: reference,
+            components: scan.sbom.components.len() as u64,
+            findings: &findings,
+            stage,
+        };
+        let verdict = evaluate(policy.1, policy.0, subject, waivers, now);
+        (findings, notices, verdict)
+    }
+
+    /// Scans a release's artifact (and its uploaded SBOM) in the
+    /// background; the verdict is stored and journaled as `release.scan`
+    /// by the server itself.
+    pub fn spawn_scan(
+        self: &Arc<Self>,
+        store: Arc<dyn Store>,
+        artifact: PathBuf,
+        uploaded_sbom: Option<Sbom>,
+        release: Release,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) {
+        {
+            let mut s = self.scanning.lock().unwrap_or_else(|e| e.into_inner());
+            if !s.insert(release.id.clone()) {
+                return;
+            }
+        }
+        let gate = self.clone();
+        tokio::spawn(async move {
+            let id = release.id.clone();
+            if let Err(e) = gate
+                .scan_now(&*store, &artifact, uploaded_sbom, &release, &*clock)
+                .await
+            {
+                tracing::error!(release = %release.reference(), error = %e, "release scan failed");
+            }
+            gate.scanning
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        });
+    }
+
+    async fn scan_now(
+        &self,
+        store: &dyn Store,
+        artifact: &Path,
+        uploaded_sbom: Option<Sbom>,
+        release: &Release,
+        clock: &dyn crate::clock::Clock,
+    ) -> anyhow::Result<()> {
+        let rules = self.rules.clone();
+        let limits = self.limits.clone();
+        let path = artifact.to_owned();
+        let subject = release.reference();
+        let started = clock.now();
+        let result = tokio::task::spawn_blocking(move || {
+            bulwark_scan::scan_artifact(&path, &subject, rules.as_deref(), &limits)
+        })
+        .await?;
+        let (mut scan, status_override) = match result {
+            Ok(s) => (s, None),
+            // An artifact that cannot be taken apart (hostile, truncated,
+            // over a limit) is blocked with the reason, not lost.
+            Err(e) => (
+                ArtifactScan {
+                    warnings: vec![format!("extraction failed: {e}")],
+                    ..ArtifactScan::default()
+                },
+                Some(e.to_string()),
+            ),
+        };
+        scan.sbom.subject = release.name.clone();
+        scan.sbom.subject_version = Some(release.version.clone());
+        if let Some(up) = uploaded_sbom {
+            bulwark_scan::merge_sbom(&mut scan, up);
+        }
+        let (pv, policy) = Self::policy(store)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let waivers = Self::waivers(store)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let now = clock.now();
+        let (_, _, mut verdict) = Self::judge_scan(
+            &self.db(),
+            (pv, &policy),
+            &release.reference(),
+            &scan,
+            &waivers,
+            Stage::Sign,
+            now,
+        );
+        if let Some(why) = status_override {
+            verdict.status = Status::Block;
+            verdict.reasons.push(bulwark_gate::Reason {
+                code: "unreadable".into(),
+                finding: String::new(),
+                message: format!("the artifact could not be scanned: {why}"),
+            });
+        }
+        let row = ReleaseScan {
+            release_id: release.id.clone(),
+            sbom_source: scan.sbom_source.clone(),
+            sbom: serde_json::to_string(&scan.sbom)?,
+            findings: serde_json::to_string(&scan)?,
+            status: status_str(verdict.status).into(),
+            verdict: serde_json::to_string(&verdict)?,
+            scanned_at: started,
+            evaluated_at: now,
+        };
+        store.put_release_scan(&row, &Audit::system(now)).await?;
+        Ok(())
+    }
+
+    /// The gate's judgement of a release now, at `stage`.
+    pub async fn judge(
+        &self,
+        store: &dyn Store,
+        release: &Release,
+        stage: Stage,
+        now: OffsetDateTime,
+    ) -> Result<Judgement, ApiError> {
+        let Some(row) = store.release_scan(&release.id).await? else {
+            return Ok(Judgement {
+                scan: None,
+                findings: Findings::default(),
+                notices: Vec::new(),
+                verdict: None,
+            });
+        };
+        let scan: ArtifactScan = serde_json::from_str(&row.findings).map_err(ApiError::internal)?;
+        let (pv, policy) = Self::policy(store).await?;
+        let waivers = Self::waivers(store).await?;
+        let (findings, notices, mut verdict) = Self::judge_scan(
+            &self.db(),
+            (pv, &policy),
+            &release.reference(),
+            &scan,
+            &waivers,
+            stage,
+            now,
+        );
+        // An unreadable artifact stays blocked whatever else changes.
+        if let Ok(stored) = serde_json::from_str::<Verdict>(&row.verdict) {
+            for r in stored
+                .reasons
+                .into_iter()
+                .filter(|r| r.code == "unreadable")
+            {
+                verdict.status = Status::Block;
+                verdict.reasons.push(r);
+            }
+        }
+        Ok(Judgement {
+            scan: Some((row, scan)),
+            findings,
+            notices,
+            verdict: Some(verdict),
+        })
+    }
+
+    /// Refuses with the reasons unless the release passes at `stage`.
+    pub async fn require_pass(
+        &self,
+        store: &dyn Store,
+        release: &Release,
+        stage: Stage,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
+        let j = self.judge(store, release, stage, now).await?;
+        match j.verdict {
+            None => Err(ApiError::GatePending(format!(
+                "{} is still being scanned; {what} waits for the gate's verdict (see `bulwark release gate {}`)",
+                release.reference(),
+                release.reference()
+            ))),
+            Some(v) if v.status == Status::Block => Err(blocked(&v, what)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Imports an advisory archive, saves the database, re-judges every
+    /// stored scan and device inventory, and raises alerts for new hits —
+    /// journaled as one `advisories.import` entry with the verdict changes
+    /// and alerts in the same transaction.
+    pub async fn import(
+        &self,
+        store: &dyn Store,
+        archive: Vec<u8>,
+        source: &str,
+        audit: &Audit,
+    ) -> Result<ImportSummary, ApiError> {
+        let _serial = self.import_lock.lock().await;
+        let dir = self.dir.clone();
+        let source_name = source.to_owned();
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&archive));
+        let (db, report) = tokio::task::spawn_blocking(move || {
+            // The file always equals the database in memory (imports are
+            // serialised and save before they swap), so start from it.
+            let mut db = AdvisoryDb::load_or_new(&dir)?;
+            let report = if looks_like_kev(&archive) {
+                let k = db.import_kev(&archive)?;
+                Imported {
+                    summary: format!(
+                        "known-exploited catalog {}: {} CVEs, {} advisories changed",
+                        k.catalog_version.as_deref().unwrap_or("(unversioned)"),
+                        k.cves,
+                        k.changed_ids.len()
+                    ),
+                    changed_ids: k.changed_ids,
+                    errors: Vec::new(),
+                }
+            } else {
+                let r = db.import_archive(std::io::Cursor::new(archive), &source_name)?;
+                Imported {
+                    summary: r.to_string(),
+                    changed_ids: r.changed_ids.clone(),
+                    errors: r.errors.iter().map(|e| e.to_string()).collect(),
+                }
+            };
+            db.save(&dir)?;
+            Ok::<_, bulwark_osv::Error>((db, report))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::InvalidFields(vec![format!("archive: {e}")]))?;
+        let changed: HashSet<String> = report.changed_ids.iter().cloned().collect();
+        let db = Arc::new(db);
+        // Re-judge releases.
+        let (pv, policy) = Self::policy(store).await?;
+        let waivers = Self::waivers(store).await?;
+        let mut verdicts = Vec::new();
+        let mut alerts = Vec::new();
+        for row in store.release_scans().await? {
+            let Ok(scan) = serde_json::from_str::<ArtifactScan>(&row.findings) else {
+                continue;
+            };
+            let Some(rel) = store.release_by_id(&row.release_id).await? else {
+                continue;
+            };
+            let reference = rel.reference();
+            let (findings, _, verdict) = Self::judge_scan(
+                &db,
+                (pv, &policy),
+                &reference,
+                &scan,
+                &waivers,
+                Stage::Sign,
+                audit.time,
+            );
+            for v in &findings.vulnerabilities {
+                if changed.contains(&v.id) || v.aliases.iter().any(|a| changed.contains(a)) {
+                    alerts.push(NewAlert {
+                        kind: "vulnerability".into(),
+                        advisory: v.id.clone(),
+                        subject: format!("release:{reference}"),
+                        message: format!(
+                            "{} ({}) affects {} in release {reference}",
+                            v.id, v.severity, v.purl
+                        ),
+                    });
+                }
+            }
+            let status = status_str(verdict.status);
+            if status != row.status {
+                verdicts.push(VerdictChange {
+                    release_id: row.release_id.clone(),
+                    status: status.into(),
+                    verdict: serde_json::to_string(&verdict).map_err(ApiError::internal)?,
+                });
+            }
+        }
+        // Devices.
+        for (device, inv) in store.inventories().await? {
+            let Ok(inv) = serde_json::from_str::<bulwark_proto::Inventory>(&inv) else {
+                continue;
+            };
+            let components = bulwark_scan::inventory_components(&inv);
+            let (vulns, _) = bulwark_scan::vulnerabilities(&db, &components);
+            for v in vulns {
+                if changed.contains(&v.id) || v.aliases.iter().any(|a| changed.contains(a)) {
+                    alerts.push(NewAlert {
+                        kind: "vulnerability".into(),
+                        advisory: v.id.clone(),
+                        subject: format!("device:{device}"),
+                        message: format!(
+                            "{} ({}) affects {} on device {device}",
+                            v.id, v.severity, v.purl
+                        ),
+                    });
+                }
+            }
+        }
+        let detail = [
+            ("source", source.to_owned()),
+            ("archive_sha256", digest),
+            ("summary", report.summary.clone()),
+            ("changed", changed.len().to_string()),
+        ];
+        let raised = store
+            .record_evaluation(
+                "advisories.import",
+                &format!("advisories:{source}"),
+                &detail,
+                &verdicts,
+                &alerts,
+                audit,
+            )
+            .await?;
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = db;
+        Ok(ImportSummary {
+            report: report.summary,
+            changed: changed.len(),
+            verdicts_changed: verdicts.len(),
+            alerts: raised,
+            errors: report.errors,
+        })
+    }
+
+    /// The releases and devices an advisory (by id or alias) hits now.
+    pub async fn affected(&self, store: &dyn Store, id: &str) -> Result<Affected, ApiError> {
+        let db = self.db();
+        let mut out = Affected::default();
+        let named = |v: &bulwark_gate::VulnerabilityFinding| v.is_named(id);
+        for row in store.release_scans().await? {
+            let Ok(scan) = serde_json::from_str::<ArtifactScan>(&row.findings) else {
+                continue;
+            };
+            let Some(rel) = store.release_by_id(&row.release_id).await? else {
+                continue;
+            };
+            let (vulns, _) = bulwark_scan::vulnerabilities(&db, &scan.sbom.components);
+            let purls: Vec<String> = vulns
+                .iter()
+                .filter(|v| named(v))
+                .map(|v| v.purl.clone())
+                .collect();
+            if !purls.is_empty() {
+                out.releases.insert(rel.reference(), purls);
+            }
+        }
+        for (device, inv) in store.inventories().await? {
+            let Ok(inv) = serde_json::from_str::<bulwark_proto::Inventory>(&inv) else {
+                continue;
+            };
+            let (vulns, _) =
+                bulwark_scan::vulnerabilities(&db, &bulwark_scan::inventory_components(&inv));
+            let purls: Vec<String> = vulns
+                .iter()
+                .filter(|v| named(v))
+                .map(|v| v.purl.clone())
+                .collect();
+            if !purls.is_empty() {
+                out.devices.insert(device, purls);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a waiver after checking it.
+    pub async fn add_waiver(
+        store: &dyn Store,
+        w: Waiver,
+        audit: &Audit,
+    ) -> Result<WaiverRow, ApiError> {
+        w.validate(audit.time)
+            .map_err(|e| ApiError::InvalidFields(vec![e.to_string()]))?;
+        let row = WaiverRow {
+            id: w.id,
+            finding: w.finding,
+            release: w.release,
+            reason: w.reason,
+            expires_at: w.expires_at,
+            created_by: audit.actor.id.clone(),
+            created_at: audit.time,
+            revoked_at: None,
+        };
+        store.add_waiver(&row, audit).await?;
+        Ok(row)
+    }
+}
+
+/// What one import changed, for advisories or a KEV catalog alike.
+struct Imported {
+    summary: String,
+    changed_ids: Vec<String>,
+    errors: Vec<String>,
+}
+
+/// A CISA KEV catalog (JSON with `catalogVersion` and `vulnerabilities`)
+/// rather than OSV.
+fn looks_like_kev(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    bytes.first() == Some(&b'{') && head.windows(16).any(|w| w == b"\"catalogVersion\"")
+}
+
+/// `pass` or `block`.
+pub fn status_str(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "pass",
+        Status::Block => "block",
+    }
+}
