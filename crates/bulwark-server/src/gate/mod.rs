@@ -391,6 +391,11 @@ impl Gate {
                 }
             } else {
                 let r = db.import_archive(std::io::Cursor::new(archive), &source_name)?;
+                if r.contains_no_osv() {
+                    // Nothing to import is a mistake worth saying (a wrong
+                    // file), and nothing is saved.
+                    return Ok(Err(format!("{source_name} contains no OSV advisories")));
+                }
                 Imported {
                     summary: r.to_string(),
                     changed_ids: r.changed_ids.clone(),
@@ -398,10 +403,11 @@ impl Gate {
                 }
             };
             db.save(&dir)?;
-            Ok::<_, bulwark_osv::Error>((db, report))
+            Ok::<_, bulwark_osv::Error>(Ok((db, report)))
         })
         .await
         .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::InvalidFields(vec![format!("archive: {e}")]))?
         .map_err(|e| ApiError::InvalidFields(vec![format!("archive: {e}")]))?;
         let changed: HashSet<String> = report.changed_ids.iter().cloned().collect();
         let db = Arc::new(db);
