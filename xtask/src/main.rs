@@ -466,6 +466,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("tidy") => tidy::check(&root()).map_err(|problems| problems.join("\n")),
         Some("bench") => bench(&args[1..]),
+        Some("dogfood") => dogfood(),
         Some("fuzz") => {
             let secs = args
                 .iter()
@@ -475,7 +476,7 @@ fn main() -> ExitCode {
             fuzz(secs.unwrap_or(60))
         }
         _ => Err(
-            "usage: cargo xtask <ci | tidy | bench [--quick] [--only checkin,journal,update,gate] | fuzz [--seconds N]>"
+            "usage: cargo xtask <ci | tidy | dogfood | bench [--quick] [--only checkin,journal,update,gate] | fuzz [--seconds N]>"
                 .into(),
         ),
     };
