@@ -9,12 +9,14 @@
 //! bulwark-bench checkin [--devices 100000] [--clients 256] [--duration 20s] [--quick] [--markdown]
 //! bulwark-bench journal [--quick] [--markdown]
 //! bulwark-bench update [--size-mib 1024] [--quick] [--markdown]
+//! bulwark-bench gate [--quick] [--markdown]
 //! ```
 //!
 //! Progress goes to stderr, results to stdout.
 
 mod checkin;
 mod fleet;
+mod gate;
 mod journal;
 mod load;
 mod server;
@@ -44,6 +46,9 @@ enum Command {
     /// Agent download + verify throughput against openssl, and agent RSS
     /// during an update, with the real `bulwark` and `bulwark-agent`.
     Update(update::UpdateArgs),
+    /// Release gate: SBOM matching, the whole gate over a rootfs, and YARA
+    /// throughput against the C `yara` CLI.
+    Gate(gate::GateArgs),
 }
 
 /// Arguments of `bulwark-bench checkin`.
@@ -108,7 +113,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Checkin(a) => a.threads,
-        Command::Journal(_) | Command::Update(_) => None,
+        Command::Journal(_) | Command::Update(_) | Command::Gate(_) => None,
     }
     .unwrap_or_else(stats::cpus);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -131,6 +136,10 @@ fn main() -> ExitCode {
                 }
             }
             Command::Journal(args) => journal::run(args).await,
+            // CPU-bound and blocking: off the runtime's workers.
+            Command::Gate(args) => tokio::task::spawn_blocking(move || gate::run(args))
+                .await
+                .map_err(|e| anyhow::anyhow!("the gate suite panicked: {e}"))?,
             Command::Update(args) => {
                 tokio::select! {
                     r = update::run(args) => r,
