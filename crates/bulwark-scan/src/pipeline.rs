@@ -130,14 +130,14 @@ fn finish(mut out: ArtifactScan, x: Extraction, origins: &Origins) -> ArtifactSc
     out
 }
 
-/// Scans the artifact at `path` (a file, archive or OCI layout directory):
-/// every file's bytes go through `rules` (when given) and the secret
-/// detectors; the components found become the SBOM, named `subject`.
-pub fn scan_artifact(
-    path: &Path,
+/// Runs `extract` with a visitor that feeds every file to the rules and
+/// the secret detectors, then assembles the scan.
+fn scan_with(
     subject: &str,
     rules: Option<&Rules>,
-    limits: &Limits,
+    extract: impl FnOnce(
+        &mut dyn bulwark_extract::FileVisitor,
+    ) -> Result<Extraction, bulwark_extract::ExtractError>,
 ) -> Result<ArtifactScan, ScanError> {
     let mut out = ArtifactScan {
         sbom: Sbom {
@@ -148,11 +148,25 @@ pub fn scan_artifact(
     };
     let mut origins = Origins::default();
     let mut scanner = rules.map(Scanner::new);
-    let x = bulwark_extract::extract(path, limits, &mut |p: &str, layer: usize, data: &[u8]| {
+    let x = extract(&mut |p: &str, layer: usize, data: &[u8]| {
         scan_file(scanner.as_mut(), p, layer, data, &mut out, &mut origins);
         Ok(())
     })?;
     Ok(finish(out, x, &origins))
+}
+
+/// Scans the artifact at `path` (a file, archive or OCI layout directory):
+/// every file's bytes go through `rules` (when given) and the secret
+/// detectors; the components found become the SBOM, named `subject`.
+pub fn scan_artifact(
+    path: &Path,
+    subject: &str,
+    rules: Option<&Rules>,
+    limits: &Limits,
+) -> Result<ArtifactScan, ScanError> {
+    scan_with(subject, rules, |v| {
+        bulwark_extract::extract(path, limits, v)
+    })
 }
 
 /// [`scan_artifact`] for a path that may be a plain directory (an
@@ -192,25 +206,9 @@ pub fn scan_bytes(
     rules: Option<&Rules>,
     limits: &Limits,
 ) -> Result<ArtifactScan, ScanError> {
-    let mut out = ArtifactScan {
-        sbom: Sbom {
-            subject: subject.to_owned(),
-            ..Sbom::default()
-        },
-        ..ArtifactScan::default()
-    };
-    let mut origins = Origins::default();
-    let mut scanner = rules.map(Scanner::new);
-    let x = bulwark_extract::extract_reader(
-        std::io::Cursor::new(data),
-        subject,
-        limits,
-        &mut |p: &str, layer: usize, data: &[u8]| {
-            scan_file(scanner.as_mut(), p, layer, data, &mut out, &mut origins);
-            Ok(())
-        },
-    )?;
-    Ok(finish(out, x, &origins))
+    scan_with(subject, rules, |v| {
+        bulwark_extract::extract_reader(std::io::Cursor::new(data), subject, limits, v)
+    })
 }
 
 /// Adds an uploaded SBOM's components to a scan (the union: what the

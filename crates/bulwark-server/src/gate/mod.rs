@@ -433,19 +433,12 @@ impl Gate {
                 Stage::Sign,
                 audit.time,
             );
-            for v in &findings.vulnerabilities {
-                if changed.contains(&v.id) || v.aliases.iter().any(|a| changed.contains(a)) {
-                    alerts.push(NewAlert {
-                        kind: "vulnerability".into(),
-                        advisory: v.id.clone(),
-                        subject: format!("release:{reference}"),
-                        message: format!(
-                            "{} ({}) affects {} in release {reference}",
-                            v.id, v.severity, v.purl
-                        ),
-                    });
-                }
-            }
+            new_hits(
+                &findings.vulnerabilities,
+                &changed,
+                &format!("release:{reference}"),
+                &mut alerts,
+            );
             let status = status_str(verdict.status);
             if status != row.status {
                 verdicts.push(VerdictChange {
@@ -462,19 +455,7 @@ impl Gate {
             };
             let components = bulwark_scan::inventory_components(&inv);
             let (vulns, _) = bulwark_scan::vulnerabilities(&db, &components);
-            for v in vulns {
-                if changed.contains(&v.id) || v.aliases.iter().any(|a| changed.contains(a)) {
-                    alerts.push(NewAlert {
-                        kind: "vulnerability".into(),
-                        advisory: v.id.clone(),
-                        subject: format!("device:{device}"),
-                        message: format!(
-                            "{} ({}) affects {} on device {device}",
-                            v.id, v.severity, v.purl
-                        ),
-                    });
-                }
-            }
+            new_hits(&vulns, &changed, &format!("device:{device}"), &mut alerts);
         }
         let detail = [
             ("source", source.to_owned()),
@@ -562,6 +543,26 @@ impl Gate {
         };
         store.add_waiver(&row, audit).await?;
         Ok(row)
+    }
+}
+
+/// Alerts for the vulnerabilities of `subject` (`release:…`, `device:…`)
+/// that an import added or changed.
+fn new_hits(
+    vulns: &[bulwark_gate::VulnerabilityFinding],
+    changed: &HashSet<String>,
+    subject: &str,
+    alerts: &mut Vec<NewAlert>,
+) {
+    for v in vulns {
+        if changed.contains(&v.id) || v.aliases.iter().any(|a| changed.contains(a)) {
+            alerts.push(NewAlert {
+                kind: "vulnerability".into(),
+                advisory: v.id.clone(),
+                subject: subject.to_owned(),
+                message: format!("{} ({}) affects {} in {subject}", v.id, v.severity, v.purl),
+            });
+        }
     }
 }
 
