@@ -22,6 +22,7 @@ const PURE_CRATES: &[&str] = &[
     "bulwark-secrets",
     "bulwark-osv",
     "bulwark-extract",
+    "bulwark-detect",
     "bulwark-versions",
 ];
 /// Dependencies a pure crate may not have.

@@ -41,6 +41,7 @@
 
 mod inventory;
 mod state;
+pub mod telemetry;
 pub mod update;
 mod updater;
 

@@ -115,6 +115,12 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Run the detection engine offline (e.g. over a Zeek conn.log).
+    #[command(subcommand)]
+    Detect(crate::detect::DetectCmd),
+    /// Detection profiles (per device group).
+    #[command(subcommand)]
+    Profiles(crate::detect::ProfilesCmd),
     /// Alerts raised when new advisories hit releases or devices.
     Alerts {
         /// Print JSON.
@@ -354,6 +360,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             conn,
         } => crate::gate::sbom(reference, format, out, conn).await?,
         Command::Alerts { json, conn } => crate::gate::alerts(json, conn).await?,
+        Command::Detect(cmd) => crate::detect::detect(cmd)?,
+        Command::Profiles(cmd) => crate::detect::profiles(cmd)?,
         Command::Deploy {
             reference,
             group,

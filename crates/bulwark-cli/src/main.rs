@@ -3,6 +3,7 @@
 mod audit;
 mod client;
 mod commands;
+mod detect;
 mod gate;
 mod release;
 

@@ -44,6 +44,7 @@ mod device;
 mod error;
 mod id;
 mod journal;
+pub mod telemetry;
 
 pub use device::{
     CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InstalledPackage, Inventory,

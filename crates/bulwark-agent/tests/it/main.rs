@@ -1,5 +1,6 @@
 //! All integration tests of this crate in one binary: one link instead of
 //! one per file keeps the test build small (CI disk) and fast.
 
+mod telemetry;
 mod update_crash;
 mod update_engine;

@@ -2,6 +2,7 @@
 //! one per file keeps the test build small (CI disk) and fast.
 
 mod cli;
+mod detect;
 mod gate;
 mod support;
 mod tuf_interop;

@@ -1,0 +1,571 @@
+//! The detection engine: per-device state, one step per datapoint.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use time::{Duration, OffsetDateTime};
+
+use crate::metric::{Datapoint, DatapointError, Value};
+use crate::profile::{Action, Behaviour, Kind, Operator, Persistence, Profile, Severity};
+
+/// How far behind a device's latest datapoint a datapoint may be and still
+/// be observed; it is then processed as if it arrived at the latest time.
+pub const REORDER_TOLERANCE: Duration = Duration::seconds(60);
+/// How far ahead of the caller's clock [`Engine::observe_at`] accepts.
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+/// Most evidence entries on one alert (the most recent are kept).
+pub const MAX_EVIDENCE: usize = 32;
+/// Most set elements kept in one evidence entry.
+pub const MAX_EVIDENCE_ELEMENTS: usize = 16;
+/// Most elements a novelty behaviour remembers per device.
+pub const MAX_KNOWN_ELEMENTS: usize = 1024;
+/// Most devices one engine (or one shard) tracks.
+pub const MAX_DEVICES: usize = 1_000_000;
+/// Most devices in a peer-outlier comparison group.
+pub const MAX_PEERS: usize = 100_000;
+/// Largest score reported (keeps |z| finite against a zero variance).
+pub const MAX_SCORE: f64 = 1e12;
+const MIN_STDDEV: f64 = 1e-9;
+
+/// One datapoint value that made a behaviour fire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// The datapoint's own time (not the reordering-adjusted one).
+    pub time: OffsetDateTime,
+    /// The metric.
+    pub metric: String,
+    /// The value, or for sets the elements that mattered (at most
+    /// [`MAX_EVIDENCE_ELEMENTS`]).
+    pub value: Value,
+}
+
+/// A behaviour fired for a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// The device.
+    pub device: String,
+    /// The behaviour's name.
+    pub behaviour: String,
+    /// The behaviour's severity.
+    pub severity: Severity,
+    /// Time of the datapoint that fired it.
+    pub time: OffsetDateTime,
+    /// The behaviour's action, if any.
+    pub action: Option<Action>,
+    /// The datapoints that fired it, oldest first.
+    pub evidence: Vec<Evidence>,
+    /// Human-readable explanation.
+    pub reason: String,
+    /// The profile version that produced it.
+    pub profile_version: String,
+    /// The behaviour's score at that datapoint (|z|, fan-out ratio, ...).
+    pub score: f64,
+}
+
+/// The result of one step: alerts plus the highest behaviour score.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observation {
+    /// Alerts fired by this datapoint.
+    pub alerts: Vec<Alert>,
+    /// Highest score any behaviour gave this datapoint (0 when none
+    /// applied): |z| for z-score and peer-outlier, distinct/threshold for
+    /// fan-out, new elements for novelty, 1 for a rule whose condition held
+    /// for long enough.
+    pub score: f64,
+}
+
+/// Latest value of each device for each peer-outlier behaviour; shared
+/// between the shards of a [`crate::ShardedEngine`].
+#[derive(Debug, Default)]
+pub(crate) struct PeerTable {
+    by_behaviour: HashMap<usize, HashMap<String, f64>>,
+}
+
+pub(crate) type SharedPeers = Arc<Mutex<PeerTable>>;
+
+#[derive(Debug)]
+enum State {
+    Rule {
+        streak: VecDeque<Evidence>,
+        streak_len: u64,
+        streak_start: Option<OffsetDateTime>,
+        fired: bool,
+        previous: Option<Value>,
+    },
+    ZScore {
+        n: u64,
+        mean: f64,
+        var: f64,
+    },
+    Novelty {
+        known: BTreeSet<String>,
+    },
+    Fanout {
+        seen: BTreeMap<String, (OffsetDateTime, OffsetDateTime)>,
+        fired: bool,
+    },
+    PeerOutlier {
+        fired: bool,
+    },
+}
+
+#[derive(Debug)]
+struct DeviceState {
+    first_seen: OffsetDateTime,
+    clock: OffsetDateTime,
+    states: Vec<State>,
+}
+
+/// Runs a [`Profile`]'s behaviours over datapoints, keeping bounded
+/// per-device state. Single-threaded; see [`crate::ShardedEngine`].
+///
+/// # Time
+///
+/// The engine never reads a clock: each datapoint carries its time.
+/// - A datapoint up to [`REORDER_TOLERANCE`] behind the device's latest
+///   one is processed as if it had the latest time (windows stay
+///   monotonic); evidence keeps its real time.
+/// - Further behind: rejected with [`DatapointError::Stale`].
+/// - Ahead: accepted, and the device's clock jumps forward (windows
+///   expire naturally). A device that sends one far-future time would
+///   then have its honest datapoints rejected as stale, so callers that
+///   have a clock should use [`Engine::observe_at`], which rejects times
+///   more than [`MAX_CLOCK_SKEW`] ahead of it.
+#[derive(Debug)]
+pub struct Engine {
+    profile: Arc<Profile>,
+    devices: HashMap<String, DeviceState>,
+    peers: SharedPeers,
+}
+
+fn cap_set<'a>(it: impl Iterator<Item = &'a String>) -> Value {
+    Value::Set(it.take(MAX_EVIDENCE_ELEMENTS).cloned().collect())
+}
+
+fn capped_score(x: f64) -> f64 {
+    if x.is_nan() { 0.0 } else { x.min(MAX_SCORE) }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Engine {
+    /// An engine with no devices yet.
+    pub fn new(profile: Profile) -> Engine {
+        Engine::with_peers(Arc::new(profile), SharedPeers::default())
+    }
+
+    pub(crate) fn with_peers(profile: Arc<Profile>, peers: SharedPeers) -> Engine {
+        Engine {
+            profile,
+            devices: HashMap::new(),
+            peers,
+        }
+    }
+
+    /// The profile it runs.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Devices with state.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Drops a device's state (decommissioned, re-imaged); its next
+    /// datapoint starts a new warm-up.
+    pub fn forget(&mut self, device: &str) {
+        self.devices.remove(device);
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        for table in peers.by_behaviour.values_mut() {
+            table.remove(device);
+        }
+    }
+
+    /// Observes one datapoint and returns the alerts it fires.
+    pub fn observe(&mut self, dp: &Datapoint) -> Result<Vec<Alert>, DatapointError> {
+        self.observe_scored(dp).map(|o| o.alerts)
+    }
+
+    /// Like [`Engine::observe`], but first rejects a datapoint more than
+    /// [`MAX_CLOCK_SKEW`] ahead of `now` (the caller's clock).
+    pub fn observe_at(
+        &mut self,
+        dp: &Datapoint,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Alert>, DatapointError> {
+        if now
+            .checked_add(MAX_CLOCK_SKEW)
+            .is_some_and(|limit| dp.time > limit)
+        {
+            return Err(DatapointError::FromFuture { time: dp.time });
+        }
+        self.observe(dp)
+    }
+
+    /// Observes one datapoint; returns its alerts and highest score.
+    pub fn observe_scored(&mut self, dp: &Datapoint) -> Result<Observation, DatapointError> {
+        dp.validate()?;
+        if !self.devices.contains_key(&dp.device) && self.devices.len() >= MAX_DEVICES {
+            return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
+        }
+        let profile = Arc::clone(&self.profile);
+        let device = self
+            .devices
+            .entry(dp.device.clone())
+            .or_insert_with(|| DeviceState {
+                first_seen: dp.time,
+                clock: dp.time,
+                states: profile.behaviours.iter().map(initial_state).collect(),
+            });
+        let t = if dp.time < device.clock {
+            let behind = device.clock - dp.time;
+            if behind > REORDER_TOLERANCE {
+                return Err(DatapointError::Stale {
+                    time: dp.time,
+                    behind_secs: behind.whole_seconds(),
+                });
+            }
+            device.clock
+        } else {
+            device.clock = dp.time;
+            dp.time
+        };
+        let mut obs = Observation::default();
+        for (i, (b, state)) in profile
+            .behaviours
+            .iter()
+            .zip(device.states.iter_mut())
+            .enumerate()
+        {
+            let Some(value) = dp.metrics.get(&b.metric) else {
+                continue;
+            };
+            let step = Step {
+                dp,
+                t,
+                first_seen: device.first_seen,
+                value,
+            };
+            let (score, fired) = match state {
+                State::PeerOutlier { fired } => step.peer_outlier(b, i, fired, &self.peers),
+                _ => step.run(b, state),
+            };
+            obs.score = obs.score.max(capped_score(score));
+            if let Some((reason, evidence)) = fired {
+                obs.alerts.push(Alert {
+                    device: dp.device.clone(),
+                    behaviour: b.name.clone(),
+                    severity: b.severity,
+                    time: dp.time,
+                    action: b.action,
+                    evidence,
+                    reason,
+                    profile_version: profile.version.clone(),
+                    score: capped_score(score),
+                });
+            }
+        }
+        Ok(obs)
+    }
+}
+
+fn initial_state(b: &Behaviour) -> State {
+    match b.kind {
+        Kind::Rule { .. } => State::Rule {
+            streak: VecDeque::new(),
+            streak_len: 0,
+            streak_start: None,
+            fired: false,
+            previous: None,
+        },
+        Kind::ZScore { .. } => State::ZScore {
+            n: 0,
+            mean: 0.0,
+            var: 0.0,
+        },
+        Kind::Novelty { .. } => State::Novelty {
+            known: BTreeSet::new(),
+        },
+        Kind::Fanout { .. } => State::Fanout {
+            seen: BTreeMap::new(),
+            fired: false,
+        },
+        Kind::PeerOutlier { .. } => State::PeerOutlier { fired: false },
+    }
+}
+
+type Fired = Option<(String, Vec<Evidence>)>;
+
+struct Step<'a> {
+    dp: &'a Datapoint,
+    t: OffsetDateTime,
+    first_seen: OffsetDateTime,
+    value: &'a Value,
+}
+
+impl Step<'_> {
+    fn evidence(&self, b: &Behaviour, value: Value) -> Evidence {
+        Evidence {
+            time: self.dp.time,
+            metric: b.metric.clone(),
+            value,
+        }
+    }
+
+    fn run(&self, b: &Behaviour, state: &mut State) -> (f64, Fired) {
+        match (&b.kind, state) {
+            (
+                Kind::Rule {
+                    operator,
+                    persistence,
+                },
+                State::Rule {
+                    streak,
+                    streak_len,
+                    streak_start,
+                    fired,
+                    previous,
+                },
+            ) => {
+                let shown = match (operator, self.value) {
+                    (Operator::Greater(x), Value::Number(n)) => {
+                        (n > x).then(|| (Value::Number(*n), format!("{n} > {x}")))
+                    }
+                    (Operator::Less(x), Value::Number(n)) => {
+                        (n < x).then(|| (Value::Number(*n), format!("{n} < {x}")))
+                    }
+                    (Operator::InSet(x), Value::Set(s)) => {
+                        let hit = cap_set(s.intersection(x));
+                        (hit != Value::Set(BTreeSet::new()))
+                            .then(|| (hit.clone(), format!("contains {hit}")))
+                    }
+                    (Operator::NotInSet(x), Value::Set(s)) => {
+                        let extra = cap_set(s.difference(x));
+                        (extra != Value::Set(BTreeSet::new()))
+                            .then(|| (extra.clone(), format!("{extra} outside the allowed set")))
+                    }
+                    (Operator::Changed, v) => {
+                        let changed = previous.as_ref().is_some_and(|p| p != v);
+                        let shown = match v {
+                            Value::Set(s) => cap_set(s.iter()),
+                            n => n.clone(),
+                        };
+                        let msg = format!(
+                            "changed from {} to {shown}",
+                            previous.as_ref().map(|p| p.to_string()).unwrap_or_default()
+                        );
+                        *previous = Some(shown.clone());
+                        changed.then_some((shown, msg))
+                    }
+                    _ => None, // kinds are checked by validation
+                };
+                let Some((shown, msg)) = shown else {
+                    streak.clear();
+                    *streak_len = 0;
+                    *streak_start = None;
+                    *fired = false;
+                    return (0.0, None);
+                };
+                if streak.len() == MAX_EVIDENCE {
+                    streak.pop_front();
+                }
+                streak.push_back(self.evidence(b, shown));
+                *streak_len += 1;
+                let start = *streak_start.get_or_insert(self.t);
+                let (held, how) = match persistence {
+                    Persistence::Consecutive(n) => (
+                        *streak_len >= u64::from(*n),
+                        format!("for {streak_len} consecutive datapoints"),
+                    ),
+                    Persistence::Window(w) => (
+                        self.t - start >= *w,
+                        format!("for {}s", (self.t - start).whole_seconds()),
+                    ),
+                };
+                if !held {
+                    return (0.0, None);
+                }
+                if *fired {
+                    return (1.0, None);
+                }
+                *fired = true;
+                let reason = format!("{} {msg} {how}", b.metric);
+                (1.0, Some((reason, streak.iter().cloned().collect())))
+            }
+            (
+                Kind::ZScore {
+                    alpha,
+                    threshold,
+                    min_samples,
+                },
+                State::ZScore { n, mean, var },
+            ) => {
+                let Value::Number(x) = *self.value else {
+                    return (0.0, None);
+                };
+                let mut out = (0.0, None);
+                if *n == 0 {
+                    *mean = x;
+                    *var = 0.0;
+                } else {
+                    if *n >= u64::from(*min_samples) {
+                        let z = (x - *mean) / var.sqrt().max(MIN_STDDEV);
+                        let score = capped_score(z.abs());
+                        out.0 = score;
+                        if score > *threshold {
+                            let reason = format!(
+                                "{} = {x} is {score:.2} standard deviations from its mean {:.3} (threshold {threshold})",
+                                b.metric, *mean
+                            );
+                            out.1 = Some((reason, vec![self.evidence(b, Value::Number(x))]));
+                        }
+                    }
+                    // West's exponentially weighted mean and variance.
+                    let diff = x - *mean;
+                    let incr = alpha * diff;
+                    *mean += incr;
+                    *var = (1.0 - alpha) * (*var + diff * incr);
+                    if !mean.is_finite() || !var.is_finite() {
+                        *mean = x;
+                        *var = 0.0;
+                    }
+                }
+                *n = n.saturating_add(1);
+                out
+            }
+            (Kind::Novelty { warmup }, State::Novelty { known }) => {
+                let Value::Set(s) = self.value else {
+                    return (0.0, None);
+                };
+                let learning = self.t - self.first_seen < *warmup;
+                let new: Vec<&String> = s.iter().filter(|e| !known.contains(*e)).collect();
+                for e in &new {
+                    if known.len() < MAX_KNOWN_ELEMENTS {
+                        known.insert((*e).clone());
+                    }
+                }
+                if learning || new.is_empty() {
+                    return (0.0, None);
+                }
+                let shown = cap_set(new.iter().copied());
+                let reason = format!("new {} {shown} after warm-up", b.metric);
+                (
+                    new.len() as f64,
+                    Some((reason, vec![self.evidence(b, shown)])),
+                )
+            }
+            (Kind::Fanout { threshold, window }, State::Fanout { seen, fired }) => {
+                let Value::Set(s) = self.value else {
+                    return (0.0, None);
+                };
+                if let Some(horizon) = self.t.checked_sub(*window) {
+                    seen.retain(|_, (last, _)| *last > horizon);
+                }
+                let cap = (*threshold as usize).saturating_mul(4).max(64);
+                for e in s {
+                    if let Some(entry) = seen.get_mut(e) {
+                        *entry = (self.t, self.dp.time);
+                    } else if seen.len() < cap {
+                        seen.insert(e.clone(), (self.t, self.dp.time));
+                    }
+                }
+                let distinct = seen.len();
+                let score = distinct as f64 / f64::from(*threshold);
+                if distinct <= *threshold as usize {
+                    *fired = false;
+                    return (score, None);
+                }
+                if *fired {
+                    return (score, None);
+                }
+                *fired = true;
+                let mut recent: Vec<_> = seen.iter().collect();
+                recent.sort_by_key(|(e, (t, _))| (*t, *e));
+                let evidence = recent
+                    .iter()
+                    .rev()
+                    .take(MAX_EVIDENCE)
+                    .rev()
+                    .map(|(e, (_, real))| Evidence {
+                        time: *real,
+                        metric: b.metric.clone(),
+                        value: Value::Set(BTreeSet::from([(*e).clone()])),
+                    })
+                    .collect();
+                let more = if distinct >= cap { "at least " } else { "" };
+                let reason = format!(
+                    "{more}{distinct} distinct {} within {}s (threshold {threshold})",
+                    b.metric,
+                    window.whole_seconds()
+                );
+                (score, Some((reason, evidence)))
+            }
+            _ => (0.0, None),
+        }
+    }
+
+    fn peer_outlier(
+        &self,
+        b: &Behaviour,
+        index: usize,
+        fired: &mut bool,
+        peers: &SharedPeers,
+    ) -> (f64, Fired) {
+        let (
+            Kind::PeerOutlier {
+                threshold,
+                min_peers,
+            },
+            Value::Number(x),
+        ) = (&b.kind, self.value)
+        else {
+            return (0.0, None);
+        };
+        let x = *x;
+        let mut values: Vec<f64> = {
+            let mut peers = peers.lock().unwrap_or_else(PoisonError::into_inner);
+            let table = peers.by_behaviour.entry(index).or_default();
+            if let Some(v) = table.get_mut(&self.dp.device) {
+                *v = x;
+            } else if table.len() < MAX_PEERS {
+                table.insert(self.dp.device.clone(), x);
+            }
+            if table.len() < *min_peers as usize {
+                return (0.0, None);
+            }
+            table.values().copied().collect()
+        };
+        let med = median(&mut values);
+        let mut dev: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
+        let mut scale = 1.4826 * median(&mut dev);
+        if scale == 0.0 {
+            // More than half the group agrees exactly: fall back to the
+            // mean absolute deviation so a lone outlier still scores.
+            scale = 1.2533 * dev.iter().sum::<f64>() / dev.len() as f64;
+        }
+        let z = capped_score(((x - med) / scale.max(MIN_STDDEV)).abs());
+        if z <= *threshold {
+            *fired = false;
+            return (z, None);
+        }
+        if *fired {
+            return (z, None);
+        }
+        *fired = true;
+        let reason = format!(
+            "{} = {x} is {z:.2} robust deviations from the group median {med} over {} devices (threshold {threshold})",
+            b.metric,
+            values.len()
+        );
+        (z, Some((reason, vec![self.evidence(b, Value::Number(x))])))
+    }
+}

@@ -1,0 +1,114 @@
+//! Continuous per-device security detection for IoT fleets, useful from a
+//! device's first hour.
+//!
+//! # Brief overview
+//!
+//! - A [`Datapoint`] is what one device reported at one time: numbers
+//!   (`cpu_percent`, `bytes_out`, …) and sets of strings
+//!   (`listening_ports`, `remote_destinations`, …), all from the closed
+//!   list [`KNOWN_METRICS`].
+//! - A [`Profile`] (TOML, one per device group, versioned) lists
+//!   [`Behaviour`]s: fixed rules (`>`, `<`, `in-set`, `not-in-set`,
+//!   `changed`, held for N datapoints or a window) and statistical kinds
+//!   (`zscore`, `novelty`, `fanout`, `peer-outlier`).
+//! - An [`Engine`] keeps bounded state per device and turns each datapoint
+//!   into [`Alert`]s carrying their evidence, severity, optional
+//!   [`Action::Quarantine`] and the profile version. [`ShardedEngine`]
+//!   spreads devices over worker threads, keeping per-device order.
+//! - [`replay`] feeds a Zeek `conn.log` (TSV or JSON) through the same
+//!   engine and writes a per-record CSV score: the engine of
+//!   `bulwark detect replay`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use bulwark_detect::{Datapoint, Engine, Profile, Value};
+//! use time::macros::datetime;
+//!
+//! let profile = Profile::from_toml(r#"
+//!     group = "cameras"
+//!     version = "7"
+//!     [[behaviour]]
+//!     name = "telnet-open"
+//!     severity = "critical"
+//!     action = "quarantine"
+//!     metric = "listening_ports"
+//!     operator = "in-set"
+//!     threshold = ["tcp/23"]
+//! "#).unwrap();
+//! let mut engine = Engine::new(profile);
+//! let dp = Datapoint {
+//!     device: "cam-1".into(),
+//!     time: datetime!(2026-01-01 0:00 UTC),
+//!     metrics: BTreeMap::from([(
+//!         "listening_ports".into(),
+//!         Value::Set(["tcp/22".into(), "tcp/23".into()].into()),
+//!     )]),
+//! };
+//! let alerts = engine.observe(&dp).unwrap();
+//! assert_eq!(alerts[0].behaviour, "telnet-open");
+//! assert_eq!(alerts[0].profile_version, "7");
+//! ```
+//!
+//! # Design
+//!
+//! Pure: no I/O besides the reader and writer handed to [`replay`], no
+//! clock (time comes with each datapoint; see [`Engine`] for late and
+//! future timestamps), no randomness. Every buffer is bounded: set sizes
+//! ([`MAX_SET_LEN`]), evidence ([`MAX_EVIDENCE`]), learned novelty
+//! elements ([`MAX_KNOWN_ELEMENTS`]), fan-out tracking (four times the
+//! threshold), devices ([`MAX_DEVICES`]), profile size and behaviours
+//! ([`MAX_BEHAVIOURS`]), windows ([`MAX_WINDOW`]) and replay lines
+//! ([`MAX_LINE`]). Bad input is an error value, never a panic.
+//!
+//! Rules, fan-out and peer-outlier fire once per episode (when the
+//! condition starts holding long enough) and re-arm when it stops;
+//! z-score fires on every anomalous sample; novelty fires once per new
+//! element.
+//!
+//! [`Engine::observe`] returns `Result`: a datapoint with an unknown
+//! metric, a wrong kind, a non-finite number, an oversized set or a stale
+//! time is a [`DatapointError`] for the caller to count, and changes no
+//! state.
+//!
+//! # Rejected designs
+//!
+//! - *One peer table per shard*: peer-outlier would compare a device with
+//!   a hash-chosen subset of its group. The shards share one table instead
+//!   (see [`ShardedEngine`]).
+//! - *An alert on every datapoint of an episode*: a scan of 50 hosts would
+//!   raise 30 alerts and 30 quarantine requests. The per-record score in
+//!   [`replay`] output still shows the whole episode.
+//! - *Reading the clock for far-future checks*: the caller passes its
+//!   clock to [`Engine::observe_at`] instead.
+//!
+//! # Current limitations
+//!
+//! - Peer-outlier keeps every device's latest value forever (until
+//!   [`Engine::forget`]); stale devices still count as peers.
+//! - An anomalous sample still updates the z-score baseline.
+//! - Per-device state is not persisted: a restart starts a new warm-up.
+
+mod engine;
+mod metric;
+mod profile;
+mod shard;
+mod zeek;
+
+pub use engine::{
+    Alert, Engine, Evidence, MAX_CLOCK_SKEW, MAX_DEVICES, MAX_EVIDENCE, MAX_EVIDENCE_ELEMENTS,
+    MAX_KNOWN_ELEMENTS, MAX_PEERS, MAX_SCORE, Observation, REORDER_TOLERANCE,
+};
+pub use metric::{
+    Datapoint, DatapointError, KNOWN_METRICS, MAX_DEVICE_ID_LEN, MAX_ELEMENT_LEN, MAX_SET_LEN,
+    MetricKind, Value, metric_kind,
+};
+pub use profile::{
+    Action, Behaviour, Kind, MAX_BEHAVIOURS, MAX_COUNT, MAX_PROFILE_BYTES, MAX_THRESHOLD_SET,
+    MAX_WINDOW, Operator, Persistence, Profile, ProfileError, Severity, parse_duration,
+};
+pub use shard::{MAX_SHARDS, Output, SHARD_QUEUE, ShardedEngine, shard_of};
+pub use zeek::{
+    MAX_LINE, MAX_PROBLEMS, REPLAY_DEVICE, ReplayError, ReplaySummary, replay, replay_with,
+};

@@ -1,0 +1,511 @@
+//! Runtime telemetry a device reports: sockets, traffic counters, load.
+//!
+//! One versioned schema ([`TELEMETRY_SCHEMA`]) shared by the agent, which
+//! fills a [`Telemetry`] from `/proc`, and the server, which must accept
+//! bytes from the network only through [`decode`]: size cap first, then the
+//! schema version, then strict JSON (`deny_unknown_fields`), then
+//! [`Telemetry::validate`]. `decode` never panics on any input.
+//!
+//! ```
+//! use bulwark_proto::telemetry::{Telemetry, TelemetryError, decode};
+//!
+//! let sample = Telemetry { time: 1_795_000_000_000, cpu_percent: 12.5, ..Telemetry::default() };
+//! let bytes = sample.encode().unwrap();
+//! assert_eq!(decode(&bytes).unwrap(), sample);
+//! assert!(matches!(
+//!     decode(br#"{"schema": 2}"#),
+//!     Err(TelemetryError::UnsupportedSchema { found: 2, .. })
+//! ));
+//! ```
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::LimitError;
+
+/// The schema version this crate speaks; `Telemetry::schema` must equal it.
+pub const TELEMETRY_SCHEMA: u32 = 1;
+/// Largest encoded telemetry message accepted, in bytes. Sized so that a
+/// message at every count limit, with the longest addresses, still fits
+/// (about 620 KiB; checked by a test): a valid sample always encodes.
+pub const MAX_TELEMETRY_BYTES: usize = 768 * 1024;
+/// Most connections one message may list.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Most listening sockets one message may list.
+pub const MAX_LISTENING: usize = 1024;
+/// Latest accepted `time`: 9999-12-31T23:59:59.999Z in unix milliseconds.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+/// Most problems [`Telemetry::validate`] reports.
+const MAX_REPORTED: usize = 20;
+
+/// Transport protocol of a socket.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportProto {
+    /// TCP (`/proc/net/tcp`, `tcp6`).
+    Tcp,
+    /// UDP (`/proc/net/udp`, `udp6`).
+    Udp,
+}
+
+/// Connection state, named after the kernel's TCP states. A connected UDP
+/// socket is reported as `established`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Data can flow both ways (kernel state `01`).
+    Established,
+    /// An outgoing connection attempt is in flight (kernel state `02`).
+    SynSent,
+    /// An incoming connection attempt is half open (kernel state `03`).
+    SynRecv,
+}
+
+/// A socket waiting for peers: TCP in LISTEN, or UDP bound with no peer.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct ListeningPort {
+    /// `tcp` or `udp`.
+    pub proto: TransportProto,
+    /// Local port.
+    pub port: u16,
+    /// Local address it is bound to (`0.0.0.0` / `::` for all).
+    #[schema(value_type = String, example = "0.0.0.0")]
+    pub addr: IpAddr,
+}
+
+/// A socket with a peer.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    /// `tcp` or `udp`.
+    pub proto: TransportProto,
+    /// Local port.
+    pub local_port: u16,
+    /// The peer's address.
+    #[schema(value_type = String, example = "192.0.2.10")]
+    pub remote_addr: IpAddr,
+    /// The peer's port.
+    pub remote_port: u16,
+    /// Where the connection stands.
+    pub state: ConnectionState,
+}
+
+/// Interface counters summed over every interface except loopback, since
+/// boot (monotonic until a counter wraps or the device reboots).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetCounters {
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Packets received.
+    pub packets_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+}
+
+/// One telemetry sample of one device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// Schema version; [`TELEMETRY_SCHEMA`].
+    pub schema: u32,
+    /// When the sample was taken, unix milliseconds (device clock).
+    pub time: u64,
+    /// Sample number since the agent started; lets the server spot gaps.
+    pub seq: u64,
+    /// Listening sockets, sorted, at most [`MAX_LISTENING`].
+    pub listening: Vec<ListeningPort>,
+    /// Connections with a peer, sorted, at most [`MAX_CONNECTIONS`].
+    pub connections: Vec<Connection>,
+    /// Traffic counters, loopback excluded.
+    pub net: NetCounters,
+    /// Outgoing TCP connection attempts (`Tcp ActiveOpens` of
+    /// `/proc/net/snmp`) since the previous sample; 0 in the first.
+    pub connection_attempts: u64,
+    /// Failed logins seen in the auth log since the previous sample; absent
+    /// when the log cannot be read.
+    #[serde(default)]
+    pub failed_logins: Option<u64>,
+    /// Number of processes.
+    pub process_count: u64,
+    /// CPU busy time since the previous sample, 0–100; 0 in the first.
+    pub cpu_percent: f32,
+    /// Memory in use (total minus available), 0–100.
+    pub memory_percent: f32,
+}
+
+impl Default for Telemetry {
+    /// An empty sample of the current schema at time 0.
+    fn default() -> Self {
+        Self {
+            schema: TELEMETRY_SCHEMA,
+            time: 0,
+            seq: 0,
+            listening: Vec::new(),
+            connections: Vec::new(),
+            net: NetCounters::default(),
+            connection_attempts: 0,
+            failed_logins: None,
+            process_count: 0,
+            cpu_percent: 0.0,
+            memory_percent: 0.0,
+        }
+    }
+}
+
+/// Why telemetry bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// The message is larger than [`MAX_TELEMETRY_BYTES`].
+    #[error("telemetry of {len} bytes is over the {max}-byte limit")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The message speaks another schema version.
+    #[error("telemetry schema {found} is not supported (expected {expected})")]
+    UnsupportedSchema {
+        /// Version in the message.
+        found: u32,
+        /// Version this side speaks.
+        expected: u32,
+    },
+    /// The bytes are not a telemetry message of this schema.
+    #[error("malformed telemetry: {0}")]
+    Malformed(String),
+    /// The message parsed but breaks a limit.
+    #[error("invalid telemetry: {}", join(.0))]
+    Invalid(Vec<LimitError>),
+}
+
+fn join(errors: &[LimitError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn check_percent(field: &str, value: f32, errors: &mut Vec<LimitError>) {
+    if !value.is_finite() || !(0.0..=100.0).contains(&value) {
+        errors.push(LimitError {
+            field: field.to_owned(),
+            problem: "must be a finite number from 0 to 100".to_owned(),
+        });
+    }
+}
+
+impl Telemetry {
+    /// Checks the schema version and every limit; reports every problem (at
+    /// most 20).
+    pub fn validate(&self) -> Result<(), Vec<LimitError>> {
+        let mut errors = Vec::new();
+        if self.schema != TELEMETRY_SCHEMA {
+            errors.push(LimitError {
+                field: "schema".into(),
+                problem: format!("must be {TELEMETRY_SCHEMA}"),
+            });
+        }
+        if self.time > MAX_TIME_MS {
+            errors.push(LimitError {
+                field: "time".into(),
+                problem: format!("later than {MAX_TIME_MS} ms"),
+            });
+        }
+        if self.listening.len() > MAX_LISTENING {
+            errors.push(LimitError {
+                field: "listening".into(),
+                problem: format!("more than {MAX_LISTENING} entries"),
+            });
+        } else {
+            for (i, l) in self.listening.iter().enumerate() {
+                if l.port == 0 {
+                    errors.push(LimitError {
+                        field: format!("listening[{i}].port"),
+                        problem: "must not be 0".into(),
+                    });
+                }
+                if errors.len() >= MAX_REPORTED {
+                    break;
+                }
+            }
+        }
+        if self.connections.len() > MAX_CONNECTIONS {
+            errors.push(LimitError {
+                field: "connections".into(),
+                problem: format!("more than {MAX_CONNECTIONS} entries"),
+            });
+        }
+        check_percent("cpu_percent", self.cpu_percent, &mut errors);
+        check_percent("memory_percent", self.memory_percent, &mut errors);
+        errors.truncate(MAX_REPORTED);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Validates, then encodes as JSON (the only encoding on the wire).
+    pub fn encode(&self) -> Result<Vec<u8>, TelemetryError> {
+        self.validate().map_err(TelemetryError::Invalid)?;
+        let bytes =
+            serde_json::to_vec(self).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
+        if bytes.len() > MAX_TELEMETRY_BYTES {
+            return Err(TelemetryError::TooLarge {
+                len: bytes.len(),
+                max: MAX_TELEMETRY_BYTES,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Just the version, read leniently so that a message of another schema is
+/// reported as such rather than as unknown fields.
+#[derive(Deserialize)]
+struct SchemaOnly {
+    schema: u32,
+}
+
+/// Decodes telemetry bytes from the network: size, then schema version, then
+/// strict JSON, then [`Telemetry::validate`]. Never panics.
+pub fn decode(bytes: &[u8]) -> Result<Telemetry, TelemetryError> {
+    if bytes.len() > MAX_TELEMETRY_BYTES {
+        return Err(TelemetryError::TooLarge {
+            len: bytes.len(),
+            max: MAX_TELEMETRY_BYTES,
+        });
+    }
+    let version: SchemaOnly =
+        serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
+    if version.schema != TELEMETRY_SCHEMA {
+        return Err(TelemetryError::UnsupportedSchema {
+            found: version.schema,
+            expected: TELEMETRY_SCHEMA,
+        });
+    }
+    let t: Telemetry =
+        serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
+    t.validate().map_err(TelemetryError::Invalid)?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Telemetry {
+        Telemetry {
+            time: 1_700_000_000_000,
+            seq: 7,
+            listening: vec![ListeningPort {
+                proto: TransportProto::Tcp,
+                port: 22,
+                addr: "0.0.0.0".parse().unwrap(),
+            }],
+            connections: vec![Connection {
+                proto: TransportProto::Tcp,
+                local_port: 22,
+                remote_addr: "2001:db8::1".parse().unwrap(),
+                remote_port: 50_000,
+                state: ConnectionState::Established,
+            }],
+            net: NetCounters {
+                bytes_in: 1,
+                bytes_out: 2,
+                packets_in: 3,
+                packets_out: 4,
+            },
+            connection_attempts: 5,
+            failed_logins: Some(6),
+            process_count: 100,
+            cpu_percent: 12.5,
+            memory_percent: 40.0,
+            ..Telemetry::default()
+        }
+    }
+
+    fn json_with(field: &str, value: &str) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_slice(&sample().encode().unwrap()).unwrap();
+        v[field] = serde_json::from_str(value).unwrap();
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = sample();
+        let bytes = t.encode().unwrap();
+        assert_eq!(decode(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn wire_names() {
+        let text = String::from_utf8(sample().encode().unwrap()).unwrap();
+        assert!(text.contains(r#""proto":"tcp""#), "{text}");
+        assert!(text.contains(r#""state":"established""#), "{text}");
+        assert!(text.contains(r#""remote_addr":"2001:db8::1""#), "{text}");
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let bytes = json_with("extra", "1");
+        assert!(matches!(decode(&bytes), Err(TelemetryError::Malformed(_))));
+    }
+
+    #[test]
+    fn other_schema_is_named() {
+        // A v2 message with a field v1 does not know: the version is reported,
+        // not the unknown field.
+        let mut v: serde_json::Value = serde_json::from_slice(&json_with("schema", "2")).unwrap();
+        v["new_field"] = serde_json::json!(true);
+        let bytes = serde_json::to_vec(&v).unwrap();
+        assert_eq!(
+            decode(&bytes),
+            Err(TelemetryError::UnsupportedSchema {
+                found: 2,
+                expected: 1
+            })
+        );
+    }
+
+    #[test]
+    fn oversized_is_refused_before_parsing() {
+        let bytes = vec![b' '; MAX_TELEMETRY_BYTES + 1];
+        assert!(matches!(
+            decode(&bytes),
+            Err(TelemetryError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn non_finite_and_out_of_range_numbers_are_refused() {
+        for bad in [r#""NaN""#, "null", "1e39", "-1", "100.5", r#""inf""#] {
+            let bytes = json_with("cpu_percent", bad);
+            assert!(decode(&bytes).is_err(), "{bad} accepted");
+        }
+        let mut t = sample();
+        t.memory_percent = f32::NAN;
+        assert!(t.validate().is_err());
+        assert!(t.encode().is_err());
+    }
+
+    #[test]
+    fn a_sample_at_every_limit_fits_the_byte_limit() {
+        let widest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+        let t = Telemetry {
+            time: MAX_TIME_MS,
+            seq: u64::MAX,
+            listening: vec![
+                ListeningPort {
+                    proto: TransportProto::Tcp,
+                    port: u16::MAX,
+                    addr: widest,
+                };
+                MAX_LISTENING
+            ],
+            connections: vec![
+                Connection {
+                    proto: TransportProto::Tcp,
+                    local_port: u16::MAX,
+                    remote_addr: widest,
+                    remote_port: u16::MAX,
+                    state: ConnectionState::Established,
+                };
+                MAX_CONNECTIONS
+            ],
+            net: NetCounters {
+                bytes_in: u64::MAX,
+                bytes_out: u64::MAX,
+                packets_in: u64::MAX,
+                packets_out: u64::MAX,
+            },
+            connection_attempts: u64::MAX,
+            failed_logins: Some(u64::MAX),
+            process_count: u64::MAX,
+            cpu_percent: 99.999_99,
+            memory_percent: 99.999_99,
+            ..Telemetry::default()
+        };
+        let bytes = t.encode().unwrap();
+        assert_eq!(decode(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn too_many_connections() {
+        let mut t = sample();
+        t.connections = vec![t.connections[0].clone(); MAX_CONNECTIONS + 1];
+        let errors = t.validate().unwrap_err();
+        assert_eq!(errors[0].field, "connections");
+    }
+
+    #[test]
+    fn bad_addresses_and_ports() {
+        for (field, value) in [
+            (
+                "listening",
+                r#"[{"proto":"tcp","port":22,"addr":"not-an-ip"}]"#,
+            ),
+            ("listening", r#"[{"proto":"sctp","port":22,"addr":"::"}]"#),
+            ("listening", r#"[{"proto":"tcp","port":70000,"addr":"::"}]"#),
+            ("listening", r#"[{"proto":"tcp","port":0,"addr":"::"}]"#),
+            ("seq", "-1"),
+            ("time", "253402300800000"),
+        ] {
+            assert!(
+                decode(&json_with(field, value)).is_err(),
+                "{value} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for bytes in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"null",
+            b"{\"schema\":1}",
+            b"{\"schema\":\"1\"}",
+            b"\xff\xfe",
+        ] {
+            assert!(decode(bytes).is_err());
+        }
+    }
+}
