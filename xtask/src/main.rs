@@ -212,7 +212,32 @@ fn ci() -> Result<(), String> {
     c.args(["test", "--workspace", "--locked"]);
     run(c)?;
     dogfood()?;
+    free_disk_for_fuzzing();
     fuzz(20)
+}
+
+/// Free space (KiB) on the filesystem holding `path`, from `df -Pk`.
+fn free_kib(path: &Path) -> Option<u64> {
+    let out = Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The fuzz targets build into their own tree (sanitizers, release) of
+/// about 1.3 GB. When the disk is tight, the test build (about 3.3 GB,
+/// not needed any more in this run) goes first: CI once died of a full
+/// disk.
+fn free_disk_for_fuzzing() {
+    const NEEDED_KIB: u64 = 4 << 20;
+    let target = root().join("target");
+    if free_kib(&target).is_some_and(|free| free < NEEDED_KIB) {
+        let debug = target.join("debug");
+        eprintln!(
+            "less than 4 GiB free: removing {} before building the fuzz targets",
+            debug.display()
+        );
+        let _ = std::fs::remove_dir_all(debug);
+    }
 }
 
 /// Bulwark's own release gate: its SBOM from Cargo.lock, scanned against
