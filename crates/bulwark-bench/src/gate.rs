@@ -962,6 +962,7 @@ fn full_gate(
                 components: scan.sbom.components.len() as u64,
                 findings: &findings,
                 stage: Stage::Sign,
+                unreadable: None,
             },
             &[],
             now,

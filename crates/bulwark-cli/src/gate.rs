@@ -294,6 +294,7 @@ pub(crate) fn scan(a: ScanArgs) -> Result<ExitCode> {
         components: scan.sbom.components.len() as u64,
         findings: &findings,
         stage: Stage::Sign,
+        unreadable: None,
     };
     let verdict = evaluate(&policy, 0, subject, &waivers, now);
     if let Some(out) = &a.sbom_out {
@@ -438,9 +439,7 @@ pub(crate) async fn advisories(cmd: AdvisoriesCmd) -> Result<()> {
                         .read_to_end(&mut h)?;
                     h
                 };
-                let summary = if bytes_head.first() == Some(&b'{')
-                    && String::from_utf8_lossy(&bytes_head).contains("\"catalogVersion\"")
-                {
+                let summary = if bulwark_osv::is_kev_catalog(&bytes_head) {
                     let k = adb
                         .import_kev(&read_limited(f, 64 << 20)?)
                         .with_context(|| format!("importing {}", f.display()))?;

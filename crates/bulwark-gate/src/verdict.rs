@@ -32,7 +32,7 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// `vulnerability`, `known_exploited`, `malware`, `private_key`,
-    /// `secret`, `sbom_missing` or `signatures`.
+    /// `secret`, `unreadable`, `sbom_missing` or `signatures`.
     pub code: String,
     /// The waiver key that would let it through (empty when none can).
     pub finding: String,
@@ -97,6 +97,10 @@ pub struct Subject<'a> {
     pub findings: &'a Findings,
     /// Where in its life.
     pub stage: Stage,
+    /// Why the artifact could not be taken apart, if it could not: such a
+    /// release is blocked whatever the policy says, and no waiver applies
+    /// (nothing in it was inspected).
+    pub unreadable: Option<&'a str>,
 }
 
 /// Judges `subject` against `policy` (of `policy_version`) and the
@@ -113,6 +117,7 @@ pub fn evaluate(
         components,
         findings,
         stage,
+        unreadable,
     } = subject;
     let mut blocking: Vec<(Reason, Vec<String>)> = Vec::new();
     for v in &findings.vulnerabilities {
@@ -208,6 +213,13 @@ pub fn evaluate(
             }),
             None => reasons.push(reason),
         }
+    }
+    if let Some(why) = unreadable {
+        reasons.push(Reason {
+            code: "unreadable".into(),
+            finding: String::new(),
+            message: format!("the artifact could not be scanned: {why}"),
+        });
     }
     if policy.require_sbom && components == 0 {
         reasons.push(Reason {

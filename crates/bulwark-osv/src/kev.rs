@@ -49,6 +49,14 @@ fn valid_cve(id: &str) -> bool {
         && year.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit())
 }
 
+/// Whether `bytes` look like a CISA KEV catalog (a JSON object naming its
+/// `catalogVersion` near the top) rather than OSV, so one import command
+/// can take either.
+pub fn is_kev_catalog(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    bytes.first() == Some(&b'{') && head.windows(16).any(|w| w == b"\"catalogVersion\"")
+}
+
 impl AdvisoryDb {
     /// Replaces the known-exploited set with the catalog in `bytes` (the
     /// whole catalog: CVEs absent from it are no longer known exploited).

@@ -105,7 +105,7 @@ pub use error::{
     MAX_DB_FILE_BYTES, MAX_KEV_BYTES,
 };
 pub use import::{FileError, ImportReport};
-pub use kev::KevReport;
+pub use kev::{KevReport, is_kev_catalog};
 pub use model::{
     Advisory, Affected, Event, EventKind, Package, Range, RangeType, Reference, SeverityScore,
     SeverityType,

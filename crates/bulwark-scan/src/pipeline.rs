@@ -44,6 +44,23 @@ pub struct ArtifactScan {
     pub scan_errors: Vec<String>,
     /// Extraction warnings.
     pub warnings: Vec<String>,
+    /// Why the artifact could not be taken apart (then nothing else here
+    /// comes from its bytes); the gate blocks such an artifact.
+    #[serde(default)]
+    pub unreadable: Option<String>,
+}
+
+impl ArtifactScan {
+    /// The scan of an artifact that could not be taken apart (hostile,
+    /// truncated, over a limit): kept, with the reason, so the release is
+    /// blocked rather than lost.
+    pub fn failed(error: &ScanError) -> ArtifactScan {
+        ArtifactScan {
+            warnings: vec![format!("extraction failed: {error}")],
+            unreadable: Some(error.to_string()),
+            ..ArtifactScan::default()
+        }
+    }
 }
 
 fn gate_severity(s: bulwark_secrets::Severity) -> Severity {

@@ -21,6 +21,8 @@ struct Case {
     waivers: Vec<Waiver>,
     #[serde(default)]
     signatures: Option<u32>,
+    #[serde(default)]
+    unreadable: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     now: OffsetDateTime,
     expect: Expect,
@@ -63,6 +65,7 @@ fn cases() {
             components: case.components,
             findings: &case.findings,
             stage,
+            unreadable: case.unreadable.as_deref(),
         };
         let v = evaluate(&policy, 7, subject, &case.waivers, case.now);
         let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();

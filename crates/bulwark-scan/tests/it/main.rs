@@ -80,6 +80,7 @@ fn every_file_is_scanned_and_judged() {
         components: 2,
         findings: &findings,
         stage: Stage::Sign,
+        unreadable: None,
     };
     let v = evaluate(&Policy::default(), 0, subject, &[], now);
     assert_eq!(v.status, Status::Block);

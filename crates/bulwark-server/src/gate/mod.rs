@@ -180,6 +180,7 @@ impl Gate {
             components: scan.sbom.components.len() as u64,
             findings: &findings,
             stage,
+            unreadable: scan.unreadable.as_deref(),
         };
         let verdict = evaluate(policy.1, policy.0, subject, waivers, now);
         (findings, notices, verdict)
@@ -235,18 +236,7 @@ impl Gate {
             bulwark_scan::scan_artifact(&path, &subject, rules.as_deref(), &limits)
         })
         .await?;
-        let (mut scan, status_override) = match result {
-            Ok(s) => (s, None),
-            // An artifact that cannot be taken apart (hostile, truncated,
-            // over a limit) is blocked with the reason, not lost.
-            Err(e) => (
-                ArtifactScan {
-                    warnings: vec![format!("extraction failed: {e}")],
-                    ..ArtifactScan::default()
-                },
-                Some(e.to_string()),
-            ),
-        };
+        let mut scan = result.unwrap_or_else(|e| ArtifactScan::failed(&e));
         scan.sbom.subject = release.name.clone();
         scan.sbom.subject_version = Some(release.version.clone());
         if let Some(up) = uploaded_sbom {
@@ -259,7 +249,7 @@ impl Gate {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let now = clock.now();
-        let (_, _, mut verdict) = Self::judge_scan(
+        let (_, _, verdict) = Self::judge_scan(
             &self.db(),
             (pv, &policy),
             &release.reference(),
@@ -268,14 +258,6 @@ impl Gate {
             Stage::Sign,
             now,
         );
-        if let Some(why) = status_override {
-            verdict.status = Status::Block;
-            verdict.reasons.push(bulwark_gate::Reason {
-                code: "unreadable".into(),
-                finding: String::new(),
-                message: format!("the artifact could not be scanned: {why}"),
-            });
-        }
         let row = ReleaseScan {
             release_id: release.id.clone(),
             sbom_source: scan.sbom_source.clone(),
@@ -309,7 +291,7 @@ impl Gate {
         let scan: ArtifactScan = serde_json::from_str(&row.findings).map_err(ApiError::internal)?;
         let (pv, policy) = Self::policy(store).await?;
         let waivers = Self::waivers(store).await?;
-        let (findings, notices, mut verdict) = Self::judge_scan(
+        let (findings, notices, verdict) = Self::judge_scan(
             &self.db(),
             (pv, &policy),
             &release.reference(),
@@ -318,17 +300,6 @@ impl Gate {
             stage,
             now,
         );
-        // An unreadable artifact stays blocked whatever else changes.
-        if let Ok(stored) = serde_json::from_str::<Verdict>(&row.verdict) {
-            for r in stored
-                .reasons
-                .into_iter()
-                .filter(|r| r.code == "unreadable")
-            {
-                verdict.status = Status::Block;
-                verdict.reasons.push(r);
-            }
-        }
         Ok(Judgement {
             scan: Some((row, scan)),
             findings,
@@ -377,7 +348,7 @@ impl Gate {
             // The file always equals the database in memory (imports are
             // serialised and save before they swap), so start from it.
             let mut db = AdvisoryDb::load_or_new(&dir)?;
-            let report = if looks_like_kev(&archive) {
+            let report = if bulwark_osv::is_kev_catalog(&archive) {
                 let k = db.import_kev(&archive)?;
                 Imported {
                     summary: format!(
@@ -571,13 +542,6 @@ struct Imported {
     summary: String,
     changed_ids: Vec<String>,
     errors: Vec<String>,
-}
-
-/// A CISA KEV catalog (JSON with `catalogVersion` and `vulnerabilities`)
-/// rather than OSV.
-fn looks_like_kev(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(4096)];
-    bytes.first() == Some(&b'{') && head.windows(16).any(|w| w == b"\"catalogVersion\"")
 }
 
 /// `pass` or `block`.
