@@ -87,6 +87,14 @@ fn ensure_packages() -> Result<(), String> {
     if !have("yara") {
         missing.push("yara");
     }
+    // Mosquitto: the broker the external-broker mode and the MQTT interop
+    // tests run against, and its `mosquitto_pub`/`mosquitto_sub` clients.
+    if !have("mosquitto") && !std::path::Path::new("/usr/sbin/mosquitto").exists() {
+        missing.push("mosquitto");
+    }
+    if !have("mosquitto_pub") {
+        missing.push("mosquitto-clients");
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -164,12 +172,12 @@ fn ensure_python_references() -> Result<(), String> {
             .is_ok_and(|o| o.status.success())
     };
     if ok(
-        "import tuf, cryptography, securesystemslib, packaging, cyclonedx.validation.json, spdx_tools.spdx.validation.document_validator",
+        "import tuf, cryptography, securesystemslib, packaging, cyclonedx.validation.json, spdx_tools.spdx.validation.document_validator, paho.mqtt.client",
     ) {
         return Ok(());
     }
     eprintln!(
-        "installing python-tuf, packaging, cyclonedx-python-lib and spdx-tools from PyPI (reference implementations)"
+        "installing python-tuf, packaging, cyclonedx-python-lib, spdx-tools and paho-mqtt from PyPI (reference implementations)"
     );
     let pkgs = [
         "tuf==7.0.0",
@@ -177,6 +185,7 @@ fn ensure_python_references() -> Result<(), String> {
         "packaging==26.3",
         "cyclonedx-python-lib[json-validation]==11.12.0",
         "spdx-tools==0.8.5",
+        "paho-mqtt==2.2.0",
     ];
     let mut c = Command::new("python3");
     c.args(["-m", "pip", "install", "-q"]).args(pkgs);

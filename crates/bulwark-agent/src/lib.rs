@@ -40,6 +40,7 @@
 //! authenticated by that CA; the device by its certificate.
 
 mod inventory;
+pub mod monitor;
 mod state;
 pub mod telemetry;
 pub mod update;
@@ -129,7 +130,12 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn http_client(ca_pem: &str, identity: Option<(&str, &Secret)>) -> Result<reqwest::Client> {
+/// The agent's rustls client configuration: the server's CA as the only
+/// trust anchor, the device certificate when enrolled; aws-lc-rs only.
+pub(crate) fn tls_client_config(
+    ca_pem: &str,
+    identity: Option<(&str, &Secret)>,
+) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let mut n = 0;
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -146,7 +152,7 @@ fn http_client(ca_pem: &str, identity: Option<(&str, &Secret)>) -> Result<reqwes
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_root_certificates(roots);
-    let mut cfg = match identity {
+    let cfg = match identity {
         Some((cert_pem, key_pem)) => {
             let certs: Vec<CertificateDer<'static>> =
                 CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -160,6 +166,11 @@ fn http_client(ca_pem: &str, identity: Option<(&str, &Secret)>) -> Result<reqwes
         }
         None => builder.with_no_client_auth(),
     };
+    Ok(cfg)
+}
+
+fn http_client(ca_pem: &str, identity: Option<(&str, &Secret)>) -> Result<reqwest::Client> {
+    let mut cfg = tls_client_config(ca_pem, identity)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     reqwest::Client::builder()
         .use_preconfigured_tls(cfg)
@@ -307,6 +318,7 @@ pub struct Agent {
     state_dir: PathBuf,
     client: reqwest::Client,
     collector: Collector,
+    isolation: Option<(Arc<monitor::Isolation>, Option<String>)>,
 }
 
 impl Agent {
@@ -321,7 +333,14 @@ impl Agent {
             state_dir,
             client,
             collector: Collector::new(root),
+            isolation: None,
         })
+    }
+
+    /// Obeys quarantines announced in check-in answers with `isolation`,
+    /// leaving the device listener (and `gateway`, when given) reachable.
+    pub fn set_isolation(&mut self, isolation: Arc<monitor::Isolation>, gateway: Option<String>) {
+        self.isolation = Some((isolation, gateway));
     }
 
     /// This device's id.
@@ -397,6 +416,17 @@ impl Agent {
                     poll = Duration::from_secs(u64::from(r.poll_interval_secs.clamp(1, 86_400)));
                     backoff = Duration::from_secs(1);
                     tracing::info!(next_in_secs = poll.as_secs(), "checked in");
+                    if let Some((iso, gateway)) = &self.isolation {
+                        match &r.quarantine {
+                            Some(reason) if !iso.attempted() => {
+                                let allowed = self.control_plane(gateway.as_deref()).await;
+                                let report = iso.isolate(&allowed, reason).await;
+                                tracing::warn!(isolated = report.isolated, detail = %report.detail, "quarantine");
+                            }
+                            None if iso.attempted() => iso.lift().await,
+                            _ => {}
+                        }
+                    }
                     if let Some(u) = updates.as_mut() {
                         match u.cycle(time::OffsetDateTime::now_utc()).await {
                             Ok(CycleOutcome::NothingAssigned | CycleOutcome::UpToDate(_)) => {}

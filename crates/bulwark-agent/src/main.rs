@@ -59,6 +59,18 @@ enum Command {
         /// Do not check for or install updates.
         #[arg(long)]
         no_updates: bool,
+        /// The server's device gateway (MQTT over mTLS), HOST:PORT: publish
+        /// security telemetry there and obey its commands. No telemetry
+        /// when unset.
+        #[arg(long, env = "BULWARK_GATEWAY")]
+        gateway: Option<String>,
+        /// Time between telemetry samples: 500ms, 10s, 1m, or seconds.
+        #[arg(long, default_value = "10s", value_parser = parse_interval)]
+        telemetry_interval: std::time::Duration,
+        /// Never change the firewall when quarantined; only report that
+        /// isolation was not applied.
+        #[arg(long)]
+        no_isolate: bool,
     },
     /// Print the inventory this agent would report, as JSON.
     Inventory {
@@ -126,8 +138,17 @@ fn run() -> anyhow::Result<ExitCode> {
             install_root,
             hooks_dir,
             no_updates,
+            gateway,
+            telemetry_interval,
+            no_isolate,
         } => {
-            let agent = bulwark_agent::Agent::load(&state_dir, root)?;
+            let mut agent = bulwark_agent::Agent::load(&state_dir, &root)?;
+            let isolation = bulwark_agent::monitor::Isolation::new(if no_isolate {
+                bulwark_agent::monitor::IsolationMode::ReportOnly
+            } else {
+                bulwark_agent::monitor::IsolationMode::Enforce
+            });
+            agent.set_isolation(isolation.clone(), gateway.clone());
             let updates = if no_updates {
                 None
             } else {
@@ -154,7 +175,27 @@ fn run() -> anyhow::Result<ExitCode> {
                     }
                 }
             } else {
-                rt.block_on(agent.run(updates, bulwark_agent::shutdown_signal()))?;
+                let checkins = agent.run(updates, bulwark_agent::shutdown_signal());
+                match gateway {
+                    None => rt.block_on(checkins)?,
+                    Some(gateway) => {
+                        let telemetry = agent.publish_telemetry(
+                            bulwark_agent::monitor::TelemetryOptions {
+                                gateway,
+                                interval: telemetry_interval,
+                            },
+                            root,
+                            isolation,
+                            std::future::pending(),
+                        );
+                        rt.block_on(async {
+                            tokio::select! {
+                                r = checkins => r,
+                                r = telemetry => r,
+                            }
+                        })?;
+                    }
+                }
             }
         }
         Command::Inventory { root } => {
@@ -163,6 +204,27 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `500ms`, `10s`, `2m`, or a number of seconds; 100 ms to 1 hour.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 10s"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("{s:?}: unit must be ms, s or m")),
+    };
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("{s:?}: must be between 100ms and 1h"));
+    }
+    Ok(d)
 }
 
 fn describe(o: &bulwark_agent::CycleOutcome) -> String {

@@ -87,6 +87,72 @@ impl Api {
         ))
     }
 
+    /// Follows a Server-Sent Events stream, calling `on_event(event, data)`
+    /// for each event until it returns false or the server ends the stream.
+    /// No overall timeout (the stream is long-lived); one event's data is
+    /// capped at 1 MiB.
+    pub(crate) async fn sse(
+        &self,
+        path: &str,
+        mut on_event: impl FnMut(&str, &str) -> bool,
+    ) -> Result<()> {
+        const MAX_EVENT: usize = 1 << 20;
+        let url = format!("{}{path}", self.base);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("bulwark-cli/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let mut resp = http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            bail!("{}", error_message(status, &bytes));
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        let (mut event, mut data) = (String::new(), String::new());
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .with_context(|| format!("reading the stream from {url}"))?
+        {
+            buf.extend_from_slice(&chunk);
+            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\r', '\n']);
+                if line.is_empty() {
+                    if !data.is_empty() || !event.is_empty() {
+                        let name = if event.is_empty() { "message" } else { &event };
+                        if !on_event(name, &data) {
+                            return Ok(());
+                        }
+                    }
+                    event.clear();
+                    data.clear();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim_start().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    if !data.is_empty() {
+                        data.push('\n');
+                    }
+                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                }
+                if data.len() > MAX_EVENT {
+                    bail!("an event from {url} is larger than {MAX_EVENT} bytes");
+                }
+            }
+            if buf.len() > MAX_EVENT {
+                bail!("a line from {url} is longer than {MAX_EVENT} bytes");
+            }
+        }
+        Ok(())
+    }
+
     /// A GET whose answer is text (e.g. a signed checkpoint note).
     pub(crate) async fn get_text(&self, path: &str) -> Result<String> {
         let bytes = self.send_raw(Method::GET, path, None).await?;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use bulwark_server::api::dto::{
     AccountView, CreateAccount, CreateEnrollToken, CreateToken, CreatedEnrollToken, CreatedToken,
-    DeviceDetail, DeviceList, DeviceView, EnrollTokenView, RevokeDevice, TagDevice, TokenView,
-    WhoAmI,
+    DeviceDetail, DeviceList, DeviceView, EnrollTokenView, QuarantineDevice, RevokeDevice,
+    TagDevice, TokenView, WhoAmI,
 };
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
@@ -121,14 +121,9 @@ enum Command {
     /// Detection profiles (per device group).
     #[command(subcommand)]
     Profiles(crate::detect::ProfilesCmd),
-    /// Alerts raised when new advisories hit releases or devices.
-    Alerts {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        conn: Conn,
-    },
+    /// Alerts: new advisory hits on releases or devices, and detections.
+    #[command(subcommand)]
+    Alerts(crate::detect::AlertsCmd),
     /// List deployments.
     Deployments {
         /// Print JSON.
@@ -231,6 +226,27 @@ enum DevicesCmd {
     },
     /// Revoke a device: its certificate is refused from now on.
     Revoke {
+        /// Device id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Quarantine a device: refused on the gateway, updates withheld, told
+    /// to isolate itself.
+    Quarantine {
+        /// Device id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Release a device from quarantine.
+    Release {
         /// Device id.
         id: String,
         /// Why (recorded).
@@ -359,9 +375,9 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             out,
             conn,
         } => crate::gate::sbom(reference, format, out, conn).await?,
-        Command::Alerts { json, conn } => crate::gate::alerts(json, conn).await?,
+        Command::Alerts(cmd) => crate::detect::alerts(cmd).await?,
         Command::Detect(cmd) => crate::detect::detect(cmd)?,
-        Command::Profiles(cmd) => crate::detect::profiles(cmd)?,
+        Command::Profiles(cmd) => crate::detect::profiles(cmd).await?,
         Command::Deploy {
             reference,
             group,
@@ -614,6 +630,41 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                         .collect();
                     println!("update steps:   {}", steps.join(" → "));
                 }
+                if let Some(since) = v.quarantined_at {
+                    println!(
+                        "quarantined:    since {} ({})",
+                        ts(Some(since)),
+                        v.quarantine_reason.as_deref().unwrap_or("-")
+                    );
+                }
+                if let Some(i) = &d.isolation {
+                    println!(
+                        "isolation:      {} ({})",
+                        if i.isolated {
+                            "in place"
+                        } else {
+                            "NOT in place"
+                        },
+                        i.detail
+                    );
+                }
+                if !d.rejections.is_empty() {
+                    let r: Vec<String> = d
+                        .rejections
+                        .iter()
+                        .map(|(k, n)| format!("{k}={n}"))
+                        .collect();
+                    println!("rejected:       {}", r.join(" "));
+                }
+                for a in d.alerts.iter().take(5) {
+                    println!(
+                        "alert:          {} {} [{}] {}",
+                        ts(Some(a.created_at)),
+                        a.behaviour,
+                        a.severity,
+                        a.message
+                    );
+                }
                 match &d.inventory {
                     Some(inv) => {
                         println!(
@@ -677,6 +728,30 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                 d.id,
                 d.revoked_reason.unwrap_or_default()
             );
+        }
+        DevicesCmd::Quarantine { id, reason, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (d, _): (DeviceView, _) = api
+                .post(
+                    &format!("/api/v1/devices/{}/quarantine", urlencode(&id)),
+                    &QuarantineDevice { reason },
+                )
+                .await?;
+            println!(
+                "quarantined {} ({})",
+                d.id,
+                d.quarantine_reason.unwrap_or_default()
+            );
+        }
+        DevicesCmd::Release { id, reason, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (d, _): (DeviceView, _) = api
+                .post(
+                    &format!("/api/v1/devices/{}/release", urlencode(&id)),
+                    &QuarantineDevice { reason },
+                )
+                .await?;
+            println!("released {}", d.id);
         }
     }
     Ok(())

@@ -6,7 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use bulwark_detect::Profile;
+use bulwark_server::api::dto::{
+    AlertList, AlertView, ApplyProfile, DetectionAlertView, ProfileList, ProfileView,
+};
 use clap::Subcommand;
+
+use crate::client::Api;
+use crate::commands::{Conn, print_json};
 
 /// The profile `detect replay` uses without `--profile`: scanning (many
 /// destinations in a short window), new destinations after a warm-up, and
@@ -58,6 +64,48 @@ pub(crate) enum ProfilesCmd {
     Validate {
         /// The profile.
         file: PathBuf,
+    },
+    /// Apply a profile to its group (`group = "*"`: every group without
+    /// its own); takes effect at once, versioned and journaled.
+    Apply {
+        /// The profile (TOML).
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stored profile versions (the last of each group is in force).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsCmd {
+    /// Stored alerts, newest first: detections and advisory hits.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Follow new alerts live (Server-Sent Events) until interrupted.
+    Watch {
+        /// Print each alert as one JSON line.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many alerts.
+        #[arg(long)]
+        count: Option<u64>,
+        #[command(flatten)]
+        conn: Conn,
     },
 }
 
@@ -115,7 +163,7 @@ pub(crate) fn detect(cmd: DetectCmd) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn profiles(cmd: ProfilesCmd) -> Result<()> {
+pub(crate) async fn profiles(cmd: ProfilesCmd) -> Result<()> {
     match cmd {
         ProfilesCmd::Validate { file } => {
             let p = load_profile(Some(&file))?;
@@ -124,6 +172,122 @@ pub(crate) fn profiles(cmd: ProfilesCmd) -> Result<()> {
                 file.display(),
                 p.behaviours.len()
             );
+        }
+        ProfilesCmd::Apply { file, json, conn } => {
+            // Checked here first, so a typo is reported with the file's name.
+            load_profile(Some(&file))?;
+            let toml = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (p, raw): (ProfileView, _) =
+                api.post("/api/v1/profiles", &ApplyProfile { toml }).await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                println!(
+                    "applied profile {} version {} (revision {}, {} behaviours)",
+                    p.group,
+                    p.version,
+                    p.revision,
+                    p.behaviours.len()
+                );
+            }
+        }
+        ProfilesCmd::List { json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (l, raw): (ProfileList, _) = api.get("/api/v1/profiles").await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                for p in &l.profiles {
+                    println!(
+                        "{:<16} {:<12} rev {:<4} {}  by {}  {}",
+                        p.group,
+                        p.version,
+                        p.revision,
+                        p.created_at.date(),
+                        p.created_by,
+                        p.behaviours.join(",")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_detection(a: &DetectionAlertView) {
+    println!(
+        "{}  {:<8}  {}  {}  {}{}",
+        a.created_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        a.severity,
+        a.device,
+        a.behaviour,
+        a.message,
+        if a.action.is_some() {
+            "  → quarantine"
+        } else {
+            ""
+        }
+    );
+}
+
+pub(crate) async fn alerts(cmd: AlertsCmd) -> Result<()> {
+    match cmd {
+        AlertsCmd::List { json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (l, raw): (AlertList, _) = api.get("/api/v1/alerts").await?;
+            if json {
+                print_json(&raw)?;
+                return Ok(());
+            }
+            for a in &l.detections {
+                print_detection(a);
+            }
+            for a in &l.alerts {
+                println!(
+                    "{}  {}  {}  {}",
+                    a.created_at.date(),
+                    a.advisory,
+                    a.subject,
+                    a.message
+                );
+            }
+        }
+        AlertsCmd::Watch { json, count, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let mut seen = 0u64;
+            api.sse("/api/v1/alerts/stream", |event, data| {
+                match event {
+                    "detection" | "vulnerability" => {
+                        if json {
+                            println!(
+                                "{}",
+                                serde_json::json!({"type": event, "alert": serde_json::from_str::<serde_json::Value>(data).unwrap_or(serde_json::Value::Null)})
+                            );
+                        } else if event == "detection" {
+                            match serde_json::from_str::<DetectionAlertView>(data) {
+                                Ok(a) => print_detection(&a),
+                                Err(_) => println!("detection {data}"),
+                            }
+                        } else {
+                            match serde_json::from_str::<AlertView>(data) {
+                                Ok(a) => println!("{}  {}  {}  {}", a.created_at.date(), a.advisory, a.subject, a.message),
+                                Err(_) => println!("vulnerability {data}"),
+                            }
+                        }
+                        seen += 1;
+                    }
+                    "lagged" => eprintln!("warning: {data} alerts were skipped (reading too slowly)"),
+                    _ => {}
+                }
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                count.is_none_or(|c| seen < c)
+            })
+            .await?;
         }
     }
     Ok(())

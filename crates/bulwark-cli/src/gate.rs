@@ -8,8 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use bulwark_gate::{Policy, Stage, Status, Subject, Verdict, Waiver, evaluate};
 use bulwark_osv::AdvisoryDb;
 use bulwark_server::api::dto::{
-    AdvisoriesView, AffectedView, AlertList, CreateWaiver, GateView, ImportView, PolicyView,
-    WaiverList, WaiverView,
+    AdvisoriesView, AffectedView, CreateWaiver, GateView, ImportView, PolicyView, WaiverList,
+    WaiverView,
 };
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -686,25 +686,6 @@ pub(crate) async fn wait_gate(
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-}
-
-pub(crate) async fn alerts(json: bool, conn: Conn) -> Result<()> {
-    let api = Api::from_env(conn.server, conn.token)?;
-    let (l, raw): (AlertList, _) = api.get("/api/v1/alerts").await?;
-    if json {
-        print_json(&raw)?;
-    } else {
-        for a in &l.alerts {
-            println!(
-                "{}  {}  {}  {}",
-                a.created_at.date(),
-                a.advisory,
-                a.subject,
-                a.message
-            );
-        }
-    }
-    Ok(())
 }
 
 pub(crate) async fn sbom(

@@ -46,6 +46,8 @@ pub struct Alert {
     pub device: String,
     /// The behaviour's name.
     pub behaviour: String,
+    /// The behaviour's kind ([`crate::Kind::name`]).
+    pub kind: &'static str,
     /// The behaviour's severity.
     pub severity: Severity,
     /// Time of the datapoint that fired it.
@@ -264,6 +266,7 @@ impl Engine {
                 obs.alerts.push(Alert {
                     device: dp.device.clone(),
                     behaviour: b.name.clone(),
+                    kind: b.kind.name(),
                     severity: b.severity,
                     time: dp.time,
                     action: b.action,

@@ -14,7 +14,9 @@
 //! - An [`Engine`] keeps bounded state per device and turns each datapoint
 //!   into [`Alert`]s carrying their evidence, severity, optional
 //!   [`Action::Quarantine`] and the profile version. [`ShardedEngine`]
-//!   spreads devices over worker threads, keeping per-device order.
+//!   spreads devices over worker threads, keeping per-device order;
+//!   [`FleetEngine`] does the same for a whole fleet, one profile per
+//!   device group, replaceable while it runs (the server's engine).
 //! - [`replay`] feeds a Zeek `conn.log` (TSV or JSON) through the same
 //!   engine and writes a per-record CSV score: the engine of
 //!   `bulwark detect replay`.
@@ -91,6 +93,7 @@
 //! - Per-device state is not persisted: a restart starts a new warm-up.
 
 mod engine;
+mod fleet;
 mod metric;
 mod profile;
 mod shard;
@@ -100,6 +103,7 @@ pub use engine::{
     Alert, Engine, Evidence, MAX_CLOCK_SKEW, MAX_DEVICES, MAX_EVIDENCE, MAX_EVIDENCE_ELEMENTS,
     MAX_KNOWN_ELEMENTS, MAX_PEERS, MAX_SCORE, Observation, REORDER_TOLERANCE,
 };
+pub use fleet::{DEFAULT_GROUP, FleetEngine, FleetOutput, SubmitError};
 pub use metric::{
     Datapoint, DatapointError, KNOWN_METRICS, MAX_DEVICE_ID_LEN, MAX_ELEMENT_LEN, MAX_SET_LEN,
     MetricKind, Value, metric_kind,

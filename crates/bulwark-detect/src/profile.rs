@@ -121,6 +121,20 @@ pub enum Kind {
     },
 }
 
+impl Kind {
+    /// The kind's name in profile documents: `rule`, `zscore`, `novelty`,
+    /// `fanout` or `peer-outlier`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Rule { .. } => "rule",
+            Kind::ZScore { .. } => "zscore",
+            Kind::Novelty { .. } => "novelty",
+            Kind::Fanout { .. } => "fanout",
+            Kind::PeerOutlier { .. } => "peer-outlier",
+        }
+    }
+}
+
 /// One validated behaviour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Behaviour {

@@ -265,6 +265,11 @@ pub struct CheckinResponse {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub server_time: OffsetDateTime,
+    /// Set while the device is quarantined, with the reason: the agent
+    /// isolates itself (only the control plane stays reachable) until a
+    /// check-in comes back without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
 }
 
 /// Longest free-text detail in an update report.

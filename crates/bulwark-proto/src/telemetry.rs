@@ -326,6 +326,51 @@ pub fn decode(bytes: &[u8]) -> Result<Telemetry, TelemetryError> {
     Ok(t)
 }
 
+/// Longest command message accepted by the agent.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
+
+/// A command the server sends to a device on its command topic
+/// (`bulwark/v1/devices/{id}/commands`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeviceCommand {
+    /// Cut the device off from everything but the control plane.
+    Isolate {
+        /// Why (the quarantine reason).
+        reason: String,
+    },
+}
+
+impl DeviceCommand {
+    /// The command's JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        // A derived Serialize of strings cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a command, size-capped.
+    pub fn decode(bytes: &[u8]) -> Result<DeviceCommand, TelemetryError> {
+        if bytes.len() > MAX_COMMAND_BYTES {
+            return Err(TelemetryError::TooLarge {
+                len: bytes.len(),
+                max: MAX_COMMAND_BYTES,
+            });
+        }
+        serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))
+    }
+}
+
+/// What the agent reports after an isolate command, on
+/// `bulwark/v1/devices/{id}/isolation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolationReport {
+    /// Whether the firewall rules are in place.
+    pub isolated: bool,
+    /// What was done, or why it could not be (no privilege, no nft).
+    pub detail: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,10 @@ pub enum Permission {
     ManageAdvisories,
     /// Change the gate policy, add and revoke waivers.
     ManageGate,
+    /// Apply detection profiles.
+    ManageProfiles,
+    /// Quarantine devices and release them.
+    QuarantineDevices,
 }
 
 /// The role → permission policy, in one place.
@@ -45,6 +49,8 @@ pub fn allows(role: Role, p: Permission) -> bool {
         (Role::Operator, Deploy) => true,
         (Role::ReleaseManager, ManageReleases | Deploy) => true,
         (Role::Security, RevokeDevices | ManageAdvisories | ManageGate) => true,
+        (Role::Security, ManageProfiles | QuarantineDevices) => true,
+        (Role::Operator, QuarantineDevices) => true,
         (Role::ReleaseManager, ManageAdvisories) => true,
         (Role::Operator | Role::Security | Role::ReleaseManager | Role::Viewer, _) => false,
     }

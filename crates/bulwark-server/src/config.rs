@@ -55,6 +55,17 @@ pub struct RawConfig {
     /// scans every artifact with (default: `<data_dir>/rules` when it
     /// exists; otherwise no malware rules).
     pub yara_rules_dir: Option<PathBuf>,
+    /// Device gateway (MQTT over mTLS) listen address; no gateway when
+    /// unset.
+    pub mqtt_listen: Option<String>,
+    /// Largest MQTT packet a device may send, bytes (default 1 MiB).
+    pub mqtt_max_packet_bytes: Option<usize>,
+    /// Publishes per second each device may sustain (default 20).
+    pub mqtt_rate_per_second: Option<u32>,
+    /// Publishes a device may burst above its rate (default 100).
+    pub mqtt_rate_burst: Option<u32>,
+    /// Detection worker threads (default: the number of CPUs).
+    pub detect_shards: Option<usize>,
 }
 
 /// A validated configuration.
@@ -92,6 +103,16 @@ pub struct ServerConfig {
     pub environments: Vec<String>,
     /// YARA rules directory, if any.
     pub yara_rules_dir: Option<PathBuf>,
+    /// Device gateway listen address, if any.
+    pub mqtt_listen: Option<SocketAddr>,
+    /// Largest MQTT packet.
+    pub mqtt_max_packet_bytes: usize,
+    /// Sustained publishes per second per device.
+    pub mqtt_rate_per_second: u32,
+    /// Burst above the rate.
+    pub mqtt_rate_burst: u32,
+    /// Detection worker threads.
+    pub detect_shards: usize,
 }
 
 /// One configuration problem.
@@ -136,7 +157,12 @@ impl RawConfig {
             device_cert_days,
             max_blob_bytes,
             environments,
-            yara_rules_dir
+            yara_rules_dir,
+            mqtt_listen,
+            mqtt_max_packet_bytes,
+            mqtt_rate_per_second,
+            mqtt_rate_burst,
+            detect_shards
         );
         self.device_hostnames.extend(other.device_hostnames);
         self
@@ -265,6 +291,53 @@ impl RawConfig {
             3_650,
         );
         let max_blob = range("max_blob_bytes", self.max_blob_bytes, 4 << 30, 1, 1 << 40);
+        let mqtt_packet = range(
+            "mqtt_max_packet_bytes",
+            self.mqtt_max_packet_bytes.map(|v| v as u64),
+            1 << 20,
+            1024,
+            16 << 20,
+        );
+        let mqtt_rate = range(
+            "mqtt_rate_per_second",
+            self.mqtt_rate_per_second.map(u64::from),
+            20,
+            1,
+            1_000_000,
+        );
+        let mqtt_burst = range(
+            "mqtt_rate_burst",
+            self.mqtt_rate_burst.map(u64::from),
+            100,
+            1,
+            10_000_000,
+        );
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from) as u64;
+        let shards = range(
+            "detect_shards",
+            self.detect_shards.map(|v| v as u64),
+            cpus,
+            1,
+            256,
+        );
+        let mqtt_listen = match self.mqtt_listen {
+            None => None,
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(a) => {
+                    if a.port() != 0 && (Some(a) == listen || Some(a) == device_listen) {
+                        err(
+                            "mqtt_listen",
+                            format!("{a} is already used by another listener"),
+                        );
+                    }
+                    Some(a)
+                }
+                Err(_) => {
+                    err("mqtt_listen", format!("{text:?} is not an IP:port address"));
+                    None
+                }
+            },
+        };
         if let Some(o) = &self.journal_origin
             && (o.is_empty()
                 || o.len() > 128
@@ -317,6 +390,11 @@ impl RawConfig {
             max_blob_bytes: max_blob,
             environments,
             yara_rules_dir: self.yara_rules_dir,
+            mqtt_listen,
+            mqtt_max_packet_bytes: mqtt_packet as usize,
+            mqtt_rate_per_second: mqtt_rate as u32,
+            mqtt_rate_burst: mqtt_burst as u32,
+            detect_shards: shards as usize,
         })
     }
 }

@@ -52,8 +52,10 @@ mod config;
 pub mod device;
 mod error;
 pub mod gate;
+pub mod gateway;
 mod journal;
 mod metrics;
+pub mod monitor;
 mod presence;
 mod state;
 pub mod updates;
@@ -86,6 +88,7 @@ pub const REVOCATION_RELOAD: Duration = Duration::from_secs(10);
 pub struct Server {
     api_addr: SocketAddr,
     device_addr: SocketAddr,
+    mqtt_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     admin_token_file: Option<PathBuf>,
     state: AppState,
@@ -124,6 +127,8 @@ impl Server {
             d.is_dir().then_some(d)
         });
         let last_checkpoint = store.latest_checkpoint().await?.map_or(0, |(size, _)| size);
+        let profiles = latest_profiles(&*store).await?;
+        let (monitor, engine_out) = monitor::Monitor::new(profiles, config.detect_shards);
         let state = AppState::new(
             store,
             clock,
@@ -141,7 +146,9 @@ impl Server {
             bootstrap::tuf_key(&config.data_dir, &master, "director-online")?,
             config.environments.clone(),
             gate::Gate::open(&config.data_dir, rules_dir.as_deref())?,
-        ))?;
+        ))?
+        .with_monitor(monitor.clone())?;
+        monitor::spawn_alert_pipeline(state.clone(), engine_out);
         if let Some(u) = state.updates() {
             u.ensure_director_root(&**state.store(), now)
                 .await
@@ -188,6 +195,18 @@ impl Server {
             .with_context(|| format!("binding the device listener on {}", config.device_listen))?;
         let api_addr = api_listener.local_addr()?;
         let device_addr = device_listener.local_addr()?;
+        let mqtt_listener = match config.mqtt_listen {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding the device gateway (MQTT) on {a}"))?,
+            ),
+            None => None,
+        };
+        let mqtt_addr = mqtt_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
 
         let (stop, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -207,6 +226,30 @@ impl Server {
         let dev_router =
             device::router(state.clone(), config.max_body_bytes, config.request_timeout);
         let idle = config.poll_interval * 2 + Duration::from_secs(10);
+        if let Some(listener) = mqtt_listener {
+            // Same certificates and verifier; no ALPN (MQTT clients offer
+            // none, or "mqtt").
+            let mut mqtt_tls = (*tls).clone();
+            mqtt_tls.alpn_protocols = Vec::new();
+            tasks.spawn(gateway::serve(
+                listener,
+                Arc::new(mqtt_tls),
+                state.clone(),
+                monitor.clone(),
+                gateway::GatewayConfig {
+                    session: bulwark_mqtt::SessionConfig {
+                        max_packet_bytes: config.mqtt_max_packet_bytes,
+                        rate: bulwark_mqtt::RateLimit {
+                            per_second: f64::from(config.mqtt_rate_per_second),
+                            burst: config.mqtt_rate_burst,
+                        },
+                        ..bulwark_mqtt::SessionConfig::default()
+                    },
+                    max_connections: config.max_device_connections,
+                },
+                stopped(stop_rx.clone()),
+            ));
+        }
         tasks.spawn(device::serve(
             device_listener,
             tls,
@@ -222,10 +265,11 @@ impl Server {
             config.checkpoint_interval,
             stopped(stop_rx),
         ));
-        tracing::info!(%api_addr, %device_addr, backend = state.store().backend(), "bulwark server started");
+        tracing::info!(%api_addr, %device_addr, ?mqtt_addr, backend = state.store().backend(), "bulwark server started");
         Ok(Server {
             api_addr,
             device_addr,
+            mqtt_addr,
             data_dir: config.data_dir,
             admin_token_file,
             state,
@@ -242,6 +286,11 @@ impl Server {
     /// Where the device listener listens.
     pub fn device_addr(&self) -> SocketAddr {
         self.device_addr
+    }
+
+    /// Where the device gateway (MQTT) listens, when enabled.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_addr
     }
 
     /// The data directory.
@@ -262,6 +311,9 @@ impl Server {
     /// Stops accepting, lets requests in flight finish, flushes buffered
     /// check-ins.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(m) = self.state.monitor() {
+            m.close_streams();
+        }
         let _ = self.stop.send(true);
         while let Some(r) = self.tasks.join_next().await {
             if let Err(e) = r {
@@ -275,6 +327,27 @@ impl Server {
         tracing::info!("bulwark server stopped");
         Ok(())
     }
+}
+
+/// The latest stored profile of each group, parsed. A stored profile that
+/// no longer parses (it was validated when applied) is logged and skipped.
+async fn latest_profiles(
+    store: &dyn bulwark_store::Store,
+) -> anyhow::Result<Vec<bulwark_detect::Profile>> {
+    let mut latest = std::collections::BTreeMap::new();
+    for row in store.profiles().await? {
+        latest.insert(row.group.clone(), row);
+    }
+    let mut out = Vec::new();
+    for (group, row) in latest {
+        match bulwark_detect::Profile::from_toml(&row.body) {
+            Ok(p) => out.push(p),
+            Err(e) => {
+                tracing::error!(%group, version = %row.version, error = %e, "stored profile does not parse; skipped")
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn background(
@@ -321,6 +394,9 @@ pub async fn run(config: ServerConfig, signal: impl Future<Output = ()>) -> anyh
         server.device_addr(),
         server.data_dir().join("ca.pem").display()
     );
+    if let Some(a) = server.mqtt_addr() {
+        println!("Device gateway:  mqtts://{a} (MQTT 3.1.1/5, device certificates)");
+    }
     if let Some(p) = server.admin_token_file() {
         println!("Admin token written to {} (mode 0600)", p.display());
     }

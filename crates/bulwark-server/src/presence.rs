@@ -31,6 +31,7 @@ pub fn is_online(last_seen: Option<OffsetDateTime>, now: OffsetDateTime, poll: D
 #[derive(Debug, Clone)]
 struct Entry {
     revoked: bool,
+    quarantine: Option<String>,
     inventory_digest: Option<String>,
     last_seen: Option<OffsetDateTime>,
     agent_version: Option<String>,
@@ -42,6 +43,8 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cached {
     pub(crate) revoked: bool,
+    /// The quarantine reason, while quarantined.
+    pub(crate) quarantine: Option<String>,
     pub(crate) inventory_digest: Option<String>,
 }
 
@@ -78,6 +81,7 @@ impl Presence {
     pub(crate) fn cached(&self, id: &DeviceId) -> Option<Cached> {
         self.shard(id).get(id).map(|e| Cached {
             revoked: e.revoked,
+            quarantine: e.quarantine.clone(),
             inventory_digest: e.inventory_digest.clone(),
         })
     }
@@ -87,6 +91,7 @@ impl Presence {
         let mut shard = self.shard(&d.id);
         let e = shard.entry(d.id).or_insert_with(|| Entry {
             revoked: false,
+            quarantine: None,
             inventory_digest: None,
             last_seen: d.last_seen,
             agent_version: d.agent_version.clone(),
@@ -94,6 +99,9 @@ impl Presence {
             dirty: false,
         });
         e.revoked = d.status == DeviceStatus::Revoked;
+        e.quarantine = d
+            .quarantined_at
+            .map(|_| d.quarantine_reason.clone().unwrap_or_default());
         e.inventory_digest.clone_from(&d.inventory_digest);
     }
 
@@ -120,6 +128,13 @@ impl Presence {
     pub(crate) fn set_inventory_digest(&self, id: &DeviceId, digest: &str) {
         if let Some(e) = self.shard(id).get_mut(id) {
             e.inventory_digest = Some(digest.to_owned());
+        }
+    }
+
+    /// Records a quarantine (`Some(reason)`) or its release (`None`).
+    pub(crate) fn set_quarantine(&self, id: &DeviceId, reason: Option<String>) {
+        if let Some(e) = self.shard(id).get_mut(id) {
+            e.quarantine = reason;
         }
     }
 
@@ -191,6 +206,8 @@ mod tests {
             status: DeviceStatus::Active,
             revoked_at: None,
             revoked_reason: None,
+            quarantined_at: None,
+            quarantine_reason: None,
         }
     }
 

@@ -69,6 +69,7 @@ pub(crate) struct Inner {
     pub(crate) settings: Settings,
     pub(crate) journal: Option<crate::journal::Journal>,
     pub(crate) updates: Option<Arc<crate::updates::Updates>>,
+    pub(crate) monitor: Option<Arc<crate::monitor::Monitor>>,
 }
 
 impl AppState {
@@ -92,6 +93,7 @@ impl AppState {
             settings,
             journal: None,
             updates: None,
+            monitor: None,
         }))
     }
 
@@ -117,6 +119,21 @@ impl AppState {
             updates: Some(Arc::new(updates)),
             ..inner
         })))
+    }
+
+    /// The same state with the monitoring service.
+    pub fn with_monitor(self, monitor: Arc<crate::monitor::Monitor>) -> anyhow::Result<Self> {
+        let inner = Arc::try_unwrap(self.0)
+            .map_err(|_| anyhow::anyhow!("the monitor must be set before the state is shared"))?;
+        Ok(Self(Arc::new(Inner {
+            monitor: Some(monitor),
+            ..inner
+        })))
+    }
+
+    /// The monitoring service, when configured.
+    pub fn monitor(&self) -> Option<&Arc<crate::monitor::Monitor>> {
+        self.0.monitor.as_ref()
     }
 
     /// The update service, when configured.

@@ -215,17 +215,19 @@ fn enroll_token_digest(t: &EnrollTokenRecord) -> String {
     }))
 }
 
-fn device_digest(d: &Device) -> String {
+pub(crate) fn device_digest(d: &Device) -> String {
     state_digest(&serde_json::json!({
         "id": d.id.to_string(), "group": d.group, "environment": d.environment, "tags": d.tags,
         "status": d.status.as_str(), "revoked_reason": d.revoked_reason, "cert_serial": d.cert_serial,
+        "quarantine_reason": d.quarantine_reason,
     }))
 }
 
-const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.device_group, d.environment, d.tags, \
+pub(crate) const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.device_group, d.environment, d.tags, \
      d.cert_serial, d.cert_not_after, d.enrolled_at, d.last_seen, d.agent_version, d.boot_id, \
-     d.status, d.revoked_at, d.revoked_reason, i.digest AS inventory_digest";
-const DEVICE_FROM: &str = "devices d LEFT JOIN device_inventory i ON i.device_id = d.id";
+     d.status, d.revoked_at, d.revoked_reason, d.quarantined_at, d.quarantine_reason, \
+     i.digest AS inventory_digest";
+pub(crate) const DEVICE_FROM: &str = "devices d LEFT JOIN device_inventory i ON i.device_id = d.id";
 
 const ACCOUNT_COLUMNS: &str = "id, name, role, created_at";
 const API_TOKEN_COLUMNS: &str =
@@ -277,7 +279,7 @@ macro_rules! impl_store {
                 })
             }
 
-            fn device_rec(row: &$row) -> Result<Device> {
+            pub(crate) fn device_rec(row: &$row) -> Result<Device> {
                 let id: String = row.try_get("id")?;
                 let tags: String = row.try_get("tags")?;
                 let status: String = row.try_get("status")?;
@@ -302,6 +304,8 @@ macro_rules! impl_store {
                     },
                     revoked_at: opt_from_ms("device revoked_at", row.try_get("revoked_at")?)?,
                     revoked_reason: row.try_get("revoked_reason")?,
+                    quarantined_at: opt_from_ms("device quarantined_at", row.try_get("quarantined_at")?)?,
+                    quarantine_reason: row.try_get("quarantine_reason")?,
                 })
             }
 

@@ -55,6 +55,7 @@
 mod backend;
 mod gates;
 mod model;
+mod monitor;
 mod updates;
 
 pub use backend::{PostgresStore, SqliteStore, open};
@@ -64,6 +65,7 @@ pub use model::{
     EnrollTokenRecord, JournalRow, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role,
     StoredInventory,
 };
+pub use monitor::{DetectionAlert, MonitorStore, ProfileRow};
 pub use updates::{
     BlobRecord, Deployment, DirectorState, NewRelease, Proposal, Publication, Release, TufRow,
     UpdateStatus, UpdateStore,
@@ -107,7 +109,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The repository. Every method is one transaction.
 #[async_trait]
-pub trait Store: UpdateStore + GateStore + Send + Sync + std::fmt::Debug {
+pub trait Store: UpdateStore + GateStore + MonitorStore + Send + Sync + std::fmt::Debug {
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 

@@ -246,6 +246,11 @@ pub struct Device {
     pub revoked_at: Option<OffsetDateTime>,
     /// Why revoked.
     pub revoked_reason: Option<String>,
+    /// When quarantined (refused on the device gateway, updates withheld,
+    /// told to isolate itself), if it is.
+    pub quarantined_at: Option<OffsetDateTime>,
+    /// Why quarantined.
+    pub quarantine_reason: Option<String>,
 }
 
 /// A device to create.

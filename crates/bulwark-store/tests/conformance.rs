@@ -932,6 +932,125 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
 
 /// Scans and verdicts, policy versions, waivers, re-evaluations with
 /// deduplicated alerts: every change journaled once.
+async fn monitor_profiles_alerts_and_quarantine(store: Arc<dyn Store>) {
+    use bulwark_store::DetectionAlert;
+    store
+        .insert_devices(
+            &[new_device(1), new_device(2)],
+            "cams",
+            "production",
+            &at(T0),
+        )
+        .await
+        .unwrap();
+    let j0 = journal_size(&*store).await;
+    // Profiles: versioned per group, one entry per new version.
+    let p1 = store
+        .put_profile("cams", "1", "a = 1", &at(T0))
+        .await
+        .unwrap();
+    let same = store
+        .put_profile("cams", "1", "a = 1", &at(T0))
+        .await
+        .unwrap();
+    assert_eq!(p1, same);
+    let clash = store
+        .put_profile("cams", "1", "a = 2", &at(T0))
+        .await
+        .unwrap_err();
+    assert!(matches!(clash, Error::Conflict { .. }), "{clash}");
+    let p2 = store
+        .put_profile("cams", "2", "a = 2", &at(T0))
+        .await
+        .unwrap();
+    assert!(p2.revision > p1.revision);
+    store
+        .put_profile("doors", "1", "b = 1", &at(T0))
+        .await
+        .unwrap();
+    let all = store.profiles().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|p| (p.group.as_str(), p.version.as_str()))
+            .collect::<Vec<_>>(),
+        [("cams", "1"), ("cams", "2"), ("doors", "1")]
+    );
+    assert_eq!(journal_size(&*store).await, j0 + 3);
+
+    // Alerts are observations: stored, listed newest first, not journaled.
+    let alert = |n: u8, dev: u128, secs: i64| DetectionAlert {
+        id: format!("a{n}"),
+        device_id: did(dev),
+        group: "cams".into(),
+        behaviour: "scan".into(),
+        kind: "fanout".into(),
+        severity: "critical".into(),
+        profile_version: "2".into(),
+        action: (n == 2).then(|| "quarantine".to_owned()),
+        message: "many destinations".into(),
+        evidence: "[]".into(),
+        observed_at: T0 + time::Duration::seconds(secs),
+        created_at: T0 + time::Duration::seconds(secs),
+    };
+    let raised = vec![alert(1, 1, 1), alert(2, 1, 2), alert(3, 2, 3)];
+    store.insert_detection_alerts(&raised).await.unwrap();
+    let newest = store.detection_alerts(None, 10).await.unwrap();
+    assert_eq!(
+        newest.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["a3", "a2", "a1"]
+    );
+    assert_eq!(newest[1], raised[1]);
+    let one = store.detection_alerts(Some(did(1)), 1).await.unwrap();
+    assert_eq!(
+        one.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["a2"]
+    );
+    assert_eq!(journal_size(&*store).await, j0 + 3);
+
+    // Quarantine and release: journaled once each, idempotent otherwise.
+    let q = store
+        .quarantine_device(did(1), "port scan", Some("a2"), &at(T0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(q.quarantined_at, Some(T0));
+    assert_eq!(q.quarantine_reason.as_deref(), Some("port scan"));
+    let again = store
+        .quarantine_device(did(1), "again", None, &at(T0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.quarantine_reason.as_deref(), Some("port scan"));
+    assert_eq!(store.quarantined_devices().await.unwrap(), vec![did(1)]);
+    assert_eq!(journal_size(&*store).await, j0 + 4);
+    let entry = last_entry(&*store).await;
+    assert_eq!(entry.action, "device.quarantine");
+    assert_eq!(entry.detail.get("alert").map(String::as_str), Some("a2"));
+    assert!(
+        store
+            .quarantine_device(did(99), "x", None, &at(T0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let r = store
+        .release_device(did(1), "reimaged", &at(T0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.quarantined_at, r.quarantine_reason), (None, None));
+    assert!(
+        store
+            .release_device(did(2), "never quarantined", &at(T0))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(journal_size(&*store).await, j0 + 5);
+    assert_eq!(last_entry(&*store).await.action, "device.release");
+    assert!(store.quarantined_devices().await.unwrap().is_empty());
+}
+
 async fn gates_round_trip_and_journal(store: Arc<dyn Store>) {
     use bulwark_store::{NewAlert, NewRelease, ReleaseScan, VerdictChange, WaiverRow};
     let sha = "ab".repeat(32);
@@ -1109,6 +1228,7 @@ backends!(
     journal_nodes_above_and_below_the_stored_level,
     updates_round_trip_and_journal,
     gates_round_trip_and_journal,
+    monitor_profiles_alerts_and_quarantine,
 );
 
 #[tokio::test]
@@ -1117,4 +1237,10 @@ async fn unsupported_urls_are_refused() {
         bulwark_store::open("mysql://x").await,
         Err(Error::UnsupportedUrl)
     ));
+}
+
+async fn last_entry(store: &dyn Store) -> bulwark_proto::JournalEntry {
+    let size = journal_size(store).await;
+    let rows = store.journal_entries(size - 1, 1).await.unwrap();
+    serde_json::from_slice(&rows[0].entry).unwrap()
 }

@@ -184,7 +184,7 @@ fn scan_locally_then_gate_releases_on_a_server() {
         out.contains("release fw@1.1: pkg:pypi/demo-lib@1.0"),
         "{out}"
     );
-    let (_, out, _) = run(srv.cli().args(["alerts"]));
+    let (_, out, _) = run(srv.cli().args(["alerts", "list"]));
     assert!(out.contains("release:fw@1.1"), "{out}");
     let (_, out, _) = run(srv.cli().args(["release", "gate", "fw@1.1"]));
     assert!(

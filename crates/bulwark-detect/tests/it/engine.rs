@@ -48,6 +48,7 @@ fn alert_shape() {
             Alert {
                 device: "cam-1",
                 behaviour: "cpu-hot",
+                kind: "rule",
                 severity: Critical,
                 time: 2026-01-01 0:00:05.0 +00:00:00,
                 action: Some(

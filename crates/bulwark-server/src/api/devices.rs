@@ -56,6 +56,8 @@ pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
         inventory_digest: d.inventory_digest,
         revoked_at: d.revoked_at,
         revoked_reason: d.revoked_reason,
+        quarantined_at: d.quarantined_at,
+        quarantine_reason: d.quarantine_reason,
     }
 }
 
@@ -135,11 +137,36 @@ pub(crate) async fn show_device(
         .into_iter()
         .map(view)
         .collect();
+    let monitor = state.monitor();
+    let isolation =
+        monitor
+            .and_then(|m| m.isolation(&device.id))
+            .map(|r| super::dto::IsolationView {
+                isolated: r.isolated,
+                detail: r.detail,
+            });
+    let rejections = monitor
+        .map(|m| m.rejections(&device.id))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let alerts = state
+        .0
+        .store
+        .detection_alerts(Some(device.id), 20)
+        .await?
+        .iter()
+        .map(crate::monitor::detection_view)
+        .collect();
     Ok(Json(DeviceDetail {
         device: device_view(&state, device),
         inventory,
         update,
         update_history,
+        isolation,
+        rejections,
+        alerts,
     }))
 }
 

@@ -193,6 +193,13 @@ pub struct DeviceView {
     pub revoked_at: Option<OffsetDateTime>,
     /// Why revoked.
     pub revoked_reason: Option<String>,
+    /// When quarantined, while it is.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub quarantined_at: Option<OffsetDateTime>,
+    /// Why quarantined.
+    #[serde(default)]
+    pub quarantine_reason: Option<String>,
 }
 
 /// `GET /api/v1/devices`.
@@ -218,6 +225,115 @@ pub struct DeviceDetail {
     /// Its recent update reports, newest first.
     #[serde(default)]
     pub update_history: Vec<UpdateStatusView>,
+    /// Its latest isolation report (since the server started).
+    #[serde(default)]
+    pub isolation: Option<IsolationView>,
+    /// Gateway and telemetry messages rejected, by reason (since the
+    /// server started).
+    #[serde(default)]
+    pub rejections: std::collections::BTreeMap<String, u64>,
+    /// Its most recent detection alerts, newest first.
+    #[serde(default)]
+    pub alerts: Vec<DetectionAlertView>,
+}
+
+/// What the agent reported after an isolate command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IsolationView {
+    /// Whether its firewall now allows only the control plane.
+    pub isolated: bool,
+    /// What it did, or why it could not.
+    pub detail: String,
+}
+
+/// `POST /api/v1/devices/{id}/quarantine` and `/release`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineDevice {
+    /// Why (recorded; 1–1024 characters).
+    pub reason: String,
+}
+
+/// A detection alert with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DetectionAlertView {
+    /// Id.
+    pub id: String,
+    /// The device.
+    #[schema(value_type = String)]
+    pub device: DeviceId,
+    /// Its group.
+    pub group: String,
+    /// The behaviour that fired.
+    pub behaviour: String,
+    /// `rule`, `zscore`, `novelty`, `fanout` or `peer-outlier`.
+    pub kind: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// The profile version that fired.
+    pub profile_version: String,
+    /// `quarantine` when the behaviour quarantines.
+    pub action: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// The datapoints that fired it: `[{time, metric, value}]`.
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    /// Time of the datapoint that fired it (server clock at receipt).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub observed_at: OffsetDateTime,
+    /// When raised.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// One event of `GET /api/v1/alerts/stream` (the SSE event name is the
+/// variant: `detection` or `vulnerability`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "alert", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// A detection alert.
+    Detection(DetectionAlertView),
+    /// A new advisory hit.
+    Vulnerability(AlertView),
+}
+
+/// `POST /api/v1/profiles`: a profile document.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyProfile {
+    /// The TOML document (`group`, `version`, `[[behaviour]]`…).
+    pub toml: String,
+}
+
+/// One stored profile version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProfileView {
+    /// Store-wide revision.
+    pub revision: u64,
+    /// Device group (`*`: groups without their own).
+    pub group: String,
+    /// The profile's version.
+    pub version: String,
+    /// Behaviours it defines.
+    pub behaviours: Vec<String>,
+    /// Who applied it.
+    pub created_by: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// The TOML document.
+    pub toml: String,
+}
+
+/// Stored profiles, oldest first; the last of each group is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProfileList {
+    /// Profiles.
+    pub profiles: Vec<ProfileView>,
 }
 
 /// Query of `GET /api/v1/devices`.
@@ -651,10 +767,13 @@ pub struct AlertView {
 }
 
 /// Alerts, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AlertList {
-    /// Alerts.
+    /// Vulnerability alerts (new advisory hits).
     pub alerts: Vec<AlertView>,
+    /// Detection alerts (device behaviour).
+    #[serde(default)]
+    pub detections: Vec<DetectionAlertView>,
 }
 
 /// What an advisory import did.

@@ -285,7 +285,15 @@ pub(crate) async fn import_advisories(
         summary: s.report,
         changed: s.changed as u64,
         verdicts_changed: s.verdicts_changed as u64,
-        alerts: s.alerts.into_iter().map(alert_view).collect(),
+        alerts: {
+            let views: Vec<AlertView> = s.alerts.into_iter().map(alert_view).collect();
+            if let Some(m) = state.monitor() {
+                for v in &views {
+                    m.publish(crate::api::dto::StreamEvent::Vulnerability(v.clone()));
+                }
+            }
+            views
+        },
         errors: s.errors,
     }))
 }
@@ -339,7 +347,12 @@ pub(crate) async fn alerts(
 ) -> Result<Json<AlertList>, ApiError> {
     caller.require(Permission::ReadFleet)?;
     let alerts = state.0.store.alerts(500).await?;
+    let detections = state.0.store.detection_alerts(None, 500).await?;
     Ok(Json(AlertList {
         alerts: alerts.into_iter().map(alert_view).collect(),
+        detections: detections
+            .iter()
+            .map(crate::monitor::detection_view)
+            .collect(),
     }))
 }

@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod devices;
 pub mod dto;
 pub(crate) mod gate;
+pub(crate) mod monitor;
 pub(crate) mod releases;
 
 use std::time::Duration;
@@ -53,6 +54,8 @@ pub(crate) fn valid_name(s: &str) -> bool {
         gate::release_gate, gate::release_sbom, gate::get_policy, gate::put_policy,
         gate::add_waiver, gate::list_waivers, gate::revoke_waiver, gate::import_advisories,
         gate::advisories, gate::affected, gate::alerts,
+        monitor::apply_profile, monitor::list_profiles, monitor::quarantine_device,
+        monitor::release_device, monitor::alert_stream,
         crate::device::enroll, crate::device::checkin,
         crate::device::updates::image_metadata, crate::device::updates::director_metadata,
         crate::device::updates::blob, crate::device::updates::update_report,
@@ -269,6 +272,13 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
         )
         .route("/advisories/{id}/affected", get(gate::affected))
         .route("/alerts", get(gate::alerts))
+        .route("/alerts/stream", get(monitor::alert_stream))
+        .route(
+            "/profiles",
+            get(monitor::list_profiles).post(monitor::apply_profile),
+        )
+        .route("/devices/{id}/quarantine", post(monitor::quarantine_device))
+        .route("/devices/{id}/release", post(monitor::release_device))
         .route("/openapi.json", get(openapi_json));
     let obs_state = state.clone();
     Router::new()

@@ -2,7 +2,7 @@
 //! certificates. `POST /api/v1/enroll` needs no certificate (it is how a
 //! device gets one); every other device route needs a verified one.
 
-mod tls;
+pub(crate) mod tls;
 pub(crate) mod updates;
 
 pub use tls::{DeviceConn, serve, tls_config};
@@ -198,6 +198,7 @@ pub(crate) async fn checkin(
         poll_interval_secs: state.0.settings.poll_interval.as_secs() as u32,
         send_inventory: known_digest.as_deref() != Some(req.inventory_digest.as_str()),
         server_time: now,
+        quarantine: cached.quarantine.clone(),
     }))
 }
 

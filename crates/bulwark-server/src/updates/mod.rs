@@ -629,7 +629,13 @@ impl Updates {
                 .device(device)
                 .await?
                 .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
-            let dep = store.current_deployment(&d.group, &d.environment).await?;
+            // A quarantined device is assigned nothing: updates are
+            // withheld until it is released.
+            let dep = if d.quarantined_at.is_some() {
+                None
+            } else {
+                store.current_deployment(&d.group, &d.environment).await?
+            };
             let want = dep.as_ref().map(|x| x.seq);
             let old = store.director_state(device).await?;
             let fresh_targets = match &old {

@@ -16,37 +16,50 @@ use time::OffsetDateTime;
 
 /// TLS checks certificates against the real clock, so the manual clock
 /// starts at the real now (whole seconds, to compare timestamps simply).
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(0).unwrap()
 }
 
-fn provider() {
+pub(crate) fn provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 async fn start(dir: &Path, clock: Arc<ManualClock>, database_url: Option<String>) -> Server {
+    start_with(
+        dir,
+        clock,
+        RawConfig {
+            database_url,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Starts a server on free ports with `extra` settings overlaid.
+pub(crate) async fn start_with(dir: &Path, clock: Arc<ManualClock>, extra: RawConfig) -> Server {
     let cfg = RawConfig {
         data_dir: Some(dir.join("data")),
         listen: Some("127.0.0.1:0".into()),
         device_listen: Some("127.0.0.1:0".into()),
-        database_url,
         poll_interval_secs: Some(60),
         ..Default::default()
     }
+    .overlay(extra)
     .validate()
     .unwrap();
     Server::start(cfg, clock).await.unwrap()
 }
 
-struct Admin {
+pub(crate) struct Admin {
     base: String,
     token: String,
     http: reqwest::Client,
 }
 
 impl Admin {
-    fn new(server: &Server) -> Self {
+    pub(crate) fn new(server: &Server) -> Self {
         let token = std::fs::read_to_string(server.data_dir().join("admin.token"))
             .unwrap()
             .trim()
@@ -58,7 +71,12 @@ impl Admin {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -79,7 +97,7 @@ impl Admin {
         )
     }
 
-    async fn enroll_token(&self, ttl: u64) -> String {
+    pub(crate) async fn enroll_token(&self, ttl: u64) -> String {
         let (s, v) = self
             .call(
                 reqwest::Method::POST,
@@ -91,7 +109,7 @@ impl Admin {
         v["token"].as_str().unwrap().to_owned()
     }
 
-    async fn device(&self, id: DeviceId) -> Value {
+    pub(crate) async fn device(&self, id: DeviceId) -> Value {
         let (s, v) = self
             .call(reqwest::Method::GET, &format!("/api/v1/devices/{id}"), None)
             .await;
@@ -100,7 +118,7 @@ impl Admin {
     }
 }
 
-fn opts(server: &Server, token: String, state_dir: &Path) -> EnrollOptions {
+pub(crate) fn opts(server: &Server, token: String, state_dir: &Path) -> EnrollOptions {
     EnrollOptions {
         server: format!("https://{}", server.device_addr()),
         ca_pem: std::fs::read_to_string(server.data_dir().join("ca.pem")).unwrap(),
@@ -110,7 +128,7 @@ fn opts(server: &Server, token: String, state_dir: &Path) -> EnrollOptions {
     }
 }
 
-fn fixture_root(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn fixture_root(dir: &Path) -> std::path::PathBuf {
     let root = dir.join("root");
     let w = |rel: &str, text: &str| {
         let p = root.join(rel);

@@ -6,6 +6,7 @@ mod blobs;
 mod common;
 mod device_tls;
 mod gate;
+mod gateway;
 mod journal_routes;
 mod journal_tamper;
 mod journal_tiles;

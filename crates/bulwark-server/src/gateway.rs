@@ -1,0 +1,232 @@
+//! The device gateway: MQTT 3.1.1 and 5 over mTLS, inside the server.
+//!
+//! - TLS with the device CA, the same revocation-aware verifier as the
+//!   device HTTPS listener. The device id comes from the verified
+//!   certificate, never from the MQTT client id.
+//! - At CONNECT the device must be known, active, on its current
+//!   certificate, and not quarantined; otherwise CONNACK "not authorized".
+//! - Topic ACL, packet limits and the per-device rate limit are enforced
+//!   by [`bulwark_mqtt::serve_session`]; every rejection is counted per
+//!   device ([`crate::monitor::Monitor::rejections`]).
+//! - Telemetry (`bulwark/v1/devices/{id}/telemetry`) is decoded by
+//!   [`bulwark_proto::telemetry::decode`] and fed to the detection engine;
+//!   isolation reports (`…/isolation`) are kept for `devices show`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulwark_mqtt::{GatewayHandler, Refused, Rejection, SessionConfig};
+use bulwark_pki::{PeerIdentity, peer_identity};
+use bulwark_proto::DeviceId;
+use bulwark_proto::telemetry::{IsolationReport, decode};
+use bulwark_store::DeviceStatus;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::device::tls::HANDSHAKE_TIMEOUT;
+use crate::monitor::Monitor;
+use crate::state::AppState;
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Per-session limits.
+    pub session: SessionConfig,
+    /// Most concurrent connections.
+    pub max_connections: usize,
+}
+
+/// Who may connect: the device behind a verified certificate, checked
+/// against the store before CONNECT is answered.
+async fn admission(
+    state: &AppState,
+    identity: Option<PeerIdentity>,
+) -> Result<(DeviceId, String), Refused> {
+    let identity = identity
+        .ok_or_else(|| Refused::NotAuthorized("a device client certificate is required".into()))?;
+    if state.0.revoked.contains(&identity.serial_hex) {
+        return Err(Refused::NotAuthorized("certificate revoked".into()));
+    }
+    let device = state
+        .0
+        .store
+        .device(identity.device_id)
+        .await
+        .map_err(|e| Refused::ServerUnavailable(format!("store: {e}")))?
+        .ok_or_else(|| Refused::NotAuthorized("unknown device".into()))?;
+    if device.cert_serial != identity.serial_hex {
+        return Err(Refused::NotAuthorized(
+            "not the device's current certificate".into(),
+        ));
+    }
+    if device.status == DeviceStatus::Revoked {
+        return Err(Refused::NotAuthorized("device revoked".into()));
+    }
+    state.0.presence.load(&device);
+    if state
+        .0
+        .presence
+        .cached(&device.id)
+        .is_some_and(|c| c.quarantine.is_some())
+    {
+        return Err(Refused::NotAuthorized("device quarantined".into()));
+    }
+    Ok((device.id, device.group))
+}
+
+struct DeviceHandler {
+    state: AppState,
+    monitor: Arc<Monitor>,
+    admitted: Result<(DeviceId, String), Refused>,
+}
+
+impl DeviceHandler {
+    fn device(&self) -> Option<DeviceId> {
+        self.admitted.as_ref().ok().map(|(d, _)| *d)
+    }
+}
+
+impl GatewayHandler for DeviceHandler {
+    fn admit(&self, _device: &str) -> Result<(), Refused> {
+        match &self.admitted {
+            Ok((id, _)) => {
+                // A quarantine may have landed since the store was read.
+                if self
+                    .state
+                    .0
+                    .presence
+                    .cached(id)
+                    .is_some_and(|c| c.quarantine.is_some())
+                {
+                    return Err(Refused::NotAuthorized("device quarantined".into()));
+                }
+                Ok(())
+            }
+            Err(r) => Err(r.clone()),
+        }
+    }
+
+    fn publish(&self, _device: &str, suffix: &str, payload: &[u8]) {
+        let Ok((id, group)) = &self.admitted else {
+            return;
+        };
+        match suffix {
+            "telemetry" => match decode(payload) {
+                Ok(t) => self
+                    .monitor
+                    .observe(*id, group, &t, self.state.0.clock.now()),
+                Err(e) => {
+                    tracing::debug!(device = %id, error = %e, "telemetry rejected");
+                    self.monitor.reject(*id, "invalid_telemetry");
+                }
+            },
+            "isolation" => match serde_json::from_slice::<IsolationReport>(payload) {
+                Ok(r) => {
+                    tracing::info!(device = %id, isolated = r.isolated, detail = %r.detail, "isolation report");
+                    self.monitor.record_isolation(*id, r);
+                }
+                Err(_) => self.monitor.reject(*id, "invalid_isolation_report"),
+            },
+            _ => self.monitor.reject(*id, "unknown_topic"),
+        }
+    }
+
+    fn reject(&self, _device: &str, why: Rejection) {
+        if let Some(id) = self.device() {
+            self.monitor.reject(id, why.as_str());
+        }
+    }
+}
+
+/// Accepts gateway connections until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: AppState,
+    monitor: Arc<Monitor>,
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let config = Arc::new(config);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "gateway accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        let monitor = Arc::clone(&monitor);
+        let config = Arc::clone(&config);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    state.0.metrics.tls_handshake_failures.inc();
+                    tracing::debug!(%peer, error = %e, "gateway TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    state.0.metrics.tls_handshake_failures.inc();
+                    return;
+                }
+            };
+            let identity = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| peer_identity(c.as_ref()).ok());
+            let admitted = admission(&state, identity).await;
+            let name = admitted
+                .as_ref()
+                .map(|(id, _)| id.to_string())
+                .unwrap_or_default();
+            let registration = admitted
+                .as_ref()
+                .ok()
+                .map(|(id, _)| monitor.sessions.register(*id));
+            let (registration, commands) = match registration {
+                Some((r, rx)) => (Some(r), rx),
+                None => {
+                    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+                    (None, rx)
+                }
+            };
+            let handler = DeviceHandler {
+                state: state.clone(),
+                monitor: Arc::clone(&monitor),
+                admitted,
+            };
+            let session =
+                bulwark_mqtt::serve_session(tls, &name, &config.session, &handler, commands);
+            let end = tokio::select! {
+                end = session => Some(end),
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            tracing::debug!(%peer, device = %name, ?end, "gateway session ended");
+            if let Some(r) = registration {
+                monitor.sessions.unregister(&r);
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+}

@@ -1,0 +1,152 @@
+//! Telemetry samples → detection datapoints.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use bulwark_detect::{Datapoint, Value};
+use bulwark_proto::telemetry::{NetCounters, Telemetry, TransportProto};
+use time::OffsetDateTime;
+
+fn proto(p: TransportProto) -> &'static str {
+    match p {
+        TransportProto::Tcp => "tcp",
+        TransportProto::Udp => "udp",
+    }
+}
+
+fn destination(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// The datapoint of one sample, timed by the server's clock (`now`): the
+/// device's clock is not trusted for detection windows.
+///
+/// Traffic counters in telemetry are totals since boot; the datapoint
+/// carries the increase since `previous` (this device's last sample). On
+/// the first sample, or when a counter went backwards (reboot, wrap), the
+/// traffic metrics are left out rather than guessed.
+pub(crate) fn datapoint(
+    device: &str,
+    t: &Telemetry,
+    previous: Option<NetCounters>,
+    now: OffsetDateTime,
+) -> Datapoint {
+    let mut m = BTreeMap::new();
+    let num = |v: f64| Value::Number(v);
+    m.insert("cpu_percent".into(), num(f64::from(t.cpu_percent)));
+    m.insert("memory_percent".into(), num(f64::from(t.memory_percent)));
+    m.insert("process_count".into(), num(t.process_count as f64));
+    m.insert(
+        "connection_attempts".into(),
+        num(t.connection_attempts as f64),
+    );
+    if let Some(f) = t.failed_logins {
+        m.insert("failed_logins".into(), num(f as f64));
+    }
+    if let Some(p) = previous {
+        let deltas = [
+            ("bytes_in", t.net.bytes_in.checked_sub(p.bytes_in)),
+            ("bytes_out", t.net.bytes_out.checked_sub(p.bytes_out)),
+            ("packets_in", t.net.packets_in.checked_sub(p.packets_in)),
+            ("packets_out", t.net.packets_out.checked_sub(p.packets_out)),
+        ];
+        if deltas.iter().all(|(_, d)| d.is_some()) {
+            for (name, d) in deltas {
+                m.insert(name.into(), num(d.unwrap_or(0) as f64));
+            }
+        }
+    }
+    let listening: BTreeSet<String> = t
+        .listening
+        .iter()
+        .map(|l| format!("{}/{}", proto(l.proto), l.port))
+        .collect();
+    m.insert("listening_ports".into(), Value::Set(listening));
+    let destinations: BTreeSet<String> = t
+        .connections
+        .iter()
+        .map(|c| destination(c.remote_addr, c.remote_port))
+        .collect();
+    let ports: BTreeSet<String> = t
+        .connections
+        .iter()
+        .map(|c| format!("{}/{}", proto(c.proto), c.remote_port))
+        .collect();
+    m.insert("remote_destinations".into(), Value::Set(destinations));
+    m.insert("remote_ports".into(), Value::Set(ports));
+    Datapoint {
+        device: device.to_owned(),
+        time: now,
+        metrics: m,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bulwark_proto::telemetry::{Connection, ConnectionState, ListeningPort};
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn sample(bytes_out: u64) -> Telemetry {
+        Telemetry {
+            time: 1,
+            listening: vec![ListeningPort {
+                proto: TransportProto::Tcp,
+                port: 23,
+                addr: "0.0.0.0".parse().unwrap(),
+            }],
+            connections: vec![
+                Connection {
+                    proto: TransportProto::Tcp,
+                    local_port: 40000,
+                    remote_addr: "10.0.0.5".parse().unwrap(),
+                    remote_port: 443,
+                    state: ConnectionState::Established,
+                },
+                Connection {
+                    proto: TransportProto::Udp,
+                    local_port: 40001,
+                    remote_addr: "2001:db8::1".parse().unwrap(),
+                    remote_port: 53,
+                    state: ConnectionState::Established,
+                },
+            ],
+            net: NetCounters {
+                bytes_out,
+                ..NetCounters::default()
+            },
+            failed_logins: Some(3),
+            process_count: 42,
+            ..Telemetry::default()
+        }
+    }
+
+    #[test]
+    fn every_metric_is_known_to_the_engine_and_deltas_need_a_previous_sample() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let first = datapoint("d", &sample(1000), None, now);
+        assert!(!first.metrics.contains_key("bytes_out"));
+        for name in first.metrics.keys() {
+            assert!(bulwark_detect::metric_kind(name).is_some(), "{name}");
+        }
+        let prev = sample(1000).net;
+        let next = datapoint("d", &sample(1500), Some(prev), now);
+        assert_eq!(next.metrics["bytes_out"], Value::Number(500.0));
+        assert_eq!(next.time, now);
+        assert_eq!(
+            next.metrics["remote_destinations"],
+            Value::Set(["10.0.0.5:443".into(), "[2001:db8::1]:53".into()].into())
+        );
+        assert_eq!(
+            next.metrics["listening_ports"],
+            Value::Set(["tcp/23".into()].into())
+        );
+        // A counter going backwards (reboot): traffic left out.
+        let reboot = datapoint("d", &sample(10), Some(prev), now);
+        assert!(!reboot.metrics.contains_key("bytes_out"));
+    }
+}

@@ -1,0 +1,420 @@
+//! Continuous monitoring: telemetry from the device gateway goes through
+//! the detection engine; alerts are stored, streamed (SSE) and acted on
+//! (quarantine).
+//!
+//! ```text
+//! gateway session ──telemetry──▶ Monitor::observe ──▶ FleetEngine (N threads)
+//!                                                          │ alerts
+//!            store ◀── alert task ◀── bridge thread ◀──────┘
+//!              │          ├─▶ broadcast (SSE /api/v1/alerts/stream)
+//!              │          └─▶ quarantine: store (journaled), presence,
+//!              │              isolate command + session closed
+//! ```
+//!
+//! Detection state is in memory: a restart starts every device's warm-up
+//! again (the profiles themselves are stored and reloaded).
+
+pub(crate) mod convert;
+pub mod sessions;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bulwark_detect::{FleetEngine, FleetOutput, Output, Profile, SubmitError};
+use bulwark_proto::DeviceId;
+use bulwark_proto::telemetry::{IsolationReport, NetCounters};
+use bulwark_store::{Audit, DetectionAlert, Device};
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::api::dto::{DetectionAlertView, StreamEvent};
+use crate::state::AppState;
+pub use sessions::Sessions;
+
+/// Alerts queued between the engine and the alert task before the engine
+/// workers wait.
+const ALERT_QUEUE: usize = 10_000;
+/// Events kept for slow SSE subscribers before they are told they lagged.
+const STREAM_BUFFER: usize = 4096;
+/// Most devices with per-device rejection counts kept (oldest forgotten
+/// first would need an LRU; past this, new devices are counted only in
+/// the totals).
+const MAX_COUNTED_DEVICES: usize = 1_000_000;
+
+/// Why a device's message was not used, counted per device.
+pub type RejectionCounts = BTreeMap<&'static str, u64>;
+
+/// The monitoring service, shared by the gateway, the API and the alert
+/// task.
+#[derive(Debug)]
+pub struct Monitor {
+    engine: FleetEngine,
+    counters: Mutex<HashMap<DeviceId, NetCounters>>,
+    rejections: Mutex<HashMap<DeviceId, RejectionCounts>>,
+    /// Open gateway sessions, by device.
+    pub sessions: Sessions,
+    events: broadcast::Sender<StreamEvent>,
+    accepted: AtomicU64,
+    isolation: Mutex<HashMap<DeviceId, IsolationReport>>,
+    isolation_reported: tokio::sync::Notify,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// How long a quarantined device's session stays open after the isolate
+/// command, for the agent's isolation report (closed at once when it
+/// arrives).
+pub const ISOLATION_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Monitor {
+    /// Starts the engine with the stored profiles (the latest version of
+    /// each group). Returns the monitor and the engine's output, for
+    /// [`spawn_alert_pipeline`].
+    pub fn new(
+        profiles: Vec<Profile>,
+        shards: usize,
+    ) -> (Arc<Monitor>, std::sync::mpsc::Receiver<FleetOutput>) {
+        let (engine, rx) = FleetEngine::new(profiles, shards);
+        let (events, _) = broadcast::channel(STREAM_BUFFER);
+        (
+            Arc::new(Monitor {
+                engine,
+                counters: Mutex::new(HashMap::new()),
+                rejections: Mutex::new(HashMap::new()),
+                sessions: Sessions::default(),
+                events,
+                accepted: AtomicU64::new(0),
+                isolation: Mutex::new(HashMap::new()),
+                isolation_reported: tokio::sync::Notify::new(),
+                closing: tokio::sync::watch::channel(false).0,
+            }),
+            rx,
+        )
+    }
+
+    /// Installs a group's new profile version.
+    pub fn set_profile(&self, profile: Profile) {
+        if !self.engine.set_profile(profile) {
+            tracing::error!("detection engine stopped; profile not applied");
+        }
+    }
+
+    /// Feeds one decoded telemetry sample of `device` (of `group`),
+    /// received at `now`.
+    pub fn observe(
+        &self,
+        device: DeviceId,
+        group: &str,
+        t: &bulwark_proto::telemetry::Telemetry,
+        now: OffsetDateTime,
+    ) {
+        let previous = {
+            let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+            c.insert(device, t.net)
+        };
+        let dp = convert::datapoint(&device.to_string(), t, previous, now);
+        match self.engine.submit(group, dp, now) {
+            Ok(()) => {
+                self.accepted.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(SubmitError::Full) => self.reject(device, "engine_overloaded"),
+            Err(SubmitError::Stopped) => self.reject(device, "engine_stopped"),
+        }
+    }
+
+    /// Counts a rejected message of `device`.
+    pub fn reject(&self, device: DeviceId, why: &'static str) {
+        let mut r = self
+            .rejections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if r.len() >= MAX_COUNTED_DEVICES && !r.contains_key(&device) {
+            return;
+        }
+        *r.entry(device).or_default().entry(why).or_default() += 1;
+    }
+
+    /// A device's rejection counts.
+    pub fn rejections(&self, device: &DeviceId) -> RejectionCounts {
+        self.rejections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(device)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Telemetry samples handed to the engine so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// A live feed of new alerts (detection and vulnerability).
+    pub fn subscribe(&self) -> broadcast::Receiver<StreamEvent> {
+        self.events.subscribe()
+    }
+
+    /// Ends every live alert stream (server shutdown: an SSE response
+    /// never finishes by itself).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves when [`Monitor::close_streams`] is called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
+
+    /// Publishes an event to SSE subscribers (none listening is fine).
+    pub(crate) fn publish(&self, event: StreamEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Keeps a device's latest isolation report.
+    pub fn record_isolation(&self, device: DeviceId, report: IsolationReport) {
+        self.isolation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(device, report);
+        self.isolation_reported.notify_waiters();
+    }
+
+    /// Sends the isolate command on the device's gateway session, waits up
+    /// to [`ISOLATION_GRACE`] for its report, then closes the session
+    /// (in the background). No session: nothing to do — the gateway
+    /// refuses it at connect and check-ins carry the quarantine.
+    pub fn isolate_and_close(self: &Arc<Self>, device: DeviceId, reason: &str) {
+        let Some(tx) = self.sessions.take(&device) else {
+            return;
+        };
+        let me = Arc::clone(self);
+        let reason = reason.to_owned();
+        tokio::spawn(async move {
+            let isolate = bulwark_proto::telemetry::DeviceCommand::Isolate {
+                reason: reason.clone(),
+            };
+            let sent = tx
+                .send(bulwark_mqtt::SessionCommand::Publish {
+                    payload: isolate.encode(),
+                })
+                .await
+                .is_ok();
+            if sent {
+                let deadline = tokio::time::Instant::now() + ISOLATION_GRACE;
+                loop {
+                    let notified = me.isolation_reported.notified();
+                    if me.isolation(&device).is_some() {
+                        break;
+                    }
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = tx
+                .send(bulwark_mqtt::SessionCommand::Close {
+                    code: bulwark_mqtt::CloseCode::NotAuthorized,
+                    reason: format!("quarantined: {reason}"),
+                })
+                .await;
+        });
+    }
+
+    /// A device's latest isolation report, if it sent one since start.
+    pub fn isolation(&self, device: &DeviceId) -> Option<IsolationReport> {
+        self.isolation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(device)
+            .cloned()
+    }
+
+    /// Drops a device's learned state (released from quarantine).
+    pub fn forget(&self, device: &DeviceId) {
+        self.counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(device);
+        self.engine.forget(&device.to_string());
+    }
+}
+
+/// The API view of a detection alert.
+pub(crate) fn detection_view(a: &DetectionAlert) -> DetectionAlertView {
+    DetectionAlertView {
+        id: a.id.clone(),
+        device: a.device_id,
+        group: a.group.clone(),
+        behaviour: a.behaviour.clone(),
+        kind: a.kind.clone(),
+        severity: a.severity.clone(),
+        profile_version: a.profile_version.clone(),
+        action: a.action.clone(),
+        message: a.message.clone(),
+        evidence: serde_json::from_str(&a.evidence).unwrap_or(serde_json::Value::Null),
+        observed_at: a.observed_at,
+        created_at: a.created_at,
+    }
+}
+
+/// Turns an engine alert into a stored alert.
+fn stored_alert(
+    group: &str,
+    a: &bulwark_detect::Alert,
+    now: OffsetDateTime,
+) -> Option<DetectionAlert> {
+    let device_id = DeviceId::parse(&a.device).ok()?;
+    let evidence: Vec<serde_json::Value> = a
+        .evidence
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "time": e.time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "metric": e.metric,
+                "value": match &e.value {
+                    bulwark_detect::Value::Number(n) => serde_json::json!(n),
+                    bulwark_detect::Value::Set(s) => serde_json::json!(s),
+                },
+            })
+        })
+        .collect();
+    Some(DetectionAlert {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        device_id,
+        group: group.to_owned(),
+        behaviour: a.behaviour.clone(),
+        kind: a.kind.to_owned(),
+        severity: a.severity.to_string(),
+        profile_version: a.profile_version.clone(),
+        action: a.action.map(|_| "quarantine".to_owned()),
+        message: a.reason.clone(),
+        evidence: serde_json::Value::Array(evidence).to_string(),
+        observed_at: a.time,
+        created_at: now,
+    })
+}
+
+/// Starts the bridge thread (engine → tokio) and the alert task (store,
+/// stream, quarantine). They end when the engine stops.
+pub fn spawn_alert_pipeline(state: AppState, engine_out: std::sync::mpsc::Receiver<FleetOutput>) {
+    let (tx, mut rx) = mpsc::channel::<(String, bulwark_detect::Alert)>(ALERT_QUEUE);
+    let Some(monitor) = state.monitor().cloned() else {
+        return;
+    };
+    let bridge_monitor = Arc::clone(&monitor);
+    let spawned = std::thread::Builder::new()
+        .name("detect-bridge".into())
+        .spawn(move || {
+            for out in engine_out {
+                match out {
+                    FleetOutput::Engine {
+                        group,
+                        output: Output::Alert(a),
+                    } => {
+                        if tx.blocking_send((group, a)).is_err() {
+                            return;
+                        }
+                    }
+                    FleetOutput::Engine {
+                        output: Output::Rejected { device, error },
+                        ..
+                    } => {
+                        if let Ok(id) = DeviceId::parse(&device) {
+                            tracing::debug!(%device, %error, "datapoint rejected");
+                            bridge_monitor.reject(id, "invalid_datapoint");
+                        }
+                    }
+                    FleetOutput::Unprofiled { device, .. } => {
+                        if let Ok(id) = DeviceId::parse(&device) {
+                            bridge_monitor.reject(id, "no_profile");
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the detection bridge");
+        return;
+    }
+    tokio::spawn(async move {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            let now = state.0.clock.now();
+            let stored: Vec<DetectionAlert> = batch
+                .drain(..)
+                .filter_map(|(group, a)| stored_alert(&group, &a, now))
+                .collect();
+            for a in &stored {
+                monitor.publish(StreamEvent::Detection(detection_view(a)));
+            }
+            if let Err(e) = state.0.store.insert_detection_alerts(&stored).await {
+                tracing::error!(error = %e, alerts = stored.len(), "storing detection alerts failed");
+            }
+            for a in stored.iter().filter(|a| a.action.is_some()) {
+                let reason = format!("behaviour {} fired: {}", a.behaviour, a.message);
+                let audit = Audit::system(now);
+                if let Err(e) = quarantine(&state, a.device_id, &reason, Some(&a.id), &audit).await
+                {
+                    tracing::error!(device = %a.device_id, error = ?e, "automatic quarantine failed");
+                }
+            }
+        }
+    });
+}
+
+/// Quarantines a device: stored and journaled, then enforced at once —
+/// the presence cache (check-ins answer with the quarantine, updates are
+/// withheld), the isolate command on its gateway session, and the session
+/// closed. Returns the device (`None` when unknown).
+pub(crate) async fn quarantine(
+    state: &AppState,
+    id: DeviceId,
+    reason: &str,
+    alert: Option<&str>,
+    audit: &Audit,
+) -> Result<Option<Device>, bulwark_store::Error> {
+    let Some(device) = state
+        .0
+        .store
+        .quarantine_device(id, reason, alert, audit)
+        .await?
+    else {
+        return Ok(None);
+    };
+    state.0.presence.load(&device);
+    state.0.presence.set_quarantine(
+        &id,
+        device.quarantine_reason.clone().or(Some(reason.to_owned())),
+    );
+    if let Some(m) = state.monitor() {
+        m.isolate_and_close(id, reason);
+    }
+    tracing::warn!(device = %id, %reason, "device quarantined");
+    Ok(Some(device))
+}
+
+/// Lifts a device's quarantine (journaled) and forgets its learned state.
+pub(crate) async fn release(
+    state: &AppState,
+    id: DeviceId,
+    reason: &str,
+    audit: &Audit,
+) -> Result<Option<Device>, bulwark_store::Error> {
+    let Some(device) = state.0.store.release_device(id, reason, audit).await? else {
+        return Ok(None);
+    };
+    state.0.presence.load(&device);
+    state.0.presence.set_quarantine(&id, None);
+    if let Some(m) = state.monitor() {
+        m.forget(&id);
+        m.isolation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+    tracing::info!(device = %id, %reason, "device released from quarantine");
+    Ok(Some(device))
+}

@@ -1,0 +1,570 @@
+//! The device gateway end to end: real mTLS, real MQTT clients
+//! (Mosquitto's `mosquitto_pub`/`mosquitto_sub`, Python's paho-mqtt and the
+//! agent library), the detection engine, alerts over SSE, and quarantine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulwark_agent::Agent;
+use bulwark_agent::monitor::{Isolation, IsolationMode, TelemetryOptions};
+use bulwark_proto::DeviceId;
+use bulwark_server::{ManualClock, RawConfig, Server};
+use serde_json::{Value, json};
+
+use super::device_tls::{Admin, fixture_root, now, opts, provider, start_with};
+
+const PROFILE: &str = r#"
+group = "lobby-sensors"
+version = "1"
+
+[[behaviour]]
+name = "telnet-open"
+severity = "critical"
+action = "quarantine"
+metric = "listening_ports"
+operator = "in-set"
+threshold = ["tcp/23"]
+
+[[behaviour]]
+name = "many-processes"
+severity = "low"
+metric = "process_count"
+operator = ">"
+threshold = 1000
+"#;
+
+fn telemetry(ports: &[u16], processes: u64) -> String {
+    let listening: Vec<Value> = ports
+        .iter()
+        .map(|p| json!({"proto": "tcp", "port": p, "addr": "0.0.0.0"}))
+        .collect();
+    json!({
+        "schema": 1, "time": 1_795_000_000_000u64, "seq": 1,
+        "listening": listening, "connections": [],
+        "net": {"bytes_in": 0, "bytes_out": 0, "packets_in": 0, "packets_out": 0},
+        "connection_attempts": 0, "process_count": processes,
+        "cpu_percent": 1.5, "memory_percent": 20.0
+    })
+    .to_string()
+}
+
+struct Device {
+    id: DeviceId,
+    dir: PathBuf,
+}
+
+impl Device {
+    async fn enroll(server: &Server, admin: &Admin, dir: &Path, name: &str) -> Device {
+        let token = admin.enroll_token(3600).await;
+        let state_dir = dir.join(name);
+        let r = bulwark_agent::enroll(&opts(server, token, &state_dir))
+            .await
+            .unwrap();
+        Device {
+            id: r.device_id,
+            dir: state_dir,
+        }
+    }
+
+    fn telemetry_topic(&self) -> String {
+        format!("bulwark/v1/devices/{}/telemetry", self.id)
+    }
+
+    fn command_topic(&self) -> String {
+        format!("bulwark/v1/devices/{}/commands", self.id)
+    }
+
+    /// Mosquitto client arguments: the gateway, the CA, and this device's
+    /// certificate (or none).
+    fn tls_args(&self, port: u16, with_cert: bool) -> Vec<String> {
+        let mut a = vec![
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "--cafile".into(),
+            self.dir.join("ca.pem").display().to_string(),
+        ];
+        if with_cert {
+            a.extend([
+                "--cert".into(),
+                self.dir.join("device.crt").display().to_string(),
+                "--key".into(),
+                self.dir.join("device.key").display().to_string(),
+            ]);
+        }
+        a
+    }
+}
+
+/// Runs `mosquitto_pub` (version `v`): (exit success, stderr).
+async fn mosquitto_pub(
+    dev: &Device,
+    port: u16,
+    v: &str,
+    topic: &str,
+    msg: &str,
+    cert: bool,
+) -> (bool, String) {
+    let out = tokio::process::Command::new("mosquitto_pub")
+        .args(dev.tls_args(port, cert))
+        .args([
+            "-V",
+            v,
+            "-i",
+            "ignored-client-id",
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            msg,
+        ])
+        .output()
+        .await
+        .expect("mosquitto_pub must be installed (Debian package mosquitto-clients)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn start_gateway(dir: &Path) -> (Server, Admin, u16) {
+    provider();
+    let clock = Arc::new(ManualClock::new(now()));
+    let server = start_with(
+        dir,
+        clock,
+        RawConfig {
+            mqtt_listen: Some("127.0.0.1:0".into()),
+            mqtt_rate_per_second: Some(50),
+            mqtt_rate_burst: Some(50),
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = Admin::new(&server);
+    let port = server.mqtt_addr().unwrap().port();
+    (server, admin, port)
+}
+
+async fn rejections(admin: &Admin, id: DeviceId) -> Value {
+    admin.device(id).await["rejections"].clone()
+}
+
+#[tokio::test]
+async fn mosquitto_clients_acl_detection_and_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, port) = start_gateway(dir.path()).await;
+    let monitor = server.state().monitor().unwrap().clone();
+    let a = Device::enroll(&server, &admin, dir.path(), "a").await;
+    let b = Device::enroll(&server, &admin, dir.path(), "b").await;
+    let (s, v) = admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/profiles",
+            Some(json!({"toml": PROFILE})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["behaviours"], json!(["telnet-open", "many-processes"]));
+
+    // Allowed: own telemetry topic, both protocol versions.
+    for v in ["mqttv311", "mqttv5"] {
+        let before = monitor.accepted();
+        let (ok, err) = mosquitto_pub(
+            &a,
+            port,
+            v,
+            &a.telemetry_topic(),
+            &telemetry(&[22], 10),
+            true,
+        )
+        .await;
+        assert!(ok, "{v}: {err}");
+        eventually("telemetry accepted", async || monitor.accepted() > before).await;
+    }
+
+    // Another device's topic: not delivered, counted against the sender.
+    let before = monitor.accepted();
+    let _ = mosquitto_pub(
+        &a,
+        port,
+        "mqttv5",
+        &b.telemetry_topic(),
+        &telemetry(&[23], 10),
+        true,
+    )
+    .await;
+    let _ = mosquitto_pub(&a, port, "mqttv311", "bulwark/v1/devices/#", "x", true).await;
+    eventually("ACL rejections counted", async || {
+        rejections(&admin, a.id).await["topic_denied"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    })
+    .await;
+    assert_eq!(monitor.accepted(), before);
+    assert!(admin.device(b.id).await["device"]["quarantined_at"].is_null());
+
+    // Invalid JSON and unknown fields: rejected and counted, nothing else.
+    let _ = mosquitto_pub(&a, port, "mqttv5", &a.telemetry_topic(), "{not json", true).await;
+    let _ = mosquitto_pub(
+        &a,
+        port,
+        "mqttv5",
+        &a.telemetry_topic(),
+        r#"{"schema":1,"bogus":true}"#,
+        true,
+    )
+    .await;
+    eventually("invalid telemetry counted", async || {
+        rejections(&admin, a.id).await["invalid_telemetry"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    })
+    .await;
+
+    // No client certificate: refused at CONNECT.
+    let (ok, err) = mosquitto_pub(&a, port, "mqttv5", &a.telemetry_topic(), "x", false).await;
+    assert!(!ok, "a connection without a certificate was accepted");
+    assert!(
+        err.to_lowercase().contains("not authorized") || err.contains("Connection"),
+        "{err}"
+    );
+
+    // The SSE stream, opened before the attack.
+    let mut stream = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/alerts/stream", server.api_addr()))
+        .bearer_auth(admin_token(&server))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+
+    // Telnet appears on A: alert, automatic quarantine.
+    let (ok, err) = mosquitto_pub(
+        &a,
+        port,
+        "mqttv5",
+        &a.telemetry_topic(),
+        &telemetry(&[22, 23], 10),
+        true,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let mut sse = String::new();
+    while !sse.contains("event: detection") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        sse.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(sse.contains("telnet-open"), "{sse}");
+
+    eventually("A quarantined", async || {
+        !admin.device(a.id).await["device"]["quarantined_at"].is_null()
+    })
+    .await;
+    let detail = admin.device(a.id).await;
+    let alert = &detail["alerts"][0];
+    assert_eq!(alert["behaviour"], "telnet-open");
+    assert_eq!(alert["severity"], "critical");
+    assert_eq!(alert["profile_version"], "1");
+    assert_eq!(alert["action"], "quarantine");
+    assert_eq!(alert["evidence"][0]["metric"], "listening_ports");
+    let (_, list) = admin
+        .call(reqwest::Method::GET, "/api/v1/alerts", None)
+        .await;
+    assert_eq!(list["detections"][0]["id"], alert["id"]);
+
+    // The quarantine is journaled with the alert that caused it.
+    let (_, entries) = admin
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/audit/entries?limit=1000",
+            None,
+        )
+        .await;
+    let q = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entry"]["action"] == "device.quarantine")
+        .unwrap_or_else(|| panic!("no device.quarantine entry in {entries}"));
+    assert_eq!(q["entry"]["detail"]["alert"], alert["id"]);
+    assert_eq!(q["entry"]["actor"]["kind"], "system");
+
+    // Quarantined: refused at connect; check-ins say so; no update assigned.
+    let (ok, _) = mosquitto_pub(
+        &a,
+        port,
+        "mqttv311",
+        &a.telemetry_topic(),
+        &telemetry(&[22], 10),
+        true,
+    )
+    .await;
+    assert!(!ok, "a quarantined device was admitted");
+    let agent = Agent::load(&a.dir, fixture_root(dir.path())).unwrap();
+    let r = agent.checkin().await.unwrap();
+    assert!(
+        r.quarantine.as_deref().unwrap().contains("telnet-open"),
+        "{r:?}"
+    );
+
+    // Device B was never affected.
+    assert!(admin.device(b.id).await["device"]["quarantined_at"].is_null());
+    let (ok, err) = mosquitto_pub(
+        &b,
+        port,
+        "mqttv5",
+        &b.telemetry_topic(),
+        &telemetry(&[22], 10),
+        true,
+    )
+    .await;
+    assert!(ok, "{err}");
+
+    // Release: a separate, journaled decision; A may connect again.
+    let (s, v) = admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/{}/release", a.id),
+            Some(json!({"reason": "re-imaged"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["quarantined_at"].is_null());
+    let (ok, err) = mosquitto_pub(
+        &a,
+        port,
+        "mqttv5",
+        &a.telemetry_topic(),
+        &telemetry(&[22], 10),
+        true,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(agent.checkin().await.unwrap().quarantine.is_none());
+
+    // A live mosquitto_sub session of A on its command topic: an operator's
+    // quarantine sends it the isolate command, then closes the session.
+    let sub = tokio::process::Command::new("mosquitto_sub")
+        .args(a.tls_args(port, true))
+        .args([
+            "-V",
+            "mqttv5",
+            "-t",
+            &a.command_topic(),
+            "-C",
+            "1",
+            "-W",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("A's session open", async || {
+        monitor.sessions.is_connected(&a.id)
+    })
+    .await;
+    // Give mosquitto_sub's SUBSCRIBE a moment to land after CONNACK.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (s, v) = admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/devices/{}/quarantine", a.id),
+            Some(json!({"reason": "operator says so"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let out = tokio::time::timeout(Duration::from_secs(20), sub.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        got.contains(r#""command":"isolate""#),
+        "mosquitto_sub got {got:?} ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(got.contains("operator says so"), "{got}");
+    eventually("A's session closed", async || {
+        !monitor.sessions.is_connected(&a.id)
+    })
+    .await;
+    server.shutdown().await.unwrap();
+}
+
+fn admin_token(server: &Server) -> String {
+    std::fs::read_to_string(server.data_dir().join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+const PAHO: &str = r#"
+import json, ssl, sys, threading
+import paho.mqtt.client as mqtt
+
+port, ca, cert, key, own, other, version = sys.argv[1:8]
+proto = mqtt.MQTTv5 if version == "5" else mqtt.MQTTv311
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho", protocol=proto)
+c.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+granted = {}
+done = threading.Event()
+def on_subscribe(client, userdata, mid, reason_codes, properties):
+    granted[mid] = [int(getattr(r, "value", r)) for r in reason_codes]
+    if len(granted) == 2:
+        done.set()
+c.on_subscribe = on_subscribe
+c.connect("127.0.0.1", int(port))
+c.loop_start()
+_, own_mid = c.subscribe(f"bulwark/v1/devices/{own}/commands", qos=1)
+_, other_mid = c.subscribe(f"bulwark/v1/devices/{other}/commands", qos=1)
+done.wait(10)
+info = c.publish(f"bulwark/v1/devices/{own}/telemetry", sys.stdin.read(), qos=1)
+info.wait_for_publish(10)
+c.disconnect()
+c.loop_stop()
+print(json.dumps({"own": granted.get(own_mid), "other": granted.get(other_mid)}))
+"#;
+
+#[tokio::test]
+async fn paho_mqtt_both_versions_follow_the_acl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, port) = start_gateway(dir.path()).await;
+    let monitor = server.state().monitor().unwrap().clone();
+    let a = Device::enroll(&server, &admin, dir.path(), "a").await;
+    let b = Device::enroll(&server, &admin, dir.path(), "b").await;
+    admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/profiles",
+            Some(json!({"toml": PROFILE})),
+        )
+        .await;
+    for version in ["311", "5"] {
+        let before = monitor.accepted();
+        let mut child = tokio::process::Command::new("python3")
+            .args(["-c", PAHO, &port.to_string()])
+            .arg(a.dir.join("ca.pem"))
+            .arg(a.dir.join("device.crt"))
+            .arg(a.dir.join("device.key"))
+            .args([a.id.to_string(), b.id.to_string(), version.to_owned()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 with paho-mqtt (PyPI) must be installed");
+        {
+            use tokio::io::AsyncWriteExt as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(telemetry(&[22], 10).as_bytes())
+                .await
+                .unwrap();
+        }
+        let out = child.wait_with_output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Own command topic granted at QoS 1; another device's refused
+        // (0x80 in 3.1.1, 0x87 not authorized in 5).
+        let refused = if version == "5" { 0x87 } else { 0x80 };
+        assert_eq!(
+            got,
+            json!({"own": [1], "other": [refused]}),
+            "MQTT {version}"
+        );
+        eventually("paho telemetry accepted", async || {
+            monitor.accepted() > before
+        })
+        .await;
+    }
+    assert!(
+        rejections(&admin, a.id).await["subscribe_denied"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_agent_publishes_telemetry_and_reports_isolation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, port) = start_gateway(dir.path()).await;
+    let monitor = server.state().monitor().unwrap().clone();
+    let a = Device::enroll(&server, &admin, dir.path(), "a").await;
+    let agent = Agent::load(&a.dir, fixture_root(dir.path())).unwrap();
+    let isolation = Isolation::new(IsolationMode::ReportOnly);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let root = fixture_root(dir.path());
+    let run = async {
+        agent
+            .publish_telemetry(
+                TelemetryOptions {
+                    gateway: format!("localhost:{port}"),
+                    interval: Duration::from_millis(200),
+                },
+                root,
+                isolation.clone(),
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
+            .await
+    };
+    let check = async {
+        // Samples flow from the agent library through the gateway.
+        eventually("agent telemetry", async || monitor.accepted() >= 2).await;
+        assert!(monitor.sessions.is_connected(&a.id));
+        // An operator quarantines the device: the agent gets the isolate
+        // command and reports that this agent may not isolate.
+        let (s, v) = admin
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/devices/{}/quarantine", a.id),
+                Some(json!({"reason": "suspicious traffic"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        eventually("isolation report", async || {
+            !admin.device(a.id).await["isolation"].is_null()
+        })
+        .await;
+        let d = admin.device(a.id).await;
+        assert_eq!(d["isolation"]["isolated"], false, "{d}");
+        assert!(
+            d["isolation"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("--no-isolate")
+        );
+        assert!(isolation.attempted());
+        let _ = stop_tx.send(());
+    };
+    let (r, ()) = tokio::join!(run, check);
+    r.unwrap();
+    server.shutdown().await.unwrap();
+}
