@@ -154,6 +154,14 @@ struct ServerArgs {
     /// Agent poll interval in seconds [default: 60].
     #[arg(long)]
     poll_interval: Option<u32>,
+    /// Device gateway (MQTT 3.1.1/5 over mTLS) listen address, e.g.
+    /// 127.0.0.1:8883 [default: no gateway].
+    #[arg(long)]
+    mqtt_listen: Option<String>,
+    /// Consume device telemetry from this external MQTT 5 broker,
+    /// HOST:PORT (plain TCP on a trusted network).
+    #[arg(long)]
+    mqtt_broker: Option<String>,
     /// TOML configuration file (command-line flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -493,6 +501,8 @@ async fn server(args: ServerArgs) -> Result<()> {
         database_url: args.database_url,
         device_hostnames: args.device_hostnames,
         poll_interval_secs: args.poll_interval,
+        mqtt_listen: args.mqtt_listen,
+        mqtt_broker: args.mqtt_broker,
         ..Default::default()
     };
     let config = match file.overlay(cli).validate() {

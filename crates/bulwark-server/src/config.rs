@@ -66,6 +66,10 @@ pub struct RawConfig {
     pub mqtt_rate_burst: Option<u32>,
     /// Detection worker threads (default: the number of CPUs).
     pub detect_shards: Option<usize>,
+    /// External broker mode: consume telemetry from this MQTT 5 broker,
+    /// `host:port` (plain TCP, trusted network), as well as or instead of
+    /// the built-in gateway.
+    pub mqtt_broker: Option<String>,
 }
 
 /// A validated configuration.
@@ -113,6 +117,8 @@ pub struct ServerConfig {
     pub mqtt_rate_burst: u32,
     /// Detection worker threads.
     pub detect_shards: usize,
+    /// External MQTT broker to consume telemetry from, if any.
+    pub mqtt_broker: Option<String>,
 }
 
 /// One configuration problem.
@@ -162,7 +168,8 @@ impl RawConfig {
             mqtt_max_packet_bytes,
             mqtt_rate_per_second,
             mqtt_rate_burst,
-            detect_shards
+            detect_shards,
+            mqtt_broker
         );
         self.device_hostnames.extend(other.device_hostnames);
         self
@@ -320,6 +327,13 @@ impl RawConfig {
             1,
             256,
         );
+        if let Some(b) = &self.mqtt_broker
+            && (b
+                .rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))
+        {
+            err("mqtt_broker", format!("{b:?} is not host:port"));
+        }
         let mqtt_listen = match self.mqtt_listen {
             None => None,
             Some(text) => match text.parse::<SocketAddr>() {
@@ -395,6 +409,7 @@ impl RawConfig {
             mqtt_rate_per_second: mqtt_rate as u32,
             mqtt_rate_burst: mqtt_burst as u32,
             detect_shards: shards as usize,
+            mqtt_broker: self.mqtt_broker,
         })
     }
 }

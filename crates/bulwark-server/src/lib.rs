@@ -47,6 +47,7 @@
 pub mod api;
 mod auth;
 mod bootstrap;
+pub mod broker;
 mod clock;
 mod config;
 pub mod device;
@@ -247,6 +248,14 @@ impl Server {
                     },
                     max_connections: config.max_device_connections,
                 },
+                stopped(stop_rx.clone()),
+            ));
+        }
+        if let Some(addr) = config.mqtt_broker.clone() {
+            tasks.spawn(broker::consume(
+                addr,
+                state.clone(),
+                monitor.clone(),
                 stopped(stop_rx.clone()),
             ));
         }

@@ -4,6 +4,7 @@
 mod cli;
 mod detect;
 mod gate;
+mod monitor;
 mod support;
 mod tuf_interop;
 mod updates;

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn agent_bin() -> PathBuf {
+pub(crate) fn agent_bin() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_bulwark"))
         .parent()
         .unwrap()

@@ -59,6 +59,9 @@ pub struct Monitor {
     isolation: Mutex<HashMap<DeviceId, IsolationReport>>,
     isolation_reported: tokio::sync::Notify,
     closing: tokio::sync::watch::Sender<bool>,
+    /// The external broker connection, in external broker mode.
+    pub(crate) broker: crate::broker::BrokerLink,
+    groups: Mutex<HashMap<DeviceId, String>>,
 }
 
 /// How long a quarantined device's session stays open after the isolate
@@ -87,6 +90,8 @@ impl Monitor {
                 isolation: Mutex::new(HashMap::new()),
                 isolation_reported: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::channel(false).0,
+                broker: crate::broker::BrokerLink::default(),
+                groups: Mutex::new(HashMap::new()),
             }),
             rx,
         )
@@ -120,6 +125,29 @@ impl Monitor {
             Err(SubmitError::Full) => self.reject(device, "engine_overloaded"),
             Err(SubmitError::Stopped) => self.reject(device, "engine_stopped"),
         }
+    }
+
+    /// Whether the external broker connection is up (and subscribed).
+    pub fn broker_connected(&self) -> bool {
+        self.broker.client().is_some()
+    }
+
+    /// A device's group (cached; read from the store on first sight).
+    pub(crate) async fn group_of(&self, state: &AppState, device: DeviceId) -> Option<String> {
+        if let Some(g) = self
+            .groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&device)
+        {
+            return Some(g.clone());
+        }
+        let d = state.0.store.device(device).await.ok().flatten()?;
+        self.groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(device, d.group.clone());
+        Some(d.group)
     }
 
     /// Counts a rejected message of `device`.
@@ -188,6 +216,22 @@ impl Monitor {
     /// refuses it at connect and check-ins carry the quarantine.
     pub fn isolate_and_close(self: &Arc<Self>, device: DeviceId, reason: &str) {
         let Some(tx) = self.sessions.take(&device) else {
+            // External broker mode: the command goes through the broker.
+            if let Some(client) = self.broker.client() {
+                let payload = bulwark_proto::telemetry::DeviceCommand::Isolate {
+                    reason: reason.to_owned(),
+                }
+                .encode();
+                tokio::spawn(async move {
+                    let topic = bulwark_mqtt::command_topic(&device.to_string());
+                    if let Err(e) = client
+                        .publish(&topic, payload, bulwark_mqtt::Qos::AtLeastOnce)
+                        .await
+                    {
+                        tracing::warn!(%device, error = %e, "isolate command through the broker failed");
+                    }
+                });
+            }
             return;
         };
         let me = Arc::clone(self);

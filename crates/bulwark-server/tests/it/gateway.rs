@@ -568,3 +568,158 @@ async fn the_agent_publishes_telemetry_and_reports_isolation() {
     r.unwrap();
     server.shutdown().await.unwrap();
 }
+
+/// A Mosquitto broker on a free loopback port, anonymous, for the
+/// external broker mode. Killed on drop.
+struct Mosquitto {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    async fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto must be installed (Debian package mosquitto)");
+        let child = std::process::Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed and waited for on drop, also if it never comes up.
+        let broker = Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return broker;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("mosquitto did not start on port {port}");
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn external_broker_mode_consumes_telemetry_and_sends_commands_through_it() {
+    provider();
+    let broker = Mosquitto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(
+        dir.path(),
+        Arc::new(ManualClock::new(now())),
+        RawConfig {
+            mqtt_broker: Some(format!("127.0.0.1:{}", broker.port)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = Admin::new(&server);
+    let monitor = server.state().monitor().unwrap().clone();
+    let a = Device::enroll(&server, &admin, dir.path(), "a").await;
+    admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/profiles",
+            Some(json!({"toml": PROFILE})),
+        )
+        .await;
+    eventually("the server subscribed at the broker", async || {
+        monitor.broker_connected()
+    })
+    .await;
+
+    // The device's side, through the broker (plain MQTT on loopback).
+    let sub = tokio::process::Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-V",
+            "mqttv5",
+        ])
+        .args(["-t", &a.command_topic(), "-C", "1", "-W", "20"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let publish = |msg: String| {
+        let topic = a.telemetry_topic();
+        let port = broker.port.to_string();
+        async move {
+            let st = tokio::process::Command::new("mosquitto_pub")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-V",
+                    "mqttv5",
+                    "-t",
+                    &topic,
+                    "-m",
+                    &msg,
+                ])
+                .status()
+                .await
+                .unwrap();
+            assert!(st.success());
+        }
+    };
+    let before = monitor.accepted();
+    publish(telemetry(&[22], 10)).await;
+    eventually("telemetry from the broker", async || {
+        monitor.accepted() > before
+    })
+    .await;
+    publish(telemetry(&[23], 10)).await;
+    eventually("quarantined from broker telemetry", async || {
+        !admin.device(a.id).await["device"]["quarantined_at"].is_null()
+    })
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(20), sub.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert!(got.contains(r#""command":"isolate""#), "{got:?}");
+    // A quarantined device's further telemetry is not admitted.
+    publish(telemetry(&[22], 10)).await;
+    eventually("not admitted", async || {
+        rejections(&admin, a.id).await["not_admitted"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    })
+    .await;
+    server.shutdown().await.unwrap();
+}

@@ -116,6 +116,35 @@ async fn every_mutating_route_journals_exactly_one_entry() {
             "device.tag",
         ),
     );
+    // Monitoring: a profile, and a quarantine then its release (keys run
+    // in order: quarantine < release < revoke).
+    add(
+        "post /api/v1/profiles",
+        case(
+            "POST",
+            "/api/v1/profiles",
+            json!({"toml": "group = \"g\"\nversion = \"1\"\n[[behaviour]]\nname = \"telnet\"\nseverity = \"high\"\nmetric = \"listening_ports\"\noperator = \"in-set\"\nthreshold = [\"tcp/23\"]\n"}),
+            "profile.apply",
+        ),
+    );
+    add(
+        "post /api/v1/devices/{id}/quarantine",
+        case(
+            "POST",
+            &format!("/api/v1/devices/{device}/quarantine"),
+            json!({"reason":"scan"}),
+            "device.quarantine",
+        ),
+    );
+    add(
+        "post /api/v1/devices/{id}/release",
+        case(
+            "POST",
+            &format!("/api/v1/devices/{device}/release"),
+            json!({"reason":"clean"}),
+            "device.release",
+        ),
+    );
     add(
         "post /api/v1/devices/{id}/revoke",
         case(

@@ -1,0 +1,149 @@
+//! `bulwark profiles apply|list`, `devices quarantine|release`, `alerts
+//! list|watch` against a real server: the monitoring commands a user types.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+use crate::updates::agent_bin;
+
+const PROFILE: &str = r#"
+group = "lobby-sensors"
+version = "2026-11-23"
+[[behaviour]]
+name = "telnet-open"
+severity = "critical"
+action = "quarantine"
+metric = "listening_ports"
+operator = "in-set"
+threshold = ["tcp/23"]
+"#;
+
+#[test]
+fn profiles_quarantine_release_and_alert_listing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(&tmp.path().join("data"));
+
+    // A profile: checked locally first, then applied (versioned).
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "group = \"g\"\nversion = 1\n[[behaviour]]\nname = \"x\"\nseverity = \"low\"\nmetric = \"nope\"\noperator = \">\"\nthreshold = 1\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(srv.cli().args(["profiles", "apply"]).arg(&bad));
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.toml") && err.contains("nope"), "{err}");
+    let good = tmp.path().join("profile.toml");
+    std::fs::write(&good, PROFILE).unwrap();
+    let (code, out, err) = run(srv.cli().args(["profiles", "apply"]).arg(&good));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("lobby-sensors version 2026-11-23"), "{out}");
+    // The same version with another body is refused.
+    std::fs::write(&good, PROFILE.replace("tcp/23", "tcp/2323")).unwrap();
+    let (code, _, err) = run(srv.cli().args(["profiles", "apply"]).arg(&good));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("409") || err.contains("already exists"),
+        "{err}"
+    );
+    let (code, out, _) = run(srv.cli().args(["profiles", "list"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("telnet-open"), "{out}");
+
+    // A device, quarantined and released by an operator.
+    let (code, token, err) = run(srv.cli().args([
+        "enroll-token",
+        "create",
+        "--group",
+        "lobby-sensors",
+        "--env",
+        "staging",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let state = tmp.path().join("agent");
+    let out = Command::new(agent_bin())
+        .args(["enroll", "--server", &format!("https://{}", srv.dev)])
+        .arg("--ca")
+        .arg(srv.data.join("ca.pem"))
+        .arg("--state-dir")
+        .arg(&state)
+        .env("BULWARK_ENROLL_TOKEN", token.trim())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("enrolled as device "))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    // `alerts watch` follows the live stream; the quarantine's isolate
+    // path does not raise an alert, so watch is checked for a clean start
+    // and stop here (the gateway tests check delivered events).
+    let mut watch = srv
+        .cli()
+        .args(["alerts", "watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let (code, out, err) =
+        run(srv
+            .cli()
+            .args(["devices", "quarantine", &id, "--reason", "port scan"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("quarantined") && out.contains("port scan"),
+        "{out}"
+    );
+    let (_, out, _) = run(srv.cli().args(["devices", "show", &id]));
+    assert!(
+        out.contains("quarantined:") && out.contains("port scan"),
+        "{out}"
+    );
+    let (code, _, err) = run(srv
+        .cli()
+        .args(["devices", "quarantine", &id, "--reason", ""]));
+    assert_eq!(code, 1);
+    assert!(err.contains("reason"), "{err}");
+    let (code, _, err) =
+        run(srv
+            .cli()
+            .args(["devices", "release", "not-a-device", "--reason", "x"]));
+    assert_eq!(code, 1);
+    assert!(!err.is_empty());
+    let (code, out, err) =
+        run(srv
+            .cli()
+            .args(["devices", "release", &id, "--reason", "re-imaged"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("released"), "{out}");
+    let (_, out, _) = run(srv.cli().args(["devices", "show", &id]));
+    assert!(!out.contains("quarantined:"), "{out}");
+
+    // Both journaled, with their reasons.
+    let (_, out, _) = run(srv.cli().args(["audit", "log", "--action", "device."]));
+    assert!(
+        out.contains("device.quarantine") && out.contains("device.release"),
+        "{out}"
+    );
+
+    let (code, out, err) = run(srv.cli().args(["alerts", "list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["detections"].is_array() && v["alerts"].is_array(), "{v}");
+
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("error"), "alerts watch failed: {err}");
+    let _ = std::io::stdout().flush();
+}
