@@ -124,6 +124,9 @@ enum Command {
     /// Alerts: new advisory hits on releases or devices, and detections.
     #[command(subcommand)]
     Alerts(crate::detect::AlertsCmd),
+    /// Alert webhooks: signed deliveries with retries.
+    #[command(subcommand)]
+    Webhooks(crate::detect::WebhooksCmd),
     /// List deployments.
     Deployments {
         /// Print JSON.
@@ -384,6 +387,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             conn,
         } => crate::gate::sbom(reference, format, out, conn).await?,
         Command::Alerts(cmd) => crate::detect::alerts(cmd).await?,
+        Command::Webhooks(cmd) => crate::detect::webhooks(cmd).await?,
         Command::Detect(cmd) => crate::detect::detect(cmd)?,
         Command::Profiles(cmd) => crate::detect::profiles(cmd).await?,
         Command::Deploy {

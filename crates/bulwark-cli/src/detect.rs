@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use bulwark_detect::Profile;
 use bulwark_server::api::dto::{
-    AlertList, AlertView, ApplyProfile, DetectionAlertView, ProfileList, ProfileView,
+    AlertList, AlertView, ApplyProfile, CreateWebhook, DeliveryList, DetectionAlertView,
+    ProfileList, ProfileView, WebhookList, WebhookView,
 };
 use clap::Subcommand;
 
@@ -78,6 +79,47 @@ pub(crate) enum ProfilesCmd {
     },
     /// Stored profile versions (the last of each group is in force).
     List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhooksCmd {
+    /// Deliver every new alert to URL (https://, or http:// to loopback),
+    /// signed with HMAC-SHA256 under the secret in SECRET_FILE.
+    Add {
+        /// Where to POST.
+        url: String,
+        /// File holding the shared secret (16–1024 bytes; trailing
+        /// whitespace ignored).
+        #[arg(long)]
+        secret_file: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Registered webhooks.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a webhook.
+    Remove {
+        /// Webhook id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A webhook's delivery log.
+    Deliveries {
+        /// Webhook id.
+        id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -208,6 +250,101 @@ pub(crate) async fn profiles(cmd: ProfilesCmd) -> Result<()> {
                         p.created_at.date(),
                         p.created_by,
                         p.behaviours.join(",")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn webhooks(cmd: WebhooksCmd) -> Result<()> {
+    match cmd {
+        WebhooksCmd::Add {
+            url,
+            secret_file,
+            conn,
+        } => {
+            let len = std::fs::metadata(&secret_file)
+                .with_context(|| format!("reading {}", secret_file.display()))?
+                .len();
+            if len > 4096 {
+                bail!(
+                    "{}: {len} bytes; a secret is at most 1024",
+                    secret_file.display()
+                );
+            }
+            let secret = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&secret_file)
+                    .with_context(|| format!("reading {}", secret_file.display()))?,
+            );
+            let secret = secret.trim().to_owned();
+            if secret.len() < 16 {
+                bail!(
+                    "{}: the secret must be at least 16 bytes",
+                    secret_file.display()
+                );
+            }
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (w, _): (WebhookView, _) = api
+                .post("/api/v1/webhooks", &CreateWebhook { url, secret })
+                .await?;
+            println!("{}  {}", w.id, w.url);
+        }
+        WebhooksCmd::List { json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (l, raw): (WebhookList, _) = api.get("/api/v1/webhooks").await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                for w in &l.webhooks {
+                    println!(
+                        "{}  {}  by {}  {}",
+                        w.id,
+                        w.url,
+                        w.created_by,
+                        w.created_at.date()
+                    );
+                }
+            }
+        }
+        WebhooksCmd::Remove { id, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            api.delete(&format!(
+                "/api/v1/webhooks/{}",
+                crate::commands::urlencode(&id)
+            ))
+            .await?;
+            println!("removed webhook {id}");
+        }
+        WebhooksCmd::Deliveries { id, json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let (l, raw): (DeliveryList, _) = api
+                .get(&format!(
+                    "/api/v1/webhooks/{}/deliveries",
+                    crate::commands::urlencode(&id)
+                ))
+                .await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                for d in &l.deliveries {
+                    println!(
+                        "{}  {:<9} {:<13} attempts {}  {}{}",
+                        d.created_at
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default(),
+                        d.state,
+                        d.event,
+                        d.attempts,
+                        d.last_status
+                            .map(|s| format!("HTTP {s}"))
+                            .unwrap_or_default(),
+                        d.last_error
+                            .as_deref()
+                            .filter(|_| d.state != "delivered")
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
                     );
                 }
             }

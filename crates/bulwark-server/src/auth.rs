@@ -37,6 +37,8 @@ pub enum Permission {
     ManageProfiles,
     /// Quarantine devices and release them.
     QuarantineDevices,
+    /// Add and remove alert webhooks.
+    ManageWebhooks,
 }
 
 /// The role → permission policy, in one place.
@@ -49,7 +51,7 @@ pub fn allows(role: Role, p: Permission) -> bool {
         (Role::Operator, Deploy) => true,
         (Role::ReleaseManager, ManageReleases | Deploy) => true,
         (Role::Security, RevokeDevices | ManageAdvisories | ManageGate) => true,
-        (Role::Security, ManageProfiles | QuarantineDevices) => true,
+        (Role::Security, ManageProfiles | QuarantineDevices | ManageWebhooks) => true,
         (Role::Operator, QuarantineDevices) => true,
         (Role::ReleaseManager, ManageAdvisories) => true,
         (Role::Operator | Role::Security | Role::ReleaseManager | Role::Viewer, _) => false,

@@ -60,6 +60,7 @@ pub mod monitor;
 mod presence;
 mod state;
 pub mod updates;
+pub mod webhooks;
 
 pub use auth::{Caller, Permission, allows};
 pub use bootstrap::{ensure_data_dir, write_secret_file};
@@ -148,7 +149,10 @@ impl Server {
             config.environments.clone(),
             gate::Gate::open(&config.data_dir, rules_dir.as_deref())?,
         ))?
-        .with_monitor(monitor.clone())?;
+        .with_monitor(monitor.clone())?
+        .with_webhooks(webhooks::Webhooks::new(
+            bulwark_pki::MasterKey::from_bytes(master.as_bytes())?,
+        )?)?;
         monitor::spawn_alert_pipeline(state.clone(), engine_out);
         if let Some(u) = state.updates() {
             u.ensure_director_root(&**state.store(), now)
@@ -268,6 +272,7 @@ impl Server {
             idle,
             stopped(stop_rx.clone()),
         ));
+        tasks.spawn(webhooks::worker(state.clone(), stopped(stop_rx.clone())));
         tasks.spawn(background(
             state.clone(),
             config.checkin_flush,

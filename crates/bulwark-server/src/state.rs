@@ -70,6 +70,7 @@ pub(crate) struct Inner {
     pub(crate) journal: Option<crate::journal::Journal>,
     pub(crate) updates: Option<Arc<crate::updates::Updates>>,
     pub(crate) monitor: Option<Arc<crate::monitor::Monitor>>,
+    pub(crate) webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl AppState {
@@ -94,6 +95,7 @@ impl AppState {
             journal: None,
             updates: None,
             monitor: None,
+            webhooks: None,
         }))
     }
 
@@ -129,6 +131,21 @@ impl AppState {
             monitor: Some(monitor),
             ..inner
         })))
+    }
+
+    /// The same state with alert webhooks.
+    pub fn with_webhooks(self, webhooks: crate::webhooks::Webhooks) -> anyhow::Result<Self> {
+        let inner = Arc::try_unwrap(self.0)
+            .map_err(|_| anyhow::anyhow!("webhooks must be set before the state is shared"))?;
+        Ok(Self(Arc::new(Inner {
+            webhooks: Some(Arc::new(webhooks)),
+            ..inner
+        })))
+    }
+
+    /// The webhook service, when configured.
+    pub fn webhooks(&self) -> Option<&Arc<crate::webhooks::Webhooks>> {
+        self.0.webhooks.as_ref()
     }
 
     /// The monitoring service, when configured.

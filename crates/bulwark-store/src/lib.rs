@@ -57,6 +57,7 @@ mod gates;
 mod model;
 mod monitor;
 mod updates;
+mod webhooks;
 
 pub use backend::{PostgresStore, SqliteStore, open};
 pub use gates::{Alert, GateStore, NewAlert, ReleaseScan, VerdictChange, WaiverRow};
@@ -70,6 +71,7 @@ pub use updates::{
     BlobRecord, Deployment, DirectorState, NewRelease, Proposal, Publication, Release, TufRow,
     UpdateStatus, UpdateStore,
 };
+pub use webhooks::{AttemptOutcome, Delivery, NewDelivery, WebhookRow, WebhookStore};
 
 use async_trait::async_trait;
 use bulwark_proto::{DeviceId, JournalEntry};
@@ -109,7 +111,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The repository. Every method is one transaction.
 #[async_trait]
-pub trait Store: UpdateStore + GateStore + MonitorStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    UpdateStore + GateStore + MonitorStore + WebhookStore + Send + Sync + std::fmt::Debug
+{
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 

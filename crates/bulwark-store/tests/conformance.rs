@@ -1051,6 +1051,93 @@ async fn monitor_profiles_alerts_and_quarantine(store: Arc<dyn Store>) {
     assert!(store.quarantined_devices().await.unwrap().is_empty());
 }
 
+async fn webhooks_and_the_delivery_outbox(store: Arc<dyn Store>) {
+    use bulwark_store::{AttemptOutcome, NewDelivery, WebhookRow};
+    let j0 = journal_size(&*store).await;
+    let hook = WebhookRow {
+        id: "h1".into(),
+        url: "https://hooks.example/bulwark".into(),
+        secret_sealed: "c2VhbGVk".into(),
+        created_by: "ana".into(),
+        created_at: T0,
+        removed_at: None,
+    };
+    store.add_webhook(&hook, &at(T0)).await.unwrap();
+    assert!(
+        !format!("{hook:?}").contains("c2VhbGVk"),
+        "the sealed secret is redacted"
+    );
+    assert_eq!(store.webhooks().await.unwrap(), vec![hook.clone()]);
+    assert_eq!(journal_size(&*store).await, j0 + 1);
+    let entry = last_entry(&*store).await;
+    assert_eq!(entry.action, "webhook.add");
+    assert!(!serde_json::to_string(&entry).unwrap().contains("c2VhbGVk"));
+
+    let d = |n: u8| NewDelivery {
+        id: format!("d{n}"),
+        webhook_id: "h1".into(),
+        event: "detection".into(),
+        alert_id: format!("a{n}"),
+        body: "{}".into(),
+    };
+    store.enqueue_deliveries(&[d(1), d(2)], T0).await.unwrap();
+    assert_eq!(store.due_deliveries(T0, 10).await.unwrap().len(), 2);
+    let later = T0 + time::Duration::seconds(2);
+    store
+        .record_attempt(
+            "d1",
+            &AttemptOutcome::Retry {
+                status: Some(500),
+                error: "HTTP 500".into(),
+                next_attempt_at: later,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    store
+        .record_attempt("d2", &AttemptOutcome::Delivered { status: 204 }, T0)
+        .await
+        .unwrap();
+    assert!(store.due_deliveries(T0, 10).await.unwrap().is_empty());
+    let due = store.due_deliveries(later, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].attempts, due[0].last_status), (1, Some(500)));
+    store
+        .record_attempt("d1", &AttemptOutcome::Delivered { status: 200 }, later)
+        .await
+        .unwrap();
+    // Recording twice does nothing once it is no longer pending.
+    store
+        .record_attempt(
+            "d1",
+            &AttemptOutcome::GaveUp {
+                status: None,
+                error: "x".into(),
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    let log = store.deliveries("h1", 10).await.unwrap();
+    let d1 = log.iter().find(|d| d.id == "d1").unwrap();
+    assert_eq!(
+        (d1.state.as_str(), d1.attempts, d1.last_status),
+        ("delivered", 2, Some(200))
+    );
+    assert_eq!(d1.delivered_at, Some(later));
+    // Deliveries are not journaled.
+    assert_eq!(journal_size(&*store).await, j0 + 1);
+
+    store.enqueue_deliveries(&[d(3)], later).await.unwrap();
+    assert!(store.remove_webhook("h1", &at(later)).await.unwrap());
+    assert!(!store.remove_webhook("h1", &at(later)).await.unwrap());
+    assert!(store.webhooks().await.unwrap().is_empty());
+    assert!(store.due_deliveries(later, 10).await.unwrap().is_empty());
+    assert_eq!(journal_size(&*store).await, j0 + 2);
+    assert_eq!(last_entry(&*store).await.action, "webhook.remove");
+}
+
 async fn gates_round_trip_and_journal(store: Arc<dyn Store>) {
     use bulwark_store::{NewAlert, NewRelease, ReleaseScan, VerdictChange, WaiverRow};
     let sha = "ab".repeat(32);
@@ -1229,6 +1316,7 @@ backends!(
     updates_round_trip_and_journal,
     gates_round_trip_and_journal,
     monitor_profiles_alerts_and_quarantine,
+    webhooks_and_the_delivery_outbox,
 );
 
 #[tokio::test]

@@ -141,6 +141,51 @@ fn profiles_quarantine_release_and_alert_listing() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["detections"].is_array() && v["alerts"].is_array(), "{v}");
 
+    // Webhooks: the secret comes from a file; bad URLs are refused.
+    let secret = tmp.path().join("hook.secret");
+    std::fs::write(&secret, "whsec-0123456789abcdef\n").unwrap();
+    let (code, _, err) = run(srv
+        .cli()
+        .args(["webhooks", "add", "http://hooks.example/x", "--secret-file"])
+        .arg(&secret));
+    assert_eq!(code, 1);
+    assert!(err.contains("https"), "{err}");
+    let (code, out, err) = run(srv
+        .cli()
+        .args([
+            "webhooks",
+            "add",
+            "https://hooks.example/bulwark",
+            "--secret-file",
+        ])
+        .arg(&secret));
+    assert_eq!(code, 0, "{err}");
+    let hook = out.split_whitespace().next().unwrap().to_owned();
+    let (_, out, _) = run(srv.cli().args(["webhooks", "list"]));
+    assert!(
+        out.contains("https://hooks.example/bulwark") && !out.contains("whsec"),
+        "{out}"
+    );
+    let (code, _, err) = run(srv.cli().args(["webhooks", "deliveries", &hook]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(srv.cli().args(["webhooks", "remove", &hook]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run(srv.cli().args(["webhooks", "remove", &hook]));
+    assert_eq!(code, 1);
+    let short = tmp.path().join("short.secret");
+    std::fs::write(&short, "abc").unwrap();
+    let (code, _, err) = run(srv
+        .cli()
+        .args([
+            "webhooks",
+            "add",
+            "https://hooks.example/x",
+            "--secret-file",
+        ])
+        .arg(&short));
+    assert_eq!(code, 1);
+    assert!(err.contains("16 bytes"), "{err}");
+
     let _ = watch.kill();
     let out = watch.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -287,11 +287,16 @@ pub(crate) async fn import_advisories(
         verdicts_changed: s.verdicts_changed as u64,
         alerts: {
             let views: Vec<AlertView> = s.alerts.into_iter().map(alert_view).collect();
+            let events: Vec<crate::api::dto::StreamEvent> = views
+                .iter()
+                .map(|v| crate::api::dto::StreamEvent::Vulnerability(v.clone()))
+                .collect();
             if let Some(m) = state.monitor() {
-                for v in &views {
-                    m.publish(crate::api::dto::StreamEvent::Vulnerability(v.clone()));
+                for e in &events {
+                    m.publish(e.clone());
                 }
             }
+            crate::webhooks::notify(&state, &events).await;
             views
         },
         errors: s.errors,

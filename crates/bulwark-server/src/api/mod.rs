@@ -55,7 +55,8 @@ pub(crate) fn valid_name(s: &str) -> bool {
         gate::add_waiver, gate::list_waivers, gate::revoke_waiver, gate::import_advisories,
         gate::advisories, gate::affected, gate::alerts,
         monitor::apply_profile, monitor::list_profiles, monitor::quarantine_device,
-        monitor::release_device, monitor::alert_stream,
+        monitor::release_device, monitor::alert_stream, monitor::add_webhook,
+        monitor::list_webhooks, monitor::remove_webhook, monitor::webhook_deliveries,
         crate::device::enroll, crate::device::checkin,
         crate::device::updates::image_metadata, crate::device::updates::director_metadata,
         crate::device::updates::blob, crate::device::updates::update_report,
@@ -279,6 +280,15 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
         )
         .route("/devices/{id}/quarantine", post(monitor::quarantine_device))
         .route("/devices/{id}/release", post(monitor::release_device))
+        .route(
+            "/webhooks",
+            get(monitor::list_webhooks).post(monitor::add_webhook),
+        )
+        .route("/webhooks/{id}", delete(monitor::remove_webhook))
+        .route(
+            "/webhooks/{id}/deliveries",
+            get(monitor::webhook_deliveries),
+        )
         .route("/openapi.json", get(openapi_json));
     let obs_state = state.clone();
     Router::new()

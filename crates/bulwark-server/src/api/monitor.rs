@@ -14,7 +14,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::devices::device_view;
 use super::dto::{
-    ApplyProfile, DeviceView, ProfileList, ProfileView, QuarantineDevice, StreamEvent,
+    ApplyProfile, CreateWebhook, DeliveryList, DeliveryView, DeviceView, ProfileList, ProfileView,
+    QuarantineDevice, StreamEvent, WebhookList, WebhookView,
 };
 use super::valid_name;
 use crate::auth::{Caller, Permission};
@@ -199,4 +200,194 @@ pub(crate) async fn alert_stream(
         Some((Ok(event), (rx, closed)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn webhook_view(h: bulwark_store::WebhookRow) -> WebhookView {
+    WebhookView {
+        id: h.id,
+        url: h.url,
+        created_by: h.created_by,
+        created_at: h.created_at,
+    }
+}
+
+/// `https://…`, or `http://` to a loopback address; no credentials in the
+/// URL; at most 2048 bytes.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("url: at most 2048 printable characters without spaces".into());
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("url: must start with https:// (or http:// to a loopback address)")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err("url: has no host".into());
+    }
+    if authority.contains('@') {
+        return Err("url: must not carry credentials (the secret signs deliveries)".into());
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            if !p.is_empty() && p.parse::<u16>().is_err() && !h.starts_with('[') {
+                return Err("url: bad port".into());
+            }
+            h
+        }
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match scheme {
+        "https" => Ok(()),
+        "http"
+            if host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback()) =>
+        {
+            Ok(())
+        }
+        "http" => Err("url: plain http is only allowed to a loopback address; use https".into()),
+        _ => Err("url: must start with https://".into()),
+    }
+}
+
+/// Register a webhook: every new alert is POSTed to it, signed with
+/// HMAC-SHA256 over timestamp + body, retried with backoff.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "monitor", request_body = CreateWebhook,
+    responses((status = 201, body = WebhookView), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 403, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn add_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateWebhook>,
+) -> Result<(axum::http::StatusCode, Json<WebhookView>), ApiError> {
+    caller.require(Permission::ManageWebhooks)?;
+    let mut problems = Vec::new();
+    if let Err(p) = check_webhook_url(req.url.trim()) {
+        problems.push(p);
+    }
+    let secret = req.secret.trim();
+    if secret.len() < 16 || secret.len() > 1024 {
+        problems.push("secret: 16-1024 bytes".into());
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidFields(problems));
+    }
+    let w = state
+        .webhooks()
+        .ok_or_else(|| ApiError::NotFound("webhooks are not enabled".into()))?;
+    let now = state.0.clock.now();
+    let row = bulwark_store::WebhookRow {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        url: req.url.trim().to_owned(),
+        secret_sealed: w
+            .seal(secret.as_bytes(), &*state.0.rng)
+            .map_err(ApiError::internal)?,
+        created_by: caller.account.name.clone(),
+        created_at: now,
+        removed_at: None,
+    };
+    state.0.store.add_webhook(&row, &caller.audit(now)).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(webhook_view(row))))
+}
+
+/// Registered webhooks.
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "monitor",
+    responses((status = 200, body = WebhookList)))]
+pub(crate) async fn list_webhooks(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<WebhookList>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let hooks = state.0.store.webhooks().await?;
+    Ok(Json(WebhookList {
+        webhooks: hooks.into_iter().map(webhook_view).collect(),
+    }))
+}
+
+/// Remove a webhook; its pending deliveries are dropped.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "monitor",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 204), (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn remove_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    caller.require(Permission::ManageWebhooks)?;
+    if id.len() > 64 {
+        return Err(ApiError::NotFound(format!("webhook {id}")));
+    }
+    let now = state.0.clock.now();
+    if state
+        .0
+        .store
+        .remove_webhook(&id, &caller.audit(now))
+        .await?
+    {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("webhook {id}")))
+    }
+}
+
+/// A webhook's delivery log, newest first (at most 200).
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "monitor",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = DeliveryList), (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn webhook_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    if id.len() > 64 || state.0.store.webhook(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("webhook {id}")));
+    }
+    let log = state.0.store.deliveries(&id, 200).await?;
+    Ok(Json(DeliveryList {
+        deliveries: log
+            .into_iter()
+            .map(|d| DeliveryView {
+                id: d.id,
+                event: d.event,
+                alert_id: d.alert_id,
+                state: d.state,
+                attempts: d.attempts,
+                last_status: d.last_status,
+                last_error: d.last_error,
+                next_attempt_at: d.next_attempt_at,
+                created_at: d.created_at,
+                delivered_at: d.delivered_at,
+            })
+            .collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn webhook_urls() {
+        for ok in [
+            "https://hooks.example/bulwark",
+            "https://hooks.example:8443/x?y=1",
+            "http://127.0.0.1:9000/hook",
+            "http://localhost/hook",
+            "http://[::1]:9000/hook",
+        ] {
+            assert_eq!(super::check_webhook_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example/bulwark",
+            "ftp://hooks.example/",
+            "hooks.example",
+            "https://",
+            "https://user:pw@hooks.example/",
+            "https://hooks.example/a b",
+            "http://127.0.0.1.evil.example/",
+        ] {
+            assert!(super::check_webhook_url(bad).is_err(), "{bad}");
+        }
+    }
 }

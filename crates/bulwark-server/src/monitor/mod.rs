@@ -391,12 +391,17 @@ pub fn spawn_alert_pipeline(state: AppState, engine_out: std::sync::mpsc::Receiv
                 .drain(..)
                 .filter_map(|(group, a)| stored_alert(&group, &a, now))
                 .collect();
-            for a in &stored {
-                monitor.publish(StreamEvent::Detection(detection_view(a)));
+            let events: Vec<StreamEvent> = stored
+                .iter()
+                .map(|a| StreamEvent::Detection(detection_view(a)))
+                .collect();
+            for e in &events {
+                monitor.publish(e.clone());
             }
             if let Err(e) = state.0.store.insert_detection_alerts(&stored).await {
                 tracing::error!(error = %e, alerts = stored.len(), "storing detection alerts failed");
             }
+            crate::webhooks::notify(&state, &events).await;
             for a in stored.iter().filter(|a| a.action.is_some()) {
                 let reason = format!("behaviour {} fired: {}", a.behaviour, a.message);
                 let audit = Audit::system(now);

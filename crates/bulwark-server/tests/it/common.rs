@@ -78,6 +78,13 @@ pub async fn fixture() -> Fixture {
         vec!["dev".into(), "staging".into(), "production".into()],
         bulwark_server::gate::Gate::open(blob_dir.path(), None).unwrap(),
     ))
+    .unwrap()
+    .with_webhooks(
+        bulwark_server::webhooks::Webhooks::new(
+            bulwark_pki::MasterKey::generate(&SystemRandom).unwrap(),
+        )
+        .unwrap(),
+    )
     .unwrap();
     state
         .updates()

@@ -140,12 +140,12 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-async fn start_gateway(dir: &Path) -> (Server, Admin, u16) {
+async fn start_gateway(dir: &Path) -> (Server, Admin, u16, Arc<ManualClock>) {
     provider();
     let clock = Arc::new(ManualClock::new(now()));
     let server = start_with(
         dir,
-        clock,
+        clock.clone(),
         RawConfig {
             mqtt_listen: Some("127.0.0.1:0".into()),
             mqtt_rate_per_second: Some(50),
@@ -156,7 +156,7 @@ async fn start_gateway(dir: &Path) -> (Server, Admin, u16) {
     .await;
     let admin = Admin::new(&server);
     let port = server.mqtt_addr().unwrap().port();
-    (server, admin, port)
+    (server, admin, port, clock)
 }
 
 async fn rejections(admin: &Admin, id: DeviceId) -> Value {
@@ -166,7 +166,7 @@ async fn rejections(admin: &Admin, id: DeviceId) -> Value {
 #[tokio::test]
 async fn mosquitto_clients_acl_detection_and_quarantine() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, admin, port) = start_gateway(dir.path()).await;
+    let (server, admin, port, _clock) = start_gateway(dir.path()).await;
     let monitor = server.state().monitor().unwrap().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     let b = Device::enroll(&server, &admin, dir.path(), "b").await;
@@ -449,7 +449,7 @@ print(json.dumps({"own": granted.get(own_mid), "other": granted.get(other_mid)})
 #[tokio::test]
 async fn paho_mqtt_both_versions_follow_the_acl() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, admin, port) = start_gateway(dir.path()).await;
+    let (server, admin, port, _clock) = start_gateway(dir.path()).await;
     let monitor = server.state().monitor().unwrap().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     let b = Device::enroll(&server, &admin, dir.path(), "b").await;
@@ -513,7 +513,7 @@ async fn paho_mqtt_both_versions_follow_the_acl() {
 #[tokio::test]
 async fn the_agent_publishes_telemetry_and_reports_isolation() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, admin, port) = start_gateway(dir.path()).await;
+    let (server, admin, port, _clock) = start_gateway(dir.path()).await;
     let monitor = server.state().monitor().unwrap().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     let agent = Agent::load(&a.dir, fixture_root(dir.path())).unwrap();
@@ -721,5 +721,137 @@ async fn external_broker_mode_consumes_telemetry_and_sends_commands_through_it()
             >= 1
     })
     .await;
+    server.shutdown().await.unwrap();
+}
+
+/// What the test webhook receiver saw: (timestamp, signature, event, body).
+type Seen = Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>;
+
+/// A webhook receiver on loopback that fails its first request with 500.
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let s = s.clone();
+            async move {
+                let h = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let mut seen = s.lock().unwrap();
+                seen.push((
+                    h("x-bulwark-timestamp"),
+                    h("x-bulwark-signature"),
+                    h("x-bulwark-event"),
+                    body,
+                ));
+                if seen.len() == 1 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn alerts_reach_webhooks_signed_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, port, clock) = start_gateway(dir.path()).await;
+    let a = Device::enroll(&server, &admin, dir.path(), "a").await;
+    admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/profiles",
+            Some(json!({"toml": PROFILE})),
+        )
+        .await;
+    let (url, seen) = receiver().await;
+    let secret = "whsec-0123456789abcdef";
+    let (s, hook) = admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/webhooks",
+            Some(json!({"url": url, "secret": secret})),
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    assert!(
+        !hook.to_string().contains(secret),
+        "the secret is never returned"
+    );
+
+    let (ok, err) = mosquitto_pub(
+        &a,
+        port,
+        "mqttv5",
+        &a.telemetry_topic(),
+        &telemetry(&[23], 10),
+        true,
+    )
+    .await;
+    assert!(ok, "{err}");
+    // The first attempt gets 500; the retry, due 1 s later on the server's
+    // clock, is delivered.
+    for _ in 0..400 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(seen.lock().unwrap().len(), 1, "no retry before it is due");
+    clock.advance(time::Duration::seconds(1));
+    for _ in 0..400 {
+        if seen.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (ts, sig, event, body) in &got {
+        assert_eq!(event, "detection");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["type"], "detection");
+        assert_eq!(v["alert"]["behaviour"], "telnet-open");
+        // The receiver's check: HMAC-SHA256(secret, ts + "." + body), in
+        // constant time.
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+        let mac = hex::decode(sig.strip_prefix("v1=").unwrap()).unwrap();
+        aws_lc_rs::hmac::verify(&key, format!("{ts}.{body}").as_bytes(), &mac)
+            .expect("signature verifies");
+        assert!(aws_lc_rs::hmac::verify(&key, format!("{ts}.{body} ").as_bytes(), &mac).is_err());
+    }
+    let id = hook["id"].as_str().unwrap();
+    let mut log = Value::Null;
+    for _ in 0..200 {
+        log = admin
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/webhooks/{id}/deliveries"),
+                None,
+            )
+            .await
+            .1;
+        if log["deliveries"][0]["state"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let d = &log["deliveries"][0];
+    assert_eq!(d["state"], "delivered", "{log}");
+    assert_eq!(d["attempts"], 2);
+    assert_eq!(d["last_status"], 204);
     server.shutdown().await.unwrap();
 }

@@ -128,6 +128,24 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         ),
     );
     add(
+        "post /api/v1/webhooks",
+        case(
+            "POST",
+            "/api/v1/webhooks",
+            json!({"url": "https://hooks.example/bulwark", "secret": "0123456789abcdef0123"}),
+            "webhook.add",
+        ),
+    );
+    add(
+        "delete /api/v1/webhooks/{id}",
+        case(
+            "DELETE",
+            "/api/v1/webhooks/ID", // the id is filled in when it runs
+            json!(null),
+            "webhook.remove",
+        ),
+    );
+    add(
         "post /api/v1/devices/{id}/quarantine",
         case(
             "POST",
@@ -349,6 +367,7 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         "post /api/v1/deployments",
         "post /api/v1/device/update-report",
         "post /api/v1/blobs/gc",
+        "post /api/v1/webhooks",
     ];
     let mut order: Vec<String> = first.iter().map(|k| (*k).to_owned()).collect();
     order.extend(
@@ -373,6 +392,10 @@ async fn every_mutating_route_journals_exactly_one_entry() {
             let sig = targets_key.sign(signed.as_bytes()).unwrap();
             c.body = json!({"keyid": targets_key.key_id().to_string(), "sig": hex::encode(sig)})
                 .to_string();
+        }
+        if c.uri == "/api/v1/webhooks/ID" {
+            let w = fx.store.webhooks().await.unwrap();
+            c.uri = format!("/api/v1/webhooks/{}", w[0].id);
         }
         if key.ends_with("/revoke") && c.uri.contains("/waivers/") {
             let w = fx.store.waivers().await.unwrap();
