@@ -83,6 +83,10 @@ enum Command {
         /// Environment.
         #[arg(long = "env")]
         environment: String,
+        /// A remediation: quarantined devices receive it too (every other
+        /// update is withheld from them).
+        #[arg(long)]
+        remediation: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -394,9 +398,10 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             reference,
             group,
             environment,
+            remediation,
             json,
             conn,
-        } => crate::release::deploy(reference, group, environment, json, conn).await?,
+        } => crate::release::deploy(reference, group, environment, remediation, json, conn).await?,
         Command::Deployments { json, conn } => crate::release::deployments(json, conn).await?,
         Command::Whoami { conn, json } => {
             let api = Api::from_env(conn.server, conn.token)?;

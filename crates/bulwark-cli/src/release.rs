@@ -809,6 +809,7 @@ pub(crate) async fn deploy(
     reference: String,
     group: String,
     environment: String,
+    remediation: bool,
     json: bool,
     conn: Conn,
 ) -> Result<()> {
@@ -820,6 +821,7 @@ pub(crate) async fn deploy(
                 release: reference,
                 group,
                 environment,
+                remediation,
             },
         )
         .await?;
@@ -827,8 +829,16 @@ pub(crate) async fn deploy(
         print_json(&raw)?;
     } else {
         println!(
-            "deployed {} to group {} in {} (deployment {})",
-            d.release, d.group, d.environment, d.id
+            "deployed {} to group {} in {} (deployment {}{})",
+            d.release,
+            d.group,
+            d.environment,
+            d.id,
+            if d.remediation {
+                "; remediation: quarantined devices receive it too"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

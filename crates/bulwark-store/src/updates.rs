@@ -151,6 +151,8 @@ pub struct Deployment {
     pub created_by: String,
     /// When.
     pub created_at: OffsetDateTime,
+    /// A remediation: it reaches quarantined devices too.
+    pub remediation: bool,
 }
 
 /// The director's current signed metadata for one device.
@@ -262,7 +264,26 @@ pub trait UpdateStore: Send + Sync {
         group: &str,
         environment: &str,
         audit: &Audit,
+    ) -> Result<Deployment> {
+        self.create_deployment_marked(release_id, group, environment, false, audit)
+            .await
+    }
+    /// Like [`UpdateStore::create_deployment`]; `remediation` marks a
+    /// deployment that quarantined devices receive too.
+    async fn create_deployment_marked(
+        &self,
+        release_id: &str,
+        group: &str,
+        environment: &str,
+        remediation: bool,
+        audit: &Audit,
     ) -> Result<Deployment>;
+    /// The newest remediation deployment for a group and environment.
+    async fn current_remediation(
+        &self,
+        group: &str,
+        environment: &str,
+    ) -> Result<Option<Deployment>>;
     /// All deployments, newest first.
     async fn list_deployments(&self) -> Result<Vec<Deployment>>;
     /// The newest deployment for a group and environment.
@@ -387,6 +408,7 @@ macro_rules! impl_update_store {
                     environment: row.try_get("environment")?,
                     created_by: row.try_get("created_by")?,
                     created_at: from_ms("deployment created_at", row.try_get("created_at")?)?,
+                    remediation: row.try_get::<i64, _>("remediation")? != 0,
                 })
             }
 
@@ -708,7 +730,7 @@ macro_rules! impl_update_store {
                 Ok(true)
             }
 
-            async fn create_deployment(&self, release_id: &str, group: &str, environment: &str, audit: &Audit) -> Result<Deployment> {
+            async fn create_deployment_marked(&self, release_id: &str, group: &str, environment: &str, remediation: bool, audit: &Audit) -> Result<Deployment> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
                 // Writers are serialized by the journal lock, so max + 1 is safe.
@@ -718,8 +740,8 @@ macro_rules! impl_update_store {
                     .try_get("next")?;
                 let id = new_id();
                 sqlx::query::<$db>(
-                    "INSERT INTO deployments (seq, id, release_id, device_group, environment, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO deployments (seq, id, release_id, device_group, environment, created_by, created_at, remediation) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(next)
                 .bind(&id)
@@ -728,10 +750,11 @@ macro_rules! impl_update_store {
                 .bind(environment)
                 .bind(&audit.actor.id)
                 .bind(ms(audit.time))
+                .bind(i64::from(remediation))
                 .execute(&mut *tx)
                 .await?;
                 let row = sqlx::query::<$db>(
-                    "SELECT d.seq, d.id, d.release_id, d.device_group, d.environment, d.created_by, d.created_at, \
+                    "SELECT d.seq, d.id, d.release_id, d.device_group, d.environment, d.created_by, d.created_at, d.remediation, \
                      r.name AS r_name, r.version AS r_version FROM deployments d JOIN releases r ON r.id = d.release_id WHERE d.id = $1",
                 )
                 .bind(&id)
@@ -740,7 +763,8 @@ macro_rules! impl_update_store {
                 let dep = Self::deployment_rec(&row)?;
                 let entry = audit.entry("deployment.create", format!("deployment:{}", dep.id), None,
                     Some(state_digest(&serde_json::json!({"release": dep.release, "group": dep.group, "environment": dep.environment, "seq": dep.seq}))),
-                    &[("release", dep.release.clone()), ("group", dep.group.clone()), ("environment", dep.environment.clone())]);
+                    &[("release", dep.release.clone()), ("group", dep.group.clone()), ("environment", dep.environment.clone()),
+                      ("remediation", dep.remediation.to_string())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
                 Ok(dep)
@@ -748,7 +772,7 @@ macro_rules! impl_update_store {
 
             async fn list_deployments(&self) -> Result<Vec<Deployment>> {
                 let rows = sqlx::query::<$db>(
-                    "SELECT d.seq, d.id, d.release_id, d.device_group, d.environment, d.created_by, d.created_at, \
+                    "SELECT d.seq, d.id, d.release_id, d.device_group, d.environment, d.created_by, d.created_at, d.remediation, \
                      r.name AS r_name, r.version AS r_version FROM deployments d JOIN releases r ON r.id = d.release_id ORDER BY d.seq DESC",
                 )
                 .fetch_all(&self.pool)
@@ -758,9 +782,22 @@ macro_rules! impl_update_store {
 
             async fn current_deployment(&self, group: &str, environment: &str) -> Result<Option<Deployment>> {
                 let row = sqlx::query::<$db>(
-                    "SELECT d.seq, d.id, d.release_id, d.device_group, d.environment, d.created_by, d.created_at, \
+                    "SELECT d.seq, d.id, d.release_id, d.device_group, d.environment, d.created_by, d.created_at, d.remediation, \
                      r.name AS r_name, r.version AS r_version FROM deployments d JOIN releases r ON r.id = d.release_id \
                      WHERE d.device_group = $1 AND d.environment = $2 ORDER BY d.seq DESC LIMIT 1",
+                )
+                .bind(group)
+                .bind(environment)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::deployment_rec).transpose()
+            }
+
+            async fn current_remediation(&self, group: &str, environment: &str) -> Result<Option<Deployment>> {
+                let row = sqlx::query::<$db>(
+                    "SELECT d.seq, d.id, d.release_id, d.device_group, d.environment, d.created_by, d.created_at, d.remediation, \
+                     r.name AS r_name, r.version AS r_version FROM deployments d JOIN releases r ON r.id = d.release_id \
+                     WHERE d.device_group = $1 AND d.environment = $2 AND d.remediation <> 0 ORDER BY d.seq DESC LIMIT 1",
                 )
                 .bind(group)
                 .bind(environment)

@@ -857,10 +857,39 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
     );
     assert_eq!(store.current_deployment("g", "prod").await.unwrap(), None);
     assert_eq!(store.list_deployments().await.unwrap().len(), 2);
+    assert!(!d2.remediation);
+    assert_eq!(
+        store.current_remediation("g", "staging").await.unwrap(),
+        None
+    );
+    // A remediation deployment, then an ordinary one: the newest overall is
+    // the ordinary one, the newest remediation stays the remediation.
+    let fix = store
+        .create_deployment_marked(&rel.id, "g", "staging", true, &at(T0))
+        .await
+        .unwrap();
+    assert!(fix.remediation);
+    let d4 = store
+        .create_deployment(&rel.id, "g", "staging", &at(T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.current_remediation("g", "staging").await.unwrap(),
+        Some(fix.clone())
+    );
+    assert_eq!(
+        store
+            .current_deployment("g", "staging")
+            .await
+            .unwrap()
+            .unwrap()
+            .seq,
+        d4.seq
+    );
     // Director state: insert once, then optimistic updates on the timestamp version.
     let mut ds = DirectorState {
         device_id: did(1),
-        deployment_seq: Some(2),
+        deployment_seq: Some(d4.seq),
         targets_version: 1,
         timestamp_version: 1,
         targets: body.clone(),
@@ -926,8 +955,8 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
         "referenced by a release"
     );
     // 3 blob uploads, 1 release, 1 root, 2 signatures, 1 promotion,
-    // 2 deployments, 2 reports, 2 collections; refused changes journal nothing.
-    assert_eq!(journal_size(&*store).await - j0, 14);
+    // 4 deployments, 2 reports, 2 collections; refused changes journal nothing.
+    assert_eq!(journal_size(&*store).await - j0, 16);
 }
 
 /// Scans and verdicts, policy versions, waivers, re-evaluations with

@@ -591,6 +591,10 @@ pub struct CreateDeployment {
     pub group: String,
     /// Environment (the release must be promoted to it).
     pub environment: String,
+    /// A remediation: quarantined devices of the group receive it too
+    /// (every other update is withheld from them).
+    #[serde(default)]
+    pub remediation: bool,
 }
 
 /// A deployment.
@@ -610,6 +614,9 @@ pub struct DeploymentView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    /// A remediation (reaches quarantined devices too).
+    #[serde(default)]
+    pub remediation: bool,
 }
 
 /// `GET /api/v1/deployments`.

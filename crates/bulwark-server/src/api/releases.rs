@@ -503,7 +503,13 @@ pub(crate) async fn create_deployment(
     let d = state
         .0
         .store
-        .create_deployment(&rel.id, &req.group, &req.environment, &caller.audit(now))
+        .create_deployment_marked(
+            &rel.id,
+            &req.group,
+            &req.environment,
+            req.remediation,
+            &caller.audit(now),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -514,6 +520,7 @@ pub(crate) async fn create_deployment(
             group: d.group,
             environment: d.environment,
             created_at: d.created_at,
+            remediation: d.remediation,
         }),
     ))
 }
@@ -539,6 +546,7 @@ pub(crate) async fn list_deployments(
             group: d.group,
             environment: d.environment,
             created_at: d.created_at,
+            remediation: d.remediation,
         })
         .collect();
     Ok(Json(DeploymentList { deployments }))

@@ -629,10 +629,10 @@ impl Updates {
                 .device(device)
                 .await?
                 .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
-            // A quarantined device is assigned nothing: updates are
-            // withheld until it is released.
+            // A quarantined device is assigned only remediation
+            // deployments: other updates are withheld until it is released.
             let dep = if d.quarantined_at.is_some() {
-                None
+                store.current_remediation(&d.group, &d.environment).await?
             } else {
                 store.current_deployment(&d.group, &d.environment).await?
             };

@@ -500,3 +500,48 @@ async fn targets_below_threshold_are_refused() {
     assert!(image(&install).is_empty());
     assert_eq!(w.reported(id).await.1.as_deref(), Some("threshold"));
 }
+
+#[tokio::test]
+async fn quarantine_withholds_updates_except_remediation() {
+    let w = World::new().await;
+    let v1 = w.release("1.0", 2).await;
+    w.deploy("1.0").await;
+    let (mut c, id, install) = w.device("d").await;
+    assert!(matches!(
+        c.cycle(w.now).await.unwrap(),
+        CycleOutcome::Finished(FinalState::Installed(_))
+    ));
+    // Quarantined: the director withdraws the assignment, and a new
+    // ordinary deployment does not reach the device.
+    w.post(
+        &format!("/api/v1/devices/{id}/quarantine"),
+        json!({"reason": "port scan"}),
+    )
+    .await;
+    w.release("2.0", 2).await;
+    w.deploy("2.0").await;
+    let o = c.cycle(w.now).await.unwrap();
+    assert_eq!(o, CycleOutcome::NothingAssigned, "{o:?}");
+    assert_eq!(image(&install), v1);
+    // A remediation deployment does.
+    let v3 = w.release("3.0", 2).await;
+    w.post(
+        "/api/v1/deployments",
+        json!({"release": "fw@3.0", "group": "g", "environment": "staging", "remediation": true}),
+    )
+    .await;
+    let o = c.cycle(w.now).await.unwrap();
+    assert!(
+        matches!(o, CycleOutcome::Finished(FinalState::Installed(_))),
+        "{o:?}"
+    );
+    assert_eq!(image(&install), v3);
+    // Released: the group's newest deployment applies again.
+    w.post(
+        &format!("/api/v1/devices/{id}/release"),
+        json!({"reason": "cleaned"}),
+    )
+    .await;
+    let o = c.cycle(w.now).await.unwrap();
+    assert_eq!(o, CycleOutcome::UpToDate("fw@3.0".into()), "{o:?}");
+}
