@@ -321,6 +321,7 @@ const SUITES: &[(&str, &str, &str)] = &[
     ("journal", "### Audit journal (issue 3)", ""),
     ("update", "### Update download and agent memory", ""),
     ("gate", "### Release gate (issue 5)", ""),
+    ("gateway", "### Device gateway (issue 6)", ""),
 ];
 
 /// The release binaries' directory: `$CARGO_TARGET_DIR/release`, else
@@ -510,7 +511,7 @@ fn main() -> ExitCode {
             fuzz(secs.unwrap_or(60))
         }
         _ => Err(
-            "usage: cargo xtask <ci | tidy | dogfood | bench [--quick] [--only checkin,journal,update,gate] | fuzz [--seconds N]>"
+            "usage: cargo xtask <ci | tidy | dogfood | bench [--quick] [--only checkin,journal,update,gate,gateway] | fuzz [--seconds N]>"
                 .into(),
         ),
     };

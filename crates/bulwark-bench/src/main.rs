@@ -10,6 +10,7 @@
 //! bulwark-bench journal [--quick] [--markdown]
 //! bulwark-bench update [--size-mib 1024] [--quick] [--markdown]
 //! bulwark-bench gate [--quick] [--markdown]
+//! bulwark-bench gateway [--quick] [--markdown]
 //! ```
 //!
 //! Progress goes to stderr, results to stdout.
@@ -17,6 +18,7 @@
 mod checkin;
 mod fleet;
 mod gate;
+mod gateway;
 mod journal;
 mod load;
 mod server;
@@ -49,6 +51,9 @@ enum Command {
     /// Release gate: SBOM matching, the whole gate over a rootfs, and YARA
     /// throughput against the C `yara` CLI.
     Gate(gate::GateArgs),
+    /// Device gateway: MQTT ingest with detection against Mosquitto,
+    /// publish → alert and → quarantine latency, idle sessions and RSS.
+    Gateway(gateway::GatewayArgs),
 }
 
 /// Arguments of `bulwark-bench checkin`.
@@ -113,7 +118,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Checkin(a) => a.threads,
-        Command::Journal(_) | Command::Update(_) | Command::Gate(_) => None,
+        Command::Journal(_) | Command::Update(_) | Command::Gate(_) | Command::Gateway(_) => None,
     }
     .unwrap_or_else(stats::cpus);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -140,6 +145,10 @@ fn main() -> ExitCode {
             Command::Gate(args) => tokio::task::spawn_blocking(move || gate::run(args))
                 .await
                 .map_err(|e| anyhow::anyhow!("the gate suite panicked: {e}"))?,
+            // Owns its runtimes (server and load generator): off the workers.
+            Command::Gateway(args) => tokio::task::spawn_blocking(move || gateway::run(args))
+                .await
+                .map_err(|e| anyhow::anyhow!("the gateway suite panicked: {e}"))?,
             Command::Update(args) => {
                 tokio::select! {
                     r = update::run(args) => r,

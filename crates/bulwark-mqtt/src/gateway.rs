@@ -24,9 +24,13 @@ use tokio::time::Instant;
 use crate::rate::{RateLimit, TokenBucket};
 use crate::topic::{command_topic, is_valid_device_id, publish_suffix, subscribe_allowed};
 
-/// Bytes read from the stream per read call. The protocol engine buffers at
-/// most one partial packet, itself capped at [`SessionConfig::max_packet_bytes`].
-const READ_CHUNK: usize = 4096;
+/// Read buffer of an idle or slow session: small, since a gateway holds
+/// one per connected device (the TLS layer buffers records itself).
+const READ_MIN: usize = 512;
+/// Read buffer of a busy session: a read that fills the buffer doubles it
+/// up to this; a read under a quarter of it shrinks it back to
+/// [`READ_MIN`].
+const READ_MAX: usize = 16 * 1024;
 /// Commands held while the device has not (yet) subscribed to its command
 /// topic, or while [`MAX_INFLIGHT`] command publishes await their PUBACK.
 /// Beyond this the oldest is dropped.
@@ -199,7 +203,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut core = Core::new(device, cfg, handler);
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; READ_MIN];
     let connect_deadline = Instant::now() + cfg.connect_timeout;
     let mut commands_open = true;
     loop {
@@ -210,6 +214,12 @@ where
                 Ok(n) => {
                     let data = buf.get(..n).unwrap_or_default();
                     core.feed(data, Instant::now());
+                    if n == buf.len() && buf.len() < READ_MAX {
+                        buf = vec![0u8; buf.len() * 2];
+                    } else if n < buf.len() / 4 && buf.len() > READ_MIN {
+                        buf = vec![0u8; READ_MIN];
+                        buf.shrink_to_fit();
+                    }
                 }
                 Err(e) => core.finish(SessionEnd::Io(e.to_string())),
             },

@@ -1,0 +1,1792 @@
+//! Device gateway benchmarks (issue 6): MQTT ingest throughput with
+//! detection on, side by side with Mosquitto on the same mutual TLS and the
+//! same load generator; publish → alert latency; alert → quarantine
+//! enforced; idle sessions and server memory per session.
+//!
+//! # Methodology
+//!
+//! - **Load generator** (the same for both brokers). One device per
+//!   connection; each connection is TCP (`TCP_NODELAY`) + TLS 1.3
+//!   (rustls, aws-lc-rs, client certificate ECDSA P-256 like the ones
+//!   Bulwark issues), then a hand-encoded MQTT 3.1.1 CONNECT (clean
+//!   session) and, once CONNACK says accepted, QoS 0 PUBLISHes to the
+//!   device's own `bulwark/v1/devices/{id}/telemetry`. The payload is one
+//!   encoded `bulwark_proto::telemetry::Telemetry` sample (one listening
+//!   port, no connections: a bit over 200 bytes). The PUBLISH is encoded once
+//!   and written as a 16 KiB buffer of back-to-back copies; TCP
+//!   backpressure paces the writer. The generator runs in this process on
+//!   its own 2-thread runtime (threads `bench-loadgen`).
+//! - **Bulwark** runs in this process (`bulwark_server::Server::start`,
+//!   SQLite, its own 2-thread runtime, detection shards = CPUs) so that
+//!   `Monitor::accepted()` (samples decoded and handed to the detection
+//!   engine) can be read. The per-device rate limit is raised to
+//!   1,000,000/s (burst 1,000,000) for every run of this suite. The
+//!   devices enroll for real (`bulwark_agent::enroll`), and a profile is
+//!   applied to their group through `POST /api/v1/profiles` before any
+//!   telemetry, so every sample goes through the detection engine.
+//! - **Mosquitto** (`/usr/sbin/mosquitto`, one thread) gets a listener on
+//!   127.0.0.1 with a CA, server certificate and one client certificate per
+//!   connection generated here (ECDSA P-256), `require_certificate true`,
+//!   `use_identity_as_username true`, `tls_version tlsv1.3`, and an ACL
+//!   file equivalent to the gateway's (`pattern write
+//!   bulwark/v1/devices/%u/telemetry`, the certificate CN being the device
+//!   id), `persistence false`, no subscribers during the run.
+//! - **Throughput.** `--connections` (40) connections publish as fast as
+//!   the broker reads; after a 3 s warm-up, the window (10 s; 4 s with
+//!   `--quick`) is measured. Bulwark's figure is the `accepted()` delta
+//!   over the window; the generator's sent count and the gateway's
+//!   rejection counts (per device, `Monitor::rejections`) are reported
+//!   next to it. Mosquitto has no equivalent of `accepted()` at this
+//!   resolution, so its figure is the generator's sent rate (publishes
+//!   written into the TLS stream, which TCP backpressure bounds to what the
+//!   broker reads); after the run, Mosquitto's own
+//!   `$SYS/broker/publish/messages/received` (sys_interval 1 s) is compared
+//!   with the generator's total as a check, and the same is done with
+//!   `accepted()` for Bulwark. CPU time of the broker and of the generator
+//!   over the window is reported.
+//! - **Publish → alert.** While the same devices publish at half of the
+//!   throughput measured for Bulwark (paced per connection every 10 ms), a
+//!   probe device publishes, every 100 ms, a sample listening on tcp/23
+//!   (behaviour `telnet-open`, `in-set`, no action) and 50 ms later a clean
+//!   one (which ends the episode, so the rule re-arms). Latency is from
+//!   just before the PUBLISH is written to the moment the matching
+//!   `detection` event is read from `GET /api/v1/alerts/stream` (SSE, admin
+//!   token). Exact nearest-rank percentiles over all samples; a sample with
+//!   no alert within 2 s counts as lost.
+//! - **Alert → quarantine enforced.** Under the same background load, a
+//!   fresh device at a time (a quarantined device is refused at connect)
+//!   publishes a sample listening on tcp/4444 (behaviour `backdoor-open`,
+//!   `action = "quarantine"`); measured is the time from writing the
+//!   PUBLISH to the server closing the connection (the read side sees EOF
+//!   or a reset). The device does not subscribe to its command topic and
+//!   never sends an isolation report, so the server waits its whole
+//!   isolation grace (`ISOLATION_GRACE`, 500 ms) before closing: the figure
+//!   includes it, and the publish → alert part is shown next to it.
+//! - **Idle sessions.** A separate `bulwark server` process (next to this
+//!   executable, `--mqtt-listen`) so that its RSS is its own. `--sessions`
+//!   devices enroll for real (16 at a time; the rate is reported), then
+//!   `VmRSS` of the server is read (after 3 s of quiet), one MQTT session
+//!   per device is opened (64 handshakes in flight, client sockets bound to
+//!   127.0.0.2, 127.0.0.3, … to stay clear of one address's ephemeral
+//!   ports), and `VmRSS` is read again after 3 s. Per session = the
+//!   difference / sessions open. Every session is then checked with a
+//!   PINGREQ. The count is bounded by the open-file limit of this
+//!   container (`RLIMIT_NOFILE`, raised to its hard limit when possible):
+//!   the number reached is printed, nothing is extrapolated.
+//!
+//! Progress goes to stderr, the table to stdout.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use bulwark_agent::{EnrollOptions, StateDir, StateFile};
+use bulwark_proto::DeviceId;
+use bulwark_proto::telemetry::{
+    ListeningPort, NetCounters, TELEMETRY_SCHEMA, Telemetry, TransportProto,
+};
+use bulwark_server::{RawConfig, Server, SystemClock};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::server;
+use crate::stats;
+
+/// Bulwark's ingest rate must reach this multiple of Mosquitto's.
+const TARGET_RATIO: f64 = 1.0;
+/// Publish → alert p99, milliseconds.
+const TARGET_ALERT_P99_MS: f64 = 50.0;
+/// Publish → session closed by quarantine, milliseconds.
+const TARGET_QUARANTINE_MS: f64 = 1000.0;
+/// Idle sessions the target is stated for.
+const TARGET_SESSIONS: usize = 100_000;
+/// Server memory per idle session, bytes.
+const TARGET_BYTES_PER_SESSION: f64 = 20_000.0;
+/// Per-device rate limit for every run of this suite.
+const RATE: u32 = 1_000_000;
+/// The group every benchmark device joins.
+const GROUP: &str = "bench";
+/// Warm-up before each throughput window.
+const WARMUP: Duration = Duration::from_secs(3);
+/// Size of one write of the unpaced generator.
+const WRITE_BYTES: usize = 16 * 1024;
+/// Pacing tick of the paced generator.
+const TICK: Duration = Duration::from_millis(10);
+/// Concurrent enrollments.
+const ENROLL_PARALLEL: usize = 16;
+/// Concurrent session handshakes in the sessions run.
+const CONNECT_PARALLEL: usize = 64;
+/// Client sockets per source address (one address has ~28k ports).
+const PER_SOURCE_ADDR: usize = 20_000;
+/// MQTT keep-alive asked for (the gateway caps it at 120 s).
+const KEEP_ALIVE: u16 = 120;
+/// Longest wait for one alert or one close.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// File descriptors kept free for everything but the sessions.
+const FD_MARGIN: usize = 600;
+
+/// The profile applied to the benchmark devices' group.
+const PROFILE: &str = r#"
+group = "bench"
+version = "1"
+
+[[behaviour]]
+name = "telnet-open"
+severity = "high"
+metric = "listening_ports"
+operator = "in-set"
+threshold = ["tcp/23"]
+
+[[behaviour]]
+name = "backdoor-open"
+severity = "critical"
+action = "quarantine"
+metric = "listening_ports"
+operator = "in-set"
+threshold = ["tcp/4444"]
+
+[[behaviour]]
+name = "many-processes"
+severity = "low"
+metric = "process_count"
+operator = ">"
+threshold = 1000
+"#;
+
+/// Arguments of `bulwark-bench gateway`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct GatewayArgs {
+    /// Small run: 4 s windows, 60 alert samples, 10 quarantines, 2,000
+    /// idle sessions (explicit flags still win).
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Print only the markdown table on stdout.
+    #[arg(long)]
+    pub(crate) markdown: bool,
+    /// Publishing connections, one device each.
+    #[arg(long, default_value_t = 40)]
+    pub(crate) connections: usize,
+    /// Throughput window [default: 10s; with --quick: 4s].
+    #[arg(long, value_parser = crate::parse_duration)]
+    pub(crate) duration: Option<Duration>,
+    /// Publish → alert samples [default: 300; with --quick: 60].
+    #[arg(long)]
+    pub(crate) samples: Option<usize>,
+    /// Quarantined devices [default: 30; with --quick: 10].
+    #[arg(long)]
+    pub(crate) quarantines: Option<usize>,
+    /// Idle sessions [default: as many as the open-file limit allows, at
+    /// most 100000; with --quick: 2000].
+    #[arg(long)]
+    pub(crate) sessions: Option<usize>,
+    /// Skip the idle-session run.
+    #[arg(long)]
+    pub(crate) no_sessions: bool,
+    /// The `bulwark` binary for the sessions run [default: next to this
+    /// executable].
+    #[arg(long)]
+    pub(crate) bulwark: Option<PathBuf>,
+    /// The Mosquitto broker to compare with.
+    #[arg(long, default_value = "/usr/sbin/mosquitto")]
+    pub(crate) mosquitto: PathBuf,
+    /// Keep the temporary directory (printed) instead of deleting it.
+    #[arg(long)]
+    pub(crate) keep: bool,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+struct Row {
+    benchmark: String,
+    bulwark: String,
+    peer: String,
+    target: String,
+    result: String,
+}
+
+fn met(ok: bool) -> String {
+    if ok { "met".into() } else { "NOT met".into() }
+}
+
+// ---------------------------------------------------------------------------
+// Entry point
+
+/// Runs the suite (blocking: it owns the runtimes) and prints the table.
+pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    ensure!(args.connections >= 1, "--connections must be at least 1");
+    let quick = args.quick;
+    let window = args.duration.unwrap_or(if quick {
+        Duration::from_secs(4)
+    } else {
+        Duration::from_secs(10)
+    });
+    let samples = args.samples.unwrap_or(if quick { 60 } else { 300 });
+    let quarantines = args.quarantines.unwrap_or(if quick { 10 } else { 30 });
+    ensure!(samples >= 1 && quarantines >= 1, "nothing to measure");
+    raise_nofile();
+
+    let work = tempfile::Builder::new().prefix("bulwark-gw-").tempdir()?;
+    let work_path = work.path().to_path_buf();
+    if args.keep {
+        eprintln!("gateway: keeping {}", work.keep().display());
+    }
+    let loadgen = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-loadgen")
+        .enable_all()
+        .build()?;
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(stats::cpus())
+        .thread_name("bulwark-server")
+        .enable_all()
+        .build()?;
+
+    let mut rows = Vec::new();
+
+    // 1–3. Bulwark in process: throughput, alert latency, quarantine.
+    let bulwark = bulwark_runs(
+        &server_rt,
+        &loadgen,
+        &work_path.join("bulwark"),
+        args.connections,
+        window,
+        samples,
+        quarantines,
+    )?;
+    // 1. Mosquitto, same generator.
+    let mosq = loadgen.block_on(mosquitto_run(
+        &args.mosquitto,
+        &work_path.join("mosquitto"),
+        args.connections,
+        window,
+    ))?;
+    rows.push(throughput_row(&bulwark.throughput, &mosq, args.connections));
+    rows.push(alert_row(&bulwark));
+    rows.push(quarantine_row(&bulwark));
+    drop(server_rt);
+
+    // 4. Idle sessions on a separate server process.
+    if !args.no_sessions {
+        let wanted = args
+            .sessions
+            .unwrap_or(if quick { 2_000 } else { TARGET_SESSIONS });
+        let limit = nofile_limit().unwrap_or(1024);
+        let count = wanted.min(limit.saturating_sub(FD_MARGIN));
+        if count < wanted {
+            eprintln!(
+                "gateway: {wanted} sessions asked, the open-file limit ({limit}) allows {count}"
+            );
+        }
+        ensure!(count >= 1, "the open-file limit ({limit}) leaves no room");
+        let binary = match &args.bulwark {
+            Some(p) => p.clone(),
+            None => server::default_binary()?,
+        };
+        let s = loadgen.block_on(sessions_run(&binary, &work_path.join("sessions"), count))?;
+        rows.push(sessions_row(&s, wanted, limit));
+    }
+    drop(loadgen);
+
+    let header = "| benchmark | bulwark | peer | target | result |\n|---|---|---|---|---|";
+    let body: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "| {} | {} | {} | {} | {} |",
+                r.benchmark, r.bulwark, r.peer, r.target, r.result
+            )
+        })
+        .collect();
+    if !args.markdown {
+        let mem = stats::mem_gib().map_or_else(String::new, |g| format!(", {g:.1} GiB RAM"));
+        println!(
+            "machine: {} CPUs ({}){mem}; brokers and the load generator share it",
+            stats::cpus(),
+            stats::cpu_model()
+        );
+    }
+    println!("{header}\n{}", body.join("\n"));
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------
+// Rows
+
+fn cores(cpu: Option<Duration>, window: Duration) -> String {
+    cpu.map_or_else(
+        || "n/a".to_owned(),
+        |c| format!("{:.2}", c.as_secs_f64() / window.as_secs_f64()),
+    )
+}
+
+fn rate_text(n: u64, window: Duration) -> String {
+    thousands(n as f64 / window.as_secs_f64())
+}
+
+/// `123456.7` → `123,457`.
+fn thousands(v: f64) -> String {
+    let s = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn throughput_row(b: &Throughput, m: &Throughput, connections: usize) -> Row {
+    let b_rate = b.accepted.unwrap_or(0) as f64 / b.window.as_secs_f64();
+    let m_rate = m.sent as f64 / m.window.as_secs_f64();
+    let ratio = b_rate / m_rate;
+    let rejected = if b.rejections.is_empty() {
+        "0 rejected".to_owned()
+    } else {
+        let parts: Vec<String> = b
+            .rejections
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        format!("rejected (whole run): {}", parts.join(", "))
+    };
+    let check = |t: &Throughput, what: &str| match t.counted_total {
+        Some(c) if t.sent_total > 0 => format!(
+            "{what} {} of {} sent ({:.2} %)",
+            thousands(c as f64),
+            thousands(t.sent_total as f64),
+            c as f64 * 100.0 / t.sent_total as f64
+        ),
+        _ => format!("{what} n/a"),
+    };
+    Row {
+        benchmark: format!(
+            "gateway: ingest, {connections} mTLS connections (TLS 1.3, {}), QoS 0 telemetry of {} B ({} B PUBLISH), no subscribers; publishes/s over {:.0} s after {:.0} s warm-up. Bulwark: samples handed to detection (`Monitor::accepted`, profile of 3 behaviours on the group, rate limit raised to {}/s); Mosquitto 2.0.11: publishes the generator wrote (TCP backpressure bounds it to what the broker reads), ACL pattern per device, persistence off",
+            b.cipher,
+            b.payload_bytes,
+            b.packet_bytes,
+            b.window.as_secs_f64(),
+            WARMUP.as_secs_f64(),
+            thousands(f64::from(RATE)),
+        ),
+        bulwark: format!(
+            "{}/s (generator sent {}/s; {rejected}; {}; server {} cores, generator {} cores)",
+            thousands(b_rate),
+            rate_text(b.sent, b.window),
+            check(b, "accepted whole run"),
+            cores(b.broker_cpu, b.window),
+            cores(b.loadgen_cpu, b.window),
+        ),
+        peer: format!(
+            "{}/s ({}; mosquitto {} cores, generator {} cores)",
+            thousands(m_rate),
+            check(m, "`$SYS/broker/publish/messages/received`"),
+            cores(m.broker_cpu, m.window),
+            cores(m.loadgen_cpu, m.window),
+        ),
+        target: format!("≥ {TARGET_RATIO:.1}× Mosquitto"),
+        result: format!("{ratio:.2}×: {}", met(ratio >= TARGET_RATIO)),
+    }
+}
+
+fn pct(sorted_us: &[u32], p: f64) -> f64 {
+    stats::percentile(sorted_us, p).map_or(f64::NAN, |v| f64::from(v) / 1e3)
+}
+
+fn alert_row(b: &BulwarkOutcome) -> Row {
+    let a = &b.alerts;
+    let p50 = pct(&a.latencies_us, 50.0);
+    let p99 = pct(&a.latencies_us, 99.0);
+    let max = pct(&a.latencies_us, 100.0);
+    Row {
+        benchmark: format!(
+            "gateway: publish → alert on the SSE stream, p50 / p99 (max), while {} connections publish {}/s in the background (half of the measured maximum; {} accepted/s over the run); {} firing samples, one every 100 ms, each followed by a clean one",
+            b.connections,
+            thousands(a.background_target),
+            thousands(a.background_accepted),
+            a.sent,
+        ),
+        bulwark: format!(
+            "{p50:.1} ms / {p99:.1} ms ({max:.1} ms); {} lost",
+            a.sent - a.latencies_us.len()
+        ),
+        peer: "—".into(),
+        target: format!("p99 < {TARGET_ALERT_P99_MS:.0} ms"),
+        result: met(a.latencies_us.len() == a.sent && p99 < TARGET_ALERT_P99_MS),
+    }
+}
+
+fn quarantine_row(b: &BulwarkOutcome) -> Row {
+    let q = &b.quarantine;
+    let p50 = pct(&q.close_us, 50.0);
+    let max = pct(&q.close_us, 100.0);
+    let alert50 = pct(&q.alert_us, 50.0);
+    Row {
+        benchmark: format!(
+            "gateway: publish of a firing sample → session closed by quarantine (`action = \"quarantine\"`), {} fresh devices under the same background load; MQTT 3.1.1 client that neither subscribes nor sends an isolation report, so the server waits its whole isolation grace ({} ms) before closing",
+            q.sent, ISOLATION_GRACE_MS,
+        ),
+        bulwark: format!(
+            "p50 {p50:.0} ms, max {max:.0} ms (publish → alert p50 {alert50:.1} ms); {} not closed within 2 s",
+            q.sent - q.close_us.len()
+        ),
+        peer: "—".into(),
+        target: format!("< {:.0} s", TARGET_QUARANTINE_MS / 1e3),
+        result: met(q.close_us.len() == q.sent && max < TARGET_QUARANTINE_MS),
+    }
+}
+
+/// `bulwark_server::monitor::ISOLATION_GRACE`, for the caption.
+const ISOLATION_GRACE_MS: u128 = bulwark_server::monitor::ISOLATION_GRACE.as_millis();
+
+fn sessions_row(s: &SessionsOutcome, wanted: usize, limit: usize) -> Row {
+    let per = s.rss_delta_bytes as f64 / s.open.max(1) as f64;
+    let capped = if s.open < wanted.min(TARGET_SESSIONS) {
+        format!(
+            "; {} sessions reached, not {}: this machine's open-file limit is {limit} per process (hard limit; raising it needs CAP_SYS_RESOURCE), nothing extrapolated",
+            thousands(s.open as f64),
+            thousands(wanted as f64)
+        )
+    } else {
+        String::new()
+    };
+    Row {
+        benchmark: format!(
+            "gateway: idle mTLS MQTT sessions on a `bulwark server` process, one per enrolled device; server RSS (`VmRSS`) before and after opening them{capped}",
+        ),
+        bulwark: format!(
+            "{} open ({} answered PINGREQ), RSS {:.1} → {:.1} MB: {:.1} KB/session; {} enrollments at {:.0}/s, {} handshakes at {:.0}/s",
+            thousands(s.open as f64),
+            thousands(s.pinged as f64),
+            s.rss_before as f64 / 1e6,
+            s.rss_after as f64 / 1e6,
+            per / 1e3,
+            thousands(s.enrolled as f64),
+            s.enrolled as f64 / s.enroll_time.as_secs_f64(),
+            thousands(s.open as f64),
+            s.open as f64 / s.connect_time.as_secs_f64(),
+        ),
+        peer: "—".into(),
+        target: format!(
+            "{} sessions, ≤ {:.0} KB each",
+            thousands(TARGET_SESSIONS as f64),
+            TARGET_BYTES_PER_SESSION / 1e3
+        ),
+        result: if s.open >= TARGET_SESSIONS {
+            met(per <= TARGET_BYTES_PER_SESSION)
+        } else {
+            format!(
+                "{} KB/session: {} at {}; 100k not reached",
+                format_args!("{:.1}", per / 1e3),
+                if per <= TARGET_BYTES_PER_SESSION {
+                    "met"
+                } else {
+                    "NOT met"
+                },
+                thousands(s.open as f64)
+            )
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Resource limits and process accounting
+
+/// Raises this process's soft open-file limit to its hard limit with
+/// util-linux `prlimit` (this crate has no unsafe code for setrlimit);
+/// child processes inherit it.
+fn raise_nofile() {
+    let Some((soft, hard)) = nofile_limits() else {
+        return;
+    };
+    if soft >= hard {
+        return;
+    }
+    let status = Command::new("prlimit")
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={hard}:{hard}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("gateway: could not raise the open-file limit from {soft} to {hard}");
+    }
+}
+
+/// (soft, hard) `Max open files` of this process.
+fn nofile_limits() -> Option<(usize, usize)> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut it = line["Max open files".len()..].split_whitespace();
+    let soft = it.next()?.parse().unwrap_or(usize::MAX);
+    let hard = it.next()?.parse().unwrap_or(usize::MAX);
+    Some((soft, hard))
+}
+
+fn nofile_limit() -> Option<usize> {
+    nofile_limits().map(|(s, _)| s)
+}
+
+/// CPU time of this process's threads whose name starts with `prefix`.
+fn threads_cpu(prefix: &str) -> Option<Duration> {
+    let mut ticks = 0.0;
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
+            continue;
+        };
+        if !text[open + 1..close].starts_with(prefix) {
+            continue;
+        }
+        let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+        let u: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let s: f64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        ticks += u + s;
+    }
+    Duration::try_from_secs_f64(ticks / 100.0).ok()
+}
+
+/// `VmRSS` of a process, bytes.
+fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")?;
+    Ok(kb * 1024)
+}
+
+/// A free port on 127.0.0.1 right now.
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+// ---------------------------------------------------------------------------
+// MQTT 3.1.1, hand-encoded (only what the generator needs)
+
+fn put_len(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+fn put_str(s: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut p = vec![first];
+    put_len(body.len(), &mut p);
+    p.extend_from_slice(body);
+    p
+}
+
+fn connect_packet(client_id: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    put_str(b"MQTT", &mut body);
+    body.push(4); // 3.1.1
+    body.push(0x02); // clean session
+    body.extend_from_slice(&KEEP_ALIVE.to_be_bytes());
+    put_str(client_id.as_bytes(), &mut body);
+    packet(0x10, &body)
+}
+
+fn publish_packet(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    put_str(topic.as_bytes(), &mut body);
+    body.extend_from_slice(payload);
+    packet(0x30, &body)
+}
+
+fn subscribe_packet(filter: &str) -> Vec<u8> {
+    let mut body = 1u16.to_be_bytes().to_vec();
+    put_str(filter.as_bytes(), &mut body);
+    body.push(0);
+    packet(0x82, &body)
+}
+
+const PINGREQ: [u8; 2] = [0xC0, 0x00];
+const DISCONNECT: [u8; 2] = [0xE0, 0x00];
+
+/// Reads one packet: (first byte, body).
+async fn read_packet<S: AsyncRead + Unpin>(s: &mut S) -> anyhow::Result<(u8, Vec<u8>)> {
+    let first = s.read_u8().await?;
+    let mut len = 0usize;
+    for shift in 0..4 {
+        let b = s.read_u8().await?;
+        len |= usize::from(b & 0x7f) << (7 * shift);
+        if b & 0x80 == 0 {
+            let mut body = vec![0; len];
+            s.read_exact(&mut body).await?;
+            return Ok((first, body));
+        }
+    }
+    bail!("malformed remaining length")
+}
+
+fn telemetry_topic(id: &str) -> String {
+    format!("bulwark/v1/devices/{id}/telemetry")
+}
+
+/// One encoded telemetry sample listening on `ports`.
+fn telemetry(ports: &[u16]) -> anyhow::Result<Vec<u8>> {
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000;
+    let t = Telemetry {
+        schema: TELEMETRY_SCHEMA,
+        time: now_ms,
+        seq: 1,
+        listening: ports
+            .iter()
+            .map(|&port| ListeningPort {
+                proto: TransportProto::Tcp,
+                port,
+                addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            })
+            .collect(),
+        connections: Vec::new(),
+        net: NetCounters {
+            bytes_in: 1_234_567,
+            bytes_out: 765_432,
+            packets_in: 4_321,
+            packets_out: 3_210,
+        },
+        connection_attempts: 0,
+        failed_logins: None,
+        process_count: 87,
+        cpu_percent: 3.5,
+        memory_percent: 41.0,
+    };
+    Ok(t.encode()?)
+}
+
+// ---------------------------------------------------------------------------
+// TLS and sessions
+
+/// A client identity: TLS configuration (TLS 1.3 only) and MQTT names.
+#[derive(Debug, Clone)]
+struct Identity {
+    id: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+fn client_tls(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c?)?;
+    }
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)?;
+    Ok(Arc::new(cfg))
+}
+
+impl Identity {
+    fn of_device(s: &StateFile) -> anyhow::Result<Identity> {
+        Ok(Identity {
+            id: s.device_id.to_string(),
+            tls: client_tls(&s.ca_pem, &s.cert_pem, s.key_pem.expose())?,
+        })
+    }
+}
+
+type Session = TlsStream<TcpStream>;
+
+/// TCP (optionally from `source`), TLS, CONNECT; returns once CONNACK
+/// accepted the session.
+async fn open_session(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    who: &Identity,
+) -> anyhow::Result<Session> {
+    let sock = TcpSocket::new_v4()?;
+    if let Some(ip) = source {
+        sock.bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("binding a client socket to {ip}"))?;
+    }
+    let tcp = sock.connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut tls = TlsConnector::from(Arc::clone(&who.tls))
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .context("TLS handshake")?;
+    tls.write_all(&connect_packet(&who.id)).await?;
+    tls.flush().await?;
+    let (first, body) = tokio::time::timeout(Duration::from_secs(30), read_packet(&mut tls))
+        .await
+        .context("no CONNACK within 30 s")??;
+    ensure!(
+        first == 0x20 && body.len() == 2 && body.get(1) == Some(&0),
+        "CONNACK refused: {first:#04x} {body:?}"
+    );
+    Ok(tls)
+}
+
+fn cipher_of(s: &Session) -> String {
+    s.get_ref()
+        .1
+        .negotiated_cipher_suite()
+        .map_or_else(|| "?".into(), |c| format!("{:?}", c.suite()))
+}
+
+// ---------------------------------------------------------------------------
+// Load generator
+
+/// A running generator: one task per connection.
+#[derive(Debug)]
+struct Load {
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Load {
+    /// `per_conn_rate`: None = as fast as the broker reads.
+    fn start(sessions: Vec<(Session, Vec<u8>)>, per_conn_rate: Option<f64>) -> Load {
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = JoinSet::new();
+        let n = sessions.len();
+        for (i, (mut s, pkt)) in sessions.into_iter().enumerate() {
+            let (sent, stop) = (Arc::clone(&sent), Arc::clone(&stop));
+            let per_batch = WRITE_BYTES.div_ceil(pkt.len()).max(1);
+            let batch = pkt.repeat(per_batch);
+            tasks.spawn(async move {
+                match per_conn_rate {
+                    None => {
+                        while !stop.load(Ordering::Relaxed) {
+                            s.write_all(&batch).await?;
+                            s.flush().await?;
+                            sent.fetch_add(per_batch as u64, Ordering::Relaxed);
+                        }
+                    }
+                    Some(rate) => {
+                        // Staggered ticks, so the connections do not all
+                        // write at once.
+                        let offset = TICK.mul_f64(i as f64 / n as f64);
+                        let start = tokio::time::Instant::now() + offset;
+                        let mut tick = tokio::time::interval_at(start, TICK);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        let mut done = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            tick.tick().await;
+                            let due = (start.elapsed().as_secs_f64() * rate) as u64;
+                            let mut left = due.saturating_sub(done) as usize;
+                            while left > 0 {
+                                let k = left.min(per_batch);
+                                s.write_all(&batch[..k * pkt.len()]).await?;
+                                left -= k;
+                                done += k as u64;
+                                sent.fetch_add(k as u64, Ordering::Relaxed);
+                            }
+                            s.flush().await?;
+                        }
+                    }
+                }
+                let _ = s.write_all(&DISCONNECT).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), s.shutdown()).await;
+                anyhow::Ok(())
+            });
+        }
+        Load { sent, stop, tasks }
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Stops every connection (DISCONNECT); fails if one broke earlier.
+    async fn stop(mut self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut first_err = None;
+        while let Some(r) = self.tasks.join_next().await {
+            if let Err(e) = r.context("generator task panicked").and_then(|r| r)
+                && first_err.is_none()
+            {
+                first_err = Some(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e.context("a publishing connection failed")),
+            None => Ok(self.sent()),
+        }
+    }
+}
+
+/// What one throughput run measured.
+#[derive(Debug, Default)]
+struct Throughput {
+    window: Duration,
+    sent: u64,
+    /// Bulwark only: `accepted()` delta over the window.
+    accepted: Option<u64>,
+    sent_total: u64,
+    /// The broker's own count over the whole run (check).
+    counted_total: Option<u64>,
+    rejections: BTreeMap<String, u64>,
+    broker_cpu: Option<Duration>,
+    loadgen_cpu: Option<Duration>,
+    cipher: String,
+    payload_bytes: usize,
+    packet_bytes: usize,
+}
+
+/// Connects every identity and returns the sessions with their PUBLISH.
+async fn connect_all(
+    addr: SocketAddr,
+    who: &[Identity],
+    payload: &[u8],
+) -> anyhow::Result<Vec<(Session, Vec<u8>)>> {
+    let mut set = JoinSet::new();
+    for (i, w) in who.iter().enumerate() {
+        let w = w.clone();
+        let pkt = publish_packet(&telemetry_topic(&w.id), payload);
+        set.spawn(async move {
+            let s = open_session(addr, None, &w)
+                .await
+                .with_context(|| format!("connecting {}", w.id))?;
+            anyhow::Ok((i, s, pkt))
+        });
+    }
+    let mut out: Vec<Option<(Session, Vec<u8>)>> = (0..who.len()).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        let (i, s, pkt) = r??;
+        out[i] = Some((s, pkt));
+    }
+    out.into_iter()
+        .map(|o| o.context("a connection went missing"))
+        .collect()
+}
+
+/// Unpaced run: warm-up, then the window. `accepted` reads the broker's
+/// accepted counter (Bulwark), `broker_pid` its CPU (None: this process
+/// minus the generator's threads).
+async fn throughput(
+    addr: SocketAddr,
+    who: &[Identity],
+    window: Duration,
+    accepted: Option<&(dyn Fn() -> u64 + Sync)>,
+    broker_pid: Option<u32>,
+) -> anyhow::Result<(Throughput, Load)> {
+    let payload = telemetry(&[22])?;
+    let sessions = connect_all(addr, who, &payload).await?;
+    let cipher = sessions
+        .first()
+        .map(|(s, _)| cipher_of(s))
+        .unwrap_or_default();
+    let packet_bytes = sessions.first().map_or(0, |(_, p)| p.len());
+    let broker_cpu = || match broker_pid {
+        Some(p) => stats::cpu_time(Some(p)),
+        None => stats::cpu_time(None)
+            .zip(threads_cpu("bench-loadgen"))
+            .map(|(a, b)| a.saturating_sub(b)),
+    };
+    let load = Load::start(sessions, None);
+    tokio::time::sleep(WARMUP).await;
+    let (s0, a0, b0, l0) = (
+        load.sent(),
+        accepted.map(|f| f()),
+        broker_cpu(),
+        threads_cpu("bench-loadgen"),
+    );
+    let t0 = Instant::now();
+    tokio::time::sleep(window).await;
+    let (s1, a1, b1, l1) = (
+        load.sent(),
+        accepted.map(|f| f()),
+        broker_cpu(),
+        threads_cpu("bench-loadgen"),
+    );
+    let elapsed = t0.elapsed();
+    let delta =
+        |a: Option<Duration>, b: Option<Duration>| b.zip(a).map(|(b, a)| b.saturating_sub(a));
+    Ok((
+        Throughput {
+            window: elapsed,
+            sent: s1 - s0,
+            accepted: a0.zip(a1).map(|(a, b)| b - a),
+            broker_cpu: delta(b0, b1),
+            loadgen_cpu: delta(l0, l1),
+            cipher,
+            payload_bytes: payload.len(),
+            packet_bytes,
+            ..Throughput::default()
+        },
+        load,
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Enrollment
+
+#[derive(Debug, Clone)]
+struct Endpoints {
+    api: String,
+    device_url: String,
+    admin_token: String,
+    ca_pem: String,
+}
+
+impl Endpoints {
+    fn new(api: SocketAddr, device: SocketAddr, data_dir: &Path) -> anyhow::Result<Self> {
+        let read = |name: &str| {
+            let p = data_dir.join(name);
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
+        };
+        Ok(Endpoints {
+            api: format!("http://{api}"),
+            device_url: format!("https://{device}"),
+            admin_token: read("admin.token")?.trim().to_owned(),
+            ca_pem: read("ca.pem")?,
+        })
+    }
+
+    async fn post(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let resp = http
+            .post(format!("{}{path}", self.api))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        ensure!(status.is_success(), "POST {path} answered {status}: {text}");
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+/// Enrolls `count` devices for real, `ENROLL_PARALLEL` at a time.
+async fn enroll(
+    ep: &Endpoints,
+    dir: &Path,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<StateFile>> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let permits = Arc::new(Semaphore::new(ENROLL_PARALLEL));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for i in 0..count {
+        let (ep, http, permits, done) = (ep.clone(), http.clone(), permits.clone(), done.clone());
+        let state_dir = dir.join(format!("{prefix}-{i:06}"));
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await?;
+            let v = ep
+                .post(
+                    &http,
+                    "/api/v1/enroll-tokens",
+                    serde_json::json!({"group": GROUP, "environment": "staging", "ttl_secs": 3600}),
+                )
+                .await?;
+            let token = v["token"].as_str().context("no token")?.to_owned();
+            bulwark_agent::enroll(&EnrollOptions {
+                server: ep.device_url.clone(),
+                ca_pem: ep.ca_pem.clone(),
+                token,
+                state_dir: state_dir.clone(),
+                hostname: None,
+            })
+            .await
+            .with_context(|| format!("enrolling device {i}"))?;
+            let state = StateDir::new(&state_dir).load()?;
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 2_000 == 0 {
+                eprintln!(
+                    "gateway: {n} devices enrolled ({:.0}/s)",
+                    n as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+            anyhow::Ok((i, state))
+        });
+    }
+    let mut out: Vec<Option<StateFile>> = (0..count).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        let (i, s) = r??;
+        out[i] = Some(s);
+    }
+    out.into_iter()
+        .map(|s| s.context("an enrollment went missing"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Bulwark, in process: throughput, alert latency, quarantine
+
+#[derive(Debug, Default)]
+struct Alerts {
+    sent: usize,
+    latencies_us: Vec<u32>,
+    background_target: f64,
+    background_accepted: f64,
+}
+
+#[derive(Debug, Default)]
+struct Quarantines {
+    sent: usize,
+    close_us: Vec<u32>,
+    alert_us: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct BulwarkOutcome {
+    connections: usize,
+    throughput: Throughput,
+    alerts: Alerts,
+    quarantine: Quarantines,
+}
+
+/// A detection event from the SSE stream: (device, behaviour, read at).
+type AlertEvent = (String, String, Instant);
+
+/// Reads `GET /api/v1/alerts/stream` and forwards every detection event.
+async fn sse_alerts(
+    ep: Endpoints,
+    tx: mpsc::UnboundedSender<AlertEvent>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) -> anyhow::Result<()> {
+    let mut resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/alerts/stream", ep.api))
+        .bearer_auth(&ep.admin_token)
+        .send()
+        .await?;
+    ensure!(
+        resp.status().is_success(),
+        "alert stream: {}",
+        resp.status()
+    );
+    let _ = ready.send(());
+    let mut buf = String::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let at = Instant::now();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let mut name = "";
+            let mut data = String::new();
+            for line in event.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if name == "detection"
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&data)
+            {
+                let device = v["device"].as_str().unwrap_or_default().to_owned();
+                let behaviour = v["behaviour"].as_str().unwrap_or_default().to_owned();
+                if tx.send((device, behaviour, at)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits for `device`'s `behaviour` alert (others are dropped).
+async fn wait_alert(
+    rx: &mut mpsc::UnboundedReceiver<AlertEvent>,
+    device: &str,
+    behaviour: &str,
+    deadline: tokio::time::Instant,
+) -> Option<Instant> {
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((d, b, at))) if d == device && b == behaviour => return Some(at),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+fn bulwark_runs(
+    server_rt: &tokio::runtime::Runtime,
+    loadgen: &tokio::runtime::Runtime,
+    dir: &Path,
+    connections: usize,
+    window: Duration,
+    samples: usize,
+    quarantines: usize,
+) -> anyhow::Result<BulwarkOutcome> {
+    let config = RawConfig {
+        data_dir: Some(dir.join("data")),
+        listen: Some("127.0.0.1:0".into()),
+        device_listen: Some("127.0.0.1:0".into()),
+        mqtt_listen: Some("127.0.0.1:0".into()),
+        mqtt_rate_per_second: Some(RATE),
+        mqtt_rate_burst: Some(RATE),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| anyhow::anyhow!("server configuration: {e:?}"))?;
+    let server = server_rt.block_on(Server::start(config, Arc::new(SystemClock)))?;
+    let result = loadgen.block_on(bulwark_measure(
+        &server,
+        dir,
+        connections,
+        window,
+        samples,
+        quarantines,
+    ));
+    server_rt.block_on(server.shutdown())?;
+    result
+}
+
+async fn bulwark_measure(
+    server: &Server,
+    dir: &Path,
+    connections: usize,
+    window: Duration,
+    samples: usize,
+    quarantines: usize,
+) -> anyhow::Result<BulwarkOutcome> {
+    let monitor = server
+        .state()
+        .monitor()
+        .context("the server has no monitor")?
+        .clone();
+    let mqtt = server.mqtt_addr().context("no gateway listener")?;
+    let ep = Endpoints::new(server.api_addr(), server.device_addr(), server.data_dir())?;
+    let http = reqwest::Client::new();
+    let v = ep
+        .post(
+            &http,
+            "/api/v1/profiles",
+            serde_json::json!({"toml": PROFILE}),
+        )
+        .await?;
+    eprintln!("gateway: profile applied: {v}");
+
+    let agents = dir.join("agents");
+    let t = Instant::now();
+    let states = enroll(&ep, &agents, "dev", connections + 1 + quarantines).await?;
+    eprintln!(
+        "gateway: {} devices enrolled in {:.1} s",
+        states.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let ids: Vec<Identity> = states
+        .iter()
+        .map(Identity::of_device)
+        .collect::<anyhow::Result<_>>()?;
+    let (load_ids, rest) = ids.split_at(connections);
+    let (probe, q_ids) = rest.split_first().context("no probe device")?;
+    let device_ids: Vec<DeviceId> = states[..connections].iter().map(|s| s.device_id).collect();
+
+    // 1. Throughput.
+    eprintln!("gateway: bulwark throughput, {connections} connections");
+    let accepted = || monitor.accepted();
+    let (mut tp, load) = throughput(mqtt, load_ids, window, Some(&accepted), None).await?;
+    tp.sent_total = load.stop().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tp.counted_total = Some(monitor.accepted());
+    for id in &device_ids {
+        for (k, v) in monitor.rejections(id) {
+            *tp.rejections.entry(k.to_owned()).or_default() += v;
+        }
+    }
+    let max_rate = tp.accepted.unwrap_or(0) as f64 / tp.window.as_secs_f64();
+    eprintln!(
+        "gateway: bulwark accepted {}/s, sent {}/s",
+        thousands(max_rate),
+        rate_text(tp.sent, tp.window)
+    );
+
+    // 2. Alert latency at half the maximum.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let sse = tokio::spawn(sse_alerts(ep.clone(), tx, ready_tx));
+    ready_rx.await.context("the alert stream did not open")?;
+    let half = max_rate / 2.0;
+    let payload = telemetry(&[22])?;
+    let sessions = connect_all(mqtt, load_ids, &payload).await?;
+    let load = Load::start(sessions, Some(half / connections as f64));
+    let a0 = (monitor.accepted(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    eprintln!(
+        "gateway: alert latency, {samples} samples, background {}/s",
+        thousands(half)
+    );
+    let mut alerts = Alerts {
+        sent: samples,
+        background_target: half,
+        ..Alerts::default()
+    };
+    let firing = publish_packet(&telemetry_topic(&probe.id), &telemetry(&[22, 23])?);
+    let clean = publish_packet(&telemetry_topic(&probe.id), &telemetry(&[22])?);
+    let mut p = open_session(mqtt, None, probe).await?;
+    for _ in 0..samples {
+        while rx.try_recv().is_ok() {}
+        let t0 = Instant::now();
+        let start = tokio::time::Instant::now();
+        p.write_all(&firing).await?;
+        p.flush().await?;
+        if let Some(at) = wait_alert(&mut rx, &probe.id, "telnet-open", start + EVENT_TIMEOUT).await
+        {
+            alerts.latencies_us.push(micros(at.duration_since(t0)));
+        }
+        tokio::time::sleep_until(start + Duration::from_millis(50)).await;
+        p.write_all(&clean).await?;
+        p.flush().await?;
+        tokio::time::sleep_until(start + Duration::from_millis(100)).await;
+    }
+    let _ = p.write_all(&DISCONNECT).await;
+    drop(p);
+    alerts.latencies_us.sort_unstable();
+
+    // 3. Quarantine, same background load.
+    eprintln!("gateway: quarantine, {quarantines} devices");
+    let mut q = Quarantines {
+        sent: quarantines,
+        ..Quarantines::default()
+    };
+    let backdoor = telemetry(&[22, 4444])?;
+    for who in q_ids {
+        let mut s = open_session(mqtt, None, who).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while rx.try_recv().is_ok() {}
+        let pkt = publish_packet(&telemetry_topic(&who.id), &backdoor);
+        let t0 = Instant::now();
+        s.write_all(&pkt).await?;
+        s.flush().await?;
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        let (alert, closed) = tokio::join!(
+            wait_alert(&mut rx, &who.id, "backdoor-open", deadline),
+            async {
+                let mut buf = [0u8; 512];
+                loop {
+                    match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                        Ok(Ok(0) | Err(_)) => return Some(Instant::now()),
+                        Ok(Ok(_)) => {}
+                        Err(_) => return None,
+                    }
+                }
+            }
+        );
+        if let Some(at) = alert {
+            q.alert_us.push(micros(at.duration_since(t0)));
+        }
+        if let Some(at) = closed {
+            q.close_us.push(micros(at.duration_since(t0)));
+        }
+    }
+    q.close_us.sort_unstable();
+    q.alert_us.sort_unstable();
+    let a1 = monitor.accepted();
+    alerts.background_accepted = (a1 - a0.0) as f64 / a0.1.elapsed().as_secs_f64();
+    load.stop().await?;
+    sse.abort();
+    Ok(BulwarkOutcome {
+        connections,
+        throughput: tp,
+        alerts,
+        quarantine: q,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Mosquitto
+
+/// A certificate authority for the Mosquitto run.
+struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TestCa")
+    }
+}
+
+impl TestCa {
+    fn new() -> anyhow::Result<TestCa> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "bulwark-bench mosquitto CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key)?;
+        let pem = cert.pem();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&pem, key)?;
+        Ok(TestCa { issuer, pem })
+    }
+
+    /// (certificate PEM, key PEM) for `cn`, server or client.
+    fn issue(&self, cn: &str, server: bool) -> anyhow::Result<(String, String)> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let sans = if server {
+            vec!["127.0.0.1".to_owned(), "localhost".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let mut params = rcgen::CertificateParams::new(sans)?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![if server {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+/// The Mosquitto child; killed on drop.
+#[derive(Debug)]
+struct Broker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn mosquitto_run(
+    binary: &Path,
+    dir: &Path,
+    connections: usize,
+    window: Duration,
+) -> anyhow::Result<Throughput> {
+    ensure!(
+        binary.is_file(),
+        "{} does not exist (Debian package mosquitto) or pass --mosquitto PATH",
+        binary.display()
+    );
+    std::fs::create_dir_all(dir)?;
+    let ca = TestCa::new()?;
+    let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+        let p = dir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        Ok(p)
+    };
+    let ca_path = write("ca.pem", &ca.pem)?;
+    let (cert, key) = ca.issue("127.0.0.1", true)?;
+    let cert_path = write("server.crt", &cert)?;
+    let key_path = write("server.key", &key)?;
+    let acl = write(
+        "acl",
+        // `pattern` lines apply to every client (`topic` lines before any
+        // `user` line only to anonymous ones).
+        "pattern read $SYS/#\npattern read bulwark/v1/devices/+/telemetry\npattern write bulwark/v1/devices/%u/telemetry\n",
+    )?;
+    let addr = free_addr()?;
+    let log = dir.join("mosquitto.log");
+    let conf = write(
+        "mosquitto.conf",
+        &format!(
+            "user root\npersistence false\nsys_interval 1\nlog_dest file {}\nlog_type error\nlog_type warning\nper_listener_settings false\nacl_file {}\nmax_queued_messages 1000\n\nlistener {} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nuse_identity_as_username true\ntls_version tlsv1.3\n",
+            log.display(),
+            acl.display(),
+            addr.port(),
+            ca_path.display(),
+            cert_path.display(),
+            key_path.display(),
+        ),
+    )?;
+    let ident = |cn: &str| -> anyhow::Result<Identity> {
+        let (c, k) = ca.issue(cn, false)?;
+        Ok(Identity {
+            id: cn.to_owned(),
+            tls: client_tls(&ca.pem, &c, &k)?,
+        })
+    };
+    let who: Vec<Identity> = (0..connections)
+        .map(|_| ident(&uuid::Uuid::new_v4().to_string()))
+        .collect::<anyhow::Result<_>>()?;
+    let monitor_id = ident("bench-monitor")?;
+
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let mut broker = Broker { child, log };
+    let started = Instant::now();
+    while TcpStream::connect(addr).await.is_err() {
+        if let Some(st) = broker.child.try_wait()? {
+            bail!(
+                "mosquitto exited ({st}):\n{}",
+                server::tail(&broker.log, 20)
+            );
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "mosquitto did not listen on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The ACL lets the generator's publishes through: one publish of the
+    // first device reaches a subscriber (which then leaves).
+    acl_check(addr, &monitor_id, &who[0]).await?;
+    eprintln!("gateway: mosquitto throughput, {connections} connections");
+    let pid = broker.child.id();
+    let (mut tp, load) = throughput(addr, &who, window, None, Some(pid)).await?;
+    tp.sent_total = load.stop().await?;
+    // $SYS is refreshed every sys_interval (1 s): wait for the last value.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    match mosquitto_received(addr, &monitor_id).await {
+        Ok(n) => tp.counted_total = Some(n),
+        Err(e) => eprintln!(
+            "gateway: could not read mosquitto's $SYS counter: {e:#}; log:\n{}",
+            server::tail(&broker.log, 20)
+        ),
+    }
+    if let Some(st) = broker.child.try_wait()? {
+        bail!("mosquitto exited during the run ({st})");
+    }
+    drop(broker);
+    Ok(tp)
+}
+
+/// Subscribes as `monitor` to `device`'s telemetry topic, publishes one
+/// sample as `device`, and expects to receive it.
+async fn acl_check(addr: SocketAddr, monitor: &Identity, device: &Identity) -> anyhow::Result<()> {
+    let topic = telemetry_topic(&device.id);
+    let mut m = open_session(addr, None, monitor).await?;
+    m.write_all(&subscribe_packet(&topic)).await?;
+    m.flush().await?;
+    let (first, body) = tokio::time::timeout(Duration::from_secs(5), read_packet(&mut m)).await??;
+    ensure!(
+        first == 0x90 && body.get(2) == Some(&0),
+        "mosquitto refused the check subscription: {first:#04x} {body:?}"
+    );
+    let mut d = open_session(addr, None, device).await?;
+    d.write_all(&publish_packet(&topic, &telemetry(&[22])?))
+        .await?;
+    d.write_all(&DISCONNECT).await?;
+    d.flush().await?;
+    let (first, _) = tokio::time::timeout(Duration::from_secs(5), read_packet(&mut m))
+        .await
+        .context("mosquitto's ACL dropped the device's publish to its own topic")??;
+    ensure!(first >> 4 == 3, "expected a PUBLISH, got {first:#04x}");
+    m.write_all(&DISCONNECT).await?;
+    m.flush().await?;
+    Ok(())
+}
+
+/// Mosquitto's `$SYS/broker/publish/messages/received` (retained).
+async fn mosquitto_received(addr: SocketAddr, who: &Identity) -> anyhow::Result<u64> {
+    let topic = "$SYS/broker/publish/messages/received";
+    let mut s = open_session(addr, None, who).await?;
+    s.write_all(&subscribe_packet(topic)).await?;
+    s.flush().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (first, body) = tokio::time::timeout_at(deadline, read_packet(&mut s)).await??;
+        if first >> 4 != 3 {
+            continue;
+        }
+        let tlen = usize::from(u16::from_be_bytes([body[0], body[1]]));
+        let qos = (first >> 1) & 3;
+        let at = 2 + tlen + if qos > 0 { 2 } else { 0 };
+        if &body[2..2 + tlen] == topic.as_bytes() {
+            let text = String::from_utf8_lossy(&body[at..]);
+            return Ok(text.trim().parse()?);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Idle sessions on a separate server process
+
+#[derive(Debug)]
+struct SessionsOutcome {
+    enrolled: usize,
+    enroll_time: Duration,
+    open: usize,
+    connect_time: Duration,
+    pinged: usize,
+    rss_before: u64,
+    rss_after: u64,
+    rss_delta_bytes: u64,
+}
+
+/// `bulwark server` with the gateway on; killed on drop.
+#[derive(Debug)]
+struct ServerChild {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn sessions_run(binary: &Path, dir: &Path, count: usize) -> anyhow::Result<SessionsOutcome> {
+    ensure!(
+        binary.is_file(),
+        "{} does not exist; build it with `cargo build --release -p bulwark-cli` or pass --bulwark PATH",
+        binary.display()
+    );
+    std::fs::create_dir_all(dir)?;
+    let (api, device, mqtt) = (free_addr()?, free_addr()?, free_addr()?);
+    ensure!(
+        api != device && device != mqtt && api != mqtt,
+        "port clash, run again"
+    );
+    let data_dir = dir.join("data");
+    let log = dir.join("server.log");
+    let log_file = std::fs::File::create(&log)?;
+    let child = Command::new(binary)
+        .arg("server")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(api.to_string())
+        .arg("--device-listen")
+        .arg(device.to_string())
+        .arg("--mqtt-listen")
+        .arg(mqtt.to_string())
+        .env("BULWARK_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let mut srv = ServerChild { child, log };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let started = Instant::now();
+    loop {
+        if let Some(st) = srv.child.try_wait()? {
+            bail!("the server exited ({st}):\n{}", server::tail(&srv.log, 30));
+        }
+        if http
+            .get(format!("http://{api}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not start:\n{}",
+            server::tail(&srv.log, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = srv.child.id();
+    let ep = Endpoints::new(api, device, &data_dir)?;
+
+    eprintln!("gateway: enrolling {count} devices for the sessions run");
+    let t = Instant::now();
+    let states = enroll(&ep, &dir.join("agents"), "idle", count).await?;
+    let enroll_time = t.elapsed();
+    let ids: Vec<Identity> = states
+        .iter()
+        .map(Identity::of_device)
+        .collect::<anyhow::Result<_>>()?;
+    drop(states);
+    eprintln!(
+        "gateway: {count} enrolled in {:.1} s; server RSS {:.1} MB",
+        enroll_time.as_secs_f64(),
+        rss_bytes(pid)? as f64 / 1e6
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_before = rss_bytes(pid)?;
+
+    eprintln!("gateway: opening {count} sessions");
+    let t = Instant::now();
+    let permits = Arc::new(Semaphore::new(CONNECT_PARALLEL));
+    let mut set = JoinSet::new();
+    for (i, who) in ids.into_iter().enumerate() {
+        let permits = permits.clone();
+        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i / PER_SOURCE_ADDR) as u8));
+        set.spawn(async move {
+            let _p = permits.acquire_owned().await?;
+            open_session(mqtt, Some(source), &who)
+                .await
+                .with_context(|| format!("session {i}"))
+        });
+    }
+    let mut open = Vec::with_capacity(count);
+    let mut first_err = None;
+    while let Some(r) = set.join_next().await {
+        match r? {
+            Ok(s) => {
+                open.push(s);
+                if open.len() % 5_000 == 0 {
+                    eprintln!("gateway: {} sessions open", open.len());
+                }
+            }
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    let connect_time = t.elapsed();
+    if let Some(e) = &first_err {
+        eprintln!(
+            "gateway: {} sessions failed to open; first: {e:#}",
+            count - open.len()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_after = rss_bytes(pid)?;
+    if let Some(st) = srv.child.try_wait()? {
+        bail!("the server exited ({st}):\n{}", server::tail(&srv.log, 30));
+    }
+
+    // Every session still there: PINGREQ → PINGRESP.
+    let n_open = open.len();
+    let permits = Arc::new(Semaphore::new(256));
+    let mut set = JoinSet::new();
+    for mut s in open {
+        let permits = permits.clone();
+        set.spawn(async move {
+            let ok = {
+                let _p = permits.acquire_owned().await;
+                async {
+                    s.write_all(&PINGREQ).await?;
+                    s.flush().await?;
+                    let (first, _) =
+                        tokio::time::timeout(Duration::from_secs(10), read_packet(&mut s))
+                            .await??;
+                    anyhow::Ok(first == 0xD0)
+                }
+                .await
+                .unwrap_or(false)
+            };
+            (ok, s)
+        });
+    }
+    let mut pinged = 0;
+    let mut keep = Vec::with_capacity(n_open);
+    while let Some(r) = set.join_next().await {
+        let (ok, s) = r?;
+        pinged += usize::from(ok);
+        keep.push(s);
+    }
+    eprintln!(
+        "gateway: {n_open} sessions, {pinged} answered PINGREQ; server RSS {:.1} → {:.1} MB",
+        rss_before as f64 / 1e6,
+        rss_after as f64 / 1e6
+    );
+    // Stop the server first (SIGKILL via drop): closing 20k client
+    // sessions one by one is slower and measures nothing.
+    drop(srv);
+    drop(keep);
+    Ok(SessionsOutcome {
+        enrolled: count,
+        enroll_time,
+        open: n_open,
+        connect_time,
+        pinged,
+        rss_before,
+        rss_after,
+        rss_delta_bytes: rss_after.saturating_sub(rss_before),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_length_encoding() {
+        let mut v = Vec::new();
+        put_len(127, &mut v);
+        assert_eq!(v, [0x7f]);
+        v.clear();
+        put_len(128, &mut v);
+        assert_eq!(v, [0x80, 0x01]);
+        v.clear();
+        put_len(16_383, &mut v);
+        assert_eq!(v, [0xff, 0x7f]);
+    }
+
+    #[tokio::test]
+    async fn packets_round_trip() {
+        let p = publish_packet("a/b", b"xyz");
+        assert_eq!(p, [0x30, 8, 0, 3, b'a', b'/', b'b', b'x', b'y', b'z']);
+        let (first, body) = read_packet(&mut &p[..]).await.unwrap_or_default();
+        assert_eq!((first, body.len()), (0x30, 8));
+        let c = connect_packet("id");
+        assert_eq!(c[0], 0x10);
+        assert_eq!(usize::from(c[1]), c.len() - 2);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+    }
+
+    #[test]
+    fn telemetry_decodes() {
+        let t = telemetry(&[22, 23]).unwrap_or_default();
+        assert!(bulwark_proto::telemetry::decode(&t).is_ok());
+    }
+}
