@@ -17,14 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulwark_mqtt::{GatewayHandler, Refused, Rejection, SessionConfig};
-use bulwark_pki::{PeerIdentity, peer_identity};
+use bulwark_pki::PeerIdentity;
 use bulwark_proto::DeviceId;
 use bulwark_proto::telemetry::{IsolationReport, decode};
 use bulwark_store::DeviceStatus;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::device::tls::HANDSHAKE_TIMEOUT;
 use crate::monitor::Monitor;
 use crate::state::AppState;
 
@@ -177,24 +176,11 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    state.0.metrics.tls_handshake_failures.inc();
-                    tracing::debug!(%peer, error = %e, "gateway TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    state.0.metrics.tls_handshake_failures.inc();
-                    return;
-                }
+            let Some((tls, identity)) =
+                crate::device::tls::handshake(&acceptor, tcp, peer, &state).await
+            else {
+                return;
             };
-            let identity = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| peer_identity(c.as_ref()).ok());
             let admitted = admission(&state, identity).await;
             let name = admitted
                 .as_ref()

@@ -117,6 +117,27 @@ fn parse_id(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(id).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+/// Quarantines (`on`) or releases a device for an operator.
+async fn set_quarantine(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    req: &QuarantineDevice,
+    on: bool,
+) -> Result<Json<DeviceView>, ApiError> {
+    caller.require(Permission::QuarantineDevices)?;
+    let id = parse_id(id)?;
+    let reason = check_reason(&req.reason)?;
+    let audit = caller.audit(state.0.clock.now());
+    let device = if on {
+        crate::monitor::quarantine(state, id, reason, None, &audit).await?
+    } else {
+        crate::monitor::release(state, id, reason, &audit).await?
+    }
+    .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+    Ok(Json(device_view(state, device)))
+}
+
 /// Quarantine a device: refused on the gateway (a live session is closed
 /// after the isolate command), updates withheld, check-ins answered with
 /// the quarantine so the agent isolates itself.
@@ -130,14 +151,7 @@ pub(crate) async fn quarantine_device(
     Path(id): Path<String>,
     Json(req): Json<QuarantineDevice>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    caller.require(Permission::QuarantineDevices)?;
-    let id = parse_id(&id)?;
-    let reason = check_reason(&req.reason)?;
-    let audit = caller.audit(state.0.clock.now());
-    let device = crate::monitor::quarantine(&state, id, reason, None, &audit)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
-    Ok(Json(device_view(&state, device)))
+    set_quarantine(&state, &caller, &id, &req, true).await
 }
 
 /// Release a device from quarantine (a separate, journaled decision).
@@ -151,14 +165,7 @@ pub(crate) async fn release_device(
     Path(id): Path<String>,
     Json(req): Json<QuarantineDevice>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    caller.require(Permission::QuarantineDevices)?;
-    let id = parse_id(&id)?;
-    let reason = check_reason(&req.reason)?;
-    let audit = caller.audit(state.0.clock.now());
-    let device = crate::monitor::release(&state, id, reason, &audit)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
-    Ok(Json(device_view(&state, device)))
+    set_quarantine(&state, &caller, &id, &req, false).await
 }
 
 /// New alerts as they are raised, as Server-Sent Events: event

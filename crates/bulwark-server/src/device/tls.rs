@@ -133,6 +133,39 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish after shutdown is requested.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// A device connection's TLS handshake (bounded by [`HANDSHAKE_TIMEOUT`];
+/// failures counted) and the identity in its verified client certificate,
+/// if it presented one. `None` when the handshake failed.
+pub(crate) async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: &AppState,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    Option<PeerIdentity>,
+)> {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            state.0.metrics.tls_handshake_failures.inc();
+            tracing::debug!(%peer, error = %e, "device TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            state.0.metrics.tls_handshake_failures.inc();
+            return None;
+        }
+    };
+    let identity = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| peer_identity(c.as_ref()).ok());
+    Some((tls, identity))
+}
+
 /// Accepts device connections until `shutdown` resolves, then lets open
 /// connections finish their requests (up to [`SHUTDOWN_GRACE`]).
 pub async fn serve(
@@ -183,24 +216,9 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    state.0.metrics.tls_handshake_failures.inc();
-                    tracing::debug!(%peer, error = %e, "device TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    state.0.metrics.tls_handshake_failures.inc();
-                    return;
-                }
+            let Some((tls, identity)) = handshake(&acceptor, tcp, peer, &state).await else {
+                return;
             };
-            let identity = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| peer_identity(c.as_ref()).ok());
             let conn_info = DeviceConn { identity, peer };
             let svc =
                 tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
