@@ -9,12 +9,13 @@
 //! names). Quarantine publishes the isolate command through the broker;
 //! refusing the device's connection is the broker's job.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bulwark_mqtt::{Client, ClientOptions, Qos, Version};
 use bulwark_proto::DeviceId;
-use bulwark_proto::telemetry::decode;
+use bulwark_proto::telemetry::{NetCounters, decode};
 
 use crate::monitor::Monitor;
 use crate::state::AppState;
@@ -83,6 +84,8 @@ async fn session(addr: &str, state: &AppState, monitor: &Arc<Monitor>) -> anyhow
     client.subscribe(TELEMETRY_FILTER, Qos::AtMostOnce).await?;
     monitor.broker.set(Some(client));
     tracing::info!(broker = %addr, "consuming telemetry from the external broker");
+    // Each device's previous traffic counters, for deltas (this task only).
+    let mut previous: HashMap<DeviceId, NetCounters> = HashMap::new();
     while let Some(msg) = incoming.recv().await {
         let msg = msg?;
         let Some(id) = msg
@@ -93,33 +96,31 @@ async fn session(addr: &str, state: &AppState, monitor: &Arc<Monitor>) -> anyhow
         else {
             continue;
         };
-        // The group (and whether the device may report at all) from the
-        // presence cache, read through from the store on first sight.
-        if state.0.presence.cached(&id).is_none() {
-            match state.0.store.device(id).await {
-                Ok(Some(d)) => state.0.presence.load(&d),
-                Ok(None) => {
-                    tracing::debug!(device = %id, "telemetry of an unknown device ignored");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "store unavailable; telemetry dropped");
-                    continue;
-                }
+        // The group, and whether the device may report at all, from the
+        // presence cache (read through from the store on first sight).
+        let cached = match state.cached_device(&id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                tracing::debug!(device = %id, "telemetry of an unknown device ignored");
+                continue;
             }
-        }
-        let Some(cached) = state.0.presence.cached(&id) else {
-            continue;
+            Err(e) => {
+                tracing::warn!(error = %e, "store unavailable; telemetry dropped");
+                continue;
+            }
         };
         if cached.revoked || cached.quarantine.is_some() {
             monitor.reject(id, "not_admitted");
             continue;
         }
-        let Some(group) = monitor.group_of(state, id).await else {
-            continue;
-        };
         match decode(&msg.payload) {
-            Ok(t) => monitor.observe(id, &group, &t, state.0.clock.now()),
+            Ok(t) => {
+                let mut prev = previous.remove(&id);
+                monitor.observe(id, &cached.group, &t, &mut prev, state.0.clock.now());
+                if let Some(p) = prev {
+                    previous.insert(id, p);
+                }
+            }
             Err(_) => monitor.reject(id, "invalid_telemetry"),
         }
     }

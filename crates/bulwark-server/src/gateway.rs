@@ -20,10 +20,10 @@ use bulwark_mqtt::{GatewayHandler, Refused, Rejection, SessionConfig};
 use bulwark_pki::PeerIdentity;
 use bulwark_proto::DeviceId;
 use bulwark_proto::telemetry::{IsolationReport, decode};
-use bulwark_store::DeviceStatus;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::error::ApiError;
 use crate::monitor::Monitor;
 use crate::state::AppState;
 
@@ -36,48 +36,35 @@ pub struct GatewayConfig {
     pub max_connections: usize,
 }
 
-/// Who may connect: the device behind a verified certificate, checked
-/// against the store before CONNECT is answered.
+/// Who may connect: the device behind a verified certificate, authenticated
+/// as on the HTTPS device listener, and not quarantined.
 async fn admission(
     state: &AppState,
     identity: Option<PeerIdentity>,
 ) -> Result<(DeviceId, String), Refused> {
-    let identity = identity
-        .ok_or_else(|| Refused::NotAuthorized("a device client certificate is required".into()))?;
-    if state.0.revoked.contains(&identity.serial_hex) {
-        return Err(Refused::NotAuthorized("certificate revoked".into()));
-    }
-    let device = state
-        .0
-        .store
-        .device(identity.device_id)
+    let (id, cached) = crate::device::authenticate_identity(state, identity)
         .await
-        .map_err(|e| Refused::ServerUnavailable(format!("store: {e}")))?
-        .ok_or_else(|| Refused::NotAuthorized("unknown device".into()))?;
-    if device.cert_serial != identity.serial_hex {
-        return Err(Refused::NotAuthorized(
-            "not the device's current certificate".into(),
-        ));
-    }
-    if device.status == DeviceStatus::Revoked {
-        return Err(Refused::NotAuthorized("device revoked".into()));
-    }
-    state.0.presence.load(&device);
-    if state
-        .0
-        .presence
-        .cached(&device.id)
-        .is_some_and(|c| c.quarantine.is_some())
-    {
+        .map_err(|e| match e {
+            ApiError::Internal(e) => Refused::ServerUnavailable(format!("{e:#}")),
+            ApiError::ClientCertRequired => {
+                Refused::NotAuthorized("a device client certificate is required".into())
+            }
+            ApiError::Forbidden(why) => Refused::NotAuthorized(why),
+            other => Refused::NotAuthorized(format!("{other:?}")),
+        })?;
+    if cached.quarantine.is_some() {
         return Err(Refused::NotAuthorized("device quarantined".into()));
     }
-    Ok((device.id, device.group))
+    Ok((id, cached.group))
 }
 
 struct DeviceHandler {
     state: AppState,
     monitor: Arc<Monitor>,
     admitted: Result<(DeviceId, String), Refused>,
+    /// Traffic counters of this session's previous sample (uncontended:
+    /// one session, one task).
+    previous: std::sync::Mutex<Option<bulwark_proto::telemetry::NetCounters>>,
 }
 
 impl DeviceHandler {
@@ -112,9 +99,14 @@ impl GatewayHandler for DeviceHandler {
         };
         match suffix {
             "telemetry" => match decode(payload) {
-                Ok(t) => self
-                    .monitor
-                    .observe(*id, group, &t, self.state.0.clock.now()),
+                Ok(t) => {
+                    let mut previous = self
+                        .previous
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    self.monitor
+                        .observe(*id, group, &t, &mut previous, self.state.0.clock.now());
+                }
                 Err(e) => {
                     tracing::debug!(device = %id, error = %e, "telemetry rejected");
                     self.monitor.reject(*id, "invalid_telemetry");
@@ -201,6 +193,7 @@ pub async fn serve(
                 state: state.clone(),
                 monitor: Arc::clone(&monitor),
                 admitted,
+                previous: std::sync::Mutex::new(None),
             };
             let session =
                 bulwark_mqtt::serve_session(tls, &name, &config.session, &handler, commands);

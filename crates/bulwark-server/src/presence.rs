@@ -32,6 +32,7 @@ pub fn is_online(last_seen: Option<OffsetDateTime>, now: OffsetDateTime, poll: D
 struct Entry {
     revoked: bool,
     quarantine: Option<String>,
+    group: String,
     inventory_digest: Option<String>,
     last_seen: Option<OffsetDateTime>,
     agent_version: Option<String>,
@@ -45,6 +46,8 @@ pub(crate) struct Cached {
     pub(crate) revoked: bool,
     /// The quarantine reason, while quarantined.
     pub(crate) quarantine: Option<String>,
+    /// Its group (whose detection profile applies).
+    pub(crate) group: String,
     pub(crate) inventory_digest: Option<String>,
 }
 
@@ -82,6 +85,7 @@ impl Presence {
         self.shard(id).get(id).map(|e| Cached {
             revoked: e.revoked,
             quarantine: e.quarantine.clone(),
+            group: e.group.clone(),
             inventory_digest: e.inventory_digest.clone(),
         })
     }
@@ -92,6 +96,7 @@ impl Presence {
         let e = shard.entry(d.id).or_insert_with(|| Entry {
             revoked: false,
             quarantine: None,
+            group: String::new(),
             inventory_digest: None,
             last_seen: d.last_seen,
             agent_version: d.agent_version.clone(),
@@ -99,6 +104,7 @@ impl Presence {
             dirty: false,
         });
         e.revoked = d.status == DeviceStatus::Revoked;
+        e.group.clone_from(&d.group);
         e.quarantine = d
             .quarantined_at
             .map(|_| d.quarantine_reason.clone().unwrap_or_default());

@@ -158,6 +158,22 @@ impl AppState {
         self.0.updates.as_ref()
     }
 
+    /// A device's presence entry, read through from the store on first
+    /// sight; `None` for an unknown device.
+    pub(crate) async fn cached_device(
+        &self,
+        id: &bulwark_proto::DeviceId,
+    ) -> Result<Option<crate::presence::Cached>, bulwark_store::Error> {
+        if let Some(c) = self.0.presence.cached(id) {
+            return Ok(Some(c));
+        }
+        let Some(d) = self.0.store.device(*id).await? else {
+            return Ok(None);
+        };
+        self.0.presence.load(&d);
+        Ok(self.0.presence.cached(id))
+    }
+
     /// Signs a checkpoint if the journal grew; returns the size signed.
     pub async fn checkpoint_journal(&self) -> anyhow::Result<Option<u64>> {
         match &self.0.journal {

@@ -18,7 +18,7 @@ use crate::state::AppState;
 
 const MAX_TAGS_PER_REQUEST: usize = 64;
 
-fn parse_id(id: &str) -> Result<DeviceId, ApiError> {
+pub(crate) fn parse_id(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(id).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
@@ -225,15 +225,7 @@ pub(crate) async fn revoke_device(
 ) -> Result<Json<DeviceView>, ApiError> {
     caller.require(Permission::RevokeDevices)?;
     let id = parse_id(&id)?;
-    let reason = req.reason.trim();
-    if reason.is_empty()
-        || reason.len() > 1024
-        || reason.chars().any(|c| c.is_control() && c != '\n')
-    {
-        return Err(ApiError::InvalidFields(vec![
-            "reason: 1-1024 printable characters".into(),
-        ]));
-    }
+    let reason = check_reason(&req.reason)?;
     let device = state
         .0
         .store
@@ -244,6 +236,21 @@ pub(crate) async fn revoke_device(
     state.0.presence.mark_revoked(&id);
     tracing::info!(device = %id, by = %caller.account.name, "device revoked");
     Ok(Json(device_view(&state, device)))
+}
+
+/// A recorded reason (revoke, quarantine, release): 1–1024 printable
+/// characters, trimmed.
+pub(crate) fn check_reason(reason: &str) -> Result<&str, ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty()
+        || reason.len() > 1024
+        || reason.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(ApiError::InvalidFields(vec![
+            "reason: 1-1024 printable characters".into(),
+        ]));
+    }
+    Ok(reason)
 }
 
 fn enroll_token_view(t: EnrollTokenRecord) -> EnrollTokenView {

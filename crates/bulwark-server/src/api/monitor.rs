@@ -7,12 +7,11 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use bulwark_detect::{DEFAULT_GROUP, MAX_PROFILE_BYTES, Profile};
-use bulwark_proto::DeviceId;
 use bulwark_store::ProfileRow;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::devices::device_view;
+use super::devices::{check_reason, device_view, parse_id};
 use super::dto::{
     ApplyProfile, CreateWebhook, DeliveryList, DeliveryView, DeviceView, ProfileList, ProfileView,
     QuarantineDevice, StreamEvent, WebhookList, WebhookView,
@@ -98,23 +97,6 @@ pub(crate) async fn list_profiles(
     Ok(Json(ProfileList {
         profiles: rows.into_iter().map(profile_view).collect(),
     }))
-}
-
-fn check_reason(reason: &str) -> Result<&str, ApiError> {
-    let reason = reason.trim();
-    if reason.is_empty()
-        || reason.len() > 1024
-        || reason.chars().any(|c| c.is_control() && c != '\n')
-    {
-        return Err(ApiError::InvalidFields(vec![
-            "reason: 1-1024 printable characters".into(),
-        ]));
-    }
-    Ok(reason)
-}
-
-fn parse_id(id: &str) -> Result<DeviceId, ApiError> {
-    DeviceId::parse(id).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// Quarantines (`on`) or releases a device for an operator.

@@ -209,9 +209,16 @@ pub(crate) async fn authenticate(
     state: &AppState,
     conn: Option<Extension<DeviceConn>>,
 ) -> Result<(DeviceId, crate::presence::Cached), ApiError> {
-    let identity = conn
-        .and_then(|Extension(c)| c.identity)
-        .ok_or(ApiError::ClientCertRequired)?;
+    authenticate_identity(state, conn.and_then(|Extension(c)| c.identity)).await
+}
+
+/// [`authenticate`] for a connection's certificate identity (the HTTPS
+/// device listener and the MQTT gateway share it).
+pub(crate) async fn authenticate_identity(
+    state: &AppState,
+    identity: Option<bulwark_pki::PeerIdentity>,
+) -> Result<(DeviceId, crate::presence::Cached), ApiError> {
+    let identity = identity.ok_or(ApiError::ClientCertRequired)?;
     if state.0.revoked.contains(&identity.serial_hex) {
         return Err(ApiError::Forbidden(
             "device certificate has been revoked".into(),

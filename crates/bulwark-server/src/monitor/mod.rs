@@ -50,7 +50,6 @@ pub type RejectionCounts = BTreeMap<&'static str, u64>;
 #[derive(Debug)]
 pub struct Monitor {
     engine: FleetEngine,
-    counters: Mutex<HashMap<DeviceId, NetCounters>>,
     rejections: Mutex<HashMap<DeviceId, RejectionCounts>>,
     /// Open gateway sessions, by device.
     pub sessions: Sessions,
@@ -61,7 +60,6 @@ pub struct Monitor {
     closing: tokio::sync::watch::Sender<bool>,
     /// The external broker connection, in external broker mode.
     pub(crate) broker: crate::broker::BrokerLink,
-    groups: Mutex<HashMap<DeviceId, String>>,
 }
 
 /// How long a quarantined device's session stays open after the isolate
@@ -82,7 +80,6 @@ impl Monitor {
         (
             Arc::new(Monitor {
                 engine,
-                counters: Mutex::new(HashMap::new()),
                 rejections: Mutex::new(HashMap::new()),
                 sessions: Sessions::default(),
                 events,
@@ -91,7 +88,6 @@ impl Monitor {
                 isolation_reported: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::channel(false).0,
                 broker: crate::broker::BrokerLink::default(),
-                groups: Mutex::new(HashMap::new()),
             }),
             rx,
         )
@@ -105,18 +101,19 @@ impl Monitor {
     }
 
     /// Feeds one decoded telemetry sample of `device` (of `group`),
-    /// received at `now`.
+    /// received at `now`. `previous` holds the traffic counters of the
+    /// connection's previous sample (traffic deltas need them; the caller
+    /// keeps them per connection, so this hot path takes no shared lock)
+    /// and is updated.
     pub fn observe(
         &self,
         device: DeviceId,
         group: &str,
         t: &bulwark_proto::telemetry::Telemetry,
+        previous: &mut Option<NetCounters>,
         now: OffsetDateTime,
     ) {
-        let previous = {
-            let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-            c.insert(device, t.net)
-        };
+        let previous = previous.replace(t.net);
         let dp = convert::datapoint(&device.to_string(), t, previous, now);
         match self.engine.submit(group, dp, now) {
             Ok(()) => {
@@ -130,24 +127,6 @@ impl Monitor {
     /// Whether the external broker connection is up (and subscribed).
     pub fn broker_connected(&self) -> bool {
         self.broker.client().is_some()
-    }
-
-    /// A device's group (cached; read from the store on first sight).
-    pub(crate) async fn group_of(&self, state: &AppState, device: DeviceId) -> Option<String> {
-        if let Some(g) = self
-            .groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&device)
-        {
-            return Some(g.clone());
-        }
-        let d = state.0.store.device(device).await.ok().flatten()?;
-        self.groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(device, d.group.clone());
-        Some(d.group)
     }
 
     /// Counts a rejected message of `device`.
@@ -278,10 +257,6 @@ impl Monitor {
 
     /// Drops a device's learned state (released from quarantine).
     pub fn forget(&self, device: &DeviceId) {
-        self.counters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(device);
         self.engine.forget(&device.to_string());
     }
 }

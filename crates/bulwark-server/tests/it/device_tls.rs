@@ -54,7 +54,7 @@ pub(crate) async fn start_with(dir: &Path, clock: Arc<ManualClock>, extra: RawCo
 
 pub(crate) struct Admin {
     base: String,
-    token: String,
+    pub(crate) token: String,
     http: reqwest::Client,
 }
 

@@ -67,6 +67,20 @@ impl Device {
         }
     }
 
+    /// Publishes a telemetry sample listening on `ports` to this device's
+    /// own topic with `mosquitto_pub` (version `v`): (success, stderr).
+    async fn report(&self, port: u16, v: &str, ports: &[u16]) -> (bool, String) {
+        mosquitto_pub(
+            self,
+            port,
+            v,
+            &self.telemetry_topic(),
+            &telemetry(ports, 10),
+            true,
+        )
+        .await
+    }
+
     fn telemetry_topic(&self) -> String {
         format!("bulwark/v1/devices/{}/telemetry", self.id)
     }
@@ -183,15 +197,7 @@ async fn mosquitto_clients_acl_detection_and_quarantine() {
     // Allowed: own telemetry topic, both protocol versions.
     for v in ["mqttv311", "mqttv5"] {
         let before = monitor.accepted();
-        let (ok, err) = mosquitto_pub(
-            &a,
-            port,
-            v,
-            &a.telemetry_topic(),
-            &telemetry(&[22], 10),
-            true,
-        )
-        .await;
+        let (ok, err) = a.report(port, v, &[22]).await;
         assert!(ok, "{v}: {err}");
         eventually("telemetry accepted", async || monitor.accepted() > before).await;
     }
@@ -248,22 +254,14 @@ async fn mosquitto_clients_acl_detection_and_quarantine() {
     // The SSE stream, opened before the attack.
     let mut stream = reqwest::Client::new()
         .get(format!("http://{}/api/v1/alerts/stream", server.api_addr()))
-        .bearer_auth(admin_token(&server))
+        .bearer_auth(&admin.token)
         .send()
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
 
     // Telnet appears on A: alert, automatic quarantine.
-    let (ok, err) = mosquitto_pub(
-        &a,
-        port,
-        "mqttv5",
-        &a.telemetry_topic(),
-        &telemetry(&[22, 23], 10),
-        true,
-    )
-    .await;
+    let (ok, err) = a.report(port, "mqttv5", &[22, 23]).await;
     assert!(ok, "{err}");
     let mut sse = String::new();
     while !sse.contains("event: detection") {
@@ -310,15 +308,7 @@ async fn mosquitto_clients_acl_detection_and_quarantine() {
     assert_eq!(q["entry"]["actor"]["kind"], "system");
 
     // Quarantined: refused at connect; check-ins say so; no update assigned.
-    let (ok, _) = mosquitto_pub(
-        &a,
-        port,
-        "mqttv311",
-        &a.telemetry_topic(),
-        &telemetry(&[22], 10),
-        true,
-    )
-    .await;
+    let (ok, _) = a.report(port, "mqttv311", &[22]).await;
     assert!(!ok, "a quarantined device was admitted");
     let agent = Agent::load(&a.dir, fixture_root(dir.path())).unwrap();
     let r = agent.checkin().await.unwrap();
@@ -329,15 +319,7 @@ async fn mosquitto_clients_acl_detection_and_quarantine() {
 
     // Device B was never affected.
     assert!(admin.device(b.id).await["device"]["quarantined_at"].is_null());
-    let (ok, err) = mosquitto_pub(
-        &b,
-        port,
-        "mqttv5",
-        &b.telemetry_topic(),
-        &telemetry(&[22], 10),
-        true,
-    )
-    .await;
+    let (ok, err) = b.report(port, "mqttv5", &[22]).await;
     assert!(ok, "{err}");
 
     // Release: a separate, journaled decision; A may connect again.
@@ -350,15 +332,7 @@ async fn mosquitto_clients_acl_detection_and_quarantine() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert!(v["quarantined_at"].is_null());
-    let (ok, err) = mosquitto_pub(
-        &a,
-        port,
-        "mqttv5",
-        &a.telemetry_topic(),
-        &telemetry(&[22], 10),
-        true,
-    )
-    .await;
+    let (ok, err) = a.report(port, "mqttv5", &[22]).await;
     assert!(ok, "{err}");
     assert!(agent.checkin().await.unwrap().quarantine.is_none());
 
@@ -410,13 +384,6 @@ async fn mosquitto_clients_acl_detection_and_quarantine() {
     })
     .await;
     server.shutdown().await.unwrap();
-}
-
-fn admin_token(server: &Server) -> String {
-    std::fs::read_to_string(server.data_dir().join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned()
 }
 
 const PAHO: &str = r#"
@@ -791,15 +758,7 @@ async fn alerts_reach_webhooks_signed_and_retried() {
         "the secret is never returned"
     );
 
-    let (ok, err) = mosquitto_pub(
-        &a,
-        port,
-        "mqttv5",
-        &a.telemetry_topic(),
-        &telemetry(&[23], 10),
-        true,
-    )
-    .await;
+    let (ok, err) = a.report(port, "mqttv5", &[23]).await;
     assert!(ok, "{err}");
     // The first attempt gets 500; the retry, due 1 s later on the server's
     // clock, is delivered.
