@@ -311,6 +311,15 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<EnrollResponse> {
     Ok(resp)
 }
 
+/// What one [`Agent::step`] did.
+#[derive(Debug)]
+pub struct Step {
+    /// The server's answer to the check-in.
+    pub checkin: CheckinResponse,
+    /// The update cycle's outcome, when one ran.
+    pub update: Option<Result<CycleOutcome>>,
+}
+
 /// An enrolled agent.
 #[derive(Debug)]
 pub struct Agent {
@@ -399,6 +408,39 @@ impl Agent {
         Ok(second)
     }
 
+    /// One turn of the agent's loop: a check-in, obeying a quarantine (or
+    /// its release) announced in the answer, then one update cycle when
+    /// `updates` is given. A failed update cycle does not fail the step: it
+    /// is in [`Step::update`], and the update engine reports it to the
+    /// server itself.
+    pub async fn step(&self, updates: Option<&mut UpdateClient>) -> Result<Step> {
+        let r = self.checkin().await?;
+        if let Some((iso, gateway)) = &self.isolation {
+            match &r.quarantine {
+                Some(reason) if !iso.attempted() => {
+                    let allowed = self.control_plane(gateway.as_deref()).await;
+                    let report = iso.isolate(&allowed, reason).await;
+                    tracing::warn!(isolated = report.isolated, detail = %report.detail, "quarantine");
+                }
+                None if iso.attempted() => iso.lift().await,
+                _ => {}
+            }
+        }
+        let update = match updates {
+            Some(u) => {
+                let outcome = u.cycle(time::OffsetDateTime::now_utc()).await;
+                match &outcome {
+                    Ok(CycleOutcome::NothingAssigned | CycleOutcome::UpToDate(_)) => {}
+                    Ok(other) => tracing::info!(outcome = ?other, "update cycle"),
+                    Err(e) => tracing::warn!(error = %e, "update cycle failed"),
+                }
+                Some(outcome)
+            }
+            None => None,
+        };
+        Ok(Step { checkin: r, update })
+    }
+
     /// Checks in every poll interval until `shutdown` resolves. Failures are
     /// logged and retried with backoff (capped at the poll interval); a
     /// refusal for a revoked or unknown device ends the loop with an error.
@@ -411,29 +453,11 @@ impl Agent {
         let mut poll = Duration::from_secs(60);
         let mut backoff = Duration::from_secs(1);
         loop {
-            let wait = match self.checkin().await {
-                Ok(r) => {
+            let wait = match self.step(updates.as_mut()).await {
+                Ok(Step { checkin: r, .. }) => {
                     poll = Duration::from_secs(u64::from(r.poll_interval_secs.clamp(1, 86_400)));
                     backoff = Duration::from_secs(1);
                     tracing::info!(next_in_secs = poll.as_secs(), "checked in");
-                    if let Some((iso, gateway)) = &self.isolation {
-                        match &r.quarantine {
-                            Some(reason) if !iso.attempted() => {
-                                let allowed = self.control_plane(gateway.as_deref()).await;
-                                let report = iso.isolate(&allowed, reason).await;
-                                tracing::warn!(isolated = report.isolated, detail = %report.detail, "quarantine");
-                            }
-                            None if iso.attempted() => iso.lift().await,
-                            _ => {}
-                        }
-                    }
-                    if let Some(u) = updates.as_mut() {
-                        match u.cycle(time::OffsetDateTime::now_utc()).await {
-                            Ok(CycleOutcome::NothingAssigned | CycleOutcome::UpToDate(_)) => {}
-                            Ok(other) => tracing::info!(outcome = ?other, "update cycle"),
-                            Err(e) => tracing::warn!(error = %e, "update cycle failed"),
-                        }
-                    }
                     poll
                 }
                 Err(

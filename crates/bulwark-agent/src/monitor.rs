@@ -74,6 +74,24 @@ pub enum IsolationMode {
     Enforce,
     /// Never touch the firewall; report that isolation was not applied.
     ReportOnly,
+    /// A virtual device (the fleet simulator): its host cuts its simulated
+    /// traffic once [`Isolation::attempted`] is true, and the report says
+    /// so. Never touches a real firewall.
+    Simulated,
+}
+
+/// Where telemetry samples come from: the [`Collector`](crate::telemetry::Collector)
+/// reading `/proc` on a real device, or a model of one (the simulator).
+pub trait TelemetrySource: Send {
+    /// The sample at `now_ms` (unix milliseconds), or `None` to skip this
+    /// tick (nothing to send, e.g. a simulated link outage).
+    fn sample(&mut self, now_ms: u64) -> Option<bulwark_proto::telemetry::Telemetry>;
+}
+
+impl TelemetrySource for crate::telemetry::Collector {
+    fn sample(&mut self, now_ms: u64) -> Option<bulwark_proto::telemetry::Telemetry> {
+        Some(self.collect(now_ms))
+    }
 }
 
 /// The agent's isolation state, shared by the check-in loop and the
@@ -111,6 +129,10 @@ impl Isolation {
                 detail: "isolation disabled on this agent (--no-isolate)".into(),
             },
             IsolationMode::Enforce => apply_nft(allowed).await,
+            IsolationMode::Simulated => IsolationReport {
+                isolated: true,
+                detail: "simulated device: its virtual network is cut off".into(),
+            },
         };
         *self.applied.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
         report
@@ -238,11 +260,23 @@ impl Agent {
         isolation: Arc<Isolation>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
-        tokio::pin!(shutdown);
         let mut collector = crate::telemetry::Collector::new(root);
+        self.publish_telemetry_from(opts, &mut collector, isolation, shutdown)
+            .await
+    }
+
+    /// [`Agent::publish_telemetry`] with samples from `source`.
+    pub async fn publish_telemetry_from(
+        &self,
+        opts: TelemetryOptions,
+        source: &mut dyn TelemetrySource,
+        isolation: Arc<Isolation>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        tokio::pin!(shutdown);
         let mut backoff = Duration::from_secs(1);
         loop {
-            let session = self.telemetry_session(&opts, &mut collector, &isolation);
+            let session = self.telemetry_session(&opts, source, &isolation);
             let result = tokio::select! {
                 r = session => r,
                 () = &mut shutdown => return Ok(()),
@@ -264,7 +298,7 @@ impl Agent {
     async fn telemetry_session(
         &self,
         opts: &TelemetryOptions,
-        collector: &mut crate::telemetry::Collector,
+        source: &mut dyn TelemetrySource,
         isolation: &Isolation,
     ) -> Result<()> {
         let (host, port) = host_port(&format!("mqtts://{}", opts.gateway)).ok_or_else(|| {
@@ -314,7 +348,7 @@ impl Agent {
             tokio::select! {
                 _ = tick.tick() => {
                     let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-                    let sample = collector.collect(now_ms);
+                    let Some(sample) = source.sample(now_ms) else { continue };
                     let bytes = sample
                         .encode()
                         .map_err(|e| Error::Protocol(format!("telemetry: {e}")))?;

@@ -23,6 +23,18 @@ pub(crate) struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// The log filter when `BULWARK_LOG` is not set: the demo and the
+    /// simulator run a server and many agents in one process, whose
+    /// routine logs would drown their own output.
+    pub(crate) fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Demo(_) | Command::Sim(_) => "error",
+            _ => "info",
+        }
+    }
+}
+
 /// Where the API is and how to authenticate.
 #[derive(Debug, Args)]
 pub(crate) struct Conn {
@@ -39,7 +51,7 @@ pub(crate) struct Conn {
 enum Command {
     /// Run the control plane server.
     Server(ServerArgs),
-    /// Create or list one-time device enrollment tokens.
+    /// Create or list device enrollment tokens (one-time or multi-use).
     #[command(name = "enroll-token", subcommand)]
     EnrollToken(EnrollTokenCmd),
     /// List, inspect, tag and revoke devices.
@@ -131,6 +143,13 @@ enum Command {
     /// Alert webhooks: signed deliveries with retries.
     #[command(subcommand)]
     Webhooks(crate::detect::WebhooksCmd),
+    /// The whole loop on a simulated fleet: gate, sign, stage, roll out,
+    /// detect, quarantine, verify the journal. Exits 0 only if every step
+    /// did what it should.
+    Demo(crate::demo::DemoArgs),
+    /// Run a fleet of virtual devices (the real agent library) against a
+    /// server, optionally staging an attack.
+    Sim(crate::sim::SimArgs),
     /// List deployments.
     Deployments {
         /// Print JSON.
@@ -176,7 +195,7 @@ struct ServerArgs {
 
 #[derive(Debug, Subcommand)]
 enum EnrollTokenCmd {
-    /// Create a one-time token; prints it once.
+    /// Create a token (one-time unless --uses); prints it once.
     Create {
         /// Group the device joins.
         #[arg(long)]
@@ -187,6 +206,9 @@ enum EnrollTokenCmd {
         /// Lifetime, e.g. 30m, 1h, 7d [default: 1h].
         #[arg(long, default_value = "1h")]
         ttl: String,
+        /// How many devices the token may enroll (1-100000).
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -402,6 +424,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             json,
             conn,
         } => crate::release::deploy(reference, group, environment, remediation, json, conn).await?,
+        Command::Demo(args) => return crate::demo::demo(args).await,
+        Command::Sim(args) => crate::sim::sim(args).await?,
         Command::Deployments { json, conn } => crate::release::deployments(json, conn).await?,
         Command::Whoami { conn, json } => {
             let api = Api::from_env(conn.server, conn.token)?;
@@ -419,6 +443,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             group,
             environment,
             ttl,
+            uses,
             json,
             conn,
         }) => {
@@ -427,14 +452,20 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
                 group,
                 environment,
                 ttl_secs: Some(parse_duration(&ttl)?),
+                uses: Some(uses),
             };
             let (t, raw): (CreatedEnrollToken, _) =
                 api.post("/api/v1/enroll-tokens", &body).await?;
             if json {
                 print_json(&raw)?;
             } else {
+                let kind = if t.max_uses == 1 {
+                    "one-time token".to_owned()
+                } else {
+                    format!("token for {} devices", t.max_uses)
+                };
                 eprintln!(
-                    "one-time token for group {} in {} (expires {}); shown once:",
+                    "{kind} for group {} in {} (expires {}); shown once:",
                     t.group,
                     t.environment,
                     ts(Some(t.expires_at))
@@ -449,20 +480,22 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&raw)?;
             } else {
                 println!(
-                    "{:<16}  {:<16}  {:<12}  {:<25}  USED BY",
-                    "ID", "GROUP", "ENV", "EXPIRES"
+                    "{:<16}  {:<16}  {:<12}  {:<25}  {:<13}  LAST USED BY",
+                    "ID", "GROUP", "ENV", "EXPIRES", "USES"
                 );
                 for t in list {
                     let used = t
                         .device_id
                         .map(|d| d.to_string())
                         .unwrap_or_else(|| "-".into());
+                    let uses = format!("{}/{}", t.uses, t.max_uses);
                     println!(
-                        "{:<16}  {:<16}  {:<12}  {:<25}  {}",
+                        "{:<16}  {:<16}  {:<12}  {:<25}  {:<13}  {}",
                         t.id,
                         t.group,
                         t.environment,
                         ts(Some(t.expires_at)),
+                        uses,
                         used
                     );
                 }

@@ -3,9 +3,12 @@
 mod audit;
 mod client;
 mod commands;
+mod demo;
 mod detect;
 mod gate;
+mod progress;
 mod release;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -14,14 +17,14 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     // The one crypto provider for every TLS connection in this process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = commands::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| cli.default_log_filter().into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = commands::Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -291,7 +291,7 @@ fn pub_path(out: &Path) -> PathBuf {
     out.with_extension("pub")
 }
 
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()

@@ -111,6 +111,14 @@ pub(crate) fn opt_from_ms(what: &'static str, v: Option<i64>) -> Result<Option<O
     v.map(|v| from_ms(what, v)).transpose()
 }
 
+/// A stored non-negative count that must fit a `u32`.
+fn count_u32(what: &'static str, v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Corrupt {
+        what,
+        detail: format!("{v} is not a count"),
+    })
+}
+
 pub(crate) fn device_id(what: &'static str, s: &str) -> Result<DeviceId> {
     DeviceId::parse(s).map_err(|e| Error::Corrupt {
         what,
@@ -212,6 +220,7 @@ fn enroll_token_digest(t: &EnrollTokenRecord) -> String {
     state_digest(&serde_json::json!({
         "id": t.id, "group": t.group, "environment": t.environment, "expires_at": rfc3339(t.expires_at),
         "used_at": t.used_at.map(rfc3339), "device_id": t.device_id.map(|d| d.to_string()),
+        "max_uses": t.max_uses, "uses": t.uses,
     }))
 }
 
@@ -233,7 +242,7 @@ const ACCOUNT_COLUMNS: &str = "id, name, role, created_at";
 const API_TOKEN_COLUMNS: &str =
     "id, account_id, label, secret_hash, created_at, expires_at, revoked_at";
 const ENROLL_TOKEN_COLUMNS: &str = "id, secret_hash, device_group, environment, created_by, \
-     created_at, expires_at, used_at, device_id";
+     created_at, expires_at, used_at, device_id, max_uses, uses";
 
 /// Generates the `Store` impl for one backend. The body is the single
 /// implementation of the SQL; each expansion is type-checked against its
@@ -276,6 +285,8 @@ macro_rules! impl_store {
                     expires_at: from_ms("enroll token expires_at", row.try_get("expires_at")?)?,
                     used_at: opt_from_ms("enroll token used_at", row.try_get("used_at")?)?,
                     device_id: device.as_deref().map(|d| device_id("enroll token device_id", d)).transpose()?,
+                    max_uses: count_u32("enroll token max_uses", row.try_get("max_uses")?)?,
+                    uses: count_u32("enroll token uses", row.try_get("uses")?)?,
                 })
             }
 
@@ -512,8 +523,8 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
                 let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO enroll_tokens (id, secret_hash, device_group, environment, created_by, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ENROLL_TOKEN_COLUMNS}"
+                    "INSERT INTO enroll_tokens (id, secret_hash, device_group, environment, created_by, created_at, expires_at, max_uses) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {ENROLL_TOKEN_COLUMNS}"
                 )))
                 .bind(&new.id)
                 .bind(&new.secret_hash)
@@ -522,12 +533,13 @@ macro_rules! impl_store {
                 .bind(&new.created_by)
                 .bind(ms(audit.time))
                 .bind(ms(new.expires_at))
+                .bind(i64::from(new.max_uses))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(conflict("enrollment token id"))?;
                 let rec = Self::enroll_token_rec(&row)?;
                 let entry = audit.entry("enroll_token.create", format!("enroll_token:{}", rec.id), None, Some(enroll_token_digest(&rec)),
-                    &[("group", rec.group.clone()), ("environment", rec.environment.clone())]);
+                    &[("group", rec.group.clone()), ("environment", rec.environment.clone()), ("max_uses", rec.max_uses.to_string())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
                 Ok(rec)
@@ -553,10 +565,12 @@ macro_rules! impl_store {
             async fn enroll_device(&self, token_id: &str, device: NewDevice, audit: &Audit) -> Result<Option<Device>> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
+                // One statement decides and counts the use, so concurrent
+                // enrollments can never exceed max_uses.
                 let consumed = sqlx::query::<$db>(
-                    "UPDATE enroll_tokens SET used_at = $1, device_id = $2 \
-                     WHERE id = $3 AND used_at IS NULL AND expires_at > $1 \
-                     RETURNING device_group, environment",
+                    "UPDATE enroll_tokens SET uses = uses + 1, used_at = $1, device_id = $2 \
+                     WHERE id = $3 AND uses < max_uses AND expires_at > $1 \
+                     RETURNING device_group, environment, uses, max_uses",
                 )
                 .bind(ms(audit.time))
                 .bind(device.id.to_string())
@@ -569,6 +583,8 @@ macro_rules! impl_store {
                 };
                 let group: String = row.try_get("device_group")?;
                 let env: String = row.try_get("environment")?;
+                let uses = count_u32("enroll token uses", row.try_get("uses")?)?;
+                let max_uses = count_u32("enroll token max_uses", row.try_get("max_uses")?)?;
                 Self::insert_device_in(&mut *tx, &device, &group, &env, audit.time).await?;
                 let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
                     .bind(device.id.to_string())
@@ -577,6 +593,7 @@ macro_rules! impl_store {
                 let created = Self::device_rec(&row)?;
                 let entry = audit.entry("device.enroll", format!("device:{}", created.id), None, Some(device_digest(&created)), &[
                     ("enroll_token", token_id.to_owned()),
+                    ("enroll_token_use", format!("{uses}/{max_uses}")),
                     ("group", group),
                     ("environment", env),
                     ("cert_serial", created.cert_serial.clone()),

@@ -144,9 +144,11 @@ pub trait Store:
     async fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRecord>>;
     /// All enrollment tokens, newest first.
     async fn list_enroll_tokens(&self) -> Result<Vec<EnrollTokenRecord>>;
-    /// In one transaction: consumes the token (only if unused and unexpired
-    /// at `audit.time`) and creates the device with the token's group and
-    /// environment. `None` (and no journal entry) when the token was not usable.
+    /// In one transaction: consumes one use of the token (only while
+    /// `uses < max_uses` and unexpired at `audit.time`; one `UPDATE`, so
+    /// concurrent enrollments never exceed `max_uses`) and creates the device
+    /// with the token's group and environment. `None` (and no journal entry)
+    /// when the token was not usable.
     async fn enroll_device(
         &self,
         token_id: &str,

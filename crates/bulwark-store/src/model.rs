@@ -133,7 +133,7 @@ impl fmt::Debug for NewApiToken {
     }
 }
 
-/// A stored one-time enrollment token.
+/// A stored enrollment token: it enrolls up to `max_uses` devices.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EnrollTokenRecord {
     /// Public token id.
@@ -150,10 +150,14 @@ pub struct EnrollTokenRecord {
     pub created_at: OffsetDateTime,
     /// Unusable from then on.
     pub expires_at: OffsetDateTime,
-    /// Set when consumed.
+    /// Set at each use: the last use.
     pub used_at: Option<OffsetDateTime>,
-    /// The device it enrolled.
+    /// The device it enrolled last.
     pub device_id: Option<DeviceId>,
+    /// How many devices it may enroll (1 for a one-time token).
+    pub max_uses: u32,
+    /// How many devices it has enrolled.
+    pub uses: u32,
 }
 
 impl fmt::Debug for EnrollTokenRecord {
@@ -165,6 +169,8 @@ impl fmt::Debug for EnrollTokenRecord {
             .field("expires_at", &self.expires_at)
             .field("used_at", &self.used_at)
             .field("device_id", &self.device_id)
+            .field("max_uses", &self.max_uses)
+            .field("uses", &self.uses)
             .finish_non_exhaustive()
     }
 }
@@ -184,12 +190,15 @@ pub struct NewEnrollToken {
     pub created_by: String,
     /// Expiry.
     pub expires_at: OffsetDateTime,
+    /// How many devices it may enroll (1 for a one-time token).
+    pub max_uses: u32,
 }
 
 impl fmt::Debug for NewEnrollToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewEnrollToken")
             .field("id", &self.id)
+            .field("max_uses", &self.max_uses)
             .finish_non_exhaustive()
     }
 }

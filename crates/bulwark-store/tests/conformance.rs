@@ -53,7 +53,11 @@ fn new_device(n: u128) -> NewDevice {
 }
 
 async fn enroll_token(store: &dyn Store, id: &str, expires: OffsetDateTime) {
-    store
+    enroll_token_uses(store, id, expires, 1).await;
+}
+
+async fn enroll_token_uses(store: &dyn Store, id: &str, expires: OffsetDateTime, max_uses: u32) {
+    let rec = store
         .insert_enroll_token(
             NewEnrollToken {
                 id: id.into(),
@@ -62,11 +66,13 @@ async fn enroll_token(store: &dyn Store, id: &str, expires: OffsetDateTime) {
                 environment: "staging".into(),
                 created_by: "acct".into(),
                 expires_at: expires,
+                max_uses,
             },
             &at(T0),
         )
         .await
         .unwrap();
+    assert_eq!((rec.uses, rec.max_uses), (0, max_uses));
 }
 
 async fn accounts_are_unique_by_name(store: Arc<dyn Store>) {
@@ -216,6 +222,7 @@ async fn enrollment_consumes_token_exactly_once(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(rec.used_at, Some(T0));
     assert_eq!(rec.device_id, Some(did(1)));
+    assert_eq!((rec.uses, rec.max_uses), (1, 1));
     // Unknown token.
     assert!(
         store
@@ -276,6 +283,121 @@ async fn concurrent_enrollments_with_one_token_create_one_device(store: Arc<dyn 
     }
     assert_eq!(created, 1);
     assert_eq!(store.count_devices().await.unwrap(), 1);
+}
+
+async fn multi_use_token_enrolls_exactly_max_uses_devices(store: Arc<dyn Store>) {
+    enroll_token_uses(&*store, "eeeeeeeeeeeeeeee", T0 + Duration::hours(1), 3).await;
+    for n in 1..=3u128 {
+        let when = T0 + Duration::seconds(n as i64);
+        let dev = store
+            .enroll_device("eeeeeeeeeeeeeeee", new_device(n), &at(when))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(dev.group, "lobby-sensors");
+        assert_eq!(dev.environment, "staging");
+        let rec = store
+            .enroll_token("eeeeeeeeeeeeeeee")
+            .await
+            .unwrap()
+            .unwrap();
+        // used_at and device_id record the last use.
+        assert_eq!((rec.uses, rec.max_uses), (n as u32, 3));
+        assert_eq!(rec.used_at, Some(when));
+        assert_eq!(rec.device_id, Some(did(n)));
+        let entry = last_entry(&*store).await;
+        assert_eq!(entry.action, "device.enroll");
+        assert_eq!(
+            entry.detail.get("enroll_token_use").map(String::as_str),
+            Some(format!("{n}/3").as_str())
+        );
+    }
+    // The fourth is refused exactly as a used one-time token is: no device,
+    // no journal entry, the count unchanged.
+    let n = journal_size(&*store).await;
+    assert!(
+        store
+            .enroll_device(
+                "eeeeeeeeeeeeeeee",
+                new_device(4),
+                &at(T0 + Duration::seconds(4))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.device(did(4)).await.unwrap().is_none());
+    assert_eq!(journal_size(&*store).await, n);
+    let rec = store
+        .enroll_token("eeeeeeeeeeeeeeee")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rec.uses, rec.max_uses), (3, 3));
+    assert_eq!(rec.device_id, Some(did(3)));
+    assert_eq!(store.count_devices().await.unwrap(), 3);
+
+    // Uses left do not outlive the expiry.
+    enroll_token_uses(&*store, "ffffffffffffffff", T0 + Duration::minutes(5), 5).await;
+    assert!(
+        store
+            .enroll_device("ffffffffffffffff", new_device(5), &at(T0))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .enroll_device(
+                "ffffffffffffffff",
+                new_device(6),
+                &at(T0 + Duration::minutes(5))
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = store.list_enroll_tokens().await.unwrap();
+    let f = listed.iter().find(|t| t.id == "ffffffffffffffff").unwrap();
+    assert_eq!((f.uses, f.max_uses), (1, 5));
+}
+
+async fn concurrent_enrollments_never_exceed_max_uses(store: Arc<dyn Store>) {
+    enroll_token_uses(&*store, "dddddddddddddddd", T0 + Duration::hours(1), 3).await;
+    let mut tasks = Vec::new();
+    for n in 0..10u128 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // A writer SQLite reports as busy made no change; try again, as
+            // an agent would, so every attempt ends in a definite answer.
+            for _ in 0..20 {
+                match s
+                    .enroll_device("dddddddddddddddd", new_device(100 + n), &at(T0))
+                    .await
+                {
+                    Err(Error::Database(_)) => continue,
+                    other => return other,
+                }
+            }
+            panic!("attempt {n} stayed busy");
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Some(_)) => created += 1,
+            Ok(None) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(created, 3);
+    assert_eq!(store.count_devices().await.unwrap(), 3);
+    let rec = store
+        .enroll_token("dddddddddddddddd")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rec.uses, rec.max_uses), (3, 3));
 }
 
 async fn devices_list_filter_tag_and_revoke(store: Arc<dyn Store>) {
@@ -1335,6 +1457,8 @@ backends!(
     enrollment_consumes_token_exactly_once,
     expired_enrollment_token_is_refused,
     concurrent_enrollments_with_one_token_create_one_device,
+    multi_use_token_enrolls_exactly_max_uses_devices,
+    concurrent_enrollments_never_exceed_max_uses,
     devices_list_filter_tag_and_revoke,
     checkins_and_inventory,
     timestamps_round_trip_to_the_millisecond,
@@ -1347,6 +1471,79 @@ backends!(
     monitor_profiles_alerts_and_quarantine,
     webhooks_and_the_delivery_outbox,
 );
+
+/// Migrations up to (not including) 0008, then a used and an unused
+/// one-time token as the old schema stored them.
+fn before_0008(m: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    let mut m = m;
+    m.migrations = m
+        .migrations
+        .iter()
+        .filter(|m| m.version < 8)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    assert_eq!(m.migrations.len(), 7);
+    m
+}
+
+const OLD_TOKENS: &str = "INSERT INTO enroll_tokens \
+     (id, secret_hash, device_group, environment, created_by, created_at, expires_at, used_at, device_id) VALUES \
+     ('aaaaaaaaaaaaaaaa', x'07', 'g', 'e', 'acct', 1, 2, 1, '00000000-0000-4000-8000-000000000001'), \
+     ('bbbbbbbbbbbbbbbb', x'07', 'g', 'e', 'acct', 1, 2, NULL, NULL)";
+
+async fn old_tokens_after_0008(store: Arc<dyn Store>) {
+    let used = store
+        .enroll_token("aaaaaaaaaaaaaaaa")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((used.uses, used.max_uses), (1, 1));
+    let unused = store
+        .enroll_token("bbbbbbbbbbbbbbbb")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((unused.uses, unused.max_uses), (0, 1));
+}
+
+#[tokio::test]
+async fn migration_0008_counts_a_used_token_as_its_one_use_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        before_0008(sqlx::migrate!("migrations/sqlite"))
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(OLD_TOKENS).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    old_tokens_after_0008(bulwark_store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn migration_0008_counts_a_used_token_as_its_one_use_on_postgres() {
+    let url = pg_server()
+        .create_database("migration_0008_old_tokens")
+        .unwrap();
+    {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        before_0008(sqlx::migrate!("migrations/postgres"))
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(
+            OLD_TOKENS.replace("x'07'", "'\\x07'::bytea"),
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    old_tokens_after_0008(bulwark_store::open(&url).await.unwrap()).await;
+}
 
 #[tokio::test]
 async fn unsupported_urls_are_refused() {

@@ -293,3 +293,87 @@ fn acknowledged_changes_and_their_journal_survive_sigkill() {
     assert_eq!(code, 1);
     assert!(err.contains("entry 5 was altered"), "{err}");
 }
+
+/// One token enrolls a small fleet: `--uses 2` enrolls two real agents, the
+/// third is refused with a clear message, and the listing counts the uses.
+#[test]
+fn a_multi_use_enrollment_token_enrolls_exactly_its_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(&dir.path().join("data"));
+    let (code, token, err) = run(srv.cli().args([
+        "enroll-token",
+        "create",
+        "--group",
+        "lobby-sensors",
+        "--env",
+        "staging",
+        "--uses",
+        "2",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("token for 2 devices"), "{err}");
+    let enroll = |name: &str| {
+        Command::new(crate::updates::agent_bin())
+            .args(["enroll", "--server", &format!("https://{}", srv.dev)])
+            .arg("--ca")
+            .arg(srv.data.join("ca.pem"))
+            .arg("--state-dir")
+            .arg(dir.path().join(name))
+            .env("BULWARK_ENROLL_TOKEN", token.trim())
+            .output()
+            .unwrap()
+    };
+    let mut ids = Vec::new();
+    for name in ["first", "second"] {
+        let out = enroll(name);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        ids.push(
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("enrolled as device "))
+                .unwrap_or_else(|| panic!("{stdout}"))
+                .trim()
+                .to_owned(),
+        );
+    }
+    assert_ne!(ids[0], ids[1]);
+    let out = enroll("third");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("409") && err.contains("already been used (all 2 uses)"),
+        "{err}"
+    );
+    assert!(!dir.path().join("third").join("agent.toml").exists());
+
+    let (code, out, err) = run(srv.cli().args(["enroll-token", "list"]));
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.contains("lobby-sensors"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains(" 2/2 ") && row.contains(&ids[1]), "{out}");
+    let (code, out, err) = run(srv.cli().args(["devices", "list"]));
+    assert_eq!(code, 0, "{err}");
+    for id in &ids {
+        assert!(out.contains(id.as_str()), "{out}");
+    }
+    // Out of range is the server's clear 400.
+    let (code, _, err) = run(srv.cli().args([
+        "enroll-token",
+        "create",
+        "--group",
+        "g",
+        "--env",
+        "e",
+        "--uses",
+        "0",
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("uses: must be between 1 and 100000"), "{err}");
+}

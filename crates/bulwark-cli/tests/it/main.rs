@@ -2,6 +2,7 @@
 //! one per file keeps the test build small (CI disk) and fast.
 
 mod cli;
+mod demo;
 mod detect;
 mod gate;
 mod monitor;

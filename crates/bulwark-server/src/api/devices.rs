@@ -262,10 +262,15 @@ fn enroll_token_view(t: EnrollTokenRecord) -> EnrollTokenView {
         expires_at: t.expires_at,
         used_at: t.used_at,
         device_id: t.device_id,
+        max_uses: t.max_uses,
+        uses: t.uses,
     }
 }
 
-/// Create a one-time enrollment token for a group and environment.
+/// The most devices one enrollment token may enroll.
+pub(crate) const MAX_ENROLL_TOKEN_USES: u32 = 100_000;
+
+/// Create an enrollment token for a group and environment (`uses`, default 1).
 #[utoipa::path(post, path = "/api/v1/enroll-tokens", tag = "enrollment", request_body = CreateEnrollToken,
     responses((status = 201, body = CreatedEnrollToken), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 403, body = bulwark_proto::ErrorBody)))]
@@ -287,6 +292,12 @@ pub(crate) async fn create_enroll_token(
     if !(60..=30 * 86_400).contains(&ttl) {
         errors.push("ttl_secs: must be between 60 and 2592000".to_owned());
     }
+    let max_uses = req.uses.unwrap_or(1);
+    if !(1..=MAX_ENROLL_TOKEN_USES).contains(&max_uses) {
+        errors.push(format!(
+            "uses: must be between 1 and {MAX_ENROLL_TOKEN_USES}"
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::InvalidFields(errors));
     }
@@ -304,6 +315,7 @@ pub(crate) async fn create_enroll_token(
                 environment: req.environment,
                 created_by: caller.account.id.clone(),
                 expires_at: now + time::Duration::seconds(ttl as i64),
+                max_uses,
             },
             &caller.audit(now),
         )
@@ -316,6 +328,7 @@ pub(crate) async fn create_enroll_token(
             group: rec.group,
             environment: rec.environment,
             expires_at: rec.expires_at,
+            max_uses: rec.max_uses,
         }),
     ))
 }

@@ -105,9 +105,13 @@ pub struct CreateEnrollToken {
     /// Lifetime in seconds (60 – 30 days; default 1 hour).
     #[serde(default)]
     pub ttl_secs: Option<u64>,
+    /// How many devices the token may enroll (1 – 100000; default 1, a one-time token).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
+    pub uses: Option<u32>,
 }
 
-/// A one-time enrollment token just created; `token` is shown once.
+/// An enrollment token just created; `token` is shown once.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedEnrollToken {
     /// Public id.
@@ -122,6 +126,8 @@ pub struct CreatedEnrollToken {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
+    /// How many devices it may enroll.
+    pub max_uses: u32,
 }
 
 /// A stored enrollment token.
@@ -141,13 +147,17 @@ pub struct EnrollTokenView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
-    /// When used.
+    /// When last used.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub used_at: Option<OffsetDateTime>,
-    /// The device it enrolled.
+    /// The device it enrolled last.
     #[serde(default)]
     pub device_id: Option<DeviceId>,
+    /// How many devices it may enroll.
+    pub max_uses: u32,
+    /// How many devices it has enrolled.
+    pub uses: u32,
 }
 
 /// A device as the API shows it.

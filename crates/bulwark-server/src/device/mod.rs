@@ -57,7 +57,20 @@ fn limit_errors(errs: Vec<bulwark_proto::LimitError>) -> ApiError {
     ApiError::InvalidFields(errs.iter().map(ToString::to_string).collect())
 }
 
-/// Trade a one-time enrollment token and a CSR for a device certificate.
+/// A token with no use left: a one-time token used, or a multi-use token
+/// used `max_uses` times. Both are the same 409.
+fn used_up(token: &bulwark_store::EnrollTokenRecord) -> ApiError {
+    ApiError::Conflict(if token.max_uses > 1 {
+        format!(
+            "enrollment token has already been used (all {} uses)",
+            token.max_uses
+        )
+    } else {
+        "enrollment token has already been used".into()
+    })
+}
+
+/// Trade one use of an enrollment token and a CSR for a device certificate.
 #[utoipa::path(post, path = "/api/v1/enroll", tag = "device", request_body = EnrollRequest,
     security(()),
     responses((status = 201, body = EnrollResponse), (status = 400, body = bulwark_proto::ErrorBody),
@@ -100,10 +113,8 @@ async fn enroll_inner(
         return Err(ApiError::EnrollTokenInvalid);
     }
     let now = state.0.clock.now();
-    if token.used_at.is_some() {
-        return Err(ApiError::Conflict(
-            "enrollment token has already been used".into(),
-        ));
+    if token.uses >= token.max_uses {
+        return Err(used_up(&token));
     }
     if token.expires_at <= now {
         return Err(ApiError::EnrollTokenExpired);
@@ -142,8 +153,8 @@ async fn enroll_inner(
             &Audit::device(now, id, ctx.source.clone(), ctx.request_id.clone()),
         )
         .await?
-        // Lost a race with another enrollment using the same token.
-        .ok_or_else(|| ApiError::Conflict("enrollment token has already been used".into()))?;
+        // Lost a race with other enrollments using the same token.
+        .ok_or_else(|| used_up(&token))?;
     state.0.presence.load(&device);
     tracing::info!(device = %id, group = %device.group, environment = %device.environment, "device enrolled");
     Ok(EnrollResponse {

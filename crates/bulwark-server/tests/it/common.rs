@@ -147,6 +147,7 @@ pub async fn fixture() -> Fixture {
                 environment: "staging".into(),
                 created_by: ids["admin"].clone(),
                 expires_at: T0 + time::Duration::hours(1),
+                max_uses: 1,
             },
             &Audit::system(T0),
         )

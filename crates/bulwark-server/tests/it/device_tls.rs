@@ -313,6 +313,76 @@ async fn expired_and_unknown_enrollment_tokens_are_refused() {
 }
 
 #[tokio::test]
+async fn a_multi_use_token_enrolls_as_many_devices_as_its_uses() {
+    provider();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(now()));
+    let server = start(dir.path(), clock.clone(), None).await;
+    let admin = Admin::new(&server);
+    let (s, v) = admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/enroll-tokens",
+            Some(json!({"group":"lobby-sensors","environment":"staging","uses":2})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["max_uses"], json!(2));
+    let token = v["token"].as_str().unwrap().to_owned();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let mut devices = Vec::new();
+    for name in ["a", "b"] {
+        let e = bulwark_agent::enroll(&opts(&server, token.clone(), &dir.path().join(name)))
+            .await
+            .unwrap();
+        devices.push(e.device_id);
+    }
+    assert_ne!(devices[0], devices[1]);
+    for d in &devices {
+        assert_eq!(
+            admin.device(*d).await["device"]["group"],
+            json!("lobby-sensors")
+        );
+    }
+    // The third use is refused as a used one-time token is: 409.
+    let err = bulwark_agent::enroll(&opts(&server, token, &dir.path().join("c")))
+        .await
+        .unwrap_err();
+    match &err {
+        bulwark_agent::Error::Refused {
+            status: 409,
+            message,
+        } => {
+            assert!(message.contains("already been used"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    let (s, list) = admin
+        .call(reqwest::Method::GET, "/api/v1/enroll-tokens", None)
+        .await;
+    assert_eq!(s, 200);
+    let t = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == json!(id))
+        .unwrap();
+    assert_eq!((&t["uses"], &t["max_uses"]), (&json!(2), &json!(2)));
+    assert_eq!(t["device_id"], json!(devices[1].to_string()));
+    // A token created without `uses` is one-time.
+    let (s, v) = admin
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/enroll-tokens",
+            Some(json!({"group":"lobby-sensors","environment":"staging"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["max_uses"], json!(1));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn foreign_ca_and_missing_certificates_are_refused() {
     provider();
     let dir = tempfile::tempdir().unwrap();
