@@ -430,7 +430,11 @@ impl Agent {
             Some(u) => {
                 let outcome = u.cycle(time::OffsetDateTime::now_utc()).await;
                 match &outcome {
-                    Ok(CycleOutcome::NothingAssigned | CycleOutcome::UpToDate(_)) => {}
+                    Ok(
+                        CycleOutcome::NothingAssigned
+                        | CycleOutcome::UpToDate(_)
+                        | CycleOutcome::KeptBack(_),
+                    ) => {}
                     Ok(other) => tracing::info!(outcome = ?other, "update cycle"),
                     Err(e) => tracing::warn!(error = %e, "update cycle failed"),
                 }

@@ -233,6 +233,7 @@ fn describe(o: &bulwark_agent::CycleOutcome) -> String {
     match o {
         C::NothingAssigned => "nothing assigned".into(),
         C::UpToDate(r) => format!("{r} is installed"),
+        C::KeptBack(r) => format!("{r} was rolled back here before; not retried"),
         C::Finished(F::Installed(i)) => format!("installed {}", i.release),
         C::Finished(F::RolledBack {
             release,

@@ -209,6 +209,9 @@ pub enum CycleOutcome {
     NothingAssigned,
     /// The assigned release is already installed.
     UpToDate(String),
+    /// The assigned release was rolled back on this device before; it is
+    /// not tried again until another release is assigned.
+    KeptBack(String),
     /// The engine reached a final state.
     Finished(FinalState),
     /// Verification refused the update (the attack code and why); reported.
@@ -367,6 +370,12 @@ impl UpdateClient {
             && self.engine.pending().is_none()
         {
             return Ok(CycleOutcome::UpToDate(i.release.clone()));
+        }
+        if let Some(rb) = self.engine.rolled_back()
+            && Some(rb.sha256.as_str()) == wanted.sha256()
+            && self.engine.pending().is_none()
+        {
+            return Ok(CycleOutcome::KeptBack(rb.release.clone()));
         }
         // 2. The image repository: what release managers signed.
         let mut image = match self.updater("image").await {

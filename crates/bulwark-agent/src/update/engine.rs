@@ -317,6 +317,11 @@ impl UpdateEngine {
         self.state.installed.as_ref()
     }
 
+    /// The last release rolled back (not retried while it stays assigned).
+    pub fn rolled_back(&self) -> Option<&InstalledInfo> {
+        self.state.rolled_back.as_ref()
+    }
+
     /// What was committed before [`Self::installed`].
     pub fn previous(&self) -> Option<&InstalledInfo> {
         self.state.previous.as_ref()
@@ -715,6 +720,7 @@ impl UpdateEngine {
             self.state.previous = Some(old);
         }
         self.state.pending = None;
+        self.state.rolled_back = None;
         self.conclude(final_report(&plan.release, Phase::Installed, None), rep)
             .await?;
         self.cleanup(plan);
@@ -747,6 +753,11 @@ impl UpdateEngine {
             detail: "rolled back without a recorded reason".into(),
         });
         self.state.pending = None;
+        self.state.rolled_back = Some(InstalledInfo {
+            release: plan.release.clone(),
+            sha256: plan.sha256.clone(),
+            slot: None,
+        });
         self.conclude(
             final_report(&plan.release, Phase::RolledBack, Some(&failure)),
             rep,

@@ -27,6 +27,11 @@ pub(super) struct Persisted {
     /// Final reports not yet acknowledged by the server, oldest first.
     #[serde(default)]
     pub(super) unreported: Vec<UpdateReport>,
+    /// The last release that went live, failed and was rolled back: the
+    /// same bytes are not tried again (a device would otherwise flap
+    /// between releases every cycle), until something else is installed.
+    #[serde(default)]
+    pub(super) rolled_back: Option<InstalledInfo>,
 }
 
 /// An update in progress and how far it got.

@@ -394,6 +394,14 @@ fn publish_sign_promote_deploy_install_and_roll_back() {
     let (_, out, err) = dev.run_once(&[]);
     assert!(out.contains("gateway-fw@1.1.0 rolled back"), "{out}{err}");
     assert_eq!(dev.current_image(), v1, "the previous slot is live again");
+    // The same bytes are not tried again: no flapping every cycle.
+    let (code, out, err) = dev.run_once(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("gateway-fw@1.1.0 was rolled back here before; not retried"),
+        "{out}{err}"
+    );
+    assert_eq!(dev.current_image(), v1);
     let trusted = std::fs::read(dev.state.join("tuf/image/root.json")).unwrap();
     let trusted: serde_json::Value = serde_json::from_slice(&trusted).unwrap();
     assert_eq!(
