@@ -322,6 +322,7 @@ const SUITES: &[(&str, &str, &str)] = &[
     ("update", "### Update download and agent memory", ""),
     ("gate", "### Release gate (issue 5)", ""),
     ("gateway", "### Device gateway (issue 6)", ""),
+    ("sim", "### Fleet simulator (issue 7)", ""),
 ];
 
 /// The release binaries' directory: `$CARGO_TARGET_DIR/release`, else
@@ -511,7 +512,7 @@ fn main() -> ExitCode {
             fuzz(secs.unwrap_or(60))
         }
         _ => Err(
-            "usage: cargo xtask <ci | tidy | dogfood | bench [--quick] [--only checkin,journal,update,gate,gateway] | fuzz [--seconds N]>"
+            "usage: cargo xtask <ci | tidy | dogfood | bench [--quick] [--only checkin,journal,update,gate,gateway,sim] | fuzz [--seconds N]>"
                 .into(),
         ),
     };

@@ -506,7 +506,7 @@ fn sessions_row(s: &SessionsOutcome, wanted: usize, limit: usize) -> Row {
 /// Raises this process's soft open-file limit to its hard limit with
 /// util-linux `prlimit` (this crate has no unsafe code for setrlimit);
 /// child processes inherit it.
-fn raise_nofile() {
+pub(crate) fn raise_nofile() {
     let Some((soft, hard)) = nofile_limits() else {
         return;
     };
@@ -535,7 +535,7 @@ fn nofile_limits() -> Option<(usize, usize)> {
     Some((soft, hard))
 }
 
-fn nofile_limit() -> Option<usize> {
+pub(crate) fn nofile_limit() -> Option<usize> {
     nofile_limits().map(|(s, _)| s)
 }
 
@@ -561,7 +561,7 @@ fn threads_cpu(prefix: &str) -> Option<Duration> {
 }
 
 /// `VmRSS` of a process, bytes.
-fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: u64 = text
         .lines()

@@ -11,6 +11,7 @@
 //! bulwark-bench update [--size-mib 1024] [--quick] [--markdown]
 //! bulwark-bench gate [--quick] [--markdown]
 //! bulwark-bench gateway [--quick] [--markdown]
+//! bulwark-bench sim [--devices 6000] [--no-telemetry] [--quick] [--markdown]
 //! ```
 //!
 //! Progress goes to stderr, results to stdout.
@@ -22,6 +23,7 @@ mod gateway;
 mod journal;
 mod load;
 mod server;
+mod sim;
 mod stats;
 mod update;
 
@@ -54,6 +56,8 @@ enum Command {
     /// Device gateway: MQTT ingest with detection against Mosquitto,
     /// publish → alert and → quarantine latency, idle sessions and RSS.
     Gateway(gateway::GatewayArgs),
+    /// Fleet simulator: virtual devices in one process, RSS per device.
+    Sim(sim::SimArgs),
 }
 
 /// Arguments of `bulwark-bench checkin`.
@@ -118,7 +122,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Checkin(a) => a.threads,
-        Command::Journal(_) | Command::Update(_) | Command::Gate(_) | Command::Gateway(_) => None,
+        Command::Journal(_)
+        | Command::Update(_)
+        | Command::Gate(_)
+        | Command::Gateway(_)
+        | Command::Sim(_) => None,
     }
     .unwrap_or_else(stats::cpus);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -141,6 +149,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Journal(args) => journal::run(args).await,
+            Command::Sim(args) => sim::run(args).await,
             // CPU-bound and blocking: off the runtime's workers.
             Command::Gate(args) => tokio::task::spawn_blocking(move || gate::run(args))
                 .await

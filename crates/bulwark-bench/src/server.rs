@@ -42,7 +42,7 @@ pub(crate) fn default_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// A port free on 127.0.0.1 right now (bind to port 0, read, release).
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_port() -> anyhow::Result<SocketAddr> {
     let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr()?)
 }
@@ -62,6 +62,15 @@ impl ServerProcess {
     /// Spawns `binary server` on two free loopback ports with its data
     /// directory and log under `work`, and waits until `/healthz` answers.
     pub(crate) async fn start(binary: &Path, work: &Path) -> anyhow::Result<Self> {
+        Self::start_with(binary, work, &[]).await
+    }
+
+    /// [`Self::start`] with extra `server` arguments.
+    pub(crate) async fn start_with(
+        binary: &Path,
+        work: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             binary.is_file(),
             "{} does not exist; build it with `cargo build --release -p bulwark-cli` or pass --bulwark PATH",
@@ -84,6 +93,7 @@ impl ServerProcess {
             .arg(api_addr.to_string())
             .arg("--device-listen")
             .arg(device_addr.to_string())
+            .args(extra)
             .env(
                 "BULWARK_LOG",
                 std::env::var("BULWARK_LOG").unwrap_or_else(|_| "info".into()),
