@@ -155,21 +155,36 @@ pub(crate) async fn sim(args: SimArgs) -> Result<()> {
         }
     };
     tokio::pin!(run_for);
+    let line = |s: &bulwark_sim::Snapshot| {
+        let releases: Vec<String> = s
+            .releases
+            .iter()
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect();
+        format!(
+            "check-ins {} (failed {}), samples {}, installs {}, rollbacks {}, isolated {}{}",
+            s.checkins,
+            s.checkin_failures,
+            s.samples,
+            s.installs,
+            s.rollbacks,
+            s.isolated,
+            if releases.is_empty() {
+                String::new()
+            } else {
+                format!(", running: {}", releases.join(", "))
+            }
+        )
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.tick().await;
     loop {
         tokio::select! {
             () = &mut run_for => break,
-            _ = tick.tick() => {
-                let s = fleet.snapshot();
-                let releases: Vec<String> = s.releases.iter().map(|(r, n)| format!("{r}: {n}")).collect();
-                println!(
-                    "check-ins {} (failed {}), samples {}, installs {}, rollbacks {}, isolated {}{}",
-                    s.checkins, s.checkin_failures, s.samples, s.installs, s.rollbacks, s.isolated,
-                    if releases.is_empty() { String::new() } else { format!(", running: {}", releases.join(", ")) }
-                );
-            }
+            _ = tick.tick() => println!("{}", line(&fleet.snapshot())),
         }
     }
+    println!("total: {}", line(&fleet.snapshot()));
     fleet.stop().await;
     Ok(())
 }

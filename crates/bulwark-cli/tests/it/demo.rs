@@ -122,3 +122,58 @@ fn bad_demo_and_sim_arguments_are_refused_clearly() {
         );
     }
 }
+
+#[test]
+fn sim_enrolls_with_one_token_and_checks_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(&tmp.path().join("data"));
+    let (code, token, err) = run(srv.cli().args([
+        "enroll-token",
+        "create",
+        "--group",
+        "sim",
+        "--env",
+        "staging",
+        "--uses",
+        "4",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let work = tmp.path().join("fleet");
+    let sim = |devices: &str| {
+        let mut c = bulwark();
+        c.args(["sim", "--server", &format!("https://{}", srv.dev), "--ca"])
+            .arg(srv.data.join("ca.pem"))
+            .args([
+                "--devices",
+                devices,
+                "--checkin-interval",
+                "1s",
+                "--duration",
+                "3s",
+                "--work-dir",
+            ])
+            .arg(&work)
+            .env("BULWARK_ENROLL_TOKEN", token.trim());
+        run(&mut c)
+    };
+    let (code, out, err) = sim("4");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("4 devices enrolled"), "{err}");
+    assert!(
+        out.contains("check-ins") && !out.contains("check-ins 0 "),
+        "{out}"
+    );
+    let (_, list, _) = run(srv.cli().args(["devices", "list", "--group", "sim"]));
+    assert_eq!(list.matches("sim-0000").count(), 4, "{list}");
+    // The same work dir: the enrolled devices are reused, not enrolled again
+    // (the token has no uses left).
+    let (code, out, err) = sim("4");
+    assert_eq!(code, 0, "{out}\n{err}");
+    // One more device needs one more use: refused, clearly.
+    let (code, _, err) = sim("5");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("enrolling device 4") && err.contains("already been used"),
+        "{err}"
+    );
+}
