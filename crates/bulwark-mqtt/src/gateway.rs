@@ -137,6 +137,12 @@ pub trait GatewayHandler: Send + Sync + 'static {
     fn publish(&self, device: &str, suffix: &str, payload: &[u8]);
     /// A rejected packet.
     fn reject(&self, device: &str, why: Rejection);
+    /// Every packet of one read from the device has been handled: a
+    /// handler that batches what [`GatewayHandler::publish`] gave it hands
+    /// the batch on now, so batching adds no latency.
+    fn flush(&self, device: &str) {
+        let _ = device;
+    }
 }
 
 /// v5 DISCONNECT reason for [`SessionCommand::Close`].
@@ -214,6 +220,7 @@ where
                 Ok(n) => {
                     let data = buf.get(..n).unwrap_or_default();
                     core.feed(data, Instant::now());
+                    handler.flush(device);
                     if n == buf.len() && buf.len() < READ_MAX {
                         buf = vec![0u8; buf.len() * 2];
                     } else if n < buf.len() / 4 && buf.len() > READ_MIN {

@@ -62,9 +62,18 @@ struct DeviceHandler {
     state: AppState,
     monitor: Arc<Monitor>,
     admitted: Result<(DeviceId, String), Refused>,
-    /// Traffic counters of this session's previous sample (uncontended:
-    /// one session, one task).
-    previous: std::sync::Mutex<Option<bulwark_proto::telemetry::NetCounters>>,
+    /// Traffic counters of this session's previous sample and the
+    /// datapoints of the current read (uncontended: one session, one task).
+    ingest: std::sync::Mutex<Ingest>,
+}
+
+/// Most datapoints held before a hand-over, even within one read.
+const MAX_BATCH: usize = 256;
+
+#[derive(Default)]
+struct Ingest {
+    previous: Option<bulwark_proto::telemetry::NetCounters>,
+    pending: Vec<bulwark_detect::Datapoint>,
 }
 
 impl DeviceHandler {
@@ -100,12 +109,17 @@ impl GatewayHandler for DeviceHandler {
         match suffix {
             "telemetry" => match decode(payload) {
                 Ok(t) => {
-                    let mut previous = self
-                        .previous
+                    let now = self.state.0.clock.now();
+                    let mut ingest = self
+                        .ingest
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    self.monitor
-                        .observe(*id, group, &t, &mut previous, self.state.0.clock.now());
+                    let dp = self.monitor.datapoint(*id, &t, &mut ingest.previous, now);
+                    ingest.pending.push(dp);
+                    if ingest.pending.len() >= MAX_BATCH {
+                        let batch = std::mem::take(&mut ingest.pending);
+                        self.monitor.submit_batch(*id, group, batch, now);
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(device = %id, error = %e, "telemetry rejected");
@@ -120,6 +134,23 @@ impl GatewayHandler for DeviceHandler {
                 Err(_) => self.monitor.reject(*id, "invalid_isolation_report"),
             },
             _ => self.monitor.reject(*id, "unknown_topic"),
+        }
+    }
+
+    fn flush(&self, _device: &str) {
+        let Ok((id, group)) = &self.admitted else {
+            return;
+        };
+        let batch = std::mem::take(
+            &mut self
+                .ingest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pending,
+        );
+        if !batch.is_empty() {
+            self.monitor
+                .submit_batch(*id, group, batch, self.state.0.clock.now());
         }
     }
 
@@ -193,7 +224,7 @@ pub async fn serve(
                 state: state.clone(),
                 monitor: Arc::clone(&monitor),
                 admitted,
-                previous: std::sync::Mutex::new(None),
+                ingest: std::sync::Mutex::new(Ingest::default()),
             };
             let session =
                 bulwark_mqtt::serve_session(tls, &name, &config.session, &handler, commands);

@@ -124,6 +124,46 @@ impl Monitor {
         }
     }
 
+    /// The datapoint of one sample, to be handed over later with
+    /// [`Monitor::submit_batch`] (the gateway batches one read's samples).
+    pub fn datapoint(
+        &self,
+        device: DeviceId,
+        t: &bulwark_proto::telemetry::Telemetry,
+        previous: &mut Option<NetCounters>,
+        now: OffsetDateTime,
+    ) -> bulwark_detect::Datapoint {
+        let previous = previous.replace(t.net);
+        convert::datapoint(&device.to_string(), t, previous, now)
+    }
+
+    /// Hands a device's datapoints to the engine in one go; the ones that
+    /// do not fit are counted as rejections.
+    pub fn submit_batch(
+        &self,
+        device: DeviceId,
+        group: &str,
+        dps: Vec<bulwark_detect::Datapoint>,
+        now: OffsetDateTime,
+    ) {
+        let n = dps.len() as u64;
+        match self.engine.submit_batch(group, dps, now) {
+            Ok(()) => {
+                self.accepted.fetch_add(n, Ordering::Relaxed);
+            }
+            Err((why, dropped)) => {
+                let dropped = dropped as u64;
+                self.accepted
+                    .fetch_add(n.saturating_sub(dropped), Ordering::Relaxed);
+                let why = match why {
+                    SubmitError::Full => "engine_overloaded",
+                    SubmitError::Stopped => "engine_stopped",
+                };
+                self.reject_many(device, why, dropped);
+            }
+        }
+    }
+
     /// Whether the external broker connection is up (and subscribed).
     pub fn broker_connected(&self) -> bool {
         self.broker.client().is_some()
@@ -131,6 +171,11 @@ impl Monitor {
 
     /// Counts a rejected message of `device`.
     pub fn reject(&self, device: DeviceId, why: &'static str) {
+        self.reject_many(device, why, 1);
+    }
+
+    /// Counts `n` rejected messages of `device`.
+    pub fn reject_many(&self, device: DeviceId, why: &'static str, n: u64) {
         let mut r = self
             .rejections
             .lock()
@@ -138,7 +183,7 @@ impl Monitor {
         if r.len() >= MAX_COUNTED_DEVICES && !r.contains_key(&device) {
             return;
         }
-        *r.entry(device).or_default().entry(why).or_default() += 1;
+        *r.entry(device).or_default().entry(why).or_default() += n;
     }
 
     /// A device's rejection counts.
