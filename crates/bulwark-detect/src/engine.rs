@@ -248,7 +248,7 @@ impl Engine {
             .zip(device.states.iter_mut())
             .enumerate()
         {
-            let Some(value) = dp.metrics.get(&b.metric) else {
+            let Some(value) = dp.metrics.get(b.metric.as_str()) else {
                 continue;
             };
             let step = Step {

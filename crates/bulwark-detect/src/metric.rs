@@ -1,5 +1,6 @@
 //! Datapoints and the closed list of metric names.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -113,8 +114,10 @@ pub struct Datapoint {
     pub device: String,
     /// When the values were measured (device time as stamped by ingest).
     pub time: OffsetDateTime,
-    /// Metric name to value; names must be in [`KNOWN_METRICS`].
-    pub metrics: BTreeMap<String, Value>,
+    /// Metric name to value; names must be in [`KNOWN_METRICS`]. Names are
+    /// usually the static ones of that list (no allocation per datapoint
+    /// on the ingest path); parsed input may carry owned ones.
+    pub metrics: BTreeMap<Cow<'static, str>, Value>,
 }
 
 /// Why a datapoint was not observed. The caller counts these.
@@ -201,18 +204,22 @@ impl Datapoint {
             };
             if kind != value.kind() {
                 return Err(DatapointError::WrongKind {
-                    name: name.clone(),
+                    name: name.to_string(),
                     expected: kind,
                 });
             }
             match value {
                 Value::Number(n) if !n.is_finite() => {
-                    return Err(DatapointError::NotFinite { name: name.clone() });
+                    return Err(DatapointError::NotFinite {
+                        name: name.to_string(),
+                    });
                 }
                 Value::Set(s)
                     if s.len() > MAX_SET_LEN || s.iter().any(|e| e.len() > MAX_ELEMENT_LEN) =>
                 {
-                    return Err(DatapointError::TooLarge { name: name.clone() });
+                    return Err(DatapointError::TooLarge {
+                        name: name.to_string(),
+                    });
                 }
                 _ => {}
             }

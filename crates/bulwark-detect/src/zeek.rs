@@ -355,28 +355,28 @@ impl Conn {
         }
         let mut metrics = BTreeMap::from([
             (
-                "remote_destinations".to_owned(),
+                "remote_destinations".into(),
                 Value::Set(BTreeSet::from([dest])),
             ),
             (
-                "remote_ports".to_owned(),
+                "remote_ports".into(),
                 Value::Set(BTreeSet::from([format!("{proto}/{}", self.resp_p)])),
             ),
             (
-                "bytes_out".to_owned(),
+                "bytes_out".into(),
                 Value::Number(self.orig_bytes.unwrap_or(0) as f64),
             ),
             (
-                "bytes_in".to_owned(),
+                "bytes_in".into(),
                 Value::Number(self.resp_bytes.unwrap_or(0) as f64),
             ),
-            ("connection_attempts".to_owned(), Value::Number(1.0)),
+            ("connection_attempts".into(), Value::Number(1.0)),
         ]);
         if let Some(p) = self.orig_pkts {
-            metrics.insert("packets_out".to_owned(), Value::Number(p as f64));
+            metrics.insert("packets_out".into(), Value::Number(p as f64));
         }
         if let Some(p) = self.resp_pkts {
-            metrics.insert("packets_in".to_owned(), Value::Number(p as f64));
+            metrics.insert("packets_in".into(), Value::Number(p as f64));
         }
         Ok(Datapoint {
             device: REPLAY_DEVICE.to_owned(),

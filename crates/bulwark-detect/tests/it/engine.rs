@@ -19,7 +19,7 @@ fn dp(device: &str, secs: i64, metric: &str, value: Value) -> Datapoint {
     Datapoint {
         device: device.into(),
         time: BASE + Duration::seconds(secs),
-        metrics: BTreeMap::from([(metric.to_owned(), value)]),
+        metrics: BTreeMap::from([(metric.to_owned().into(), value)]),
     }
 }
 
