@@ -387,21 +387,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
     );
     let (img, sbom) = firmware(&work, "1.0.0", VULNERABLE)?;
     let t = Instant::now();
-    let (code, _, err) = ctl
-        .run(&[
-            "release",
-            "publish",
-            s(&img),
-            "--name",
-            FIRMWARE,
-            "--version",
-            "1.0.0",
-            "--installer",
-            "ab",
-            "--sbom",
-            s(&sbom),
-        ])
-        .await?;
+    let (code, err) = publish(&ctl, &img, &sbom, "1.0.0", &[]).await?;
     let blocked_in = t.elapsed();
     ensure!(
         code == 4,
@@ -433,25 +419,13 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
     let (img, sbom) = firmware(&work, "1.0.1", FIXED)?;
     let reference = format!("{FIRMWARE}@1.0.1");
     let t = Instant::now();
-    let (code, _, err) = ctl
-        .run(&[
-            "release",
-            "publish",
-            s(&img),
-            "--name",
-            FIRMWARE,
-            "--version",
-            "1.0.1",
-            "--installer",
-            "ab",
-            "--smoke-test",
-            bulwark_sim::FAULTY_SMOKE_TEST,
-            "--smoke-timeout",
-            "10",
-            "--sbom",
-            s(&sbom),
-        ])
-        .await?;
+    let smoke = [
+        "--smoke-test",
+        bulwark_sim::FAULTY_SMOKE_TEST,
+        "--smoke-timeout",
+        "10",
+    ];
+    let (code, err) = publish(&ctl, &img, &sbom, "1.0.1", &smoke).await?;
     let passed_in = t.elapsed();
     ensure!(
         code == 0,
@@ -613,6 +587,33 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
     }
     server.shutdown().await?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `release publish` of the demo firmware (A/B installer, with its SBOM);
+/// the exit code and stderr (the gate's verdict).
+async fn publish(
+    ctl: &Ctl,
+    img: &Path,
+    sbom: &Path,
+    version: &str,
+    extra: &[&str],
+) -> Result<(i32, String)> {
+    let mut args = vec![
+        "release",
+        "publish",
+        s(img),
+        "--name",
+        FIRMWARE,
+        "--version",
+        version,
+        "--installer",
+        "ab",
+        "--sbom",
+        s(sbom),
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = ctl.run(&args).await?;
+    Ok((code, err))
 }
 
 /// Promotes and deploys `reference` to `env`, and waits until every device
