@@ -125,11 +125,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
 
-fn free_port() -> Result<String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.to_string())
-}
-
 fn secs(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{} ms", d.as_millis())
@@ -195,6 +190,12 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
             tmp.path().to_owned()
         }
     };
+    // Paths are passed to the subcommands as UTF-8 arguments.
+    ensure!(
+        data.to_str().is_some(),
+        "the data directory {} is not valid UTF-8",
+        data.display()
+    );
     let work = data.join("demo");
     std::fs::create_dir_all(work.join("keys"))
         .with_context(|| format!("creating {}", work.display()))?;
@@ -202,12 +203,13 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
     let mut timings = Vec::new();
 
     step(1, "Starting the server (SQLite, built-in device gateway)");
-    let (api_addr, dev_addr, mqtt_addr) = (free_port()?, free_port()?, free_port()?);
+    // Port 0: the kernel picks free ports; the server reports them.
+    let any = || Some("127.0.0.1:0".to_owned());
     let raw = bulwark_server::RawConfig {
         data_dir: Some(data.clone()),
-        listen: Some(api_addr),
-        device_listen: Some(dev_addr),
-        mqtt_listen: Some(mqtt_addr),
+        listen: any(),
+        device_listen: any(),
+        mqtt_listen: any(),
         poll_interval_secs: Some(5),
         ..Default::default()
     };

@@ -61,24 +61,12 @@ pub(crate) struct SimArgs {
     seed: u64,
 }
 
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 30s, 5m or 1h"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    };
-    if d.is_zero() {
-        return Err(format!("{s:?}: must be more than zero"));
+/// `30s`, `5m`, `1h` (the CLI's usual durations), more than zero.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match crate::commands::parse_duration(s).map_err(|e| format!("{e:#}"))? {
+        0 => Err(format!("{s:?}: must be more than zero")),
+        secs => Ok(Duration::from_secs(secs)),
     }
-    Ok(d)
 }
 
 pub(crate) async fn sim(args: SimArgs) -> Result<()> {

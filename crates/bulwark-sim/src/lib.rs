@@ -123,6 +123,7 @@ impl Fleet {
             .with_context(|| format!("creating {}", cfg.work_dir.display()))?;
         let limit = Arc::new(Semaphore::new(cfg.enroll_concurrency.max(1)));
         let mut set = JoinSet::new();
+        let faulty = spread(cfg.devices, cfg.faulty);
         for index in 0..cfg.devices {
             let dir = device_dir(&cfg.work_dir, index);
             let opts = EnrollOptions {
@@ -133,7 +134,7 @@ impl Fleet {
                 hostname: Some(format!("sim-{index:05}")),
             };
             let root = cfg.image_root.clone();
-            let faulty = index < cfg.devices && spread(cfg.devices, cfg.faulty).contains(&index);
+            let faulty = faulty.contains(&index);
             let limit = limit.clone();
             set.spawn(async move {
                 let _permit = limit.acquire_owned().await;

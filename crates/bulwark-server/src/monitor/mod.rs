@@ -113,8 +113,7 @@ impl Monitor {
         previous: &mut Option<NetCounters>,
         now: OffsetDateTime,
     ) {
-        let previous = previous.replace(t.net);
-        let dp = convert::datapoint(&device.to_string(), t, previous, now);
+        let dp = self.datapoint(device, t, previous, now);
         match self.engine.submit(group, dp, now) {
             Ok(()) => {
                 self.accepted.fetch_add(1, Ordering::Relaxed);
