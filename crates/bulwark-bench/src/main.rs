@@ -33,6 +33,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// The same allocator as the `bulwark` binary: suites that run the server
+/// in this process must measure what `bulwark server` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Benchmarks for the Bulwark control plane.
 #[derive(Debug, Parser)]
 #[command(name = "bulwark-bench", version)]

@@ -14,6 +14,13 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+/// mimalloc rather than the C library's allocator: the server's hot paths
+/// (gateway ingest, detection) allocate on one thread and free on another,
+/// where glibc's malloc spent about a fifth of the gateway's CPU
+/// (BENCHMARKS.md, device gateway).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // The one crypto provider for every TLS connection in this process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -216,18 +216,25 @@ impl Engine {
     /// Observes one datapoint; returns its alerts and highest score.
     pub fn observe_scored(&mut self, dp: &Datapoint) -> Result<Observation, DatapointError> {
         dp.validate()?;
-        if !self.devices.contains_key(&dp.device) && self.devices.len() >= MAX_DEVICES {
-            return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
-        }
         let profile = Arc::clone(&self.profile);
-        let device = self
-            .devices
-            .entry(dp.device.clone())
-            .or_insert_with(|| DeviceState {
-                first_seen: dp.time,
-                clock: dp.time,
-                states: profile.behaviours.iter().map(initial_state).collect(),
-            });
+        // Look up before inserting: the id is copied only for a new device,
+        // not once per datapoint.
+        if !self.devices.contains_key(&dp.device) {
+            if self.devices.len() >= MAX_DEVICES {
+                return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
+            }
+            self.devices.insert(
+                dp.device.clone(),
+                DeviceState {
+                    first_seen: dp.time,
+                    clock: dp.time,
+                    states: profile.behaviours.iter().map(initial_state).collect(),
+                },
+            );
+        }
+        let Some(device) = self.devices.get_mut(&dp.device) else {
+            return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
+        };
         let t = if dp.time < device.clock {
             let behind = device.clock - dp.time;
             if behind > REORDER_TOLERANCE {
@@ -248,7 +255,7 @@ impl Engine {
             .zip(device.states.iter_mut())
             .enumerate()
         {
-            let Some(value) = dp.metrics.get(b.metric.as_str()) else {
+            let Some(value) = dp.metrics.metric(b.metric_id) else {
                 continue;
             };
             let step = Step {

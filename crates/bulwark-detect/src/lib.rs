@@ -24,8 +24,7 @@
 //! # Example
 //!
 //! ```
-//! use std::collections::BTreeMap;
-//! use bulwark_detect::{Datapoint, Engine, Profile, Value};
+//! use bulwark_detect::{Datapoint, Engine, Metrics, Profile, Value};
 //! use time::macros::datetime;
 //!
 //! let profile = Profile::from_toml(r#"
@@ -43,8 +42,8 @@
 //! let dp = Datapoint {
 //!     device: "cam-1".into(),
 //!     time: datetime!(2026-01-01 0:00 UTC),
-//!     metrics: BTreeMap::from([(
-//!         "listening_ports".into(),
+//!     metrics: Metrics::from([(
+//!         "listening_ports",
 //!         Value::Set(["tcp/22".into(), "tcp/23".into()].into()),
 //!     )]),
 //! };
@@ -106,7 +105,7 @@ pub use engine::{
 pub use fleet::{DEFAULT_GROUP, FleetEngine, FleetOutput, SubmitError};
 pub use metric::{
     Datapoint, DatapointError, KNOWN_METRICS, MAX_DEVICE_ID_LEN, MAX_ELEMENT_LEN, MAX_SET_LEN,
-    MetricKind, Value, metric_kind,
+    Metric, MetricKind, Metrics, Value, metric_kind,
 };
 pub use profile::{
     Action, Behaviour, Kind, MAX_BEHAVIOURS, MAX_COUNT, MAX_PROFILE_BYTES, MAX_THRESHOLD_SET,

@@ -1,7 +1,6 @@
 //! Datapoints and the closed list of metric names.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use time::OffsetDateTime;
@@ -43,6 +42,186 @@ pub const KNOWN_METRICS: &[(&str, MetricKind)] = &[
     ("remote_destinations", MetricKind::Set),
     ("remote_ports", MetricKind::Set),
 ];
+
+/// A known metric, in the order of [`KNOWN_METRICS`]: the index of its slot
+/// in [`Metrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Metric {
+    /// `cpu_percent`
+    CpuPercent,
+    /// `memory_percent`
+    MemoryPercent,
+    /// `process_count`
+    ProcessCount,
+    /// `bytes_in`
+    BytesIn,
+    /// `bytes_out`
+    BytesOut,
+    /// `packets_in`
+    PacketsIn,
+    /// `packets_out`
+    PacketsOut,
+    /// `connection_attempts`
+    ConnectionAttempts,
+    /// `failed_logins`
+    FailedLogins,
+    /// `listening_ports`
+    ListeningPorts,
+    /// `remote_destinations`
+    RemoteDestinations,
+    /// `remote_ports`
+    RemotePorts,
+}
+
+/// Number of known metrics.
+const METRIC_COUNT: usize = KNOWN_METRICS.len();
+
+impl Metric {
+    /// Every metric, in the order of [`KNOWN_METRICS`].
+    pub const ALL: [Metric; METRIC_COUNT] = [
+        Metric::CpuPercent,
+        Metric::MemoryPercent,
+        Metric::ProcessCount,
+        Metric::BytesIn,
+        Metric::BytesOut,
+        Metric::PacketsIn,
+        Metric::PacketsOut,
+        Metric::ConnectionAttempts,
+        Metric::FailedLogins,
+        Metric::ListeningPorts,
+        Metric::RemoteDestinations,
+        Metric::RemotePorts,
+    ];
+
+    /// Its name, as in profiles and evidence.
+    pub fn name(self) -> &'static str {
+        KNOWN_METRICS[self as usize].0
+    }
+
+    /// Whether it is a number or a set.
+    pub fn kind(self) -> MetricKind {
+        KNOWN_METRICS[self as usize].1
+    }
+
+    /// The metric of a name, `None` for an unknown one.
+    pub fn from_name(name: &str) -> Option<Metric> {
+        KNOWN_METRICS
+            .iter()
+            .position(|(n, _)| *n == name)
+            .and_then(|i| Metric::ALL.get(i).copied())
+    }
+}
+
+/// Slots in name order, so that iteration (and so the first error
+/// [`Datapoint::validate`] reports) follows the names as a sorted map would.
+const BY_NAME: [Metric; METRIC_COUNT] = [
+    Metric::BytesIn,
+    Metric::BytesOut,
+    Metric::ConnectionAttempts,
+    Metric::CpuPercent,
+    Metric::FailedLogins,
+    Metric::ListeningPorts,
+    Metric::MemoryPercent,
+    Metric::PacketsIn,
+    Metric::PacketsOut,
+    Metric::ProcessCount,
+    Metric::RemoteDestinations,
+    Metric::RemotePorts,
+];
+
+/// The values of one datapoint: one slot per known metric, so building and
+/// reading a datapoint costs no map nodes and no name comparisons on the
+/// ingest path.
+///
+/// A name outside [`KNOWN_METRICS`] given to [`Metrics::insert`] is kept
+/// (the first one, truncated) and reported by [`Datapoint::validate`] as
+/// [`DatapointError::UnknownMetric`], so that a typo in a datapoint source
+/// is an error, never a silently empty metric.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metrics {
+    slots: [Option<Value>; METRIC_COUNT],
+    unknown: Option<String>,
+}
+
+impl Metrics {
+    /// No values.
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// Sets a known metric; returns the value it replaces.
+    pub fn set(&mut self, metric: Metric, value: Value) -> Option<Value> {
+        self.slots[metric as usize].replace(value)
+    }
+
+    /// Sets a metric by name; returns the value it replaces. An unknown
+    /// name makes the datapoint invalid (see the type's docs).
+    pub fn insert(&mut self, name: &str, value: Value) -> Option<Value> {
+        match Metric::from_name(name) {
+            Some(m) => self.set(m, value),
+            None => {
+                if self.unknown.is_none() {
+                    self.unknown = Some(truncate(name, 64));
+                }
+                None
+            }
+        }
+    }
+
+    /// A known metric's value.
+    pub fn metric(&self, metric: Metric) -> Option<&Value> {
+        self.slots[metric as usize].as_ref()
+    }
+
+    /// A metric's value by name.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        Metric::from_name(name).and_then(|m| self.metric(m))
+    }
+
+    /// Whether the metric of this name has a value.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Names and values, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        BY_NAME
+            .iter()
+            .filter_map(|m| self.metric(*m).map(|v| (m.name(), v)))
+    }
+
+    /// Names with a value, in name order.
+    pub fn keys(&self) -> impl Iterator<Item = &'static str> {
+        self.iter().map(|(n, _)| n)
+    }
+
+    /// Number of metrics with a value.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Whether no metric has a value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K: AsRef<str>> FromIterator<(K, Value)> for Metrics {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
+        let mut m = Metrics::new();
+        for (k, v) in iter {
+            m.insert(k.as_ref(), v);
+        }
+        m
+    }
+}
+
+impl<K: AsRef<str>, const N: usize> From<[(K, Value); N]> for Metrics {
+    fn from(values: [(K, Value); N]) -> Self {
+        values.into_iter().collect()
+    }
+}
 
 /// Whether a metric is a number or a set of strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +293,8 @@ pub struct Datapoint {
     pub device: String,
     /// When the values were measured (device time as stamped by ingest).
     pub time: OffsetDateTime,
-    /// Metric name to value; names must be in [`KNOWN_METRICS`]. Names are
-    /// usually the static ones of that list (no allocation per datapoint
-    /// on the ingest path); parsed input may carry owned ones.
-    pub metrics: BTreeMap<Cow<'static, str>, Value>,
+    /// The values, at most one per known metric.
+    pub metrics: Metrics,
 }
 
 /// Why a datapoint was not observed. The caller counts these.
@@ -196,12 +373,14 @@ impl Datapoint {
                 len: self.device.len(),
             });
         }
-        for (name, value) in &self.metrics {
-            let Some(kind) = metric_kind(name) else {
-                return Err(DatapointError::UnknownMetric {
-                    name: truncate(name, 64),
-                });
+        if let Some(name) = &self.metrics.unknown {
+            return Err(DatapointError::UnknownMetric { name: name.clone() });
+        }
+        for m in BY_NAME {
+            let Some(value) = self.metrics.metric(m) else {
+                continue;
             };
+            let (name, kind) = (m.name(), m.kind());
             if kind != value.kind() {
                 return Err(DatapointError::WrongKind {
                     name: name.to_string(),

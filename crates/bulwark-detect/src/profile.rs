@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 use time::Duration;
 
-use crate::metric::{MetricKind, metric_kind};
+use crate::metric::{Metric, MetricKind, metric_kind};
 
 /// Most behaviours in one profile.
 pub const MAX_BEHAVIOURS: usize = 256;
@@ -142,6 +142,8 @@ pub struct Behaviour {
     pub name: String,
     /// The metric it watches.
     pub metric: String,
+    /// The same metric, resolved once when the profile is validated.
+    pub(crate) metric_id: Metric,
     /// Severity of its alerts.
     pub severity: Severity,
     /// Optional action carried by its alerts.
@@ -299,10 +301,13 @@ fn validate(raw: RawProfile) -> Result<Profile, ProfileError> {
         }
         let before = problems.len();
         let kind = behaviour_kind(&b, &label, &mut problems);
-        if let (Some(kind), true) = (kind, problems.len() == before) {
+        if let (Some(kind), Some(metric_id), true) =
+            (kind, Metric::from_name(&b.metric), problems.len() == before)
+        {
             behaviours.push(Behaviour {
                 name: b.name,
                 metric: b.metric,
+                metric_id,
                 severity: b.severity,
                 action: b.action,
                 kind,

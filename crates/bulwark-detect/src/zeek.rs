@@ -21,7 +21,7 @@
 //! [`crate::REORDER_TOLERANCE`] behind the latest) write nothing and are
 //! counted in the [`ReplaySummary`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
 
@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::engine::Engine;
-use crate::metric::{Datapoint, Value};
+use crate::metric::{Datapoint, Metrics, Value};
 use crate::profile::Profile;
 
 /// The device id every replayed record is attributed to.
@@ -353,30 +353,27 @@ impl Conn {
         if proto.len() > 16 || !proto.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err("proto is not a protocol name".into());
         }
-        let mut metrics = BTreeMap::from([
+        let mut metrics = Metrics::from([
+            ("remote_destinations", Value::Set(BTreeSet::from([dest]))),
             (
-                "remote_destinations".into(),
-                Value::Set(BTreeSet::from([dest])),
-            ),
-            (
-                "remote_ports".into(),
+                "remote_ports",
                 Value::Set(BTreeSet::from([format!("{proto}/{}", self.resp_p)])),
             ),
             (
-                "bytes_out".into(),
+                "bytes_out",
                 Value::Number(self.orig_bytes.unwrap_or(0) as f64),
             ),
             (
-                "bytes_in".into(),
+                "bytes_in",
                 Value::Number(self.resp_bytes.unwrap_or(0) as f64),
             ),
-            ("connection_attempts".into(), Value::Number(1.0)),
+            ("connection_attempts", Value::Number(1.0)),
         ]);
         if let Some(p) = self.orig_pkts {
-            metrics.insert("packets_out".into(), Value::Number(p as f64));
+            metrics.insert("packets_out", Value::Number(p as f64));
         }
         if let Some(p) = self.resp_pkts {
-            metrics.insert("packets_in".into(), Value::Number(p as f64));
+            metrics.insert("packets_in", Value::Number(p as f64));
         }
         Ok(Datapoint {
             device: REPLAY_DEVICE.to_owned(),

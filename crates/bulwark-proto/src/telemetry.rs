@@ -2,9 +2,10 @@
 //!
 //! One versioned schema ([`TELEMETRY_SCHEMA`]) shared by the agent, which
 //! fills a [`Telemetry`] from `/proc`, and the server, which must accept
-//! bytes from the network only through [`decode`]: size cap first, then the
-//! schema version, then strict JSON (`deny_unknown_fields`), then
-//! [`Telemetry::validate`]. `decode` never panics on any input.
+//! bytes from the network only through [`decode`]: size cap first, then
+//! strict JSON (`deny_unknown_fields`) parsed once, then the schema version
+//! (a message of another version is reported as such, not as malformed),
+//! then [`Telemetry::validate`]. `decode` never panics on any input.
 //!
 //! ```
 //! use bulwark_proto::telemetry::{Telemetry, TelemetryError, decode};
@@ -303,8 +304,10 @@ struct SchemaOnly {
     schema: u32,
 }
 
-/// Decodes telemetry bytes from the network: size, then schema version, then
-/// strict JSON, then [`Telemetry::validate`]. Never panics.
+/// Decodes telemetry bytes from the network: size, then strict JSON, then
+/// the schema version, then [`Telemetry::validate`]. A message that is not
+/// strict JSON of this schema but names another version is reported as
+/// [`TelemetryError::UnsupportedSchema`]. Never panics.
 pub fn decode(bytes: &[u8]) -> Result<Telemetry, TelemetryError> {
     if bytes.len() > MAX_TELEMETRY_BYTES {
         return Err(TelemetryError::TooLarge {
@@ -312,16 +315,27 @@ pub fn decode(bytes: &[u8]) -> Result<Telemetry, TelemetryError> {
             max: MAX_TELEMETRY_BYTES,
         });
     }
-    let version: SchemaOnly =
-        serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
-    if version.schema != TELEMETRY_SCHEMA {
+    // One strict parse on the hot path; only a message that fails it is
+    // read a second time, leniently, to tell another schema version from
+    // a malformed message.
+    let t: Telemetry = match serde_json::from_slice(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(match serde_json::from_slice::<SchemaOnly>(bytes) {
+                Ok(v) if v.schema != TELEMETRY_SCHEMA => TelemetryError::UnsupportedSchema {
+                    found: v.schema,
+                    expected: TELEMETRY_SCHEMA,
+                },
+                _ => TelemetryError::Malformed(e.to_string()),
+            });
+        }
+    };
+    if t.schema != TELEMETRY_SCHEMA {
         return Err(TelemetryError::UnsupportedSchema {
-            found: version.schema,
+            found: t.schema,
             expected: TELEMETRY_SCHEMA,
         });
     }
-    let t: Telemetry =
-        serde_json::from_slice(bytes).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
     t.validate().map_err(TelemetryError::Invalid)?;
     Ok(t)
 }

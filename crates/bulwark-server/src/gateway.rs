@@ -69,6 +69,9 @@ struct DeviceHandler {
 
 /// Most datapoints held before a hand-over, even within one read.
 const MAX_BATCH: usize = 256;
+/// Room reserved for a read's datapoints at its first sample (a 16 KiB
+/// read of typical telemetry carries about 50).
+const BATCH_START: usize = 64;
 
 #[derive(Default)]
 struct Ingest {
@@ -102,7 +105,7 @@ impl GatewayHandler for DeviceHandler {
         }
     }
 
-    fn publish(&self, _device: &str, suffix: &str, payload: &[u8]) {
+    fn publish(&self, device: &str, suffix: &str, payload: &[u8]) {
         let Ok((id, group)) = &self.admitted else {
             return;
         };
@@ -114,7 +117,16 @@ impl GatewayHandler for DeviceHandler {
                         .ingest
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let dp = self.monitor.datapoint(*id, &t, &mut ingest.previous, now);
+                    // `device` is this session's id as text (from the
+                    // certificate; see `serve`).
+                    let dp = self
+                        .monitor
+                        .datapoint(device, &t, &mut ingest.previous, now);
+                    if ingest.pending.capacity() == 0 {
+                        // A busy read carries tens of samples: no regrowth
+                        // (and copy) at 4, 8, 16 … datapoints.
+                        ingest.pending.reserve(BATCH_START);
+                    }
                     ingest.pending.push(dp);
                     if ingest.pending.len() >= MAX_BATCH {
                         let batch = std::mem::take(&mut ingest.pending);

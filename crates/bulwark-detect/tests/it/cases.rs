@@ -79,7 +79,7 @@ fn point(raw: &RawPoint) -> Datapoint {
                     RawValue::Number(n) => Value::Number(*n),
                     RawValue::Set(s) => Value::Set(s.iter().cloned().collect()),
                 };
-                (k.clone().into(), v)
+                (k.as_str(), v)
             })
             .collect(),
     }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use bulwark_detect::{
-    Datapoint, DatapointError, Engine, MAX_EVIDENCE_ELEMENTS, MAX_SET_LEN, Output, Profile,
-    ShardedEngine, Value,
+    Datapoint, DatapointError, Engine, MAX_EVIDENCE_ELEMENTS, MAX_SET_LEN, Metrics, Output,
+    Profile, ShardedEngine, Value,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -19,7 +19,7 @@ fn dp(device: &str, secs: i64, metric: &str, value: Value) -> Datapoint {
     Datapoint {
         device: device.into(),
         time: BASE + Duration::seconds(secs),
-        metrics: BTreeMap::from([(metric.to_owned().into(), value)]),
+        metrics: Metrics::from([(metric, value)]),
     }
 }
 
@@ -297,8 +297,7 @@ window = "7d"
             set(["tcp/1".into(), "tcp/2".into()]),
         );
         p.time = t;
-        p.metrics
-            .insert("cpu_percent".into(), Value::Number(f64::MAX));
+        p.metrics.insert("cpu_percent", Value::Number(f64::MAX));
         assert_eq!(engine.observe(&p).unwrap().len(), 1, "{device}");
         assert!(engine.observe_at(&p, max).is_ok());
     }

@@ -1,9 +1,9 @@
 //! Telemetry samples → detection datapoints.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use bulwark_detect::{Datapoint, Value};
+use bulwark_detect::{Datapoint, Metric, Metrics, Value};
 use bulwark_proto::telemetry::{NetCounters, Telemetry, TransportProto};
 use time::OffsetDateTime;
 
@@ -34,28 +34,34 @@ pub(crate) fn datapoint(
     previous: Option<NetCounters>,
     now: OffsetDateTime,
 ) -> Datapoint {
-    let mut m = BTreeMap::new();
+    let mut m = Metrics::new();
     let num = |v: f64| Value::Number(v);
-    m.insert("cpu_percent".into(), num(f64::from(t.cpu_percent)));
-    m.insert("memory_percent".into(), num(f64::from(t.memory_percent)));
-    m.insert("process_count".into(), num(t.process_count as f64));
-    m.insert(
-        "connection_attempts".into(),
+    m.set(Metric::CpuPercent, num(f64::from(t.cpu_percent)));
+    m.set(Metric::MemoryPercent, num(f64::from(t.memory_percent)));
+    m.set(Metric::ProcessCount, num(t.process_count as f64));
+    m.set(
+        Metric::ConnectionAttempts,
         num(t.connection_attempts as f64),
     );
     if let Some(f) = t.failed_logins {
-        m.insert("failed_logins".into(), num(f as f64));
+        m.set(Metric::FailedLogins, num(f as f64));
     }
     if let Some(p) = previous {
         let deltas = [
-            ("bytes_in", t.net.bytes_in.checked_sub(p.bytes_in)),
-            ("bytes_out", t.net.bytes_out.checked_sub(p.bytes_out)),
-            ("packets_in", t.net.packets_in.checked_sub(p.packets_in)),
-            ("packets_out", t.net.packets_out.checked_sub(p.packets_out)),
+            (Metric::BytesIn, t.net.bytes_in.checked_sub(p.bytes_in)),
+            (Metric::BytesOut, t.net.bytes_out.checked_sub(p.bytes_out)),
+            (
+                Metric::PacketsIn,
+                t.net.packets_in.checked_sub(p.packets_in),
+            ),
+            (
+                Metric::PacketsOut,
+                t.net.packets_out.checked_sub(p.packets_out),
+            ),
         ];
         if deltas.iter().all(|(_, d)| d.is_some()) {
-            for (name, d) in deltas {
-                m.insert(name.into(), num(d.unwrap_or(0) as f64));
+            for (metric, d) in deltas {
+                m.set(metric, num(d.unwrap_or(0) as f64));
             }
         }
     }
@@ -64,7 +70,7 @@ pub(crate) fn datapoint(
         .iter()
         .map(|l| format!("{}/{}", proto(l.proto), l.port))
         .collect();
-    m.insert("listening_ports".into(), Value::Set(listening));
+    m.set(Metric::ListeningPorts, Value::Set(listening));
     let destinations: BTreeSet<String> = t
         .connections
         .iter()
@@ -75,8 +81,8 @@ pub(crate) fn datapoint(
         .iter()
         .map(|c| format!("{}/{}", proto(c.proto), c.remote_port))
         .collect();
-    m.insert("remote_destinations".into(), Value::Set(destinations));
-    m.insert("remote_ports".into(), Value::Set(ports));
+    m.set(Metric::RemoteDestinations, Value::Set(destinations));
+    m.set(Metric::RemotePorts, Value::Set(ports));
     Datapoint {
         device: device.to_owned(),
         time: now,
@@ -135,15 +141,17 @@ mod tests {
         }
         let prev = sample(1000).net;
         let next = datapoint("d", &sample(1500), Some(prev), now);
-        assert_eq!(next.metrics["bytes_out"], Value::Number(500.0));
+        assert_eq!(next.metrics.get("bytes_out"), Some(&Value::Number(500.0)));
         assert_eq!(next.time, now);
         assert_eq!(
-            next.metrics["remote_destinations"],
-            Value::Set(["10.0.0.5:443".into(), "[2001:db8::1]:53".into()].into())
+            next.metrics.get("remote_destinations"),
+            Some(&Value::Set(
+                ["10.0.0.5:443".into(), "[2001:db8::1]:53".into()].into()
+            ))
         );
         assert_eq!(
-            next.metrics["listening_ports"],
-            Value::Set(["tcp/23".into()].into())
+            next.metrics.get("listening_ports"),
+            Some(&Value::Set(["tcp/23".into()].into()))
         );
         // A counter going backwards (reboot): traffic left out.
         let reboot = datapoint("d", &sample(10), Some(prev), now);

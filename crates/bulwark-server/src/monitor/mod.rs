@@ -113,7 +113,7 @@ impl Monitor {
         previous: &mut Option<NetCounters>,
         now: OffsetDateTime,
     ) {
-        let dp = self.datapoint(device, t, previous, now);
+        let dp = self.datapoint(&device.to_string(), t, previous, now);
         match self.engine.submit(group, dp, now) {
             Ok(()) => {
                 self.accepted.fetch_add(1, Ordering::Relaxed);
@@ -125,15 +125,17 @@ impl Monitor {
 
     /// The datapoint of one sample, to be handed over later with
     /// [`Monitor::submit_batch`] (the gateway batches one read's samples).
+    /// `device` is the device id as text (the gateway keeps it per
+    /// session, so the hot path formats no id per sample).
     pub fn datapoint(
         &self,
-        device: DeviceId,
+        device: &str,
         t: &bulwark_proto::telemetry::Telemetry,
         previous: &mut Option<NetCounters>,
         now: OffsetDateTime,
     ) -> bulwark_detect::Datapoint {
         let previous = previous.replace(t.net);
-        convert::datapoint(&device.to_string(), t, previous, now)
+        convert::datapoint(device, t, previous, now)
     }
 
     /// Hands a device's datapoints to the engine in one go; the ones that
