@@ -19,7 +19,9 @@ pub const DEFAULT_GROUP: &str = "*";
 enum Input {
     Datapoint {
         group: String,
-        dp: Datapoint,
+        // Boxed: a datapoint is a few hundred bytes, the other inputs are
+        // small (the gateway's path is `Batch`).
+        dp: Box<Datapoint>,
         now: OffsetDateTime,
     },
     Profile {
@@ -212,7 +214,7 @@ impl FleetEngine {
         self.senders[shard]
             .try_send(Input::Datapoint {
                 group: group.to_owned(),
-                dp,
+                dp: Box::new(dp),
                 now,
             })
             .map_err(|e| match e {

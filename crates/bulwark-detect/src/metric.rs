@@ -406,3 +406,66 @@ impl Datapoint {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn every_known_metric_has_its_slot_and_kind() {
+        assert_eq!(Metric::ALL.len(), KNOWN_METRICS.len());
+        for (i, m) in Metric::ALL.iter().enumerate() {
+            assert_eq!(*m as usize, i);
+            assert_eq!(Metric::from_name(m.name()), Some(*m));
+            assert_eq!(metric_kind(m.name()), Some(m.kind()));
+        }
+        let mut names: Vec<&str> = BY_NAME.iter().map(|m| m.name()).collect();
+        assert!(names.is_sorted(), "{names:?}");
+        names.dedup();
+        assert_eq!(names.len(), KNOWN_METRICS.len());
+        assert_eq!(Metric::from_name("cpu"), None);
+    }
+
+    #[test]
+    fn metrics_behave_like_the_map_they_replace() {
+        let mut m = Metrics::from([
+            ("remote_ports", Value::Set(["tcp/1".into()].into())),
+            ("cpu_percent", Value::Number(1.0)),
+        ]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m.insert("cpu_percent", Value::Number(2.0)),
+            Some(Value::Number(1.0))
+        );
+        assert_eq!(m.get("cpu_percent"), Some(&Value::Number(2.0)));
+        assert!(!m.contains_key("bytes_in"));
+        // Name order, as a sorted map iterates.
+        assert_eq!(
+            m.keys().collect::<Vec<_>>(),
+            ["cpu_percent", "remote_ports"]
+        );
+        let dp = |metrics| Datapoint {
+            device: "d".into(),
+            time: datetime!(2026-01-01 0:00 UTC),
+            metrics,
+        };
+        assert_eq!(dp(m.clone()).validate(), Ok(()));
+        // An unknown name is kept for validation, never dropped silently.
+        m.insert("cpu_pecrent", Value::Number(3.0));
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            dp(m).validate(),
+            Err(DatapointError::UnknownMetric {
+                name: "cpu_pecrent".into()
+            })
+        );
+        // A value of the wrong kind in a slot is caught too.
+        let wrong = Metrics::from([("listening_ports", Value::Number(1.0))]);
+        assert!(matches!(
+            dp(wrong).validate(),
+            Err(DatapointError::WrongKind { .. })
+        ));
+    }
+}

@@ -464,6 +464,23 @@ mod tests {
     }
 
     #[test]
+    fn other_schema_is_named_even_when_its_fields_are_ours() {
+        // Parses strictly as v1 in every field but the version: the one
+        // parse on the hot path must still refuse it by version.
+        let bytes = json_with("schema", "2");
+        assert_eq!(
+            decode(&bytes),
+            Err(TelemetryError::UnsupportedSchema {
+                found: 2,
+                expected: 1
+            })
+        );
+        // Malformed and of our version: malformed, not "unsupported".
+        let bytes = json_with("seq", r#""x""#);
+        assert!(matches!(decode(&bytes), Err(TelemetryError::Malformed(_))));
+    }
+
+    #[test]
     fn oversized_is_refused_before_parsing() {
         let bytes = vec![b' '; MAX_TELEMETRY_BYTES + 1];
         assert!(matches!(
