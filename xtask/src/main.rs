@@ -158,6 +158,12 @@ fn deny() -> Result<(), String> {
         c.args(["install", "cargo-deny", "--locked"]);
         run(c)?;
     }
+    // `cargo deny --offline` reads `cargo metadata` for every platform, so
+    // crates only other targets use (windows-sys …) must be in the local
+    // registry: a fresh machine has only what its own builds fetched.
+    let mut c = cargo();
+    c.args(["fetch", "--locked"]);
+    run(c)?;
     let mut c = cargo();
     c.args(["deny", "--offline", "check", "bans", "licenses", "sources"]);
     run(c)
