@@ -80,7 +80,62 @@ pub struct Observation {
 /// between the shards of a [`crate::ShardedEngine`].
 #[derive(Debug, Default)]
 pub(crate) struct PeerTable {
-    by_behaviour: HashMap<usize, HashMap<String, f64>>,
+    by_behaviour: HashMap<usize, PeerGroup>,
+}
+
+/// Groups up to this size get their median and spread recomputed at every
+/// datapoint (exact). Larger ones reuse them until a sixty-fourth of the
+/// group has reported since: the computation sorts the whole group, and
+/// doing that per datapoint would cost O(n log n) each in a large fleet.
+pub const PEER_EXACT_UP_TO: usize = 1024;
+
+/// One behaviour's peer values and its cached statistics.
+#[derive(Debug, Default)]
+struct PeerGroup {
+    values: HashMap<String, f64>,
+    /// (median, robust scale, devices) at the last computation.
+    stats: Option<(f64, f64, usize)>,
+    /// Updates since `stats` was computed.
+    stale: usize,
+}
+
+impl PeerGroup {
+    fn update(&mut self, device: &str, x: f64) {
+        if let Some(v) = self.values.get_mut(device) {
+            *v = x;
+        } else if self.values.len() < MAX_PEERS {
+            self.values.insert(device.to_owned(), x);
+        }
+        self.stale += 1;
+    }
+
+    fn remove(&mut self, device: &str) {
+        if self.values.remove(device).is_some() {
+            self.stale += 1;
+        }
+    }
+
+    /// Median and robust scale of the group, recomputed when stale.
+    fn stats(&mut self) -> (f64, f64, usize) {
+        let n = self.values.len();
+        let fresh = n > PEER_EXACT_UP_TO && self.stale <= n / 64;
+        if let (Some(stats), true) = (self.stats, fresh) {
+            return stats;
+        }
+        let mut values: Vec<f64> = self.values.values().copied().collect();
+        let med = median(&mut values);
+        let mut dev: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
+        let mut scale = 1.4826 * median(&mut dev);
+        if scale == 0.0 {
+            // More than half the group agrees exactly: fall back to the
+            // mean absolute deviation so a lone outlier still scores.
+            scale = 1.2533 * dev.iter().sum::<f64>() / dev.len() as f64;
+        }
+        let stats = (med, scale, n);
+        self.stats = Some(stats);
+        self.stale = 0;
+        stats
+    }
 }
 
 pub(crate) type SharedPeers = Arc<Mutex<PeerTable>>;
@@ -187,8 +242,8 @@ impl Engine {
     pub fn forget(&mut self, device: &str) {
         self.devices.remove(device);
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        for table in peers.by_behaviour.values_mut() {
-            table.remove(device);
+        for group in peers.by_behaviour.values_mut() {
+            group.remove(device);
         }
     }
 
@@ -541,27 +596,15 @@ impl Step<'_> {
             return (0.0, None);
         };
         let x = *x;
-        let mut values: Vec<f64> = {
+        let (med, scale, peer_count) = {
             let mut peers = peers.lock().unwrap_or_else(PoisonError::into_inner);
-            let table = peers.by_behaviour.entry(index).or_default();
-            if let Some(v) = table.get_mut(&self.dp.device) {
-                *v = x;
-            } else if table.len() < MAX_PEERS {
-                table.insert(self.dp.device.clone(), x);
-            }
-            if table.len() < *min_peers as usize {
+            let group = peers.by_behaviour.entry(index).or_default();
+            group.update(&self.dp.device, x);
+            if group.values.len() < *min_peers as usize {
                 return (0.0, None);
             }
-            table.values().copied().collect()
+            group.stats()
         };
-        let med = median(&mut values);
-        let mut dev: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
-        let mut scale = 1.4826 * median(&mut dev);
-        if scale == 0.0 {
-            // More than half the group agrees exactly: fall back to the
-            // mean absolute deviation so a lone outlier still scores.
-            scale = 1.2533 * dev.iter().sum::<f64>() / dev.len() as f64;
-        }
         let z = capped_score(((x - med) / scale.max(MIN_STDDEV)).abs());
         if z <= *threshold {
             *fired = false;
@@ -573,9 +616,50 @@ impl Step<'_> {
         *fired = true;
         let reason = format!(
             "{} = {x} is {z:.2} robust deviations from the group median {med} over {} devices (threshold {threshold})",
-            b.metric,
-            values.len()
+            b.metric, peer_count
         );
         (z, Some((reason, vec![self.evidence(b, Value::Number(x))])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_peer_groups_are_exact_and_large_ones_reuse_their_statistics() {
+        let mut small = PeerGroup::default();
+        for i in 0..10 {
+            small.update(&format!("d{i}"), 10.0);
+        }
+        assert_eq!(small.stats().0, 10.0);
+        small.update("d0", 1000.0);
+        small.update("d1", 1000.0);
+        // Exact: every update counts at once (median of 8×10, 2×1000).
+        assert_eq!(small.stats().0, 10.0);
+        for i in 0..6 {
+            small.update(&format!("d{i}"), 1000.0);
+        }
+        assert_eq!(small.stats().0, 1000.0);
+
+        let n = 2048;
+        let mut large = PeerGroup::default();
+        for i in 0..n {
+            large.update(&format!("d{i}"), f64::from(i % 7));
+        }
+        let first = large.stats();
+        assert_eq!(first.2, n as usize);
+        // Fewer than n/64 reports since: the cached figures stand.
+        for i in 0..(n / 64) {
+            large.update(&format!("d{i}"), 500.0);
+        }
+        assert_eq!(large.stats(), first);
+        // One more: recomputed, and the reports are in.
+        large.update("d-new", 500.0);
+        let second = large.stats();
+        assert_eq!(second.2, n as usize + 1);
+        assert_eq!(large.stale, 0);
+        large.remove("d-new");
+        assert_eq!(large.stale, 1);
     }
 }

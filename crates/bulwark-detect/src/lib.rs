@@ -87,7 +87,11 @@
 //! # Current limitations
 //!
 //! - Peer-outlier keeps every device's latest value forever (until
-//!   [`Engine::forget`]); stale devices still count as peers.
+//!   [`Engine::forget`]); stale devices still count as peers. In groups
+//!   over [`PEER_EXACT_UP_TO`] devices the median and spread are reused
+//!   until a sixty-fourth of the group has reported since (sorting the
+//!   whole group per datapoint would not scale), so a device is judged
+//!   against figures at most that stale.
 //! - An anomalous sample still updates the z-score baseline.
 //! - Per-device state is not persisted: a restart starts a new warm-up.
 
@@ -100,7 +104,7 @@ mod zeek;
 
 pub use engine::{
     Alert, Engine, Evidence, MAX_CLOCK_SKEW, MAX_DEVICES, MAX_EVIDENCE, MAX_EVIDENCE_ELEMENTS,
-    MAX_KNOWN_ELEMENTS, MAX_PEERS, MAX_SCORE, Observation, REORDER_TOLERANCE,
+    MAX_KNOWN_ELEMENTS, MAX_PEERS, MAX_SCORE, Observation, PEER_EXACT_UP_TO, REORDER_TOLERANCE,
 };
 pub use fleet::{DEFAULT_GROUP, FleetEngine, FleetOutput, SubmitError};
 pub use metric::{

@@ -77,6 +77,8 @@ const BATCH_START: usize = 64;
 struct Ingest {
     previous: Option<bulwark_proto::telemetry::NetCounters>,
     pending: Vec<bulwark_detect::Datapoint>,
+    /// The server's clock at the current read's first sample.
+    read_at: Option<time::OffsetDateTime>,
 }
 
 impl DeviceHandler {
@@ -112,11 +114,13 @@ impl GatewayHandler for DeviceHandler {
         match suffix {
             "telemetry" => match decode(payload) {
                 Ok(t) => {
-                    let now = self.state.0.clock.now();
                     let mut ingest = self
                         .ingest
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    // One receipt time per read: its samples arrived together.
+                    let clock = &self.state.0.clock;
+                    let now = *ingest.read_at.get_or_insert_with(|| clock.now());
                     // `device` is this session's id as text (from the
                     // certificate; see `serve`).
                     let dp = self
@@ -153,16 +157,16 @@ impl GatewayHandler for DeviceHandler {
         let Ok((id, group)) = &self.admitted else {
             return;
         };
-        let batch = std::mem::take(
-            &mut self
+        let (batch, read_at) = {
+            let mut ingest = self
                 .ingest
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pending,
-        );
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (std::mem::take(&mut ingest.pending), ingest.read_at.take())
+        };
         if !batch.is_empty() {
-            self.monitor
-                .submit_batch(*id, group, batch, self.state.0.clock.now());
+            let now = read_at.unwrap_or_else(|| self.state.0.clock.now());
+            self.monitor.submit_batch(*id, group, batch, now);
         }
     }
 

@@ -14,6 +14,27 @@ fn proto(p: TransportProto) -> &'static str {
     }
 }
 
+/// `proto/port` (`tcp/22`), built without the formatting machinery: it
+/// runs for every socket of every sample.
+fn proto_port(p: TransportProto, port: u16) -> String {
+    let mut s = String::with_capacity(9);
+    s.push_str(proto(p));
+    s.push('/');
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut n = port;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        start -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits.iter().skip(start).map(|&d| char::from(d)));
+    s
+}
+
 fn destination(addr: IpAddr, port: u16) -> String {
     match addr {
         IpAddr::V4(a) => format!("{a}:{port}"),
@@ -68,7 +89,7 @@ pub(crate) fn datapoint(
     let listening: BTreeSet<String> = t
         .listening
         .iter()
-        .map(|l| format!("{}/{}", proto(l.proto), l.port))
+        .map(|l| proto_port(l.proto, l.port))
         .collect();
     m.set(Metric::ListeningPorts, Value::Set(listening));
     let destinations: BTreeSet<String> = t
@@ -79,7 +100,7 @@ pub(crate) fn datapoint(
     let ports: BTreeSet<String> = t
         .connections
         .iter()
-        .map(|c| format!("{}/{}", proto(c.proto), c.remote_port))
+        .map(|c| proto_port(c.proto, c.remote_port))
         .collect();
     m.set(Metric::RemoteDestinations, Value::Set(destinations));
     m.set(Metric::RemotePorts, Value::Set(ports));
@@ -128,6 +149,15 @@ mod tests {
             failed_logins: Some(3),
             process_count: 42,
             ..Telemetry::default()
+        }
+    }
+
+    #[test]
+    fn proto_port_matches_the_formatted_text_for_every_port() {
+        for port in 0..=u16::MAX {
+            for p in [TransportProto::Tcp, TransportProto::Udp] {
+                assert_eq!(proto_port(p, port), format!("{}/{port}", proto(p)));
+            }
         }
     }
 
