@@ -64,7 +64,12 @@ pub struct RawConfig {
     pub mqtt_rate_per_second: Option<u32>,
     /// Publishes a device may burst above its rate (default 100).
     pub mqtt_rate_burst: Option<u32>,
-    /// Detection worker threads (default: the number of CPUs).
+    /// Detection worker threads (default: half the number of CPUs, at
+    /// least one). The gateway's own work per sample (TLS, MQTT, JSON) runs
+    /// on the async workers, one per CPU, and is several times the
+    /// detection work: one detection thread per CPU on top of them
+    /// oversubscribed a 2-core machine (0.74–0.82× Mosquitto ingest against
+    /// 0.88–0.94× with one; BENCHMARKS.md).
     pub detect_shards: Option<usize>,
     /// External broker mode: consume telemetry from this MQTT 5 broker,
     /// `host:port` (plain TCP, trusted network), as well as or instead of
@@ -323,7 +328,7 @@ impl RawConfig {
         let shards = range(
             "detect_shards",
             self.detect_shards.map(|v| v as u64),
-            cpus,
+            (cpus / 2).max(1),
             1,
             256,
         );
