@@ -288,6 +288,7 @@ impl Engine {
             );
         }
         let Some(device) = self.devices.get_mut(&dp.device) else {
+            // Unreachable: inserted just above when missing.
             return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
         };
         let t = if dp.time < device.clock {

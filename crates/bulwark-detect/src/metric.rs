@@ -243,10 +243,7 @@ impl fmt::Display for MetricKind {
 
 /// The kind of a known metric, `None` for an unknown name.
 pub fn metric_kind(name: &str) -> Option<MetricKind> {
-    KNOWN_METRICS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, k)| *k)
+    Metric::from_name(name).map(Metric::kind)
 }
 
 /// One metric value.

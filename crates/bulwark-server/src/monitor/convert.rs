@@ -14,24 +14,14 @@ fn proto(p: TransportProto) -> &'static str {
     }
 }
 
-/// `proto/port` (`tcp/22`), built without the formatting machinery: it
-/// runs for every socket of every sample.
+/// `proto/port` (`tcp/22`), into a string sized for it up front: it runs
+/// for every socket of every sample.
 fn proto_port(p: TransportProto, port: u16) -> String {
+    use std::fmt::Write as _;
     let mut s = String::with_capacity(9);
     s.push_str(proto(p));
-    s.push('/');
-    let mut digits = [0u8; 5];
-    let mut start = digits.len();
-    let mut n = port;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        start -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    s.extend(digits.iter().skip(start).map(|&d| char::from(d)));
+    // Writing to a String cannot fail.
+    let _ = write!(s, "/{port}");
     s
 }
 
