@@ -178,12 +178,12 @@ fn ensure_python_references() -> Result<(), String> {
             .is_ok_and(|o| o.status.success())
     };
     if ok(
-        "import tuf, cryptography, securesystemslib, packaging, cyclonedx.validation.json, spdx_tools.spdx.validation.document_validator, paho.mqtt.client",
+        "import tuf, cryptography, securesystemslib, packaging, cyclonedx.validation.json, spdx_tools.spdx.validation.document_validator, paho.mqtt.client, cbor2",
     ) {
         return Ok(());
     }
     eprintln!(
-        "installing python-tuf, packaging, cyclonedx-python-lib, spdx-tools and paho-mqtt from PyPI (reference implementations)"
+        "installing python-tuf, packaging, cyclonedx-python-lib, spdx-tools, paho-mqtt and cbor2 from PyPI (reference implementations)"
     );
     let pkgs = [
         "tuf==7.0.0",
@@ -192,6 +192,7 @@ fn ensure_python_references() -> Result<(), String> {
         "cyclonedx-python-lib[json-validation]==11.12.0",
         "spdx-tools==0.8.5",
         "paho-mqtt==2.2.0",
+        "cbor2==5.6.5",
     ];
     let mut c = Command::new("python3");
     c.args(["-m", "pip", "install", "-q"]).args(pkgs);

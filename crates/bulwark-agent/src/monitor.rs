@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bulwark_mqtt::{ClientOptions, Qos, Version};
-use bulwark_proto::telemetry::{DeviceCommand, IsolationReport};
+use bulwark_proto::telemetry::{DeviceCommand, Encoding, IsolationReport};
 use rustls::pki_types::ServerName;
 
 use crate::{Agent, Error, Result};
@@ -30,6 +30,9 @@ pub struct TelemetryOptions {
     pub gateway: String,
     /// Time between samples.
     pub interval: Duration,
+    /// How samples are encoded: JSON, or CBOR where bytes cost (the
+    /// gateway reads both).
+    pub encoding: Encoding,
 }
 
 /// The nftables ruleset that allows only `allowed` (the control plane's
@@ -350,7 +353,7 @@ impl Agent {
                     let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
                     let Some(sample) = source.sample(now_ms) else { continue };
                     let bytes = sample
-                        .encode()
+                        .encode_as(opts.encoding)
                         .map_err(|e| Error::Protocol(format!("telemetry: {e}")))?;
                     client
                         .publish(&telemetry, bytes, Qos::AtMostOnce)

@@ -99,6 +99,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             work_dir: work.path().join("fleet"),
             checkin_interval: Duration::from_secs(30),
             telemetry_interval: Duration::from_secs(10),
+            telemetry_encoding: bulwark_proto::telemetry::Encoding::Json,
             seed: 7,
             image_root: None,
             faulty: 0,

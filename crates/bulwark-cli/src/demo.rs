@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
+use bulwark_proto::telemetry::Encoding;
 use bulwark_server::api::dto::DeviceDetail;
 use bulwark_sim::{Attack, AttackPlan, Fleet, FleetConfig, RunningFleet};
 use clap::Args;
@@ -354,6 +355,13 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
                 work_dir: work.join("fleet").join(env),
                 checkin_interval: Duration::from_secs(2),
                 telemetry_interval: Duration::from_secs(1),
+                // Staging reports in CBOR, production in JSON: the gateway
+                // reads both, and the demo shows it.
+                telemetry_encoding: if env == "staging" {
+                    Encoding::Cbor
+                } else {
+                    Encoding::Json
+                },
                 seed: args.seed.wrapping_add(offset as u64),
                 image_root: Some(image_root.clone()),
                 faulty,

@@ -38,6 +38,9 @@ pub(crate) struct SimArgs {
     /// Time between telemetry samples.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     telemetry_interval: Duration,
+    /// How the devices encode telemetry: json or cbor.
+    #[arg(long, default_value = "json")]
+    telemetry_encoding: bulwark_proto::telemetry::Encoding,
     /// Stage an attack: mirai-scan, bruteforce, exfil, c2-beacon or new-listener.
     #[arg(long)]
     attack: Option<Attack>,
@@ -103,6 +106,7 @@ pub(crate) async fn sim(args: SimArgs) -> Result<()> {
         work_dir,
         checkin_interval: args.checkin_interval,
         telemetry_interval: args.telemetry_interval,
+        telemetry_encoding: args.telemetry_encoding,
         seed: args.seed,
         image_root,
         faulty: args.faulty,

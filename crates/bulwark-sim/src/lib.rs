@@ -27,7 +27,7 @@ use bulwark_agent::monitor::{Isolation, IsolationMode, TelemetryOptions, Telemet
 use bulwark_agent::update::{FinalState, InstallConfig};
 use bulwark_agent::{Agent, CycleOutcome, EnrollOptions, StateDir};
 use bulwark_proto::DeviceId;
-use bulwark_proto::telemetry::Telemetry;
+use bulwark_proto::telemetry::{Encoding, Telemetry};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -56,6 +56,8 @@ pub struct FleetConfig {
     pub checkin_interval: Duration,
     /// Time between telemetry samples.
     pub telemetry_interval: Duration,
+    /// How the devices encode telemetry.
+    pub telemetry_encoding: Encoding,
     /// Seed of every device's behaviour.
     pub seed: u64,
     /// The image repository's `root.json` to pin on enrollment.
@@ -247,6 +249,7 @@ impl Fleet {
                 telemetry: self.cfg.gateway.clone().map(|gateway| TelemetryOptions {
                     gateway,
                     interval: self.cfg.telemetry_interval,
+                    encoding: self.cfg.telemetry_encoding,
                 }),
                 // Spread the first check-ins over one interval.
                 offset: self

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bulwark_agent::Agent;
 use bulwark_agent::monitor::{Isolation, IsolationMode, TelemetryOptions};
 use bulwark_proto::DeviceId;
+use bulwark_proto::telemetry::Encoding;
 use bulwark_server::{ManualClock, RawConfig, Server};
 use serde_json::{Value, json};
 
@@ -493,6 +494,9 @@ async fn the_agent_publishes_telemetry_and_reports_isolation() {
                 TelemetryOptions {
                     gateway: format!("localhost:{port}"),
                     interval: Duration::from_millis(200),
+                    // The compact encoding; the mosquitto_pub tests above
+                    // publish JSON.
+                    encoding: Encoding::Cbor,
                 },
                 root,
                 isolation.clone(),
@@ -505,6 +509,12 @@ async fn the_agent_publishes_telemetry_and_reports_isolation() {
     let check = async {
         // Samples flow from the agent library through the gateway.
         eventually("agent telemetry", async || monitor.accepted() >= 2).await;
+        let refused = rejections(&admin, a.id).await;
+        assert_eq!(
+            refused["invalid_telemetry"].as_u64().unwrap_or(0),
+            0,
+            "CBOR telemetry refused: {refused}"
+        );
         assert!(monitor.sessions.is_connected(&a.id));
         // An operator quarantines the device: the agent gets the isolate
         // command and reports that this agent may not isolate.

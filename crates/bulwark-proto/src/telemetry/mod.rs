@@ -3,12 +3,22 @@
 //! One versioned schema ([`TELEMETRY_SCHEMA`]) shared by the agent, which
 //! fills a [`Telemetry`] from `/proc`, and the server, which must accept
 //! bytes from the network only through [`decode`]: size cap first, then
-//! strict JSON (`deny_unknown_fields`) parsed once, then the schema version
-//! (a message of another version is reported as such, not as malformed),
-//! then [`Telemetry::validate`]. `decode` never panics on any input.
+//! strict parsing of one of two [`Encoding`]s, told apart by the first
+//! byte, then the schema version (a message of another version is reported
+//! as such, not as malformed), then [`Telemetry::validate`]. `decode` never
+//! panics on any input.
+//!
+//! - **JSON** (the default): field names as in [`Telemetry`], unknown
+//!   fields refused (`deny_unknown_fields`), parsed once.
+//! - **CBOR** (RFC 8949), for links where bytes cost: the same fields under
+//!   small integer keys, addresses as raw bytes, about a third of the JSON
+//!   size and much cheaper to decode. The layout and its rules are in the
+//!   `cbor` module's documentation (ARCHITECTURE.md repeats them). A
+//!   message whose first byte is a CBOR map header (`0xa0`–`0xbf`) is CBOR;
+//!   no JSON text can start with such a byte.
 //!
 //! ```
-//! use bulwark_proto::telemetry::{Telemetry, TelemetryError, decode};
+//! use bulwark_proto::telemetry::{Encoding, Telemetry, TelemetryError, decode};
 //!
 //! let sample = Telemetry { time: 1_795_000_000_000, cpu_percent: 12.5, ..Telemetry::default() };
 //! let bytes = sample.encode().unwrap();
@@ -17,6 +27,9 @@
 //!     decode(br#"{"schema": 2}"#),
 //!     Err(TelemetryError::UnsupportedSchema { found: 2, .. })
 //! ));
+//! let compact = sample.encode_as(Encoding::Cbor).unwrap();
+//! assert!(compact.len() < bytes.len());
+//! assert_eq!(decode(&compact).unwrap(), sample);
 //! ```
 
 use std::net::IpAddr;
@@ -24,6 +37,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::LimitError;
+
+mod cbor;
 
 /// The schema version this crate speaks; `Telemetry::schema` must equal it.
 pub const TELEMETRY_SCHEMA: u32 = 1;
@@ -282,11 +297,20 @@ impl Telemetry {
         }
     }
 
-    /// Validates, then encodes as JSON (the only encoding on the wire).
+    /// Validates, then encodes as JSON (the default [`Encoding`]).
     pub fn encode(&self) -> Result<Vec<u8>, TelemetryError> {
+        self.encode_as(Encoding::Json)
+    }
+
+    /// Validates, then encodes in `encoding`.
+    pub fn encode_as(&self, encoding: Encoding) -> Result<Vec<u8>, TelemetryError> {
         self.validate().map_err(TelemetryError::Invalid)?;
-        let bytes =
-            serde_json::to_vec(self).map_err(|e| TelemetryError::Malformed(e.to_string()))?;
+        let bytes = match encoding {
+            Encoding::Json => {
+                serde_json::to_vec(self).map_err(|e| TelemetryError::Malformed(e.to_string()))?
+            }
+            Encoding::Cbor => cbor::encode(self)?,
+        };
         if bytes.len() > MAX_TELEMETRY_BYTES {
             return Err(TelemetryError::TooLarge {
                 len: bytes.len(),
@@ -297,6 +321,57 @@ impl Telemetry {
     }
 }
 
+/// How a telemetry message is encoded on the wire. [`decode`] accepts
+/// both; the agent picks one (`--telemetry-encoding`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// JSON text, field names as in [`Telemetry`].
+    #[default]
+    Json,
+    /// CBOR with integer keys (see the module documentation).
+    Cbor,
+}
+
+impl Encoding {
+    /// The encoding of a message, from its first byte: a CBOR map header
+    /// (major type 5, `0xa0`–`0xbf`) means CBOR, anything else is read as
+    /// JSON (which cannot start with those bytes).
+    pub fn of(bytes: &[u8]) -> Encoding {
+        match bytes.first() {
+            Some(0xa0..=0xbf) => Encoding::Cbor,
+            _ => Encoding::Json,
+        }
+    }
+
+    /// `json` or `cbor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Json => "json",
+            Encoding::Cbor => "cbor",
+        }
+    }
+}
+
+impl std::fmt::Display for Encoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Encoding {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Encoding::Json),
+            "cbor" => Ok(Encoding::Cbor),
+            other => Err(format!(
+                "unknown telemetry encoding {other:?} (json or cbor)"
+            )),
+        }
+    }
+}
+
 /// Just the version, read leniently so that a message of another schema is
 /// reported as such rather than as unknown fields.
 #[derive(Deserialize)]
@@ -304,16 +379,23 @@ struct SchemaOnly {
     schema: u32,
 }
 
-/// Decodes telemetry bytes from the network: size, then strict JSON, then
-/// the schema version, then [`Telemetry::validate`]. A message that is not
-/// strict JSON of this schema but names another version is reported as
-/// [`TelemetryError::UnsupportedSchema`]. Never panics.
+/// Decodes telemetry bytes from the network: size, then strict JSON or
+/// CBOR ([`Encoding::of`]), then the schema version, then
+/// [`Telemetry::validate`]. A message that is not strict JSON of this
+/// schema but names another version is reported as
+/// [`TelemetryError::UnsupportedSchema`], and so is a CBOR message whose
+/// first entry does. Never panics.
 pub fn decode(bytes: &[u8]) -> Result<Telemetry, TelemetryError> {
     if bytes.len() > MAX_TELEMETRY_BYTES {
         return Err(TelemetryError::TooLarge {
             len: bytes.len(),
             max: MAX_TELEMETRY_BYTES,
         });
+    }
+    if Encoding::of(bytes) == Encoding::Cbor {
+        let t = cbor::decode(bytes)?;
+        t.validate().map_err(TelemetryError::Invalid)?;
+        return Ok(t);
     }
     // One strict parse on the hot path; only a message that fails it is
     // read a second time, leniently, to tell another schema version from
