@@ -12,19 +12,22 @@
 //!   session) and, once CONNACK says accepted, QoS 0 PUBLISHes to the
 //!   device's own `bulwark/v1/devices/{id}/telemetry`. The payload is one
 //!   encoded `bulwark_proto::telemetry::Telemetry` sample (one listening
-//!   port, no connections: a bit over 200 bytes). The PUBLISH is encoded once
+//!   port, no connections), in JSON (302 bytes) or in CBOR (62 bytes): each
+//!   encoding of `--encodings` is measured on both brokers with the same
+//!   bytes. The PUBLISH is encoded once
 //!   and written as a 16 KiB buffer of back-to-back copies; TCP
 //!   backpressure paces the writer. The generator runs in this process on
 //!   its own 2-thread runtime (threads `bench-loadgen`).
 //! - **Bulwark** runs in this process (`bulwark_server::Server::start`,
-//!   SQLite, its own 2-thread runtime, detection shards = CPUs) so that
+//!   SQLite, its own 2-thread runtime, the default detection shards) so that
 //!   `Monitor::accepted()` (samples decoded and handed to the detection
 //!   engine) can be read. The per-device rate limit is raised to
 //!   1,000,000/s (burst 1,000,000) for every run of this suite. The
 //!   devices enroll for real (`bulwark_agent::enroll`), and a profile is
 //!   applied to their group through `POST /api/v1/profiles` before any
 //!   telemetry, so every sample goes through the detection engine.
-//! - **Mosquitto** (`/usr/sbin/mosquitto`, one thread) gets a listener on
+//! - **Mosquitto** (`/usr/sbin/mosquitto`, one thread), started before
+//!   the Bulwark runs and kept running beside them, gets a listener on
 //!   127.0.0.1 with a CA, server certificate and one client certificate per
 //!   connection generated here (ECDSA P-256), `require_certificate true`,
 //!   `use_identity_as_username true`, `tls_version tlsv1.3`, and an ACL
@@ -33,7 +36,12 @@
 //!   id), `persistence false`, no subscribers during the run.
 //! - **Throughput.** `--connections` (40) connections publish as fast as
 //!   the broker reads; after a 3 s warm-up, the window (10 s; 4 s with
-//!   `--quick`) is measured. Bulwark's figure is the `accepted()` delta
+//!   `--quick`) is measured. This virtual machine's speed drifts by up to
+//!   2× over minutes, so the brokers are measured in `--rounds` (3; 1 with
+//!   `--quick`) rounds, each of Bulwark then Mosquitto for every encoding
+//!   (the broker not measured is idle), and the result is the median of
+//!   the rounds' ratios; every round's figures are printed. Bulwark's
+//!   figure is the `accepted()` delta
 //!   over the window; the generator's sent count and the gateway's
 //!   rejection counts (per device, `Monitor::rejections`) are reported
 //!   next to it. Mosquitto has no equivalent of `accepted()` at this
@@ -41,11 +49,11 @@
 //!   written into the TLS stream, which TCP backpressure bounds to what the
 //!   broker reads); after the run, Mosquitto's own
 //!   `$SYS/broker/publish/messages/received` (sys_interval 1 s) is compared
-//!   with the generator's total as a check, and the same is done with
-//!   `accepted()` for Bulwark. CPU time of the broker and of the generator
+//!   with the generator's total over every round as a check, and the same
+//!   is done with `accepted()` for Bulwark. CPU time of the broker and of the generator
 //!   over the window is reported.
-//! - **Publish → alert.** While the same devices publish at half of the
-//!   throughput measured for Bulwark (paced per connection every 10 ms), a
+//! - **Publish → alert.** While the same devices publish (JSON) at half of
+//!   the median throughput measured for Bulwark with the first encoding (paced per connection every 10 ms), a
 //!   probe device publishes, every 100 ms, a sample listening on tcp/23
 //!   (behaviour `telnet-open`, `in-set`, no action) and 50 ms later a clean
 //!   one (which ends the episode, so the rule re-arms). Latency is from
@@ -88,7 +96,7 @@ use anyhow::{Context as _, bail, ensure};
 use bulwark_agent::{EnrollOptions, StateDir, StateFile};
 use bulwark_proto::DeviceId;
 use bulwark_proto::telemetry::{
-    ListeningPort, NetCounters, TELEMETRY_SCHEMA, Telemetry, TransportProto,
+    Encoding, ListeningPort, NetCounters, TELEMETRY_SCHEMA, Telemetry, TransportProto,
 };
 use bulwark_server::{RawConfig, Server, SystemClock};
 use rustls::pki_types::pem::PemObject as _;
@@ -193,6 +201,14 @@ pub(crate) struct GatewayArgs {
     /// Skip the idle-session run.
     #[arg(long)]
     pub(crate) no_sessions: bool,
+    /// Throughput rounds; each round measures Bulwark then Mosquitto, once
+    /// per encoding, and the result is the median of the rounds' ratios
+    /// [default: 3; with --quick: 1].
+    #[arg(long)]
+    pub(crate) rounds: Option<usize>,
+    /// Telemetry encodings to measure ingest with (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "json,cbor")]
+    pub(crate) encodings: Vec<Encoding>,
     /// The `bulwark` binary for the sessions run [default: next to this
     /// executable].
     #[arg(long)]
@@ -232,6 +248,11 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs(10)
     });
     let samples = args.samples.unwrap_or(if quick { 60 } else { 300 });
+    let rounds = args.rounds.unwrap_or(if quick { 1 } else { 3 });
+    ensure!(rounds >= 1, "--rounds must be at least 1");
+    let mut encodings = args.encodings.clone();
+    encodings.dedup();
+    ensure!(!encodings.is_empty(), "--encodings names none");
     let quarantines = args.quarantines.unwrap_or(if quick { 10 } else { 30 });
     ensure!(samples >= 1 && quarantines >= 1, "nothing to measure");
     raise_nofile();
@@ -254,24 +275,33 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
 
     let mut rows = Vec::new();
 
-    // 1–3. Bulwark in process: throughput, alert latency, quarantine.
+    // 1–3. Bulwark in process: throughput (in rounds with Mosquitto, which
+    // runs beside it, idle while Bulwark is measured), alert latency,
+    // quarantine.
+    let mosquitto = loadgen.block_on(Mosquitto::start(
+        &args.mosquitto,
+        &work_path.join("mosquitto"),
+        args.connections,
+    ))?;
+    let plan = Plan {
+        connections: args.connections,
+        window,
+        rounds,
+        encodings,
+        samples,
+        quarantines,
+    };
     let bulwark = bulwark_runs(
         &server_rt,
         &loadgen,
         &work_path.join("bulwark"),
-        args.connections,
-        window,
-        samples,
-        quarantines,
+        &plan,
+        &mosquitto,
     )?;
-    // 1. Mosquitto, same generator.
-    let mosq = loadgen.block_on(mosquitto_run(
-        &args.mosquitto,
-        &work_path.join("mosquitto"),
-        args.connections,
-        window,
-    ))?;
-    rows.push(throughput_row(&bulwark.throughput, &mosq, args.connections));
+    let mosquitto_counted = loadgen.block_on(mosquitto.finish())?;
+    for rounds in &bulwark.throughput {
+        rows.push(throughput_row(rounds, &bulwark, mosquitto_counted, &plan));
+    }
     rows.push(alert_row(&bulwark));
     rows.push(quarantine_row(&bulwark));
     drop(server_rt);
@@ -323,17 +353,6 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------
 // Rows
 
-fn cores(cpu: Option<Duration>, window: Duration) -> String {
-    cpu.map_or_else(
-        || "n/a".to_owned(),
-        |c| format!("{:.2}", c.as_secs_f64() / window.as_secs_f64()),
-    )
-}
-
-fn rate_text(n: u64, window: Duration) -> String {
-    thousands(n as f64 / window.as_secs_f64())
-}
-
 /// `123456.7` → `123,457`.
 fn thousands(v: f64) -> String {
     let s = format!("{:.0}", v.max(0.0));
@@ -347,56 +366,129 @@ fn thousands(v: f64) -> String {
     out
 }
 
-fn throughput_row(b: &Throughput, m: &Throughput, connections: usize) -> Row {
-    let b_rate = b.accepted.unwrap_or(0) as f64 / b.window.as_secs_f64();
-    let m_rate = m.sent as f64 / m.window.as_secs_f64();
-    let ratio = b_rate / m_rate;
-    let rejected = if b.rejections.is_empty() {
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn list(v: &[f64], f: impl Fn(f64) -> String) -> String {
+    v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ")
+}
+
+/// Median cores of one side over the rounds.
+fn median_cores(
+    pairs: &[(Throughput, Throughput)],
+    side: fn(&(Throughput, Throughput)) -> &Throughput,
+    cpu: fn(&Throughput) -> Option<Duration>,
+) -> String {
+    let v: Vec<f64> = pairs
+        .iter()
+        .map(side)
+        .filter_map(|t| cpu(t).map(|c| c.as_secs_f64() / t.window.as_secs_f64()))
+        .collect();
+    if v.is_empty() {
+        "n/a".to_owned()
+    } else {
+        format!("{:.2}", median(&v))
+    }
+}
+
+fn throughput_row(
+    r: &Rounds,
+    outcome: &BulwarkOutcome,
+    mosquitto_counted: Option<u64>,
+    plan: &Plan,
+) -> Row {
+    let Some((b0, _)) = r.pairs.first() else {
+        return Row {
+            benchmark: format!("gateway: ingest ({})", r.encoding),
+            bulwark: "no rounds".into(),
+            peer: String::new(),
+            target: String::new(),
+            result: "n/a".into(),
+        };
+    };
+    let b_rates: Vec<f64> = r
+        .pairs
+        .iter()
+        .map(|(b, _)| b.accepted.unwrap_or(0) as f64 / b.window.as_secs_f64())
+        .collect();
+    let m_rates: Vec<f64> = r
+        .pairs
+        .iter()
+        .map(|(_, m)| m.sent as f64 / m.window.as_secs_f64())
+        .collect();
+    let ratios: Vec<f64> = b_rates.iter().zip(&m_rates).map(|(b, m)| b / m).collect();
+    let ratio = median(&ratios);
+    let rejected = if outcome.rejections.is_empty() {
         "0 rejected".to_owned()
     } else {
-        let parts: Vec<String> = b
+        let parts: Vec<String> = outcome
             .rejections
             .iter()
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
-        format!("rejected (whole run): {}", parts.join(", "))
+        format!("rejected (whole suite): {}", parts.join(", "))
     };
-    let check = |t: &Throughput, what: &str| match t.counted_total {
-        Some(c) if t.sent_total > 0 => format!(
-            "{what} {} of {} sent ({:.2} %)",
+    let check = |counted: Option<u64>, sent: u64, what: &str| match counted {
+        Some(c) if sent > 0 => format!(
+            "{what} over every round {} of {} sent ({:.2} %)",
             thousands(c as f64),
-            thousands(t.sent_total as f64),
-            c as f64 * 100.0 / t.sent_total as f64
+            thousands(sent as f64),
+            c as f64 * 100.0 / sent as f64
         ),
         _ => format!("{what} n/a"),
     };
+    let rate = |v: f64| format!("{}/s", thousands(v));
+    let (ours, theirs): (
+        fn(&(Throughput, Throughput)) -> &Throughput,
+        fn(&(Throughput, Throughput)) -> &Throughput,
+    ) = (|p| &p.0, |p| &p.1);
     Row {
         benchmark: format!(
-            "gateway: ingest, {connections} mTLS connections (TLS 1.3, {}), QoS 0 telemetry of {} B ({} B PUBLISH), no subscribers; publishes/s over {:.0} s after {:.0} s warm-up. Bulwark: samples handed to detection (`Monitor::accepted`, profile of 3 behaviours on the group, rate limit raised to {}/s); Mosquitto 2.0.11: publishes the generator wrote (TCP backpressure bounds it to what the broker reads), ACL pattern per device, persistence off",
-            b.cipher,
-            b.payload_bytes,
-            b.packet_bytes,
-            b.window.as_secs_f64(),
+            "gateway: ingest, {} telemetry of {} B ({} B PUBLISH), {} mTLS connections (TLS 1.3, {}), QoS 0, no subscribers; publishes/s over {:.0} s after {:.0} s warm-up, {} round(s) of Bulwark then Mosquitto (both running, the other idle), median of the rounds. Bulwark: samples handed to detection (`Monitor::accepted`, profile of 3 behaviours on the group, rate limit raised to {}/s); Mosquitto 2.0.11: publishes the generator wrote (TCP backpressure bounds it to what the broker reads), ACL pattern per device, persistence off",
+            r.encoding.as_str().to_uppercase(),
+            b0.payload_bytes,
+            b0.packet_bytes,
+            plan.connections,
+            b0.cipher,
+            plan.window.as_secs_f64(),
             WARMUP.as_secs_f64(),
+            r.pairs.len(),
             thousands(f64::from(RATE)),
         ),
         bulwark: format!(
-            "{}/s (generator sent {}/s; {rejected}; {}; server {} cores, generator {} cores)",
-            thousands(b_rate),
-            rate_text(b.sent, b.window),
-            check(b, "accepted whole run"),
-            cores(b.broker_cpu, b.window),
-            cores(b.loadgen_cpu, b.window),
+            "{} (rounds: {}; {rejected}; {}; server {} cores, generator {} cores)",
+            rate(median(&b_rates)),
+            list(&b_rates, rate),
+            check(outcome.accepted_total, outcome.sent_total, "accepted"),
+            median_cores(&r.pairs, ours, |t| t.broker_cpu),
+            median_cores(&r.pairs, ours, |t| t.loadgen_cpu),
         ),
         peer: format!(
-            "{}/s ({}; mosquitto {} cores, generator {} cores)",
-            thousands(m_rate),
-            check(m, "`$SYS/broker/publish/messages/received`"),
-            cores(m.broker_cpu, m.window),
-            cores(m.loadgen_cpu, m.window),
+            "{} (rounds: {}; {}; mosquitto {} cores, generator {} cores)",
+            rate(median(&m_rates)),
+            list(&m_rates, rate),
+            check(
+                mosquitto_counted,
+                outcome.mosquitto_sent_total,
+                "`$SYS/broker/publish/messages/received`"
+            ),
+            median_cores(&r.pairs, theirs, |t| t.broker_cpu),
+            median_cores(&r.pairs, theirs, |t| t.loadgen_cpu),
         ),
         target: format!("≥ {TARGET_RATIO:.1}× Mosquitto"),
-        result: format!("{ratio:.2}×: {}", met(ratio >= TARGET_RATIO)),
+        result: format!(
+            "{ratio:.2}× (rounds: {}): {}",
+            list(&ratios, |x| format!("{x:.2}×")),
+            met(ratio >= TARGET_RATIO)
+        ),
     }
 }
 
@@ -654,7 +746,7 @@ fn telemetry_topic(id: &str) -> String {
 }
 
 /// One encoded telemetry sample listening on `ports`.
-fn telemetry(ports: &[u16]) -> anyhow::Result<Vec<u8>> {
+fn telemetry(ports: &[u16], encoding: Encoding) -> anyhow::Result<Vec<u8>> {
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000;
     let t = Telemetry {
         schema: TELEMETRY_SCHEMA,
@@ -681,7 +773,7 @@ fn telemetry(ports: &[u16]) -> anyhow::Result<Vec<u8>> {
         cpu_percent: 3.5,
         memory_percent: 41.0,
     };
-    Ok(t.encode()?)
+    Ok(t.encode_as(encoding)?)
 }
 
 // ---------------------------------------------------------------------------
@@ -854,10 +946,8 @@ struct Throughput {
     sent: u64,
     /// Bulwark only: `accepted()` delta over the window.
     accepted: Option<u64>,
+    /// Everything the generator wrote, warm-up included.
     sent_total: u64,
-    /// The broker's own count over the whole run (check).
-    counted_total: Option<u64>,
-    rejections: BTreeMap<String, u64>,
     broker_cpu: Option<Duration>,
     loadgen_cpu: Option<Duration>,
     cipher: String,
@@ -899,10 +989,11 @@ async fn throughput(
     addr: SocketAddr,
     who: &[Identity],
     window: Duration,
+    encoding: Encoding,
     accepted: Option<&(dyn Fn() -> u64 + Sync)>,
     broker_pid: Option<u32>,
 ) -> anyhow::Result<(Throughput, Load)> {
-    let payload = telemetry(&[22])?;
+    let payload = telemetry(&[22], encoding)?;
     let sessions = connect_all(addr, who, &payload).await?;
     let cipher = sessions
         .first()
@@ -1073,9 +1164,36 @@ struct Quarantines {
 #[derive(Debug)]
 struct BulwarkOutcome {
     connections: usize,
-    throughput: Throughput,
+    /// One entry per encoding.
+    throughput: Vec<Rounds>,
+    /// Samples the generator wrote to Bulwark over every round.
+    sent_total: u64,
+    /// `Monitor::accepted()` after the rounds.
+    accepted_total: Option<u64>,
+    /// Per-device rejections over every round, summed.
+    rejections: BTreeMap<String, u64>,
+    /// Publishes the generator wrote to Mosquitto over every round.
+    mosquitto_sent_total: u64,
     alerts: Alerts,
     quarantine: Quarantines,
+}
+
+/// What the suite measures, from the arguments.
+#[derive(Debug)]
+struct Plan {
+    connections: usize,
+    window: Duration,
+    rounds: usize,
+    encodings: Vec<Encoding>,
+    samples: usize,
+    quarantines: usize,
+}
+
+/// The throughput rounds of one encoding: (Bulwark, Mosquitto) per round.
+#[derive(Debug)]
+struct Rounds {
+    encoding: Encoding,
+    pairs: Vec<(Throughput, Throughput)>,
 }
 
 /// A detection event from the SSE stream: (device, behaviour, read at).
@@ -1151,10 +1269,8 @@ fn bulwark_runs(
     server_rt: &tokio::runtime::Runtime,
     loadgen: &tokio::runtime::Runtime,
     dir: &Path,
-    connections: usize,
-    window: Duration,
-    samples: usize,
-    quarantines: usize,
+    plan: &Plan,
+    mosquitto: &Mosquitto,
 ) -> anyhow::Result<BulwarkOutcome> {
     let config = RawConfig {
         data_dir: Some(dir.join("data")),
@@ -1168,14 +1284,7 @@ fn bulwark_runs(
     .validate()
     .map_err(|e| anyhow::anyhow!("server configuration: {e:?}"))?;
     let server = server_rt.block_on(Server::start(config, Arc::new(SystemClock)))?;
-    let result = loadgen.block_on(bulwark_measure(
-        &server,
-        dir,
-        connections,
-        window,
-        samples,
-        quarantines,
-    ));
+    let result = loadgen.block_on(bulwark_measure(&server, dir, plan, mosquitto));
     server_rt.block_on(server.shutdown())?;
     result
 }
@@ -1183,11 +1292,11 @@ fn bulwark_runs(
 async fn bulwark_measure(
     server: &Server,
     dir: &Path,
-    connections: usize,
-    window: Duration,
-    samples: usize,
-    quarantines: usize,
+    plan: &Plan,
+    mosquitto: &Mosquitto,
 ) -> anyhow::Result<BulwarkOutcome> {
+    let (connections, window) = (plan.connections, plan.window);
+    let (samples, quarantines) = (plan.samples, plan.quarantines);
     let monitor = server
         .state()
         .monitor()
@@ -1221,23 +1330,59 @@ async fn bulwark_measure(
     let (probe, q_ids) = rest.split_first().context("no probe device")?;
     let device_ids: Vec<DeviceId> = states[..connections].iter().map(|s| s.device_id).collect();
 
-    // 1. Throughput.
-    eprintln!("gateway: bulwark throughput, {connections} connections");
+    // 1. Throughput: rounds of Bulwark then Mosquitto, per encoding, so
+    // that both see the same stretches of this machine's noise.
     let accepted = || monitor.accepted();
-    let (mut tp, load) = throughput(mqtt, load_ids, window, Some(&accepted), None).await?;
-    tp.sent_total = load.stop().await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    tp.counted_total = Some(monitor.accepted());
-    for id in &device_ids {
-        for (k, v) in monitor.rejections(id) {
-            *tp.rejections.entry(k.to_owned()).or_default() += v;
+    let mut throughput_rounds: Vec<Rounds> = plan
+        .encodings
+        .iter()
+        .map(|&encoding| Rounds {
+            encoding,
+            pairs: Vec::new(),
+        })
+        .collect();
+    let (mut sent_total, mut mosquitto_sent_total) = (0, 0);
+    for round in 1..=plan.rounds {
+        for r in &mut throughput_rounds {
+            eprintln!(
+                "gateway: round {round}/{}, {} telemetry, {connections} connections: bulwark",
+                plan.rounds, r.encoding
+            );
+            let (mut b, load) =
+                throughput(mqtt, load_ids, window, r.encoding, Some(&accepted), None).await?;
+            b.sent_total = load.stop().await?;
+            sent_total += b.sent_total;
+            let m = mosquitto.throughput(window, r.encoding).await?;
+            mosquitto_sent_total += m.sent_total;
+            let (b_rate, m_rate) = (
+                b.accepted.unwrap_or(0) as f64 / b.window.as_secs_f64(),
+                m.sent as f64 / m.window.as_secs_f64(),
+            );
+            eprintln!(
+                "gateway: bulwark {}/s, mosquitto {}/s: {:.2}×",
+                thousands(b_rate),
+                thousands(m_rate),
+                b_rate / m_rate
+            );
+            r.pairs.push((b, m));
         }
     }
-    let max_rate = tp.accepted.unwrap_or(0) as f64 / tp.window.as_secs_f64();
-    eprintln!(
-        "gateway: bulwark accepted {}/s, sent {}/s",
-        thousands(max_rate),
-        rate_text(tp.sent, tp.window)
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let accepted_total = Some(monitor.accepted());
+    let mut rejections = BTreeMap::new();
+    for id in &device_ids {
+        for (k, v) in monitor.rejections(id) {
+            *rejections.entry(k.to_owned()).or_default() += v;
+        }
+    }
+    // The background load of the latency runs: half the median rate of
+    // the first encoding measured.
+    let max_rate = median(
+        &throughput_rounds[0]
+            .pairs
+            .iter()
+            .map(|(b, _)| b.accepted.unwrap_or(0) as f64 / b.window.as_secs_f64())
+            .collect::<Vec<_>>(),
     );
 
     // 2. Alert latency at half the maximum.
@@ -1246,7 +1391,7 @@ async fn bulwark_measure(
     let sse = tokio::spawn(sse_alerts(ep.clone(), tx, ready_tx));
     ready_rx.await.context("the alert stream did not open")?;
     let half = max_rate / 2.0;
-    let payload = telemetry(&[22])?;
+    let payload = telemetry(&[22], Encoding::Json)?;
     let sessions = connect_all(mqtt, load_ids, &payload).await?;
     let load = Load::start(sessions, Some(half / connections as f64));
     let a0 = (monitor.accepted(), Instant::now());
@@ -1260,8 +1405,14 @@ async fn bulwark_measure(
         background_target: half,
         ..Alerts::default()
     };
-    let firing = publish_packet(&telemetry_topic(&probe.id), &telemetry(&[22, 23])?);
-    let clean = publish_packet(&telemetry_topic(&probe.id), &telemetry(&[22])?);
+    let firing = publish_packet(
+        &telemetry_topic(&probe.id),
+        &telemetry(&[22, 23], Encoding::Json)?,
+    );
+    let clean = publish_packet(
+        &telemetry_topic(&probe.id),
+        &telemetry(&[22], Encoding::Json)?,
+    );
     let mut p = open_session(mqtt, None, probe).await?;
     for _ in 0..samples {
         while rx.try_recv().is_ok() {}
@@ -1288,7 +1439,7 @@ async fn bulwark_measure(
         sent: quarantines,
         ..Quarantines::default()
     };
-    let backdoor = telemetry(&[22, 4444])?;
+    let backdoor = telemetry(&[22, 4444], Encoding::Json)?;
     for who in q_ids {
         let mut s = open_session(mqtt, None, who).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1326,7 +1477,11 @@ async fn bulwark_measure(
     sse.abort();
     Ok(BulwarkOutcome {
         connections,
-        throughput: tp,
+        throughput: throughput_rounds,
+        sent_total,
+        accepted_total,
+        rejections,
+        mosquitto_sent_total,
         alerts,
         quarantine: q,
     })
@@ -1402,104 +1557,127 @@ impl Drop for Broker {
     }
 }
 
-async fn mosquitto_run(
-    binary: &Path,
-    dir: &Path,
-    connections: usize,
-    window: Duration,
-) -> anyhow::Result<Throughput> {
-    ensure!(
-        binary.is_file(),
-        "{} does not exist (Debian package mosquitto) or pass --mosquitto PATH",
-        binary.display()
-    );
-    std::fs::create_dir_all(dir)?;
-    let ca = TestCa::new()?;
-    let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-        Ok(p)
-    };
-    let ca_path = write("ca.pem", &ca.pem)?;
-    let (cert, key) = ca.issue("127.0.0.1", true)?;
-    let cert_path = write("server.crt", &cert)?;
-    let key_path = write("server.key", &key)?;
-    let acl = write(
-        "acl",
-        // `pattern` lines apply to every client (`topic` lines before any
-        // `user` line only to anonymous ones).
-        "pattern read $SYS/#\npattern read bulwark/v1/devices/+/telemetry\npattern write bulwark/v1/devices/%u/telemetry\n",
-    )?;
-    let addr = free_addr()?;
-    let log = dir.join("mosquitto.log");
-    let conf = write(
-        "mosquitto.conf",
-        &format!(
-            "user root\npersistence false\nsys_interval 1\nlog_dest file {}\nlog_type error\nlog_type warning\nper_listener_settings false\nacl_file {}\nmax_queued_messages 1000\n\nlistener {} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nuse_identity_as_username true\ntls_version tlsv1.3\n",
-            log.display(),
-            acl.display(),
-            addr.port(),
-            ca_path.display(),
-            cert_path.display(),
-            key_path.display(),
-        ),
-    )?;
-    let ident = |cn: &str| -> anyhow::Result<Identity> {
-        let (c, k) = ca.issue(cn, false)?;
-        Ok(Identity {
-            id: cn.to_owned(),
-            tls: client_tls(&ca.pem, &c, &k)?,
-        })
-    };
-    let who: Vec<Identity> = (0..connections)
-        .map(|_| ident(&uuid::Uuid::new_v4().to_string()))
-        .collect::<anyhow::Result<_>>()?;
-    let monitor_id = ident("bench-monitor")?;
+/// Mosquitto, started for the suite, with one certificate per connection.
+struct Mosquitto {
+    broker: Broker,
+    addr: SocketAddr,
+    who: Vec<Identity>,
+    monitor_id: Identity,
+}
 
-    let child = Command::new(binary)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    let mut broker = Broker { child, log };
-    let started = Instant::now();
-    while TcpStream::connect(addr).await.is_err() {
-        if let Some(st) = broker.child.try_wait()? {
-            bail!(
-                "mosquitto exited ({st}):\n{}",
-                server::tail(&broker.log, 20)
-            );
-        }
+impl Mosquitto {
+    async fn start(binary: &Path, dir: &Path, connections: usize) -> anyhow::Result<Mosquitto> {
         ensure!(
-            started.elapsed() < Duration::from_secs(10),
-            "mosquitto did not listen on {addr}"
+            binary.is_file(),
+            "{} does not exist (Debian package mosquitto) or pass --mosquitto PATH",
+            binary.display()
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::fs::create_dir_all(dir)?;
+        let ca = TestCa::new()?;
+        let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+            let p = dir.join(name);
+            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+            Ok(p)
+        };
+        let ca_path = write("ca.pem", &ca.pem)?;
+        let (cert, key) = ca.issue("127.0.0.1", true)?;
+        let cert_path = write("server.crt", &cert)?;
+        let key_path = write("server.key", &key)?;
+        let acl = write(
+            "acl",
+            // `pattern` lines apply to every client (`topic` lines before any
+            // `user` line only to anonymous ones).
+            "pattern read $SYS/#\npattern read bulwark/v1/devices/+/telemetry\npattern write bulwark/v1/devices/%u/telemetry\n",
+        )?;
+        let addr = free_addr()?;
+        let log = dir.join("mosquitto.log");
+        let conf = write(
+            "mosquitto.conf",
+            &format!(
+                "user root\npersistence false\nsys_interval 1\nlog_dest file {}\nlog_type error\nlog_type warning\nper_listener_settings false\nacl_file {}\nmax_queued_messages 1000\n\nlistener {} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nuse_identity_as_username true\ntls_version tlsv1.3\n",
+                log.display(),
+                acl.display(),
+                addr.port(),
+                ca_path.display(),
+                cert_path.display(),
+                key_path.display(),
+            ),
+        )?;
+        let ident = |cn: &str| -> anyhow::Result<Identity> {
+            let (c, k) = ca.issue(cn, false)?;
+            Ok(Identity {
+                id: cn.to_owned(),
+                tls: client_tls(&ca.pem, &c, &k)?,
+            })
+        };
+        let who: Vec<Identity> = (0..connections)
+            .map(|_| ident(&uuid::Uuid::new_v4().to_string()))
+            .collect::<anyhow::Result<_>>()?;
+        let monitor_id = ident("bench-monitor")?;
+
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut broker = Broker { child, log };
+        let started = Instant::now();
+        while TcpStream::connect(addr).await.is_err() {
+            if let Some(st) = broker.child.try_wait()? {
+                bail!(
+                    "mosquitto exited ({st}):\n{}",
+                    server::tail(&broker.log, 20)
+                );
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "mosquitto did not listen on {addr}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The ACL lets the generator's publishes through: one publish of the
+        // first device reaches a subscriber (which then leaves).
+        acl_check(addr, &monitor_id, &who[0]).await?;
+        Ok(Mosquitto {
+            broker,
+            addr,
+            who,
+            monitor_id,
+        })
     }
-    // The ACL lets the generator's publishes through: one publish of the
-    // first device reaches a subscriber (which then leaves).
-    acl_check(addr, &monitor_id, &who[0]).await?;
-    eprintln!("gateway: mosquitto throughput, {connections} connections");
-    let pid = broker.child.id();
-    let (mut tp, load) = throughput(addr, &who, window, None, Some(pid)).await?;
-    tp.sent_total = load.stop().await?;
-    // $SYS is refreshed every sys_interval (1 s): wait for the last value.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    match mosquitto_received(addr, &monitor_id).await {
-        Ok(n) => tp.counted_total = Some(n),
-        Err(e) => eprintln!(
-            "gateway: could not read mosquitto's $SYS counter: {e:#}; log:\n{}",
-            server::tail(&broker.log, 20)
-        ),
+
+    /// One throughput window with `encoding`'s payload.
+    async fn throughput(&self, window: Duration, encoding: Encoding) -> anyhow::Result<Throughput> {
+        let pid = self.broker.child.id();
+        let (mut tp, load) =
+            throughput(self.addr, &self.who, window, encoding, None, Some(pid)).await?;
+        tp.sent_total = load.stop().await?;
+        Ok(tp)
     }
-    if let Some(st) = broker.child.try_wait()? {
-        bail!("mosquitto exited during the run ({st})");
+
+    /// Mosquitto's own count of publishes received over every round (None
+    /// when `$SYS` could not be read), then stops it.
+    async fn finish(mut self) -> anyhow::Result<Option<u64>> {
+        // $SYS is refreshed every sys_interval (1 s): wait for the last value.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let counted = match mosquitto_received(self.addr, &self.monitor_id).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                eprintln!(
+                    "gateway: could not read mosquitto's $SYS counter: {e:#}; log:\n{}",
+                    server::tail(&self.broker.log, 20)
+                );
+                None
+            }
+        };
+        if let Some(st) = self.broker.child.try_wait()? {
+            bail!("mosquitto exited during the run ({st})");
+        }
+        Ok(counted)
     }
-    drop(broker);
-    Ok(tp)
 }
 
 /// Subscribes as `monitor` to `device`'s telemetry topic, publishes one
@@ -1515,7 +1693,7 @@ async fn acl_check(addr: SocketAddr, monitor: &Identity, device: &Identity) -> a
         "mosquitto refused the check subscription: {first:#04x} {body:?}"
     );
     let mut d = open_session(addr, None, device).await?;
-    d.write_all(&publish_packet(&topic, &telemetry(&[22])?))
+    d.write_all(&publish_packet(&topic, &telemetry(&[22], Encoding::Json)?))
         .await?;
     d.write_all(&DISCONNECT).await?;
     d.flush().await?;
