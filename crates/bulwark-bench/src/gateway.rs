@@ -381,10 +381,13 @@ fn list(v: &[f64], f: impl Fn(f64) -> String) -> String {
     v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ")
 }
 
+/// One side of a round: Bulwark's figures or Mosquitto's.
+type Side = fn(&(Throughput, Throughput)) -> &Throughput;
+
 /// Median cores of one side over the rounds.
 fn median_cores(
     pairs: &[(Throughput, Throughput)],
-    side: fn(&(Throughput, Throughput)) -> &Throughput,
+    side: Side,
     cpu: fn(&Throughput) -> Option<Duration>,
 ) -> String {
     let v: Vec<f64> = pairs
@@ -446,10 +449,7 @@ fn throughput_row(
         _ => format!("{what} n/a"),
     };
     let rate = |v: f64| format!("{}/s", thousands(v));
-    let (ours, theirs): (
-        fn(&(Throughput, Throughput)) -> &Throughput,
-        fn(&(Throughput, Throughput)) -> &Throughput,
-    ) = (|p| &p.0, |p| &p.1);
+    let (ours, theirs): (Side, Side) = (|p| &p.0, |p| &p.1);
     Row {
         benchmark: format!(
             "gateway: ingest, {} telemetry of {} B ({} B PUBLISH), {} mTLS connections (TLS 1.3, {}), QoS 0, no subscribers; publishes/s over {:.0} s after {:.0} s warm-up, {} round(s) of Bulwark then Mosquitto (both running, the other idle), median of the rounds. Bulwark: samples handed to detection (`Monitor::accepted`, profile of 3 behaviours on the group, rate limit raised to {}/s); Mosquitto 2.0.11: publishes the generator wrote (TCP backpressure bounds it to what the broker reads), ACL pattern per device, persistence off",
@@ -1963,8 +1963,18 @@ mod tests {
     }
 
     #[test]
-    fn telemetry_decodes() {
-        let t = telemetry(&[22, 23]).unwrap_or_default();
-        assert!(bulwark_proto::telemetry::decode(&t).is_ok());
+    fn telemetry_decodes_in_both_encodings() {
+        for encoding in [Encoding::Json, Encoding::Cbor] {
+            let t = telemetry(&[22, 23], encoding).unwrap_or_default();
+            assert_eq!(Encoding::of(&t), encoding);
+            assert!(bulwark_proto::telemetry::decode(&t).is_ok());
+        }
+    }
+
+    #[test]
+    fn median_of_odd_even_and_no_values() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
     }
 }
