@@ -135,16 +135,22 @@ fn fuzz(seconds: u64) -> Result<(), String> {
         .collect();
     names.sort();
     for t in names {
+        // New inputs go to the first directory (the local corpus, not
+        // committed); `fuzz/seeds/TARGET`, when there is one, holds
+        // committed starting points, such as the CBOR telemetry that a
+        // short run would not reach from nothing.
+        let corpus = root().join("fuzz/corpus").join(&t);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let seeds = root().join("fuzz/seeds").join(&t);
         let mut c = cargo();
         c.current_dir(root().join("fuzz"))
             .env("RUSTC_BOOTSTRAP", "1")
-            .args([
-                "fuzz",
-                "run",
-                &t,
-                "--",
-                &format!("-max_total_time={seconds}"),
-            ]);
+            .args(["fuzz", "run", &t])
+            .arg(&corpus);
+        if seeds.is_dir() {
+            c.arg(&seeds);
+        }
+        c.args(["--", &format!("-max_total_time={seconds}")]);
         run(c)?;
     }
     Ok(())

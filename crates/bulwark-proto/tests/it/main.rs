@@ -1,0 +1,3 @@
+//! Integration tests of the wire contract, a module per topic.
+
+mod telemetry_encodings;
