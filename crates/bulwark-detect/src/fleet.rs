@@ -1,14 +1,13 @@
 //! [`FleetEngine`]: a whole fleet on `N` worker threads, one profile per
 //! device group, profiles replaceable while it runs.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use time::OffsetDateTime;
 
-use crate::engine::{Engine, SharedPeers};
+use crate::engine::{Engine, HashMap, SharedPeers};
 use crate::metric::Datapoint;
 use crate::profile::Profile;
 use crate::shard::{MAX_SHARDS, Output, SHARD_QUEUE, shard_of};
@@ -164,7 +163,7 @@ impl FleetEngine {
         for _ in 0..shards.clamp(1, MAX_SHARDS) {
             let (tx, inbox) = sync_channel::<Input>(SHARD_QUEUE);
             let mut shard = Shard {
-                engines: HashMap::new(),
+                engines: HashMap::default(),
                 out: out.clone(),
             };
             senders.push(tx);

@@ -69,14 +69,16 @@ struct DeviceHandler {
 
 /// Most datapoints held before a hand-over, even within one read.
 const MAX_BATCH: usize = 256;
-/// Room reserved for a read's datapoints at its first sample (a 16 KiB
-/// read of typical telemetry carries about 50).
+/// Room reserved for a read's datapoints at its first sample, at least (a
+/// 16 KiB read carries about 50 JSON samples, or 120 CBOR ones).
 const BATCH_START: usize = 64;
 
 #[derive(Default)]
 struct Ingest {
     previous: Option<bulwark_proto::telemetry::NetCounters>,
     pending: Vec<bulwark_detect::Datapoint>,
+    /// Datapoints of the previous read: the next read's first guess.
+    last_batch: usize,
     /// The server's clock at the current read's first sample.
     read_at: Option<time::OffsetDateTime>,
 }
@@ -128,8 +130,11 @@ impl GatewayHandler for DeviceHandler {
                         .datapoint(device, &t, &mut ingest.previous, now);
                     if ingest.pending.capacity() == 0 {
                         // A busy read carries tens of samples: no regrowth
-                        // (and copy) at 4, 8, 16 … datapoints.
-                        ingest.pending.reserve(BATCH_START);
+                        // (and copy) at 4, 8, 16 … datapoints. The room
+                        // leaves with the batch: nothing is held between
+                        // reads.
+                        let guess = ingest.last_batch.clamp(BATCH_START, MAX_BATCH);
+                        ingest.pending.reserve(guess);
                     }
                     ingest.pending.push(dp);
                     if ingest.pending.len() >= MAX_BATCH {
@@ -162,6 +167,9 @@ impl GatewayHandler for DeviceHandler {
                 .ingest
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !ingest.pending.is_empty() {
+                ingest.last_batch = ingest.pending.len();
+            }
             (std::mem::take(&mut ingest.pending), ingest.read_at.take())
         };
         if !batch.is_empty() {

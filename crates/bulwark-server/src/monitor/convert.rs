@@ -25,6 +25,21 @@ fn proto_port(p: TransportProto, port: u16) -> String {
     s
 }
 
+/// A set from a handful of elements (the usual sample has one listening
+/// port and few connections): inserted one by one, so a set of one costs
+/// one node, where `collect` first gathers, sorts and then bulk-builds.
+fn set_of(items: impl ExactSizeIterator<Item = String>) -> BTreeSet<String> {
+    const SMALL: usize = 16;
+    if items.len() > SMALL {
+        return items.collect();
+    }
+    let mut set = BTreeSet::new();
+    for item in items {
+        set.insert(item);
+    }
+    set
+}
+
 fn destination(addr: IpAddr, port: u16) -> String {
     match addr {
         IpAddr::V4(a) => format!("{a}:{port}"),
@@ -76,22 +91,18 @@ pub(crate) fn datapoint(
             }
         }
     }
-    let listening: BTreeSet<String> = t
-        .listening
-        .iter()
-        .map(|l| proto_port(l.proto, l.port))
-        .collect();
+    let listening = set_of(t.listening.iter().map(|l| proto_port(l.proto, l.port)));
     m.set(Metric::ListeningPorts, Value::Set(listening));
-    let destinations: BTreeSet<String> = t
-        .connections
-        .iter()
-        .map(|c| destination(c.remote_addr, c.remote_port))
-        .collect();
-    let ports: BTreeSet<String> = t
-        .connections
-        .iter()
-        .map(|c| proto_port(c.proto, c.remote_port))
-        .collect();
+    let destinations = set_of(
+        t.connections
+            .iter()
+            .map(|c| destination(c.remote_addr, c.remote_port)),
+    );
+    let ports = set_of(
+        t.connections
+            .iter()
+            .map(|c| proto_port(c.proto, c.remote_port)),
+    );
     m.set(Metric::RemoteDestinations, Value::Set(destinations));
     m.set(Metric::RemotePorts, Value::Set(ports));
     Datapoint {
@@ -139,6 +150,16 @@ mod tests {
             failed_logins: Some(3),
             process_count: 42,
             ..Telemetry::default()
+        }
+    }
+
+    #[test]
+    fn small_and_large_sets_are_the_same_sets() {
+        for n in [0usize, 1, 2, 16, 17, 100] {
+            // Duplicates and reverse order.
+            let items: Vec<String> = (0..n).rev().map(|i| format!("e{}", i / 2)).collect();
+            let expected: BTreeSet<String> = items.iter().cloned().collect();
+            assert_eq!(set_of(items.into_iter()), expected, "{n} items");
         }
     }
 
