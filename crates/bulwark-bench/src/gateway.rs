@@ -441,7 +441,7 @@ fn throughput_row(
     };
     let check = |counted: Option<u64>, sent: u64, what: &str| match counted {
         Some(c) if sent > 0 => format!(
-            "{what} over every round {} of {} sent ({:.2} %)",
+            "{what} over every round of every encoding {} of {} sent ({:.2} %)",
             thousands(c as f64),
             thousands(sent as f64),
             c as f64 * 100.0 / sent as f64
@@ -503,7 +503,7 @@ fn alert_row(b: &BulwarkOutcome) -> Row {
     let max = pct(&a.latencies_us, 100.0);
     Row {
         benchmark: format!(
-            "gateway: publish → alert on the SSE stream, p50 / p99 (max), while {} connections publish {}/s in the background (half of the measured maximum; {} accepted/s over the run); {} firing samples, one every 100 ms, each followed by a clean one",
+            "gateway: publish → alert on the SSE stream, p50 / p99 (max), while {} connections publish {}/s in the background (JSON, half the median ingest rate of the first encoding measured; {} accepted/s over the run); {} firing samples, one every 100 ms, each followed by a clean one",
             b.connections,
             thousands(a.background_target),
             thousands(a.background_accepted),
