@@ -543,6 +543,24 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
         attackers.len()
     );
     done("no other device was quarantined");
+    // Staging reports in CBOR, production in JSON: the gateway read both.
+    let metrics = api.get_text("/metrics").await?;
+    let sample = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let accepted = sample("bulwark_gateway_telemetry_accepted_total");
+    let invalid = sample("bulwark_gateway_rejections_total{reason=\"invalid_telemetry\"}");
+    ensure!(
+        accepted > 0.0 && invalid == 0.0,
+        "telemetry: {accepted} samples accepted, {invalid} refused as invalid"
+    );
+    done(format!(
+        "{accepted} telemetry samples accepted (staging in CBOR, production in JSON), none refused as invalid"
+    ));
     timings.push(Timing {
         what: "attack → first alert",
         value: format!("{} (samples every 1 s)", secs(to_alert)),

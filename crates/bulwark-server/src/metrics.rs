@@ -20,6 +20,12 @@ pub(crate) struct ResultLabels {
     pub(crate) result: &'static str,
 }
 
+/// Labels of the gateway's rejection counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub(crate) reason: &'static str,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -82,6 +88,11 @@ impl Metrics {
             m.checkin_flush_failures.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Adds the device gateway's counters (they live in the monitor).
+    pub(crate) fn register_monitor(&mut self, monitor: &crate::monitor::Monitor) {
+        monitor.register_metrics(&mut self.registry);
     }
 
     /// The text exposition format.

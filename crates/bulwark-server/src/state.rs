@@ -125,8 +125,9 @@ impl AppState {
 
     /// The same state with the monitoring service.
     pub fn with_monitor(self, monitor: Arc<crate::monitor::Monitor>) -> anyhow::Result<Self> {
-        let inner = Arc::try_unwrap(self.0)
+        let mut inner = Arc::try_unwrap(self.0)
             .map_err(|_| anyhow::anyhow!("the monitor must be set before the state is shared"))?;
+        inner.metrics.register_monitor(&monitor);
         Ok(Self(Arc::new(Inner {
             monitor: Some(monitor),
             ..inner

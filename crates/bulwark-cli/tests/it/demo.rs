@@ -20,6 +20,7 @@ fn the_whole_loop_on_fifty_devices() {
         "43 installed, 2 rolled back",
         "2 attackers alerted, quarantined and isolated",
         "no other device was quarantined",
+        "(staging in CBOR, production in JSON), none refused as invalid",
         "journal verified",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");

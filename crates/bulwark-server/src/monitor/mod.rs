@@ -18,17 +18,19 @@ pub(crate) mod convert;
 pub mod sessions;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bulwark_detect::{FleetEngine, FleetOutput, Output, Profile, SubmitError};
 use bulwark_proto::DeviceId;
 use bulwark_proto::telemetry::{IsolationReport, NetCounters};
 use bulwark_store::{Audit, DetectionAlert, Device};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::api::dto::{DetectionAlertView, StreamEvent};
+use crate::metrics::ReasonLabels;
 use crate::state::AppState;
 pub use sessions::Sessions;
 
@@ -54,7 +56,13 @@ pub struct Monitor {
     /// Open gateway sessions, by device.
     pub sessions: Sessions,
     events: broadcast::Sender<StreamEvent>,
-    accepted: AtomicU64,
+    /// Samples handed to detection (exported as
+    /// `bulwark_gateway_telemetry_accepted_total`).
+    accepted: Counter,
+    /// Rejected messages of every device by reason, fleet-wide (exported
+    /// as `bulwark_gateway_rejections_total`; counted even when the
+    /// per-device table is full).
+    rejected: Family<ReasonLabels, Counter>,
     isolation: Mutex<HashMap<DeviceId, IsolationReport>>,
     isolation_reported: tokio::sync::Notify,
     closing: tokio::sync::watch::Sender<bool>,
@@ -83,7 +91,8 @@ impl Monitor {
                 rejections: Mutex::new(HashMap::new()),
                 sessions: Sessions::default(),
                 events,
-                accepted: AtomicU64::new(0),
+                accepted: Counter::default(),
+                rejected: Family::default(),
                 isolation: Mutex::new(HashMap::new()),
                 isolation_reported: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::channel(false).0,
@@ -116,7 +125,7 @@ impl Monitor {
         let dp = self.datapoint(&device.to_string(), t, previous, now);
         match self.engine.submit(group, dp, now) {
             Ok(()) => {
-                self.accepted.fetch_add(1, Ordering::Relaxed);
+                self.accepted.inc();
             }
             Err(SubmitError::Full) => self.reject(device, "engine_overloaded"),
             Err(SubmitError::Stopped) => self.reject(device, "engine_stopped"),
@@ -150,12 +159,11 @@ impl Monitor {
         let n = dps.len() as u64;
         match self.engine.submit_batch(group, dps, now) {
             Ok(()) => {
-                self.accepted.fetch_add(n, Ordering::Relaxed);
+                self.accepted.inc_by(n);
             }
             Err((why, dropped)) => {
                 let dropped = dropped as u64;
-                self.accepted
-                    .fetch_add(n.saturating_sub(dropped), Ordering::Relaxed);
+                self.accepted.inc_by(n.saturating_sub(dropped));
                 let why = match why {
                     SubmitError::Full => "engine_overloaded",
                     SubmitError::Stopped => "engine_stopped",
@@ -177,6 +185,9 @@ impl Monitor {
 
     /// Counts `n` rejected messages of `device`.
     pub fn reject_many(&self, device: DeviceId, why: &'static str, n: u64) {
+        self.rejected
+            .get_or_create(&ReasonLabels { reason: why })
+            .inc_by(n);
         let mut r = self
             .rejections
             .lock()
@@ -199,7 +210,21 @@ impl Monitor {
 
     /// Telemetry samples handed to the engine so far.
     pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
+        self.accepted.get()
+    }
+
+    /// Registers the fleet-wide gateway counters for `/metrics`.
+    pub(crate) fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "gateway_telemetry_accepted",
+            "Telemetry samples handed to detection",
+            self.accepted.clone(),
+        );
+        registry.register(
+            "gateway_rejections",
+            "Rejected device messages by reason (per device: the device's detail)",
+            self.rejected.clone(),
+        );
     }
 
     /// A live feed of new alerts (detection and vulnerability).

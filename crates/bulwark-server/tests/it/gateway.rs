@@ -174,6 +174,24 @@ async fn start_gateway(dir: &Path) -> (Server, Admin, u16, Arc<ManualClock>) {
     (server, admin, port, clock)
 }
 
+/// The server's `/metrics` text.
+async fn prometheus_text(server: &Server) -> String {
+    reqwest::get(format!("http://{}/metrics", server.api_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the sample line that starts with `series` (name and
+/// labels), or 0 when there is none.
+fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
 async fn rejections(admin: &Admin, id: DeviceId) -> Value {
     admin.device(id).await["rejections"].clone()
 }
@@ -243,6 +261,22 @@ async fn mosquitto_clients_acl_detection_and_quarantine() {
             >= 2
     })
     .await;
+    // Fleet-wide, on /metrics, by reason.
+    let metrics = prometheus_text(&server).await;
+    assert!(
+        metric_value(
+            &metrics,
+            "bulwark_gateway_rejections_total{reason=\"invalid_telemetry\"}"
+        ) >= 2.0,
+        "{metrics}"
+    );
+    assert!(
+        metric_value(
+            &metrics,
+            "bulwark_gateway_rejections_total{reason=\"topic_denied\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
 
     // No client certificate: refused at CONNECT.
     let (ok, err) = mosquitto_pub(&a, port, "mqttv5", &a.telemetry_topic(), "x", false).await;
@@ -514,6 +548,14 @@ async fn the_agent_publishes_telemetry_and_reports_isolation() {
             refused["invalid_telemetry"].as_u64().unwrap_or(0),
             0,
             "CBOR telemetry refused: {refused}"
+        );
+        // The fleet-wide counters on /metrics agree.
+        let metrics = prometheus_text(&server).await;
+        let accepted = metric_value(&metrics, "bulwark_gateway_telemetry_accepted_total");
+        assert!(accepted >= 2.0, "{metrics}");
+        assert!(
+            !metrics.contains("reason=\"invalid_telemetry\""),
+            "{metrics}"
         );
         assert!(monitor.sessions.is_connected(&a.id));
         // An operator quarantines the device: the agent gets the isolate
