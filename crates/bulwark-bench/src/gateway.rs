@@ -250,8 +250,14 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let samples = args.samples.unwrap_or(if quick { 60 } else { 300 });
     let rounds = args.rounds.unwrap_or(if quick { 1 } else { 3 });
     ensure!(rounds >= 1, "--rounds must be at least 1");
-    let mut encodings = args.encodings.clone();
-    encodings.dedup();
+    // Each encoding once, in the order given (`dedup` alone would keep
+    // `json,cbor,json` as three).
+    let mut encodings: Vec<Encoding> = Vec::new();
+    for e in &args.encodings {
+        if !encodings.contains(e) {
+            encodings.push(*e);
+        }
+    }
     ensure!(!encodings.is_empty(), "--encodings names none");
     let quarantines = args.quarantines.unwrap_or(if quick { 10 } else { 30 });
     ensure!(samples >= 1 && quarantines >= 1, "nothing to measure");
