@@ -146,11 +146,13 @@ pub struct Metrics {
 
 impl Metrics {
     /// No values.
+    #[inline]
     pub fn new() -> Metrics {
         Metrics::default()
     }
 
     /// Sets a known metric; returns the value it replaces.
+    #[inline]
     pub fn set(&mut self, metric: Metric, value: Value) -> Option<Value> {
         self.slots[metric as usize].replace(value)
     }
@@ -170,6 +172,7 @@ impl Metrics {
     }
 
     /// A known metric's value.
+    #[inline]
     pub fn metric(&self, metric: Metric) -> Option<&Value> {
         self.slots[metric as usize].as_ref()
     }

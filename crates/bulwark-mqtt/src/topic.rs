@@ -27,7 +27,10 @@ pub fn is_valid_device_id(device: &str) -> bool {
 
 /// One topic level without separators or wildcards (and not empty).
 fn is_plain_level(level: &str) -> bool {
-    !level.is_empty() && !level.contains(['/', '+', '#', '\0'])
+    // Bytes, not chars: every byte of a multi-byte UTF-8 sequence is
+    // >= 0x80, so none can be mistaken for these ASCII ones (and this runs
+    // for every publish).
+    !level.is_empty() && !level.bytes().any(|b| matches!(b, b'/' | b'+' | b'#' | 0))
 }
 
 /// The publish ACL: `Some(suffix)` when `topic` is
