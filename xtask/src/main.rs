@@ -338,18 +338,18 @@ const SUITES: &[(&str, &str, &str)] = &[
     ("sim", "### Fleet simulator (issue 7)", ""),
 ];
 
-/// The release binaries' directory: `$CARGO_TARGET_DIR/release`, else
-/// `target/release` in the workspace.
-fn release_dir() -> PathBuf {
+/// The `dist` profile's binaries (release with thin LTO, the ones to
+/// deploy): `$CARGO_TARGET_DIR/dist`, else `target/dist` in the workspace.
+fn dist_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => root().join(d).join("release"),
-        _ => root().join("target/release"),
+        Some(d) if !d.is_empty() => root().join(d).join("dist"),
+        _ => root().join("target/dist"),
     }
 }
 
 /// Runs one `bulwark-bench` suite in markdown mode; returns its table.
 fn bench_suite(suite: &str, quick: bool) -> Result<String, String> {
-    let exe = release_dir().join("bulwark-bench");
+    let exe = dist_dir().join("bulwark-bench");
     let mut c = Command::new(&exe);
     c.current_dir(root()).arg(suite).arg("--markdown");
     if quick {
@@ -392,7 +392,8 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut c = cargo();
     c.args([
         "build",
-        "--release",
+        "--profile",
+        "dist",
         "--locked",
         "-p",
         "bulwark-cli",

@@ -1766,7 +1766,7 @@ impl Drop for ServerChild {
 async fn sessions_run(binary: &Path, dir: &Path, count: usize) -> anyhow::Result<SessionsOutcome> {
     ensure!(
         binary.is_file(),
-        "{} does not exist; build it with `cargo build --release -p bulwark-cli` or pass --bulwark PATH",
+        "{} does not exist; build it with `cargo build --profile dist -p bulwark-cli` (as `cargo xtask bench` does) or pass --bulwark PATH",
         binary.display()
     );
     std::fs::create_dir_all(dir)?;

@@ -73,7 +73,7 @@ impl ServerProcess {
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             binary.is_file(),
-            "{} does not exist; build it with `cargo build --release -p bulwark-cli` or pass --bulwark PATH",
+            "{} does not exist; build it with `cargo build --profile dist -p bulwark-cli` (as `cargo xtask bench` does) or pass --bulwark PATH",
             binary.display()
         );
         let api_addr = free_port()?;

@@ -226,7 +226,7 @@ fn sibling(explicit: Option<&PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     };
     anyhow::ensure!(
         path.is_file(),
-        "{} does not exist; build it with `cargo build --release -p bulwark-cli -p bulwark-agent`",
+        "{} does not exist; build it with `cargo build --profile dist -p bulwark-cli -p bulwark-agent` (as `cargo xtask bench` does)",
         path.display()
     );
     Ok(path)

@@ -281,12 +281,12 @@ impl Engine {
         let profile = Arc::clone(&self.profile);
         // Look up before inserting: the id is copied only for a new device,
         // not once per datapoint.
-        if !self.devices.contains_key(&dp.device) {
+        if !self.devices.contains_key(&*dp.device) {
             if self.devices.len() >= MAX_DEVICES {
                 return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
             }
             self.devices.insert(
-                dp.device.clone(),
+                dp.device.to_string(),
                 DeviceState {
                     first_seen: dp.time,
                     clock: dp.time,
@@ -294,7 +294,7 @@ impl Engine {
                 },
             );
         }
-        let Some(device) = self.devices.get_mut(&dp.device) else {
+        let Some(device) = self.devices.get_mut(&*dp.device) else {
             // Unreachable: inserted just above when missing.
             return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
         };
@@ -334,7 +334,7 @@ impl Engine {
             obs.score = obs.score.max(capped_score(score));
             if let Some((reason, evidence)) = fired {
                 obs.alerts.push(Alert {
-                    device: dp.device.clone(),
+                    device: dp.device.to_string(),
                     behaviour: b.name.clone(),
                     kind: b.kind.name(),
                     severity: b.severity,

@@ -126,7 +126,7 @@ impl Shard {
             return self
                 .out
                 .send(FleetOutput::Unprofiled {
-                    device: dp.device.clone(),
+                    device: dp.device.to_string(),
                     group: group.to_owned(),
                 })
                 .is_ok();
@@ -134,7 +134,7 @@ impl Shard {
         let outputs: Vec<Output> = match engine.observe_at(dp, now) {
             Ok(alerts) => alerts.into_iter().map(Output::Alert).collect(),
             Err(error) => vec![Output::Rejected {
-                device: dp.device.clone(),
+                device: dp.device.to_string(),
                 error,
             }],
         };

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -289,8 +290,10 @@ impl fmt::Display for Value {
 /// What one device reported at one time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Datapoint {
-    /// The reporting device.
-    pub device: String,
+    /// The reporting device. Shared: a gateway session stamps every
+    /// datapoint it makes with the same id, so each one costs a reference
+    /// count, not an allocation (freed on another thread).
+    pub device: Arc<str>,
     /// When the values were measured (device time as stamped by ingest).
     pub time: OffsetDateTime,
     /// The values, at most one per known metric.

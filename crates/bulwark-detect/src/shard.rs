@@ -74,7 +74,7 @@ impl ShardedEngine {
                     let outputs = match engine.observe(&dp) {
                         Ok(alerts) => alerts.into_iter().map(Output::Alert).collect(),
                         Err(error) => vec![Output::Rejected {
-                            device: dp.device,
+                            device: dp.device.to_string(),
                             error,
                         }],
                     };

@@ -376,7 +376,7 @@ impl Conn {
             metrics.insert("packets_in", Value::Number(p as f64));
         }
         Ok(Datapoint {
-            device: REPLAY_DEVICE.to_owned(),
+            device: REPLAY_DEVICE.into(),
             time,
             metrics,
         })

@@ -62,6 +62,8 @@ struct DeviceHandler {
     state: AppState,
     monitor: Arc<Monitor>,
     admitted: Result<(DeviceId, String), Refused>,
+    /// The device id as text, shared by every datapoint of the session.
+    name: Arc<str>,
     /// Traffic counters of this session's previous sample and the
     /// datapoints of the current read (uncontended: one session, one task).
     ingest: std::sync::Mutex<Ingest>,
@@ -109,7 +111,7 @@ impl GatewayHandler for DeviceHandler {
         }
     }
 
-    fn publish(&self, device: &str, suffix: &str, payload: &[u8]) {
+    fn publish(&self, _device: &str, suffix: &str, payload: &[u8]) {
         let Ok((id, group)) = &self.admitted else {
             return;
         };
@@ -123,11 +125,11 @@ impl GatewayHandler for DeviceHandler {
                     // One receipt time per read: its samples arrived together.
                     let clock = &self.state.0.clock;
                     let now = *ingest.read_at.get_or_insert_with(|| clock.now());
-                    // `device` is this session's id as text (from the
-                    // certificate; see `serve`).
+                    // `self.name` is this session's id as text (from the
+                    // certificate; see `serve`), as `device` is.
                     let dp = self
                         .monitor
-                        .datapoint(device, &t, &mut ingest.previous, now);
+                        .datapoint(&self.name, &t, &mut ingest.previous, now);
                     if ingest.pending.capacity() == 0 {
                         // A busy read carries tens of samples: no regrowth
                         // (and copy) at 4, 8, 16 … datapoints. The room
@@ -248,6 +250,7 @@ pub async fn serve(
                 state: state.clone(),
                 monitor: Arc::clone(&monitor),
                 admitted,
+                name: Arc::from(name.as_str()),
                 ingest: std::sync::Mutex::new(Ingest::default()),
             };
             let session =

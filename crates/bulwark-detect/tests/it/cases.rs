@@ -69,7 +69,7 @@ struct ExpectAlert {
 
 fn point(raw: &RawPoint) -> Datapoint {
     Datapoint {
-        device: raw.device.clone(),
+        device: raw.device.as_str().into(),
         time: BASE + Duration::seconds(raw.t),
         metrics: raw
             .metrics
@@ -133,7 +133,7 @@ fn cases() {
                 Err(error) => {
                     rejected.push(i);
                     vec![Output::Rejected {
-                        device: dp.device.clone(),
+                        device: dp.device.to_string(),
                         error,
                     }]
                 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bulwark_detect::{Datapoint, Metric, Metrics, Value};
 use bulwark_proto::telemetry::{NetCounters, Telemetry, TransportProto};
@@ -55,7 +56,7 @@ fn destination(addr: IpAddr, port: u16) -> String {
 /// the first sample, or when a counter went backwards (reboot, wrap), the
 /// traffic metrics are left out rather than guessed.
 pub(crate) fn datapoint(
-    device: &str,
+    device: &Arc<str>,
     t: &Telemetry,
     previous: Option<NetCounters>,
     now: OffsetDateTime,
@@ -106,7 +107,7 @@ pub(crate) fn datapoint(
     m.set(Metric::RemoteDestinations, Value::Set(destinations));
     m.set(Metric::RemotePorts, Value::Set(ports));
     Datapoint {
-        device: device.to_owned(),
+        device: Arc::clone(device),
         time: now,
         metrics: m,
     }
@@ -175,13 +176,13 @@ mod tests {
     #[test]
     fn every_metric_is_known_to_the_engine_and_deltas_need_a_previous_sample() {
         let now = datetime!(2026-11-23 10:00 UTC);
-        let first = datapoint("d", &sample(1000), None, now);
+        let first = datapoint(&"d".into(), &sample(1000), None, now);
         assert!(!first.metrics.contains_key("bytes_out"));
         for name in first.metrics.keys() {
             assert!(bulwark_detect::metric_kind(name).is_some(), "{name}");
         }
         let prev = sample(1000).net;
-        let next = datapoint("d", &sample(1500), Some(prev), now);
+        let next = datapoint(&"d".into(), &sample(1500), Some(prev), now);
         assert_eq!(next.metrics.get("bytes_out"), Some(&Value::Number(500.0)));
         assert_eq!(next.time, now);
         assert_eq!(
@@ -195,7 +196,7 @@ mod tests {
             Some(&Value::Set(["tcp/23".into()].into()))
         );
         // A counter going backwards (reboot): traffic left out.
-        let reboot = datapoint("d", &sample(10), Some(prev), now);
+        let reboot = datapoint(&"d".into(), &sample(10), Some(prev), now);
         assert!(!reboot.metrics.contains_key("bytes_out"));
     }
 }

@@ -122,7 +122,7 @@ impl Monitor {
         previous: &mut Option<NetCounters>,
         now: OffsetDateTime,
     ) {
-        let dp = self.datapoint(&device.to_string(), t, previous, now);
+        let dp = self.datapoint(&Arc::from(device.to_string()), t, previous, now);
         match self.engine.submit(group, dp, now) {
             Ok(()) => {
                 self.accepted.inc();
@@ -138,7 +138,7 @@ impl Monitor {
     /// session, so the hot path formats no id per sample).
     pub fn datapoint(
         &self,
-        device: &str,
+        device: &Arc<str>,
         t: &bulwark_proto::telemetry::Telemetry,
         previous: &mut Option<NetCounters>,
         now: OffsetDateTime,
