@@ -12,7 +12,7 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 
 use time::{Duration, OffsetDateTime};
 
-use crate::metric::{Datapoint, DatapointError, Value};
+use crate::metric::{Datapoint, DatapointError, Set, Value};
 use crate::profile::{Action, Behaviour, Kind, Operator, Persistence, Profile, Severity};
 
 /// How far behind a device's latest datapoint a datapoint may be and still
@@ -154,7 +154,10 @@ enum State {
         streak_len: u64,
         streak_start: Option<OffsetDateTime>,
         fired: bool,
-        previous: Option<Value>,
+        /// For `changed`: the previous value as shown in evidence (a set
+        /// capped at [`MAX_EVIDENCE_ELEMENTS`]) and, for a set larger than
+        /// that, the digest of all of it.
+        previous: Option<(Value, Option<SetDigest>)>,
     },
     ZScore {
         n: u64,
@@ -202,8 +205,23 @@ pub struct Engine {
     peers: SharedPeers,
 }
 
-fn cap_set<'a>(it: impl Iterator<Item = &'a String>) -> Value {
-    Value::Set(it.take(MAX_EVIDENCE_ELEMENTS).cloned().collect())
+fn cap_set<'a>(it: impl Iterator<Item = &'a str>) -> Value {
+    Value::Set(it.take(MAX_EVIDENCE_ELEMENTS).collect())
+}
+
+/// SHA-256 of a set's elements, each preceded by its length: tells a
+/// large set from another without keeping it, and a device cannot choose
+/// a different set with the same digest.
+type SetDigest = [u8; 32];
+
+fn set_digest(s: &Set) -> SetDigest {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for e in s {
+        h.update((e.len() as u64).to_le_bytes());
+        h.update(e.as_bytes());
+    }
+    h.finalize().into()
 }
 
 fn capped_score(x: f64) -> f64 {
@@ -279,24 +297,22 @@ impl Engine {
     pub fn observe_scored(&mut self, dp: &Datapoint) -> Result<Observation, DatapointError> {
         dp.validate()?;
         let profile = Arc::clone(&self.profile);
-        // Look up before inserting: the id is copied only for a new device,
-        // not once per datapoint.
-        if !self.devices.contains_key(&*dp.device) {
-            if self.devices.len() >= MAX_DEVICES {
-                return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
+        // One lookup for a known device; the id is copied only for a new
+        // one, not once per datapoint.
+        let device = match self.devices.get_mut(&*dp.device) {
+            Some(device) => device,
+            None => {
+                if self.devices.len() >= MAX_DEVICES {
+                    return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
+                }
+                self.devices
+                    .entry(dp.device.to_string())
+                    .or_insert_with(|| DeviceState {
+                        first_seen: dp.time,
+                        clock: dp.time,
+                        states: profile.behaviours.iter().map(initial_state).collect(),
+                    })
             }
-            self.devices.insert(
-                dp.device.to_string(),
-                DeviceState {
-                    first_seen: dp.time,
-                    clock: dp.time,
-                    states: profile.behaviours.iter().map(initial_state).collect(),
-                },
-            );
-        }
-        let Some(device) = self.devices.get_mut(&*dp.device) else {
-            // Unreachable: inserted just above when missing.
-            return Err(DatapointError::TooManyDevices { max: MAX_DEVICES });
         };
         let t = if dp.time < device.clock {
             let behind = device.clock - dp.time;
@@ -418,25 +434,36 @@ impl Step<'_> {
                     }
                     (Operator::InSet(x), Value::Set(s)) => {
                         let hit = cap_set(s.intersection(x));
-                        (hit != Value::Set(BTreeSet::new()))
+                        (hit != Value::Set(Set::new()))
                             .then(|| (hit.clone(), format!("contains {hit}")))
                     }
                     (Operator::NotInSet(x), Value::Set(s)) => {
                         let extra = cap_set(s.difference(x));
-                        (extra != Value::Set(BTreeSet::new()))
+                        (extra != Value::Set(Set::new()))
                             .then(|| (extra.clone(), format!("{extra} outside the allowed set")))
                     }
                     (Operator::Changed, v) => {
-                        let changed = previous.as_ref().is_some_and(|p| p != v);
-                        let shown = match v {
-                            Value::Set(s) => cap_set(s.iter()),
-                            n => n.clone(),
+                        // Only the capped set is kept, so a larger one is
+                        // compared by digest: comparing the capped previous
+                        // set with the whole current one would call every
+                        // set over the cap changed.
+                        let (shown, digest) = match v {
+                            Value::Set(s) if s.len() > MAX_EVIDENCE_ELEMENTS => {
+                                (cap_set(s.iter()), Some(set_digest(s)))
+                            }
+                            v => (v.clone(), None),
                         };
+                        let changed = previous
+                            .as_ref()
+                            .is_some_and(|(p, d)| (p, d) != (&shown, &digest));
                         let msg = format!(
                             "changed from {} to {shown}",
-                            previous.as_ref().map(|p| p.to_string()).unwrap_or_default()
+                            previous
+                                .as_ref()
+                                .map(|(p, _)| p.to_string())
+                                .unwrap_or_default()
                         );
-                        *previous = Some(shown.clone());
+                        *previous = Some((shown.clone(), digest));
                         changed.then_some((shown, msg))
                     }
                     _ => None, // kinds are checked by validation
@@ -520,10 +547,10 @@ impl Step<'_> {
                     return (0.0, None);
                 };
                 let learning = self.t - self.first_seen < *warmup;
-                let new: Vec<&String> = s.iter().filter(|e| !known.contains(*e)).collect();
+                let new: Vec<&str> = s.iter().filter(|e| !known.contains(*e)).collect();
                 for e in &new {
                     if known.len() < MAX_KNOWN_ELEMENTS {
-                        known.insert((*e).clone());
+                        known.insert((*e).to_owned());
                     }
                 }
                 if learning || new.is_empty() {
@@ -548,7 +575,7 @@ impl Step<'_> {
                     if let Some(entry) = seen.get_mut(e) {
                         *entry = (self.t, self.dp.time);
                     } else if seen.len() < cap {
-                        seen.insert(e.clone(), (self.t, self.dp.time));
+                        seen.insert(e.to_owned(), (self.t, self.dp.time));
                     }
                 }
                 let distinct = seen.len();
@@ -571,7 +598,7 @@ impl Step<'_> {
                     .map(|(e, (_, real))| Evidence {
                         time: *real,
                         metric: b.metric.clone(),
-                        value: Value::Set(BTreeSet::from([(*e).clone()])),
+                        value: Value::Set(Set::from([e.as_str()])),
                     })
                     .collect();
                 let more = if distinct >= cap { "at least " } else { "" };

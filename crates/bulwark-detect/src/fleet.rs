@@ -109,42 +109,46 @@ impl Shard {
             }
             // By reference: a datapoint is a few hundred bytes, and the
             // engine only reads it.
-            Input::Batch { group, dps, now } => {
-                dps.iter().all(|dp| self.datapoint(&group, dp, now))
+            Input::Batch { group, dps, now } => self.datapoints(&group, &dps, now),
+            Input::Datapoint { group, dp, now } => {
+                self.datapoints(&group, std::slice::from_ref(&*dp), now)
             }
-            Input::Datapoint { group, dp, now } => self.datapoint(&group, &dp, now),
         }
     }
 
-    fn datapoint(&mut self, group: &str, dp: &Datapoint, now: OffsetDateTime) -> bool {
+    /// Observes datapoints of one group, in order; the group's engine is
+    /// looked up once for them all.
+    fn datapoints(&mut self, group: &str, dps: &[Datapoint], now: OffsetDateTime) -> bool {
         let key = if self.engines.contains_key(group) {
             group
         } else {
             DEFAULT_GROUP
         };
+        let out = &self.out;
         let Some(engine) = self.engines.get_mut(key) else {
-            return self
-                .out
-                .send(FleetOutput::Unprofiled {
+            return dps.iter().all(|dp| {
+                out.send(FleetOutput::Unprofiled {
                     device: dp.device.to_string(),
                     group: group.to_owned(),
                 })
-                .is_ok();
+                .is_ok()
+            });
         };
-        let outputs: Vec<Output> = match engine.observe_at(dp, now) {
-            Ok(alerts) => alerts.into_iter().map(Output::Alert).collect(),
-            Err(error) => vec![Output::Rejected {
-                device: dp.device.to_string(),
-                error,
-            }],
-        };
-        outputs.into_iter().all(|output| {
-            self.out
-                .send(FleetOutput::Engine {
+        dps.iter().all(|dp| {
+            let outputs: Vec<Output> = match engine.observe_at(dp, now) {
+                Ok(alerts) => alerts.into_iter().map(Output::Alert).collect(),
+                Err(error) => vec![Output::Rejected {
+                    device: dp.device.to_string(),
+                    error,
+                }],
+            };
+            outputs.into_iter().all(|output| {
+                out.send(FleetOutput::Engine {
                     group: group.to_owned(),
                     output,
                 })
                 .is_ok()
+            })
         })
     }
 }
@@ -239,7 +243,12 @@ impl FleetEngine {
         let n = self.senders.len();
         let first = shard_of(&dps[0].device, n);
         let mut per_shard: Vec<(usize, Vec<Datapoint>)> = Vec::new();
-        if dps.iter().all(|d| shard_of(&d.device, n) == first) {
+        // A gateway batch is one session's: every datapoint shares the id
+        // (one `Arc`), so the id is hashed once, not once per datapoint.
+        let same_shard = |d: &Datapoint| {
+            Arc::ptr_eq(&d.device, &dps[0].device) || shard_of(&d.device, n) == first
+        };
+        if dps.iter().all(same_shard) {
             per_shard.push((first, dps));
         } else {
             for dp in dps {

@@ -24,7 +24,7 @@
 //! # Example
 //!
 //! ```
-//! use bulwark_detect::{Datapoint, Engine, Metrics, Profile, Value};
+//! use bulwark_detect::{Datapoint, Engine, Metrics, Profile, Set, Value};
 //! use time::macros::datetime;
 //!
 //! let profile = Profile::from_toml(r#"
@@ -44,7 +44,7 @@
 //!     time: datetime!(2026-01-01 0:00 UTC),
 //!     metrics: Metrics::from([(
 //!         "listening_ports",
-//!         Value::Set(["tcp/22".into(), "tcp/23".into()].into()),
+//!         Value::Set(Set::from(["tcp/22", "tcp/23"])),
 //!     )]),
 //! };
 //! let alerts = engine.observe(&dp).unwrap();
@@ -109,13 +109,14 @@ pub use engine::{
 pub use fleet::{DEFAULT_GROUP, FleetEngine, FleetOutput, SubmitError};
 pub use metric::{
     Datapoint, DatapointError, KNOWN_METRICS, MAX_DEVICE_ID_LEN, MAX_ELEMENT_LEN, MAX_SET_LEN,
-    Metric, MetricKind, Metrics, Value, metric_kind,
+    Metric, MetricKind, Metrics, Set, Value, metric_kind,
 };
 pub use profile::{
     Action, Behaviour, Kind, MAX_BEHAVIOURS, MAX_COUNT, MAX_PROFILE_BYTES, MAX_THRESHOLD_SET,
     MAX_WINDOW, Operator, Persistence, Profile, ProfileError, Severity, parse_duration,
 };
 pub use shard::{MAX_SHARDS, Output, SHARD_QUEUE, ShardedEngine, shard_of};
+pub use smol_str::SmolStr;
 pub use zeek::{
     MAX_LINE, MAX_PROBLEMS, REPLAY_DEVICE, ReplayError, ReplaySummary, replay, replay_with,
 };

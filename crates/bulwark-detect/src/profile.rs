@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 use time::Duration;
 
-use crate::metric::{Metric, MetricKind, metric_kind};
+use crate::metric::{Metric, MetricKind, Set, metric_kind};
 
 /// Most behaviours in one profile.
 pub const MAX_BEHAVIOURS: usize = 256;
@@ -61,9 +61,9 @@ pub enum Operator {
     /// Number metric below the threshold.
     Less(f64),
     /// Set metric holds at least one of these strings (a deny-list).
-    InSet(BTreeSet<String>),
+    InSet(Set),
     /// Set metric holds a string outside these (an allow-list).
-    NotInSet(BTreeSet<String>),
+    NotInSet(Set),
     /// Metric differs from its value in the device's previous datapoint
     /// carrying it (the first datapoint only sets the baseline). Like every
     /// rule it fires once per run: a metric changing at every datapoint
@@ -415,15 +415,15 @@ fn behaviour_kind(b: &RawBehaviour, label: &str, p: &mut Vec<String>) -> Option<
                 }
                 "in-set" | "not-in-set" => {
                     need(MetricKind::Set, p);
-                    let set: BTreeSet<String> = match &b.threshold {
+                    let set: Set = match &b.threshold {
                         Some(RawThreshold::Strings(s)) if s.len() <= MAX_THRESHOLD_SET => {
-                            s.iter().cloned().collect()
+                            s.iter().collect()
                         }
                         _ => {
                             p.push(format!(
                                 "{label}: threshold must be a list of at most {MAX_THRESHOLD_SET} strings"
                             ));
-                            BTreeSet::new()
+                            Set::new()
                         }
                     };
                     if op == "in-set" {

@@ -21,7 +21,6 @@
 //! [`crate::REORDER_TOLERANCE`] behind the latest) write nothing and are
 //! counted in the [`ReplaySummary`].
 
-use std::collections::BTreeSet;
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
 
@@ -29,7 +28,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::engine::Engine;
-use crate::metric::{Datapoint, Metrics, Value};
+use crate::metric::{Datapoint, Metrics, Set, Value};
 use crate::profile::Profile;
 
 /// The device id every replayed record is attributed to.
@@ -354,10 +353,10 @@ impl Conn {
             return Err("proto is not a protocol name".into());
         }
         let mut metrics = Metrics::from([
-            ("remote_destinations", Value::Set(BTreeSet::from([dest]))),
+            ("remote_destinations", Value::Set(Set::from([dest]))),
             (
                 "remote_ports",
-                Value::Set(BTreeSet::from([format!("{proto}/{}", self.resp_p)])),
+                Value::Set(Set::from([format!("{proto}/{}", self.resp_p)])),
             ),
             (
                 "bytes_out",

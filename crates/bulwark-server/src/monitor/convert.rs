@@ -1,11 +1,11 @@
 //! Telemetry samples → detection datapoints.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bulwark_detect::{Datapoint, Metric, Metrics, Value};
+use bulwark_detect::{Datapoint, Metric, Metrics, Set, Value};
 use bulwark_proto::telemetry::{NetCounters, Telemetry, TransportProto};
+use smol_str::{SmolStr, format_smolstr};
 use time::OffsetDateTime;
 
 fn proto(p: TransportProto) -> &'static str {
@@ -15,36 +15,37 @@ fn proto(p: TransportProto) -> &'static str {
     }
 }
 
-/// `proto/port` (`tcp/22`), into a string sized for it up front: it runs
-/// for every socket of every sample.
-fn proto_port(p: TransportProto, port: u16) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(9);
-    s.push_str(proto(p));
-    // Writing to a String cannot fail.
-    let _ = write!(s, "/{port}");
-    s
+/// `proto/port` (`tcp/22`), built on the stack (at most 9 bytes, so the
+/// element is stored inline): it runs for every socket of every sample.
+fn proto_port(p: TransportProto, port: u16) -> SmolStr {
+    let mut buf = [0u8; 9];
+    let proto = proto(p).as_bytes();
+    buf[..proto.len()].copy_from_slice(proto);
+    buf[proto.len()] = b'/';
+    let start = proto.len() + 1;
+    let mut digits = [0u8; 5];
+    let mut n = port;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    buf[start..start + len].copy_from_slice(&digits[i..]);
+    // ASCII throughout; the fallback is unreachable.
+    SmolStr::new(std::str::from_utf8(&buf[..start + len]).unwrap_or_default())
 }
 
-/// A set from a handful of elements (the usual sample has one listening
-/// port and few connections): inserted one by one, so a set of one costs
-/// one node, where `collect` first gathers, sorts and then bulk-builds.
-fn set_of(items: impl ExactSizeIterator<Item = String>) -> BTreeSet<String> {
-    const SMALL: usize = 16;
-    if items.len() > SMALL {
-        return items.collect();
-    }
-    let mut set = BTreeSet::new();
-    for item in items {
-        set.insert(item);
-    }
-    set
-}
-
-fn destination(addr: IpAddr, port: u16) -> String {
+/// `host:port` (`10.0.0.5:443`, `[2001:db8::1]:53`): inline up to 23
+/// bytes, which every IPv4 peer fits.
+fn destination(addr: IpAddr, port: u16) -> SmolStr {
     match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => format_smolstr!("{a}:{port}"),
+        IpAddr::V6(a) => format_smolstr!("[{a}]:{port}"),
     }
 }
 
@@ -92,18 +93,22 @@ pub(crate) fn datapoint(
             }
         }
     }
-    let listening = set_of(t.listening.iter().map(|l| proto_port(l.proto, l.port)));
+    let listening: Set = t
+        .listening
+        .iter()
+        .map(|l| proto_port(l.proto, l.port))
+        .collect();
     m.set(Metric::ListeningPorts, Value::Set(listening));
-    let destinations = set_of(
-        t.connections
-            .iter()
-            .map(|c| destination(c.remote_addr, c.remote_port)),
-    );
-    let ports = set_of(
-        t.connections
-            .iter()
-            .map(|c| proto_port(c.proto, c.remote_port)),
-    );
+    let destinations: Set = t
+        .connections
+        .iter()
+        .map(|c| destination(c.remote_addr, c.remote_port))
+        .collect();
+    let ports: Set = t
+        .connections
+        .iter()
+        .map(|c| proto_port(c.proto, c.remote_port))
+        .collect();
     m.set(Metric::RemoteDestinations, Value::Set(destinations));
     m.set(Metric::RemotePorts, Value::Set(ports));
     Datapoint {
@@ -155,22 +160,26 @@ mod tests {
     }
 
     #[test]
-    fn small_and_large_sets_are_the_same_sets() {
-        for n in [0usize, 1, 2, 16, 17, 100] {
-            // Duplicates and reverse order.
-            let items: Vec<String> = (0..n).rev().map(|i| format!("e{}", i / 2)).collect();
-            let expected: BTreeSet<String> = items.iter().cloned().collect();
-            assert_eq!(set_of(items.into_iter()), expected, "{n} items");
+    fn proto_port_matches_the_formatted_text_for_every_port() {
+        for port in 0..=u16::MAX {
+            for p in [TransportProto::Tcp, TransportProto::Udp] {
+                let element = proto_port(p, port);
+                assert_eq!(element, format!("{}/{port}", proto(p)));
+                assert!(!element.is_heap_allocated());
+            }
         }
     }
 
     #[test]
-    fn proto_port_matches_the_formatted_text_for_every_port() {
-        for port in 0..=u16::MAX {
-            for p in [TransportProto::Tcp, TransportProto::Udp] {
-                assert_eq!(proto_port(p, port), format!("{}/{port}", proto(p)));
-            }
-        }
+    fn destinations_are_host_port_and_ipv4_ones_are_stored_inline() {
+        let longest_v4 = destination("255.255.255.255".parse().unwrap(), 65535);
+        assert_eq!(longest_v4, "255.255.255.255:65535");
+        assert!(!longest_v4.is_heap_allocated());
+        let v6 = destination(
+            "2001:db8:1234:5678:9abc:def0:1234:5678".parse().unwrap(),
+            53,
+        );
+        assert_eq!(v6, "[2001:db8:1234:5678:9abc:def0:1234:5678]:53");
     }
 
     #[test]
@@ -187,13 +196,11 @@ mod tests {
         assert_eq!(next.time, now);
         assert_eq!(
             next.metrics.get("remote_destinations"),
-            Some(&Value::Set(
-                ["10.0.0.5:443".into(), "[2001:db8::1]:53".into()].into()
-            ))
+            Some(&Value::Set(Set::from(["10.0.0.5:443", "[2001:db8::1]:53"])))
         );
         assert_eq!(
             next.metrics.get("listening_ports"),
-            Some(&Value::Set(["tcp/23".into()].into()))
+            Some(&Value::Set(Set::from(["tcp/23"])))
         );
         // A counter going backwards (reboot): traffic left out.
         let reboot = datapoint(&"d".into(), &sample(10), Some(prev), now);
