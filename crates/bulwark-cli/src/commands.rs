@@ -185,9 +185,20 @@ struct ServerArgs {
     #[arg(long)]
     mqtt_listen: Option<String>,
     /// Consume device telemetry from this external MQTT 5 broker,
-    /// HOST:PORT (plain TCP on a trusted network).
+    /// HOST:PORT (plain TCP unless --mqtt-broker-ca is given).
     #[arg(long)]
     mqtt_broker: Option<String>,
+    /// Connect to the external broker over TLS; its certificate must chain
+    /// to this PEM CA and name the broker's host.
+    #[arg(long, value_name = "PEM")]
+    mqtt_broker_ca: Option<PathBuf>,
+    /// Client certificate (PEM chain) to present to the external broker
+    /// (mutual TLS); with --mqtt-broker-key.
+    #[arg(long, value_name = "PEM")]
+    mqtt_broker_cert: Option<PathBuf>,
+    /// Private key (PEM, mode 0600) of --mqtt-broker-cert.
+    #[arg(long, value_name = "PEM")]
+    mqtt_broker_key: Option<PathBuf>,
     /// TOML configuration file (command-line flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -545,6 +556,9 @@ async fn server(args: ServerArgs) -> Result<()> {
         poll_interval_secs: args.poll_interval,
         mqtt_listen: args.mqtt_listen,
         mqtt_broker: args.mqtt_broker,
+        mqtt_broker_ca: args.mqtt_broker_ca,
+        mqtt_broker_cert: args.mqtt_broker_cert,
+        mqtt_broker_key: args.mqtt_broker_key,
         ..Default::default()
     };
     let config = match file.overlay(cli).validate() {

@@ -8,17 +8,136 @@
 //! `pattern write bulwark/v1/devices/%u/#` with certificate-derived user
 //! names). Quarantine publishes the isolate command through the broker;
 //! refusing the device's connection is the broker's job.
+//!
+//! Transport: plain TCP, or TLS when `mqtt_broker_ca` is set ([`Tls`]):
+//! the broker's certificate must chain to that CA and name the host of
+//! `mqtt_broker`, and with `mqtt_broker_cert`/`mqtt_broker_key` the
+//! server presents its own certificate (mutual TLS). The material is read
+//! once, when the server starts; a bad file stops the start.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use bulwark_mqtt::{Client, ClientOptions, Qos, Version};
 use bulwark_proto::DeviceId;
 use bulwark_proto::telemetry::{NetCounters, decode};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use crate::config::BrokerTls;
 use crate::monitor::Monitor;
 use crate::state::AppState;
+
+/// Largest PEM file read for the broker's TLS material.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// TLS to the external broker: the client configuration and the name the
+/// broker's certificate must carry.
+#[derive(Clone)]
+pub struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The configuration holds the client key: never printed.
+        f.debug_struct("Tls")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_pem(what: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("{what}: cannot open {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{what}: cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= MAX_PEM_BYTES,
+        "{what}: {} is over {MAX_PEM_BYTES} bytes",
+        path.display()
+    );
+    Ok(bytes)
+}
+
+fn certificates(
+    what: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject as _;
+    let pem = read_pem(what, path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{what}: {} is not PEM", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{what}: no certificate in {}",
+        path.display()
+    );
+    Ok(certs)
+}
+
+impl Tls {
+    /// Reads the CA and, for mutual TLS, the client certificate and key
+    /// (which must not be readable by group or others), for the broker at
+    /// `addr` (`host:port`).
+    pub fn load(addr: &str, tls: &BrokerTls) -> anyhow::Result<Tls> {
+        use rustls::pki_types::pem::PemObject as _;
+        let host = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(addr);
+        let name = ServerName::try_from(host.to_owned())
+            .with_context(|| format!("mqtt_broker: {host:?} is not a DNS name or IP address"))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certificates("mqtt_broker_ca", &tls.ca)? {
+            roots
+                .add(cert)
+                .with_context(|| format!("mqtt_broker_ca: {}", tls.ca.display()))?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+        let config = match &tls.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = certificates("mqtt_broker_cert", cert)?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    let mode = std::fs::metadata(key)
+                        .with_context(|| format!("mqtt_broker_key: {}", key.display()))?
+                        .permissions()
+                        .mode();
+                    anyhow::ensure!(
+                        mode & 0o077 == 0,
+                        "mqtt_broker_key: {} is readable by group or others (mode {:o}); chmod 600 it",
+                        key.display(),
+                        mode & 0o777
+                    );
+                }
+                let pem = zeroize::Zeroizing::new(read_pem("mqtt_broker_key", key)?);
+                let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+                    anyhow::anyhow!("mqtt_broker_key: no PEM private key in {}", key.display())
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .context("mqtt_broker_cert and mqtt_broker_key do not match")?
+            }
+        };
+        Ok(Tls {
+            config: Arc::new(config),
+            name,
+        })
+    }
+}
 
 /// The subscription: every device's telemetry.
 pub const TELEMETRY_FILTER: &str = "bulwark/v1/devices/+/telemetry";
@@ -41,10 +160,11 @@ impl BrokerLink {
     }
 }
 
-/// Consumes telemetry from the broker at `addr` (`host:port`, plain TCP on
-/// a trusted network) until `stop` resolves; reconnects with backoff.
+/// Consumes telemetry from the broker at `addr` (`host:port`; over `tls`
+/// if set, else plain TCP) until `stop` resolves; reconnects with backoff.
 pub async fn consume(
     addr: String,
+    tls: Option<Tls>,
     state: AppState,
     monitor: Arc<Monitor>,
     stop: impl std::future::Future<Output = ()>,
@@ -52,7 +172,7 @@ pub async fn consume(
     tokio::pin!(stop);
     let mut backoff = Duration::from_millis(200);
     loop {
-        let session = session(&addr, &state, &monitor);
+        let session = session(&addr, tls.as_ref(), &state, &monitor);
         tokio::select! {
             r = session => {
                 if let Err(e) = r {
@@ -71,16 +191,46 @@ pub async fn consume(
     monitor.broker.set(None);
 }
 
-async fn session(addr: &str, state: &AppState, monitor: &Arc<Monitor>) -> anyhow::Result<()> {
+async fn session(
+    addr: &str,
+    tls: Option<&Tls>,
+    state: &AppState,
+    monitor: &Arc<Monitor>,
+) -> anyhow::Result<()> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let _ = tcp.set_nodelay(true);
+    match tls {
+        None => consume_from(tcp, addr, state, monitor).await,
+        Some(tls) => {
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
+            let stream = tokio::time::timeout(
+                Duration::from_secs(10),
+                connector.connect(tls.name.clone(), tcp),
+            )
+            .await
+            .context("TLS handshake with the broker timed out")?
+            .context("TLS handshake with the broker")?;
+            consume_from(stream, addr, state, monitor).await
+        }
+    }
+}
+
+async fn consume_from<S>(
+    stream: S,
+    addr: &str,
+    state: &AppState,
+    monitor: &Arc<Monitor>,
+) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut opts = ClientOptions::new(
         format!("bulwark-server-{}", uuid::Uuid::new_v4().simple()),
         Version::V5,
     );
     opts.keep_alive = 30;
     opts.max_packet_bytes = bulwark_proto::telemetry::MAX_TELEMETRY_BYTES + 1024;
-    let (client, mut incoming) = bulwark_mqtt::connect(tcp, opts).await?;
+    let (client, mut incoming) = bulwark_mqtt::connect(stream, opts).await?;
     client.subscribe(TELEMETRY_FILTER, Qos::AtMostOnce).await?;
     monitor.broker.set(Some(client));
     tracing::info!(broker = %addr, "consuming telemetry from the external broker");

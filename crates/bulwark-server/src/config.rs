@@ -72,9 +72,19 @@ pub struct RawConfig {
     /// 0.88–0.94× with one; BENCHMARKS.md).
     pub detect_shards: Option<usize>,
     /// External broker mode: consume telemetry from this MQTT 5 broker,
-    /// `host:port` (plain TCP, trusted network), as well as or instead of
-    /// the built-in gateway.
+    /// `host:port`, as well as or instead of the built-in gateway. Plain
+    /// TCP unless `mqtt_broker_ca` is set.
     pub mqtt_broker: Option<String>,
+    /// PEM CA certificate(s) the external broker's certificate must chain
+    /// to: connect over TLS (1.2 or 1.3), the host of `mqtt_broker` being
+    /// the name checked.
+    pub mqtt_broker_ca: Option<PathBuf>,
+    /// PEM certificate chain the server presents to the external broker
+    /// (mutual TLS); with `mqtt_broker_key`.
+    pub mqtt_broker_cert: Option<PathBuf>,
+    /// PEM private key of `mqtt_broker_cert`; must not be readable by group
+    /// or others.
+    pub mqtt_broker_key: Option<PathBuf>,
 }
 
 /// A validated configuration.
@@ -124,6 +134,18 @@ pub struct ServerConfig {
     pub detect_shards: usize,
     /// External MQTT broker to consume telemetry from, if any.
     pub mqtt_broker: Option<String>,
+    /// TLS to the external broker, if configured.
+    pub mqtt_broker_tls: Option<BrokerTls>,
+}
+
+/// Where the TLS material for the external broker connection is (read
+/// when the server starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerTls {
+    /// PEM CA certificate(s) to verify the broker with.
+    pub ca: PathBuf,
+    /// Client certificate chain and key, for mutual TLS.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// One configuration problem.
@@ -174,7 +196,10 @@ impl RawConfig {
             mqtt_rate_per_second,
             mqtt_rate_burst,
             detect_shards,
-            mqtt_broker
+            mqtt_broker,
+            mqtt_broker_ca,
+            mqtt_broker_cert,
+            mqtt_broker_key
         );
         self.device_hostnames.extend(other.device_hostnames);
         self
@@ -339,6 +364,38 @@ impl RawConfig {
         {
             err("mqtt_broker", format!("{b:?} is not host:port"));
         }
+        let mqtt_broker_tls = match (
+            self.mqtt_broker_ca,
+            self.mqtt_broker_cert,
+            self.mqtt_broker_key,
+        ) {
+            (None, None, None) => None,
+            (Some(ca), None, None) => Some(BrokerTls { ca, client: None }),
+            (Some(ca), Some(cert), Some(key)) => Some(BrokerTls {
+                ca,
+                client: Some((cert, key)),
+            }),
+            (None, _, _) => {
+                err(
+                    "mqtt_broker_ca",
+                    "a client certificate for the broker needs the broker's CA too".into(),
+                );
+                None
+            }
+            (Some(_), _, _) => {
+                err(
+                    "mqtt_broker_cert",
+                    "mqtt_broker_cert and mqtt_broker_key go together".into(),
+                );
+                None
+            }
+        };
+        if mqtt_broker_tls.is_some() && self.mqtt_broker.is_none() {
+            err(
+                "mqtt_broker_ca",
+                "TLS settings for the broker need mqtt_broker".into(),
+            );
+        }
         let mqtt_listen = match self.mqtt_listen {
             None => None,
             Some(text) => match text.parse::<SocketAddr>() {
@@ -415,6 +472,7 @@ impl RawConfig {
             mqtt_rate_burst: mqtt_burst as u32,
             detect_shards: shards as usize,
             mqtt_broker: self.mqtt_broker,
+            mqtt_broker_tls,
         })
     }
 }
@@ -467,6 +525,62 @@ mod tests {
                 "device_hostnames: \"bad host\" is not a DNS name or IP address",
                 "poll_interval_secs: 1 is outside 5..=86400",
             ]
+        );
+    }
+
+    #[test]
+    fn broker_tls_settings_go_together() {
+        let base = || RawConfig {
+            data_dir: Some("d".into()),
+            mqtt_broker: Some("broker.example:8883".into()),
+            ..Default::default()
+        };
+        let first_error = |raw: RawConfig| raw.validate().unwrap_err()[0].to_string();
+        assert_eq!(base().validate().unwrap().mqtt_broker_tls, None);
+        let ca_only = RawConfig {
+            mqtt_broker_ca: Some("ca.pem".into()),
+            ..base()
+        };
+        assert_eq!(
+            ca_only.clone().validate().unwrap().mqtt_broker_tls,
+            Some(BrokerTls {
+                ca: "ca.pem".into(),
+                client: None
+            })
+        );
+        let mutual = RawConfig {
+            mqtt_broker_cert: Some("c.pem".into()),
+            mqtt_broker_key: Some("k.pem".into()),
+            ..ca_only.clone()
+        };
+        assert_eq!(
+            mutual.validate().unwrap().mqtt_broker_tls,
+            Some(BrokerTls {
+                ca: "ca.pem".into(),
+                client: Some(("c.pem".into(), "k.pem".into()))
+            })
+        );
+        assert_eq!(
+            first_error(RawConfig {
+                mqtt_broker_cert: Some("c.pem".into()),
+                ..ca_only.clone()
+            }),
+            "mqtt_broker_cert: mqtt_broker_cert and mqtt_broker_key go together"
+        );
+        assert_eq!(
+            first_error(RawConfig {
+                mqtt_broker_cert: Some("c.pem".into()),
+                mqtt_broker_key: Some("k.pem".into()),
+                ..base()
+            }),
+            "mqtt_broker_ca: a client certificate for the broker needs the broker's CA too"
+        );
+        assert_eq!(
+            first_error(RawConfig {
+                mqtt_broker: None,
+                ..ca_only
+            }),
+            "mqtt_broker_ca: TLS settings for the broker need mqtt_broker"
         );
     }
 

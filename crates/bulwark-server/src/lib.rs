@@ -65,7 +65,9 @@ pub mod webhooks;
 pub use auth::{Caller, Permission, allows};
 pub use bootstrap::{ensure_data_dir, write_secret_file};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, DEFAULT_DEVICE_LISTEN, DEFAULT_LISTEN, RawConfig, ServerConfig};
+pub use config::{
+    BrokerTls, ConfigError, DEFAULT_DEVICE_LISTEN, DEFAULT_LISTEN, RawConfig, ServerConfig,
+};
 pub use error::{ApiError, Json, Query};
 pub use presence::is_online;
 pub use state::{AppState, RevokedSerials, Settings};
@@ -105,6 +107,12 @@ impl Server {
     pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
         let rng: Arc<dyn RandomSource> = Arc::new(SystemRandom);
         let now = clock.now();
+        // TLS material for the external broker, read before anything
+        // starts: a missing or unsafe file stops the start.
+        let broker_tls = match (&config.mqtt_broker, &config.mqtt_broker_tls) {
+            (Some(addr), Some(tls)) => Some(broker::Tls::load(addr, tls)?),
+            _ => None,
+        };
         bootstrap::ensure_data_dir(&config.data_dir)?;
         let master = bootstrap::master_key(&config.data_dir, &*rng)?;
         let ca = Arc::new(bootstrap::device_ca(&config.data_dir, &master, &*rng, now)?);
@@ -258,6 +266,7 @@ impl Server {
         if let Some(addr) = config.mqtt_broker.clone() {
             tasks.spawn(broker::consume(
                 addr,
+                broker_tls.clone(),
                 state.clone(),
                 monitor.clone(),
                 stopped(stop_rx.clone()),

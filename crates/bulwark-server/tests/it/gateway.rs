@@ -596,18 +596,30 @@ struct Mosquitto {
     _dir: tempfile::TempDir,
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Mosquitto {
     async fn start() -> Mosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Mosquitto::start_with(tempfile::tempdir().unwrap(), "").await
+    }
+
+    /// A broker with a plain listener on `port` plus the `extra` lines
+    /// (more listeners), its files in `dir`.
+    async fn start_with(dir: tempfile::TempDir, extra: &str) -> Mosquitto {
+        let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!(
+                "per_listener_settings false\nallow_anonymous true\npersistence false\n\
+                 listener {port} 127.0.0.1\n{extra}"
+            ),
         )
         .unwrap();
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
@@ -741,6 +753,166 @@ async fn external_broker_mode_consumes_telemetry_and_sends_commands_through_it()
     })
     .await;
     server.shutdown().await.unwrap();
+}
+
+/// A CA (certificate PEM, issuer), for the external broker's TLS.
+fn test_ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), rcgen::Issuer::new(params, key))
+}
+
+/// A leaf certificate for `names` from `issuer`: (certificate PEM, key PEM).
+fn test_leaf(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    names: &[&str],
+    usage: rcgen::ExtendedKeyUsagePurpose,
+) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, names[0]);
+    params.extended_key_usages = vec![usage];
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn external_broker_mode_over_mutual_tls_verifies_the_broker() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    provider();
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (ca_pem, ca) = test_ca("broker test CA");
+    let (broker_cert, broker_key) = test_leaf(&ca, &["127.0.0.1"], ServerAuth);
+    let (client_cert, client_key) = test_leaf(&ca, &["bulwark-server"], ClientAuth);
+    let ca_file = write("ca.pem", &ca_pem);
+    let client_cert_file = write("client.pem", &client_cert);
+    let client_key_file = write("client.key", &client_key);
+    std::fs::set_permissions(
+        &client_key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let (rogue_pem, _) = test_ca("someone else's CA");
+    let rogue_file = write("rogue.pem", &rogue_pem);
+
+    // Mosquitto: the plain listener for the devices' side, and a TLS one
+    // that requires a client certificate from the CA.
+    let broker_dir = tempfile::tempdir().unwrap();
+    std::fs::write(broker_dir.path().join("ca.pem"), &ca_pem).unwrap();
+    std::fs::write(broker_dir.path().join("broker.pem"), &broker_cert).unwrap();
+    std::fs::write(broker_dir.path().join("broker.key"), &broker_key).unwrap();
+    let tls_port = free_port();
+    let d = broker_dir.path().display().to_string();
+    let broker = Mosquitto::start_with(
+        broker_dir,
+        &format!(
+            "listener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/broker.pem\n\
+             keyfile {d}/broker.key\nrequire_certificate true\n"
+        ),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker_addr = format!("127.0.0.1:{tls_port}");
+    let server = start_with(
+        dir.path(),
+        Arc::new(ManualClock::new(now())),
+        RawConfig {
+            mqtt_broker: Some(broker_addr.clone()),
+            mqtt_broker_ca: Some(ca_file.clone()),
+            mqtt_broker_cert: Some(client_cert_file.clone()),
+            mqtt_broker_key: Some(client_key_file.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = Admin::new(&server);
+    let monitor = server.state().monitor().unwrap().clone();
+    let a = Device::enroll(&server, &admin, dir.path(), "a").await;
+    eventually("the server subscribed over mutual TLS", async || {
+        monitor.broker_connected()
+    })
+    .await;
+    let before = monitor.accepted();
+    let st = tokio::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+        .args(["-V", "mqttv5", "-t", &a.telemetry_topic()])
+        .args(["-m", &telemetry(&[22], 10)])
+        .status()
+        .await
+        .unwrap();
+    assert!(st.success());
+    eventually("telemetry through the TLS connection", async || {
+        monitor.accepted() > before
+    })
+    .await;
+    server.shutdown().await.unwrap();
+
+    // A broker whose certificate does not chain to the configured CA, and
+    // a server with no client certificate for a broker that requires one:
+    // neither connects (the first attempt takes milliseconds when allowed).
+    for (ca, client) in [(rogue_file.clone(), true), (ca_file.clone(), false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_with(
+            dir.path(),
+            Arc::new(ManualClock::new(now())),
+            RawConfig {
+                mqtt_broker: Some(broker_addr.clone()),
+                mqtt_broker_ca: Some(ca.clone()),
+                mqtt_broker_cert: client.then(|| client_cert_file.clone()),
+                mqtt_broker_key: client.then(|| client_key_file.clone()),
+                ..Default::default()
+            },
+        )
+        .await;
+        let monitor = server.state().monitor().unwrap().clone();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            !monitor.broker_connected(),
+            "connected with CA {} (client certificate: {client})",
+            ca.display()
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    // A client key readable by others stops the start with a clear error.
+    std::fs::set_permissions(
+        &client_key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = RawConfig {
+        data_dir: Some(dir.path().join("data")),
+        listen: Some("127.0.0.1:0".into()),
+        device_listen: Some("127.0.0.1:0".into()),
+        mqtt_broker: Some(broker_addr),
+        mqtt_broker_ca: Some(ca_file),
+        mqtt_broker_cert: Some(client_cert_file),
+        mqtt_broker_key: Some(client_key_file),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let Err(err) = Server::start(config, Arc::new(ManualClock::new(now()))).await else {
+        panic!("a group-readable key must stop the start");
+    };
+    assert!(format!("{err:#}").contains("chmod 600"), "{err:#}");
+    drop(broker);
 }
 
 /// What the test webhook receiver saw: (timestamp, signature, event, body).
