@@ -65,7 +65,8 @@ pub fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
+/// Refuses a secret file that group or others can read.
+pub(crate) fn check_secret_mode(path: &Path) -> Result<()> {
     let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     let mode = meta.permissions().mode() & 0o777;
     anyhow::ensure!(
@@ -73,6 +74,11 @@ fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
         "{} has mode {mode:o}; secrets must be 0600 (chmod 600 it)",
         path.display()
     );
+    Ok(())
+}
+
+fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
+    check_secret_mode(path)?;
     fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 

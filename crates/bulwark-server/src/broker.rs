@@ -109,20 +109,7 @@ impl Tls {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
                 let chain = certificates("mqtt_broker_cert", cert)?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt as _;
-                    let mode = std::fs::metadata(key)
-                        .with_context(|| format!("mqtt_broker_key: {}", key.display()))?
-                        .permissions()
-                        .mode();
-                    anyhow::ensure!(
-                        mode & 0o077 == 0,
-                        "mqtt_broker_key: {} is readable by group or others (mode {:o}); chmod 600 it",
-                        key.display(),
-                        mode & 0o777
-                    );
-                }
+                crate::bootstrap::check_secret_mode(key).context("mqtt_broker_key")?;
                 let pem = zeroize::Zeroizing::new(read_pem("mqtt_broker_key", key)?);
                 let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
                     anyhow::anyhow!("mqtt_broker_key: no PEM private key in {}", key.display())
