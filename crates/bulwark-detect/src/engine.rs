@@ -12,8 +12,10 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 
 use time::{Duration, OffsetDateTime};
 
+use crate::flow::Flow;
 use crate::metric::{Datapoint, DatapointError, Set, Value};
-use crate::profile::{Action, Behaviour, Kind, Operator, Persistence, Profile, Severity};
+use crate::profile::{Action, Behaviour, Kind, Operator, Persistence, Profile, Semantic, Severity};
+use crate::semantics::{Assessment, BruteState, C2State, FloodState, ScanState};
 
 /// How far behind a device's latest datapoint a datapoint may be and still
 /// be observed; it is then processed as if it arrived at the latest time.
@@ -71,16 +73,45 @@ pub struct Alert {
     pub score: f64,
 }
 
-/// The result of one step: alerts plus the highest behaviour score.
+/// The result of one step: alerts, the combined score and the reasons
+/// that contributed to it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
-    /// Alerts fired by this datapoint.
+    /// Alerts fired by this datapoint (once per episode: a scan of 500
+    /// hosts raises one alert, not 500).
     pub alerts: Vec<Alert>,
-    /// Highest score any behaviour gave this datapoint (0 when none
-    /// applied): |z| for z-score and peer-outlier, distinct/threshold for
-    /// fan-out, new elements for novelty, 1 for a rule whose condition held
-    /// for long enough.
+    /// The combined score: the highest of the behaviours' scores, each
+    /// divided by its own alert threshold, so that 1 means "at its
+    /// threshold" whatever the kind (|z| / threshold for z-score and
+    /// peer-outlier, distinct / threshold for fan-out, new elements for
+    /// novelty, 1 for a rule whose condition held long enough, score /
+    /// threshold for the semantic kinds). 0 when none applied.
     pub score: f64,
+    /// Whether some behaviour's alert condition holds at this datapoint,
+    /// alert raised now or earlier in the same episode: what a per-record
+    /// verdict (the `alert` column of `detect replay`) reports.
+    pub flagged: bool,
+    /// The behaviours that scored at least half their threshold, highest
+    /// first (at most [`MAX_REASONS`]).
+    pub reasons: Vec<Contribution>,
+}
+
+/// Most contributions kept on one [`Observation`].
+pub const MAX_REASONS: usize = 8;
+
+/// One behaviour's part in an [`Observation`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    /// The behaviour's name.
+    pub behaviour: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Its score divided by its alert threshold.
+    pub score: f64,
+    /// Whether its alert condition holds.
+    pub holds: bool,
+    /// What it saw, with the rate or spacing and the baseline.
+    pub detail: String,
 }
 
 /// Latest value of each device for each peer-outlier behaviour; shared
@@ -174,6 +205,45 @@ enum State {
     PeerOutlier {
         fired: bool,
     },
+    Semantic {
+        state: Box<SemanticState>,
+        fired: bool,
+        /// Unix seconds until which the episode counts as going on.
+        active_until: f64,
+    },
+}
+
+#[derive(Debug)]
+enum SemanticState {
+    Scan(ScanState),
+    Flood(FloodState),
+    C2(C2State),
+    BruteForce(BruteState),
+}
+
+impl SemanticState {
+    fn new(s: Semantic) -> SemanticState {
+        match s {
+            Semantic::Scan => SemanticState::Scan(ScanState::new()),
+            Semantic::Flood => SemanticState::Flood(FloodState::new()),
+            Semantic::C2 => SemanticState::C2(C2State::new()),
+            Semantic::BruteForce => SemanticState::BruteForce(BruteState::new()),
+        }
+    }
+
+    fn assess(&mut self, f: &Flow, now: f64, window: f64, explain: f64) -> Assessment {
+        match self {
+            SemanticState::Scan(s) => s.assess(f, now, window, explain),
+            SemanticState::Flood(s) => s.assess(f, now, window, explain),
+            SemanticState::C2(s) => s.assess(f, now, window, explain),
+            SemanticState::BruteForce(s) => s.assess(f, now, window, explain),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, as the semantic tables keep time.
+fn unix_secs(t: OffsetDateTime) -> f64 {
+    t.unix_timestamp_nanos() as f64 / 1e9
 }
 
 #[derive(Debug)]
@@ -343,11 +413,43 @@ impl Engine {
                 first_seen: device.first_seen,
                 value,
             };
-            let (score, fired) = match state {
-                State::PeerOutlier { fired } => step.peer_outlier(b, i, fired, &self.peers),
-                _ => step.run(b, state),
+            let (score, holds, detail, fired) = match state {
+                State::PeerOutlier { fired } => {
+                    let (z, f) = step.peer_outlier(b, i, fired, &self.peers);
+                    (z, f.is_some() || *fired, None, f)
+                }
+                State::Semantic {
+                    state,
+                    fired,
+                    active_until,
+                } => step.semantic(b, state, fired, active_until),
+                _ => {
+                    let (score, f) = step.run(b, state);
+                    let holds = f.is_some()
+                        || match &b.kind {
+                            Kind::Rule { .. } => score >= 1.0,
+                            Kind::ZScore { threshold, .. } => score > *threshold,
+                            Kind::Fanout { .. } => score > 1.0,
+                            _ => false,
+                        };
+                    (score, holds, None, f)
+                }
             };
-            obs.score = obs.score.max(capped_score(score));
+            let normalized = capped_score(score / b.kind.scale());
+            obs.score = obs.score.max(normalized);
+            obs.flagged |= holds;
+            if normalized >= 0.5 && obs.reasons.len() < MAX_REASONS {
+                let detail = detail
+                    .or_else(|| fired.as_ref().map(|(r, _)| r.clone()))
+                    .unwrap_or_else(|| format!("{} on {}", b.kind.name(), b.metric));
+                obs.reasons.push(Contribution {
+                    behaviour: b.name.clone(),
+                    kind: b.kind.name(),
+                    score: normalized,
+                    holds,
+                    detail,
+                });
+            }
             if let Some((reason, evidence)) = fired {
                 obs.alerts.push(Alert {
                     device: dp.device.to_string(),
@@ -363,6 +465,11 @@ impl Engine {
                 });
             }
         }
+        obs.reasons.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.behaviour.cmp(&b.behaviour))
+        });
         Ok(obs)
     }
 }
@@ -389,6 +496,11 @@ fn initial_state(b: &Behaviour) -> State {
             fired: false,
         },
         Kind::PeerOutlier { .. } => State::PeerOutlier { fired: false },
+        Kind::Semantic { semantic, .. } => State::Semantic {
+            state: Box::new(SemanticState::new(semantic)),
+            fired: false,
+            active_until: f64::NEG_INFINITY,
+        },
     }
 }
 
@@ -614,6 +726,57 @@ impl Step<'_> {
             }
             _ => (0.0, None),
         }
+    }
+
+    /// A semantic behaviour over the datapoint's flows: the best flow's
+    /// score; fires once per episode, which lasts while some flow holds
+    /// and one window after.
+    fn semantic(
+        &self,
+        b: &Behaviour,
+        state: &mut SemanticState,
+        fired: &mut bool,
+        active_until: &mut f64,
+    ) -> (f64, bool, Option<String>, Fired) {
+        let (
+            Kind::Semantic {
+                threshold, window, ..
+            },
+            Value::Flows(flows),
+        ) = (&b.kind, self.value)
+        else {
+            return (0.0, false, None, None);
+        };
+        let now = unix_secs(self.t);
+        let window = window.as_seconds_f64();
+        let explain = threshold * 0.5;
+        let mut best: Option<Assessment> = None;
+        for f in flows {
+            let a = state.assess(f, now, window, explain);
+            if best.as_ref().is_none_or(|x| a.score > x.score) {
+                best = Some(a);
+            }
+        }
+        let Some(best) = best else {
+            return (0.0, false, None, None);
+        };
+        let holds = best.score >= *threshold;
+        if holds {
+            *active_until = now + window;
+        } else if now > *active_until {
+            *fired = false;
+        }
+        let detail = (!best.detail.is_empty()).then(|| best.detail.clone());
+        if !holds || *fired {
+            return (best.score, holds, detail, None);
+        }
+        *fired = true;
+        let reason = format!(
+            "{} (score {:.2}, threshold {threshold})",
+            best.detail, best.score
+        );
+        let evidence = vec![self.evidence(b, cap_set(best.endpoints.iter().map(String::as_str)))];
+        (best.score, holds, detail, Some((reason, evidence)))
     }
 
     fn peer_outlier(

@@ -95,28 +95,39 @@
 //! - An anomalous sample still updates the z-score baseline.
 //! - Per-device state is not persisted: a restart starts a new warm-up.
 
+mod builtin;
 mod engine;
+mod eval;
 mod fleet;
+mod flow;
 mod metric;
 mod profile;
+mod semantics;
 mod shard;
 mod zeek;
 
+pub use builtin::{BUILTIN_PROFILE, BUILTIN_VERSION, builtin_profile};
 pub use engine::{
-    Alert, Engine, Evidence, MAX_CLOCK_SKEW, MAX_DEVICES, MAX_EVIDENCE, MAX_EVIDENCE_ELEMENTS,
-    MAX_KNOWN_ELEMENTS, MAX_PEERS, MAX_SCORE, Observation, PEER_EXACT_UP_TO, REORDER_TOLERANCE,
+    Alert, Contribution, Engine, Evidence, MAX_CLOCK_SKEW, MAX_DEVICES, MAX_EVIDENCE,
+    MAX_EVIDENCE_ELEMENTS, MAX_KNOWN_ELEMENTS, MAX_PEERS, MAX_REASONS, MAX_SCORE, Observation,
+    PEER_EXACT_UP_TO, REORDER_TOLERANCE,
 };
+pub use eval::{Counts, EvalError, Evaluation, MAX_EVAL_LINE, MAX_EVAL_RECORDS, evaluate};
 pub use fleet::{DEFAULT_GROUP, FleetEngine, FleetOutput, SubmitError};
+pub use flow::{Direction, Flow, MAX_FLOWS, Proto, Scope};
 pub use metric::{
     Datapoint, DatapointError, KNOWN_METRICS, MAX_DEVICE_ID_LEN, MAX_ELEMENT_LEN, MAX_SET_LEN,
     Metric, MetricKind, Metrics, Set, Value, metric_kind,
 };
 pub use profile::{
-    Action, Behaviour, Kind, MAX_BEHAVIOURS, MAX_COUNT, MAX_PROFILE_BYTES, MAX_THRESHOLD_SET,
-    MAX_WINDOW, Operator, Persistence, Profile, ProfileError, Severity, parse_duration,
+    Action, Behaviour, DEFAULT_SEMANTIC_THRESHOLD, Kind, MAX_BEHAVIOURS, MAX_COUNT,
+    MAX_PROFILE_BYTES, MAX_THRESHOLD_SET, MAX_WINDOW, Operator, Persistence, Profile, ProfileError,
+    Semantic, Severity, parse_duration,
 };
+pub use semantics::MAX_STATE_BYTES;
 pub use shard::{MAX_SHARDS, Output, SHARD_QUEUE, ShardedEngine, shard_of};
 pub use smol_str::SmolStr;
 pub use zeek::{
-    MAX_LINE, MAX_PROBLEMS, REPLAY_DEVICE, ReplayError, ReplaySummary, replay, replay_with,
+    MAX_LINE, MAX_PROBLEMS, MAX_REORDER, REPLAY_DEVICE, ReplayError, ReplayOptions, ReplaySummary,
+    replay, replay_with,
 };

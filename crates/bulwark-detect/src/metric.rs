@@ -6,6 +6,8 @@ use std::sync::Arc;
 use smol_str::SmolStr;
 use time::OffsetDateTime;
 
+use crate::flow::{Flow, MAX_FLOWS};
+
 /// Longest device id accepted, in bytes.
 pub const MAX_DEVICE_ID_LEN: usize = 256;
 /// Most elements in one set-valued metric of one datapoint.
@@ -29,6 +31,7 @@ pub const MAX_ELEMENT_LEN: usize = 256;
 /// | `listening_ports` | set | listening sockets, `proto/port` (`tcp/22`) |
 /// | `remote_destinations` | set | remote peers contacted, `host:port` (`10.0.0.5:443`, `[::1]:53`) |
 /// | `remote_ports` | set | remote ports contacted, `proto/port` |
+/// | `flows` | flows | connections per remote endpoint and how they ended ([`Flow`]) |
 pub const KNOWN_METRICS: &[(&str, MetricKind)] = &[
     ("cpu_percent", MetricKind::Number),
     ("memory_percent", MetricKind::Number),
@@ -42,6 +45,7 @@ pub const KNOWN_METRICS: &[(&str, MetricKind)] = &[
     ("listening_ports", MetricKind::Set),
     ("remote_destinations", MetricKind::Set),
     ("remote_ports", MetricKind::Set),
+    ("flows", MetricKind::Flows),
 ];
 
 /// A known metric, in the order of [`KNOWN_METRICS`]: the index of its slot
@@ -73,6 +77,8 @@ pub enum Metric {
     RemoteDestinations,
     /// `remote_ports`
     RemotePorts,
+    /// `flows`
+    Flows,
 }
 
 /// Number of known metrics.
@@ -93,6 +99,7 @@ impl Metric {
         Metric::ListeningPorts,
         Metric::RemoteDestinations,
         Metric::RemotePorts,
+        Metric::Flows,
     ];
 
     /// Its name, as in profiles and evidence.
@@ -122,6 +129,7 @@ const BY_NAME: [Metric; METRIC_COUNT] = [
     Metric::ConnectionAttempts,
     Metric::CpuPercent,
     Metric::FailedLogins,
+    Metric::Flows,
     Metric::ListeningPorts,
     Metric::MemoryPercent,
     Metric::PacketsIn,
@@ -234,6 +242,8 @@ pub enum MetricKind {
     Number,
     /// A set of short strings.
     Set,
+    /// A list of [`Flow`]s.
+    Flows,
 }
 
 impl fmt::Display for MetricKind {
@@ -241,6 +251,7 @@ impl fmt::Display for MetricKind {
         f.write_str(match self {
             MetricKind::Number => "number",
             MetricKind::Set => "set",
+            MetricKind::Flows => "flows",
         })
     }
 }
@@ -257,6 +268,8 @@ pub enum Value {
     Number(f64),
     /// A set of strings.
     Set(Set),
+    /// Connections, one per remote endpoint and direction.
+    Flows(Vec<Flow>),
 }
 
 /// The value of a set-valued metric: distinct strings, in ascending
@@ -373,6 +386,7 @@ impl Value {
         match self {
             Value::Number(_) => MetricKind::Number,
             Value::Set(_) => MetricKind::Set,
+            Value::Flows(_) => MetricKind::Flows,
         }
     }
 }
@@ -391,6 +405,7 @@ impl fmt::Display for Value {
                 }
                 f.write_str("}")
             }
+            Value::Flows(flows) => write!(f, "[{} flows]", flows.len()),
         }
     }
 }
@@ -460,6 +475,12 @@ pub enum DatapointError {
         /// The datapoint's time.
         time: OffsetDateTime,
     },
+    /// A flow whose counts do not add up.
+    #[error("metric `flows`: {why}")]
+    BadFlow {
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The engine already tracks its maximum number of devices.
     #[error("too many devices (at most {max})")]
     TooManyDevices {
@@ -510,6 +531,16 @@ impl Datapoint {
                     return Err(DatapointError::TooLarge {
                         name: name.to_string(),
                     });
+                }
+                Value::Flows(flows) if flows.len() > MAX_FLOWS => {
+                    return Err(DatapointError::TooLarge {
+                        name: name.to_string(),
+                    });
+                }
+                Value::Flows(flows) => {
+                    if let Some(why) = flows.iter().find_map(|f| f.check().err()) {
+                        return Err(DatapointError::BadFlow { why });
+                    }
                 }
                 _ => {}
             }

@@ -119,11 +119,86 @@ pub enum Kind {
         /// Devices (including this one) needed before it may fire.
         min_peers: u32,
     },
+    /// What the device's flows mean (see [`Semantic`]): a graded score in
+    /// `[0, 1]` per flow, from the first flow on.
+    Semantic {
+        /// Which behaviour.
+        semantic: Semantic,
+        /// The score at or above which it fires, in `(0, 1]`.
+        threshold: f64,
+        /// How far back it counts.
+        window: Duration,
+    },
 }
 
+/// The behaviour semantics over the `flows` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Semantic {
+    /// Many hosts on one port, or many ports on one host, mostly unanswered.
+    Scan,
+    /// Connection or one-way packet rate towards one host far above what
+    /// devices do.
+    Flood,
+    /// Retry storms to one endpoint, regular beaconing, unusual service
+    /// ports.
+    C2,
+    /// Many short connections to login services.
+    BruteForce,
+}
+
+impl Semantic {
+    /// Every semantic behaviour.
+    pub const ALL: [Semantic; 4] = [
+        Semantic::Scan,
+        Semantic::Flood,
+        Semantic::C2,
+        Semantic::BruteForce,
+    ];
+
+    /// The kind's name in profile documents.
+    pub fn name(self) -> &'static str {
+        match self {
+            Semantic::Scan => "scan",
+            Semantic::Flood => "flood",
+            Semantic::C2 => "c2",
+            Semantic::BruteForce => "bruteforce",
+        }
+    }
+
+    /// The window used when a profile gives none.
+    pub fn default_window(self) -> Duration {
+        match self {
+            Semantic::Scan => Duration::minutes(5),
+            Semantic::Flood => Duration::seconds(10),
+            Semantic::C2 => Duration::minutes(10),
+            Semantic::BruteForce => Duration::minutes(5),
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Semantic> {
+        Semantic::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// The alert threshold of a semantic behaviour when a profile gives none.
+pub const DEFAULT_SEMANTIC_THRESHOLD: f64 = 0.5;
+
 impl Kind {
+    /// What its raw score is divided by to give the combined score's
+    /// scale, where 1 is the alert threshold.
+    pub(crate) fn scale(&self) -> f64 {
+        match self {
+            Kind::Rule { .. } | Kind::Novelty { .. } => 1.0,
+            Kind::ZScore { threshold, .. } | Kind::PeerOutlier { threshold, .. } => {
+                threshold.max(f64::MIN_POSITIVE)
+            }
+            Kind::Fanout { threshold, .. } => f64::from(*threshold).max(1.0),
+            Kind::Semantic { threshold, .. } => threshold.max(f64::MIN_POSITIVE),
+        }
+    }
+
     /// The kind's name in profile documents: `rule`, `zscore`, `novelty`,
-    /// `fanout` or `peer-outlier`.
+    /// `fanout`, `peer-outlier`, or a [`Semantic`] name.
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Rule { .. } => "rule",
@@ -131,6 +206,7 @@ impl Kind {
             Kind::Novelty { .. } => "novelty",
             Kind::Fanout { .. } => "fanout",
             Kind::PeerOutlier { .. } => "peer-outlier",
+            Kind::Semantic { semantic, .. } => semantic.name(),
         }
     }
 }
@@ -386,7 +462,8 @@ fn behaviour_kind(b: &RawBehaviour, label: &str, p: &mut Vec<String>) -> Option<
     if kind != "peer-outlier" {
         forbid(b.min_peers.is_some(), "min_peers");
     }
-    if !matches!(kind, "rule" | "fanout") {
+    let semantic = Semantic::from_name(kind);
+    if !matches!(kind, "rule" | "fanout") && semantic.is_none() {
         forbid(b.window.is_some(), "window");
     }
     if kind == "novelty" {
@@ -401,7 +478,31 @@ fn behaviour_kind(b: &RawBehaviour, label: &str, p: &mut Vec<String>) -> Option<
         }
     };
     Some(match kind {
+        _ if semantic.is_some() => {
+            need(MetricKind::Flows, p);
+            let threshold = match &b.threshold {
+                None => DEFAULT_SEMANTIC_THRESHOLD,
+                t => number(t, label, p),
+            };
+            if !(threshold > 0.0 && threshold <= 1.0) {
+                p.push(format!("{label}: threshold must be a score in (0, 1]"));
+            }
+            let semantic = semantic.unwrap_or(Semantic::Scan);
+            Kind::Semantic {
+                semantic,
+                threshold,
+                window: match b.window {
+                    Some(_) => duration(&b.window, "window", label, p),
+                    None => semantic.default_window(),
+                },
+            }
+        }
         "rule" => {
+            if metric == MetricKind::Flows {
+                p.push(format!(
+                    "{label}: kind `rule` needs a number or set metric, `flows` is a list of flows"
+                ));
+            }
             let op = b.operator.as_deref().unwrap_or("");
             let operator = match op {
                 ">" | "<" => {
@@ -514,7 +615,7 @@ fn behaviour_kind(b: &RawBehaviour, label: &str, p: &mut Vec<String>) -> Option<
         }
         other => {
             p.push(format!(
-                "{label}: unknown kind `{other}` (rule, zscore, novelty, fanout, peer-outlier)"
+                "{label}: unknown kind `{other}` (rule, zscore, novelty, fanout, peer-outlier, scan, flood, c2, bruteforce)"
             ));
             return None;
         }

@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::engine::Engine;
+use crate::flow::{Direction, Flow, Proto, Scope};
 use crate::metric::{Datapoint, Metrics, Set, Value};
 use crate::profile::Profile;
 
@@ -45,7 +46,8 @@ const MAX_UID: usize = 64;
 pub struct ReplaySummary {
     /// Records observed (one CSV line each).
     pub records: u64,
-    /// Records with at least one alert.
+    /// Records at which some behaviour's alert condition held (the
+    /// `alert` column).
     pub alerted: u64,
     /// Alerts in total.
     pub alerts: u64,
@@ -74,13 +76,49 @@ pub enum ReplayError {
 struct Conn {
     ts: f64,
     uid: String,
+    orig_h: Option<IpAddr>,
+    orig_p: Option<u16>,
     resp_h: IpAddr,
     resp_p: u16,
     proto: Option<String>,
+    duration: Option<f64>,
+    conn_state: Option<String>,
+    history: Option<String>,
     orig_bytes: Option<u64>,
     resp_bytes: Option<u64>,
     orig_pkts: Option<u64>,
     resp_pkts: Option<u64>,
+}
+
+/// How an attempt ended, from Zeek's `conn_state` (or, without it, the
+/// `history` letters and the responder's packet count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Answered,
+    Rejected,
+    Unanswered,
+}
+
+fn outcome(c: &Conn) -> Outcome {
+    let replied = c.resp_pkts.is_some_and(|p| p > 0) || c.resp_bytes.is_some_and(|b| b > 0);
+    match c.conn_state.as_deref() {
+        // Attempt seen, no reply; SYN then RST or FIN with no SYN-ACK.
+        Some("S0" | "RSTOS0" | "SH") => Outcome::Unanswered,
+        // Refused; a SYN-ACK then RST without the SYN (backscatter).
+        Some("REJ" | "RSTRH") => Outcome::Rejected,
+        Some("S1" | "SF" | "S2" | "S3" | "RSTO" | "RSTR" | "SHR") => Outcome::Answered,
+        // Mid-stream traffic (OTH) or no state: what the packets say.
+        _ => {
+            let h = c.history.as_deref().unwrap_or("");
+            if h.contains(['h', 'd', 'a']) || replied {
+                Outcome::Answered
+            } else if h.contains('r') {
+                Outcome::Rejected
+            } else {
+                Outcome::Unanswered
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -196,6 +234,29 @@ fn check_ts(ts: f64) -> Result<f64, String> {
     Ok(ts)
 }
 
+fn check_duration(d: f64) -> Result<f64, String> {
+    // A connection longer than a year is not one.
+    if !d.is_finite() || !(0.0..=31_622_400.0).contains(&d) {
+        return Err(format!("duration {d:e} is out of range"));
+    }
+    Ok(d)
+}
+
+fn parse_duration_field(s: &str) -> Result<f64, String> {
+    check_duration(
+        s.parse()
+            .map_err(|_| format!("duration `{}` is not a number", short(s)))?,
+    )
+}
+
+/// `conn_state` and `history`: short ASCII letters.
+fn parse_word(s: &str) -> Result<String, String> {
+    if s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'^') {
+        return Err(format!("`{}` is not a state or history", short(s)));
+    }
+    Ok(s.to_owned())
+}
+
 fn short(s: &str) -> &str {
     let mut end = s.len().min(32);
     while !s.is_char_boundary(end) {
@@ -279,6 +340,18 @@ impl Tsv {
         Ok(Conn {
             ts: parse_ts(get("ts").ok_or("ts is unset")?)?,
             uid: parse_uid(get("uid").ok_or("uid is unset")?)?,
+            orig_h: get("id.orig_h")
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| format!("id.orig_h `{}` is not an address", short(v)))
+                })
+                .transpose()?,
+            orig_p: get("id.orig_p")
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| format!("id.orig_p `{}` is not a port", short(v)))
+                })
+                .transpose()?,
             resp_h: resp_h
                 .parse()
                 .map_err(|_| format!("id.resp_h `{}` is not an address", short(resp_h)))?,
@@ -286,6 +359,9 @@ impl Tsv {
                 .parse()
                 .map_err(|_| format!("id.resp_p `{}` is not a port", short(resp_p)))?,
             proto: get("proto").map(str::to_owned),
+            duration: get("duration").map(parse_duration_field).transpose()?,
+            conn_state: get("conn_state").map(parse_word).transpose()?,
+            history: get("history").map(parse_word).transpose()?,
             orig_bytes: num("orig_bytes")?,
             resp_bytes: num("resp_bytes")?,
             orig_pkts: num("orig_pkts")?,
@@ -321,9 +397,38 @@ fn json_record(line: &str) -> Result<Conn, String> {
             .ok_or_else(|| format!("{name} is missing or not a string"))
     };
     let resp_h = str_field("id.resp_h")?;
+    let opt_str = |name: &str| -> Result<Option<&str>, String> {
+        match obj.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("{name} is not a string")),
+        }
+    };
     Ok(Conn {
         ts,
         uid: parse_uid(str_field("uid")?)?,
+        orig_h: opt_str("id.orig_h")?
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("id.orig_h `{}` is not an address", short(v)))
+            })
+            .transpose()?,
+        orig_p: match obj.get("id.orig_p") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(x) => Some(
+                x.as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or("id.orig_p is not a port")?,
+            ),
+        },
+        duration: match obj.get("duration") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(x) => Some(check_duration(
+                x.as_f64().ok_or("duration is not a number")?,
+            )?),
+        },
+        conn_state: opt_str("conn_state")?.map(parse_word).transpose()?,
+        history: opt_str("history")?.map(parse_word).transpose()?,
         resp_h: resp_h
             .parse()
             .map_err(|_| format!("id.resp_h `{}` is not an address", short(resp_h)))?,
@@ -340,42 +445,123 @@ fn json_record(line: &str) -> Result<Conn, String> {
     })
 }
 
+/// Which addresses are the monitored device(s).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// The device's own addresses. Empty: inferred per record (see
+    /// [`replay`]).
+    pub device_addrs: Vec<IpAddr>,
+}
+
 impl Conn {
-    fn datapoint(&self) -> Result<Datapoint, String> {
-        let time = OffsetDateTime::from_unix_timestamp_nanos((self.ts * 1e9) as i128)
-            .map_err(|_| "ts is out of range".to_owned())?;
-        let dest = match self.resp_h {
-            IpAddr::V4(a) => format!("{a}:{}", self.resp_p),
-            IpAddr::V6(a) => format!("[{a}]:{}", self.resp_p),
+    /// The device this record belongs to and whether the device opened it.
+    fn side(&self, opts: &ReplayOptions) -> (Option<IpAddr>, Direction) {
+        let Some(orig) = self.orig_h else {
+            return (None, Direction::Outbound);
         };
-        let proto = self.proto.as_deref().unwrap_or("any");
-        if proto.len() > 16 || !proto.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !opts.device_addrs.is_empty() {
+            if opts.device_addrs.contains(&orig) {
+                return (Some(orig), Direction::Outbound);
+            }
+            if opts.device_addrs.contains(&self.resp_h) {
+                return (Some(self.resp_h), Direction::Inbound);
+            }
+            return (Some(orig), Direction::Outbound);
+        }
+        // A peer on the internet opening a connection to a local host
+        // calls in; everything else is its originator's doing.
+        if Scope::of(orig) == Scope::Public && Scope::of(self.resp_h) != Scope::Public {
+            (Some(self.resp_h), Direction::Inbound)
+        } else {
+            (Some(orig), Direction::Outbound)
+        }
+    }
+
+    /// When the record reached the log: Zeek writes a connection when it
+    /// ends, so this is when the engine sees it.
+    fn arrival(&self) -> f64 {
+        self.ts + self.duration.unwrap_or(0.0)
+    }
+
+    fn datapoint(&self, opts: &ReplayOptions) -> Result<Datapoint, String> {
+        let time = OffsetDateTime::from_unix_timestamp_nanos((self.arrival() * 1e9) as i128)
+            .map_err(|_| "ts is out of range".to_owned())?;
+        let proto_name = self.proto.as_deref().unwrap_or("any");
+        if proto_name.len() > 16 || !proto_name.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err("proto is not a protocol name".into());
         }
-        let mut metrics = Metrics::from([
-            ("remote_destinations", Value::Set(Set::from([dest]))),
-            (
+        let proto = Proto::from_name(proto_name);
+        let (device, direction) = self.side(opts);
+        let (answered, rejected) = match outcome(self) {
+            Outcome::Answered => (1, 0),
+            Outcome::Rejected => (0, 1),
+            Outcome::Unanswered => (0, 0),
+        };
+        let (out, inn) = match direction {
+            Direction::Outbound => (
+                (self.orig_bytes, self.orig_pkts),
+                (self.resp_bytes, self.resp_pkts),
+            ),
+            Direction::Inbound => (
+                (self.resp_bytes, self.resp_pkts),
+                (self.orig_bytes, self.orig_pkts),
+            ),
+        };
+        let flow = match direction {
+            Direction::Outbound => Flow {
+                local_port: self.orig_p.unwrap_or(0),
+                ..Flow::outbound(proto, self.resp_h, self.resp_p)
+            },
+            Direction::Inbound => Flow {
+                direction,
+                local_port: self.resp_p,
+                ..Flow::outbound(
+                    proto,
+                    self.orig_h.unwrap_or(self.resp_h),
+                    self.orig_p.unwrap_or(0),
+                )
+            },
+        };
+        let flow = Flow {
+            answered,
+            rejected,
+            bytes_out: out.0.unwrap_or(0),
+            bytes_in: inn.0.unwrap_or(0),
+            packets_out: out.1.unwrap_or(0),
+            packets_in: inn.1.unwrap_or(0),
+            duration: self.duration,
+            ..flow
+        };
+        let mut metrics = Metrics::new();
+        // Only the device's own outbound traffic to a real destination is
+        // a destination; its link (loopback, multicast, ...) and peers
+        // calling in are not.
+        if direction == Direction::Outbound && flow.scope() != Scope::Local {
+            metrics.insert(
+                "remote_destinations",
+                Value::Set(Set::from([flow.endpoint()])),
+            );
+            metrics.insert(
                 "remote_ports",
-                Value::Set(Set::from([format!("{proto}/{}", self.resp_p)])),
-            ),
-            (
-                "bytes_out",
-                Value::Number(self.orig_bytes.unwrap_or(0) as f64),
-            ),
-            (
-                "bytes_in",
-                Value::Number(self.resp_bytes.unwrap_or(0) as f64),
-            ),
-            ("connection_attempts", Value::Number(1.0)),
-        ]);
-        if let Some(p) = self.orig_pkts {
+                Value::Set(Set::from([format!("{proto_name}/{}", self.resp_p)])),
+            );
+            metrics.insert("connection_attempts", Value::Number(1.0));
+        }
+        metrics.insert("bytes_out", Value::Number(flow.bytes_out as f64));
+        metrics.insert("bytes_in", Value::Number(flow.bytes_in as f64));
+        if let Some(p) = out.1 {
             metrics.insert("packets_out", Value::Number(p as f64));
         }
-        if let Some(p) = self.resp_pkts {
+        if let Some(p) = inn.1 {
             metrics.insert("packets_in", Value::Number(p as f64));
         }
+        metrics.insert("flows", Value::Flows(vec![flow]));
+        let device: std::sync::Arc<str> = match device {
+            Some(a) => a.to_string().into(),
+            None => REPLAY_DEVICE.into(),
+        };
         Ok(Datapoint {
-            device: REPLAY_DEVICE.into(),
+            device,
             time,
             metrics,
         })
@@ -390,36 +576,80 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// Records held back to put the log in the order connections ended
+/// (Zeek writes a connection when it ends, long ones late).
+pub const MAX_REORDER: usize = 65_536;
+
+/// A record waiting in the reorder buffer, smallest arrival first.
+#[derive(Debug)]
+struct Pending {
+    arrival_ns: i128,
+    seq: u64,
+    line: u64,
+    conn: Conn,
+    dp: Datapoint,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.arrival_ns, self.seq) == (other.arrival_ns, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Reversed: BinaryHeap is a max-heap.
+        (other.arrival_ns, other.seq).cmp(&(self.arrival_ns, self.seq))
+    }
+}
+
 /// Replays a conn.log through a fresh [`Engine`] for `profile`, writing
 /// `ts,uid,score,alert,reason` CSV (header first) to `out`.
+///
+/// - Each record is one datapoint of the device it belongs to: with no
+///   [`ReplayOptions::device_addrs`], a record from an internet address
+///   to a local one is inbound to the local host, anything else belongs
+///   to its originator (so a LAN capture replays as several devices, and
+///   scanners calling in to a honeypot are not the honeypot's doing).
+/// - Records are observed in the order their connections ended (`ts +
+///   duration`), through a buffer of [`MAX_REORDER`] records.
+/// - `score` is the [`crate::Observation::score`]: 1 is a behaviour's
+///   alert threshold. `alert` is 1 when some behaviour's condition holds
+///   at that record ([`crate::Observation::flagged`]), whether its alert
+///   was raised at this record or earlier in the same episode. `reason`
+///   lists the behaviours that scored at least half their threshold.
 pub fn replay(
     reader: impl BufRead,
     profile: Profile,
     out: impl Write,
 ) -> Result<ReplaySummary, ReplayError> {
-    replay_with(reader, &mut Engine::new(profile), out)
+    replay_with(
+        reader,
+        &mut Engine::new(profile),
+        &ReplayOptions::default(),
+        out,
+    )
 }
 
-/// Like [`replay`], with a caller-owned engine (to keep its state).
+/// Like [`replay`], with a caller-owned engine (to keep its state) and
+/// options.
 pub fn replay_with(
     mut reader: impl BufRead,
     engine: &mut Engine,
+    opts: &ReplayOptions,
     mut out: impl Write,
 ) -> Result<ReplaySummary, ReplayError> {
     let mut summary = ReplaySummary::default();
     let mut tsv = Tsv::default();
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    let problem = |s: &mut ReplaySummary, line: u64, why: String, malformed: bool| {
-        if malformed {
-            s.malformed += 1;
-        } else {
-            s.rejected += 1;
-        }
-        if s.problems.len() < MAX_PROBLEMS {
-            s.problems.push(format!("line {line}: {why}"));
-        }
-    };
+    let mut pending = std::collections::BinaryHeap::new();
+    let mut seq = 0u64;
     writeln!(out, "ts,uid,score,alert,reason").map_err(ReplayError::Write)?;
     while let Some(long) =
         read_line_bounded(&mut reader, &mut buf, MAX_LINE).map_err(ReplayError::Read)?
@@ -452,43 +682,75 @@ pub fn replay_with(
         } else {
             tsv.record(line)
         };
-        let dp = match conn.and_then(|c| c.datapoint().map(|dp| (c, dp))) {
-            Ok(x) => x,
-            Err(why) => {
-                problem(&mut summary, line_no, why, true);
-                continue;
+        match conn.and_then(|c| c.datapoint(opts).map(|dp| (c, dp))) {
+            Ok((conn, dp)) => {
+                pending.push(Pending {
+                    arrival_ns: dp.time.unix_timestamp_nanos(),
+                    seq,
+                    line: line_no,
+                    conn,
+                    dp,
+                });
+                seq += 1;
             }
-        };
-        let (conn, dp) = dp;
-        let obs = match engine.observe_scored(&dp) {
-            Ok(obs) => obs,
-            Err(e) => {
-                problem(&mut summary, line_no, e.to_string(), false);
-                continue;
-            }
-        };
-        summary.records += 1;
-        summary.alerts += obs.alerts.len() as u64;
-        if !obs.alerts.is_empty() {
-            summary.alerted += 1;
+            Err(why) => problem(&mut summary, line_no, why, true),
         }
-        let reason = obs
-            .alerts
-            .iter()
-            .map(|a| format!("{}: {}", a.behaviour, a.reason))
-            .collect::<Vec<_>>()
-            .join(" | ");
-        writeln!(
-            out,
-            "{:.6},{},{:.3},{},{}",
-            conn.ts,
-            conn.uid,
-            obs.score,
-            u8::from(!obs.alerts.is_empty()),
-            csv_field(&reason)
-        )
-        .map_err(ReplayError::Write)?;
+        if pending.len() > MAX_REORDER
+            && let Some(p) = pending.pop()
+        {
+            observe(engine, p, &mut summary, &mut out)?;
+        }
+    }
+    while let Some(p) = pending.pop() {
+        observe(engine, p, &mut summary, &mut out)?;
     }
     out.flush().map_err(ReplayError::Write)?;
     Ok(summary)
+}
+
+fn problem(s: &mut ReplaySummary, line: u64, why: String, malformed: bool) {
+    if malformed {
+        s.malformed += 1;
+    } else {
+        s.rejected += 1;
+    }
+    if s.problems.len() < MAX_PROBLEMS {
+        s.problems.push(format!("line {line}: {why}"));
+    }
+}
+
+fn observe(
+    engine: &mut Engine,
+    p: Pending,
+    summary: &mut ReplaySummary,
+    out: &mut impl Write,
+) -> Result<(), ReplayError> {
+    let obs = match engine.observe_scored(&p.dp) {
+        Ok(obs) => obs,
+        Err(e) => {
+            problem(summary, p.line, e.to_string(), false);
+            return Ok(());
+        }
+    };
+    summary.records += 1;
+    summary.alerts += obs.alerts.len() as u64;
+    if obs.flagged {
+        summary.alerted += 1;
+    }
+    let reason = obs
+        .reasons
+        .iter()
+        .map(|r| format!("{}: {}", r.behaviour, r.detail))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    writeln!(
+        out,
+        "{:.6},{},{:.3},{},{}",
+        p.conn.ts,
+        p.conn.uid,
+        obs.score,
+        u8::from(obs.flagged),
+        csv_field(&reason)
+    )
+    .map_err(ReplayError::Write)
 }

@@ -1,0 +1,87 @@
+//! The built-in fleet profile: what every group gets from the server's
+//! first start, and what `bulwark detect replay` uses without `--profile`.
+
+use crate::profile::Profile;
+
+/// The built-in profile's document. Group `*`: it covers every group that
+/// has no profile of its own. Only behaviour semantics and fixed rules, so
+/// it works from a device's first flow (nothing to learn, nothing that an
+/// infected-from-the-start device could teach it), and only alerts that
+/// say what the traffic means. Scanning, floods and brute force
+/// quarantine; C&C signs and failed logins alert for a person to judge.
+pub const BUILTIN_PROFILE: &str = r#"# Bulwark's built-in fleet profile: behaviour semantics from the first
+# minute, for every group without a profile of its own.
+group = "*"
+version = "builtin-1"
+
+[[behaviour]]
+name = "scanning"
+kind = "scan"
+metric = "flows"
+severity = "high"
+action = "quarantine"
+threshold = 0.5
+window = "5m"
+
+[[behaviour]]
+name = "flood"
+kind = "flood"
+metric = "flows"
+severity = "high"
+action = "quarantine"
+threshold = 0.5
+window = "10s"
+
+[[behaviour]]
+name = "command-and-control"
+kind = "c2"
+metric = "flows"
+severity = "high"
+threshold = 0.5
+window = "10m"
+
+[[behaviour]]
+name = "brute-force"
+kind = "bruteforce"
+metric = "flows"
+severity = "high"
+action = "quarantine"
+threshold = 0.5
+window = "5m"
+
+[[behaviour]]
+name = "failed-logins"
+metric = "failed_logins"
+operator = ">"
+threshold = 10
+severity = "medium"
+"#;
+
+/// The built-in profile's version, as stored and shown.
+pub const BUILTIN_VERSION: &str = "builtin-1";
+
+/// The built-in profile, parsed.
+pub fn builtin_profile() -> Profile {
+    // The document is a constant that a test parses: it cannot fail at
+    // run time, and if it ever did, an empty profile of the same group
+    // and version is the safe answer (no behaviours, no false alerts).
+    Profile::from_toml(BUILTIN_PROFILE).unwrap_or_else(|_| Profile {
+        group: crate::DEFAULT_GROUP.to_owned(),
+        version: BUILTIN_VERSION.to_owned(),
+        behaviours: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_profile_parses_and_covers_every_group() {
+        let p = Profile::from_toml(BUILTIN_PROFILE).unwrap();
+        assert_eq!(p.group, crate::DEFAULT_GROUP);
+        assert_eq!(p.version, BUILTIN_VERSION);
+        assert_eq!(builtin_profile(), p);
+        assert!(p.behaviours.len() >= 5);
+    }
+}
