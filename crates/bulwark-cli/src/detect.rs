@@ -8,54 +8,56 @@ use anyhow::{Context as _, Result, bail};
 use bulwark_detect::Profile;
 use bulwark_server::api::dto::{
     AlertList, AlertView, ApplyProfile, CreateWebhook, DeliveryList, DetectionAlertView,
-    ProfileList, ProfileView, WebhookList, WebhookView,
+    EffectiveProfile, ProfileList, ProfileView, WebhookList, WebhookView,
 };
 use clap::Subcommand;
 
 use crate::client::Api;
 use crate::commands::{Conn, print_json};
 
-/// The profile `detect replay` uses without `--profile`: scanning (many
-/// destinations in a short window), new destinations after a warm-up, and
-/// bursts of outbound bytes.
-const DEFAULT_PROFILE: &str = r#"
-group = "replay"
-version = "builtin-1"
-
-[[behaviour]]
-name = "scan-fanout"
-kind = "fanout"
-severity = "high"
-action = "quarantine"
-metric = "remote_destinations"
-threshold = 20
-window = "10s"
-
-[[behaviour]]
-name = "bytes-out-spike"
-kind = "zscore"
-severity = "medium"
-metric = "bytes_out"
-alpha = 0.1
-threshold = 10
-min_samples = 20
-"#;
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum DetectCmd {
     /// Feed a Zeek conn.log (TSV with a #fields header, or JSON lines)
-    /// through the detection engine as one device's traffic; write one CSV
-    /// line per record: ts, uid, score, alert (0/1), reason.
+    /// through the detection engine; write one CSV line per record: ts,
+    /// uid, score (1 = a behaviour's alert threshold), alert (1 when some
+    /// behaviour's condition holds at that record), reason.
+    #[command(group(clap::ArgGroup::new("input").required(true).args(["conn_log", "pcap"])))]
     Replay {
-        /// The conn.log.
+        /// A Zeek conn.log (TSV or JSON lines).
         #[arg(long)]
-        conn_log: PathBuf,
-        /// Detection profile (TOML) [default: a built-in scan/exfiltration profile].
+        conn_log: Option<PathBuf>,
+        /// A packet capture (pcap or pcapng): its flows are assembled into
+        /// connection records with Zeek's conn_state and history, then
+        /// replayed like a conn.log.
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        /// With --pcap: also write the assembled records as Zeek JSON
+        /// lines (the uid column of the scores names them).
+        #[arg(long, requires = "pcap")]
+        conn_out: Option<PathBuf>,
+        /// Detection profile (TOML) [default: the built-in fleet profile,
+        /// the one a server installs at first start].
         #[arg(long)]
         profile: Option<PathBuf>,
+        /// The monitored device's address (repeatable). Default: a record
+        /// from an internet address to a local one is inbound to the local
+        /// host, any other belongs to its originator.
+        #[arg(long = "device-addr")]
+        device_addrs: Vec<std::net::IpAddr>,
         /// Where to write the scores (CSV).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Score a replay against labels: TPR, FPR and precision at the alert
+    /// threshold, ROC AUC, and tables per reason and per label category.
+    Eval {
+        /// Scores as `detect replay` writes them (uid, score, alert, reason).
+        #[arg(long)]
+        scores: PathBuf,
+        /// Labels: CSV with uid and label (malicious/benign, 1/0, ...)
+        /// columns, and optionally category (or detailed-label).
+        #[arg(long)]
+        labels: PathBuf,
     },
 }
 
@@ -71,6 +73,19 @@ pub(crate) enum ProfilesCmd {
     Apply {
         /// The profile (TOML).
         file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The profile a group's devices are judged by (its own, or else the
+    /// one for every group), where it came from, its version and its
+    /// behaviours.
+    Show {
+        /// The device group [default: `*`, every group without its own].
+        #[arg(long)]
+        group: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -165,34 +180,99 @@ fn load_profile(path: Option<&Path>) -> Result<Profile> {
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             )
         }
-        None => (
-            "the built-in profile".to_owned(),
-            DEFAULT_PROFILE.to_owned(),
-        ),
+        None => return Ok(bulwark_detect::builtin_profile()),
     };
     Profile::from_toml(&text).map_err(|e| anyhow::anyhow!("{name}: {e}"))
 }
 
 pub(crate) fn detect(cmd: DetectCmd) -> Result<()> {
     match cmd {
+        DetectCmd::Eval { scores, labels } => {
+            let open = |p: &Path| {
+                std::fs::File::open(p)
+                    .map(BufReader::new)
+                    .with_context(|| format!("opening {}", p.display()))
+            };
+            let e =
+                bulwark_detect::evaluate(open(&scores)?, open(&labels)?).with_context(|| {
+                    format!(
+                        "evaluating {} against {}",
+                        scores.display(),
+                        labels.display()
+                    )
+                })?;
+            print!("{e}");
+        }
         DetectCmd::Replay {
             conn_log,
+            pcap,
+            conn_out,
             profile,
+            device_addrs,
             out,
         } => {
             let profile = load_profile(profile.as_deref())?;
-            let input = std::fs::File::open(&conn_log)
-                .with_context(|| format!("opening {}", conn_log.display()))?;
+            let source = conn_log
+                .as_ref()
+                .or(pcap.as_ref())
+                .cloned()
+                .unwrap_or_default();
+            let input = std::fs::File::open(&source)
+                .with_context(|| format!("opening {}", source.display()))?;
             let output = std::fs::File::create(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
-            let summary =
-                bulwark_detect::replay(BufReader::new(input), profile, BufWriter::new(output))
-                    .with_context(|| format!("replaying {}", conn_log.display()))?;
+            let mut engine = bulwark_detect::Engine::new(profile);
+            let opts = bulwark_detect::ReplayOptions { device_addrs };
+            let summary = if pcap.is_some() {
+                let mut conn_file = match &conn_out {
+                    Some(p) => Some(BufWriter::new(
+                        std::fs::File::create(p)
+                            .with_context(|| format!("creating {}", p.display()))?,
+                    )),
+                    None => None,
+                };
+                let (summary, stats) = bulwark_detect::replay_pcap(
+                    BufReader::new(input),
+                    &mut engine,
+                    &opts,
+                    BufWriter::new(output),
+                    conn_file.as_mut().map(|w| w as &mut dyn std::io::Write),
+                )
+                .with_context(|| format!("replaying {}", source.display()))?;
+                let skipped: u64 = stats.skipped.values().sum();
+                eprintln!(
+                    "{} packets, {} connection records, {skipped} packets skipped{}{}",
+                    stats.packets,
+                    stats.records,
+                    stats
+                        .skipped
+                        .iter()
+                        .map(|(k, v)| format!(" ({}: {v})", k.name()))
+                        .collect::<String>(),
+                    if stats.evicted > 0 {
+                        format!(", {} flows ended early (too many open)", stats.evicted)
+                    } else {
+                        String::new()
+                    }
+                );
+                summary
+            } else {
+                bulwark_detect::replay_with(
+                    BufReader::new(input),
+                    &mut engine,
+                    &opts,
+                    BufWriter::new(output),
+                )
+                .with_context(|| format!("replaying {}", source.display()))?
+            };
             for p in &summary.problems {
-                eprintln!("warning: {}: {p}", conn_log.display());
+                eprintln!("warning: {}: {p}", source.display());
+            }
+            for (behaviour, n) in &summary.alerts_by_behaviour {
+                eprintln!("alert: {behaviour} x{n}");
             }
             eprintln!(
-                "{} records, {} with alerts ({} alerts), {} malformed lines skipped, {} rejected → {}",
+                "{} records, {} flagged ({} alerts raised), {} malformed lines skipped, {} rejected → {}",
                 summary.records,
                 summary.alerted,
                 summary.alerts,
@@ -233,6 +313,58 @@ pub(crate) async fn profiles(cmd: ProfilesCmd) -> Result<()> {
                     p.revision,
                     p.behaviours.len()
                 );
+            }
+        }
+        ProfilesCmd::Show { group, json, conn } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let path = match &group {
+                Some(g) => format!(
+                    "/api/v1/profiles/effective?group={}",
+                    crate::commands::urlencode(g)
+                ),
+                None => "/api/v1/profiles/effective".to_owned(),
+            };
+            let (e, raw): (EffectiveProfile, _) = api.get(&path).await?;
+            if json {
+                print_json(&raw)?;
+            } else {
+                let p = &e.profile;
+                let source = match (e.inherited, e.builtin) {
+                    (true, true) => "inherited from \"*\", Bulwark's built-in profile",
+                    (true, false) => "inherited from \"*\"",
+                    (false, true) => "Bulwark's built-in profile",
+                    (false, false) => "its own",
+                };
+                println!("group:     {}", e.group);
+                println!(
+                    "profile:   group {:?} version {} ({source})",
+                    p.group, p.version
+                );
+                println!(
+                    "applied:   revision {} by {} at {}",
+                    p.revision,
+                    p.created_by,
+                    p.created_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                );
+                match Profile::from_toml(&p.toml) {
+                    Ok(parsed) => {
+                        println!("behaviours:");
+                        for b in &parsed.behaviours {
+                            println!(
+                                "  {:<24} {:<12} {:<8} {:<10} on {}",
+                                b.name,
+                                b.kind.name(),
+                                b.severity.to_string(),
+                                b.action.map_or("alert", |_| "quarantine"),
+                                b.metric
+                            );
+                        }
+                    }
+                    Err(err) => println!("behaviours: (stored document no longer parses: {err})"),
+                }
+                println!("\n{}", p.toml.trim_end());
             }
         }
         ProfilesCmd::List { json, conn } => {

@@ -129,5 +129,5 @@ pub use shard::{MAX_SHARDS, Output, SHARD_QUEUE, ShardedEngine, shard_of};
 pub use smol_str::SmolStr;
 pub use zeek::{
     MAX_LINE, MAX_PROBLEMS, MAX_REORDER, REPLAY_DEVICE, ReplayError, ReplayOptions, ReplaySummary,
-    replay, replay_with,
+    replay, replay_pcap, replay_with,
 };

@@ -51,6 +51,8 @@ pub struct ReplaySummary {
     pub alerted: u64,
     /// Alerts in total.
     pub alerts: u64,
+    /// Alerts raised, per behaviour name.
+    pub alerts_by_behaviour: std::collections::BTreeMap<String, u64>,
     /// Lines skipped as malformed.
     pub malformed: u64,
     /// Records the engine rejected.
@@ -69,6 +71,9 @@ pub enum ReplayError {
     /// Writing the CSV failed.
     #[error("writing the replay output")]
     Write(#[source] io::Error),
+    /// The input is not a packet capture (or its header is damaged).
+    #[error("reading the capture")]
+    Capture(#[source] bulwark_pcap::CaptureError),
 }
 
 /// One connection, as much of it as detection uses.
@@ -642,30 +647,22 @@ pub fn replay_with(
     mut reader: impl BufRead,
     engine: &mut Engine,
     opts: &ReplayOptions,
-    mut out: impl Write,
+    out: impl Write,
 ) -> Result<ReplaySummary, ReplayError> {
-    let mut summary = ReplaySummary::default();
+    let mut sink = Sink::new(engine, opts, out)?;
     let mut tsv = Tsv::default();
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    let mut pending = std::collections::BinaryHeap::new();
-    let mut seq = 0u64;
-    writeln!(out, "ts,uid,score,alert,reason").map_err(ReplayError::Write)?;
     while let Some(long) =
         read_line_bounded(&mut reader, &mut buf, MAX_LINE).map_err(ReplayError::Read)?
     {
         line_no += 1;
         if long {
-            problem(
-                &mut summary,
-                line_no,
-                format!("longer than {MAX_LINE} bytes"),
-                true,
-            );
+            sink.problem(line_no, format!("longer than {MAX_LINE} bytes"), true);
             continue;
         }
         let Ok(line) = std::str::from_utf8(&buf) else {
-            problem(&mut summary, line_no, "not UTF-8".into(), true);
+            sink.problem(line_no, "not UTF-8".into(), true);
             continue;
         };
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -674,7 +671,7 @@ pub fn replay_with(
         }
         let conn = if line.starts_with('#') {
             if let Err(why) = tsv.header(line) {
-                problem(&mut summary, line_no, why, true);
+                sink.problem(line_no, why, true);
             }
             continue;
         } else if line.starts_with(['{', '[']) {
@@ -682,30 +679,125 @@ pub fn replay_with(
         } else {
             tsv.record(line)
         };
-        match conn.and_then(|c| c.datapoint(opts).map(|dp| (c, dp))) {
+        sink.push(line_no, conn)?;
+    }
+    sink.finish()
+}
+
+/// Replays a packet capture (classic pcap or pcapng): its packets are
+/// assembled into connection records by [`bulwark_pcap`] (the fields a
+/// Zeek `conn.log` of it would hold), which then go through the engine as
+/// [`replay_with`] does. The `uid` column names the assembled records
+/// (`P` and a counter); `conn_out`, if given, receives them as Zeek JSON
+/// lines, so that scores can be joined with what they score.
+///
+/// A capture that ends early (truncated, or a block that cannot be
+/// right) keeps every record before the damage and counts one malformed
+/// problem; one whose header is not a capture's is
+/// [`ReplayError::Capture`].
+pub fn replay_pcap(
+    reader: impl io::Read,
+    engine: &mut Engine,
+    opts: &ReplayOptions,
+    out: impl Write,
+    mut conn_out: Option<&mut dyn Write>,
+) -> Result<(ReplaySummary, bulwark_pcap::Stats), ReplayError> {
+    let mut conns = bulwark_pcap::Conns::new(reader).map_err(ReplayError::Capture)?;
+    let mut sink = Sink::new(engine, opts, out)?;
+    let mut n = 0u64;
+    for rec in conns.by_ref() {
+        n += 1;
+        if let Some(w) = conn_out.as_deref_mut() {
+            writeln!(w, "{}", rec.to_zeek_json()).map_err(ReplayError::Write)?;
+        }
+        let conn = Conn {
+            ts: rec.ts,
+            uid: rec.uid,
+            orig_h: Some(rec.orig_h),
+            orig_p: Some(rec.orig_p),
+            resp_h: rec.resp_h,
+            resp_p: rec.resp_p,
+            proto: Some(rec.proto.name().to_owned()),
+            duration: Some(rec.duration),
+            conn_state: Some(rec.conn_state.to_owned()),
+            history: Some(rec.history),
+            orig_bytes: Some(rec.orig_bytes),
+            resp_bytes: Some(rec.resp_bytes),
+            orig_pkts: Some(rec.orig_pkts),
+            resp_pkts: Some(rec.resp_pkts),
+        };
+        sink.push(n, Ok(conn))?;
+    }
+    if let Some(e) = conns.error() {
+        sink.problem(n + 1, format!("capture: {e}"), true);
+    }
+    if let Some(w) = conn_out {
+        w.flush().map_err(ReplayError::Write)?;
+    }
+    let stats = conns.stats().clone();
+    Ok((sink.finish()?, stats))
+}
+
+/// Where replayed records go: the reorder buffer, the engine, the CSV.
+struct Sink<'a, W: Write> {
+    engine: &'a mut Engine,
+    opts: &'a ReplayOptions,
+    out: W,
+    summary: ReplaySummary,
+    pending: std::collections::BinaryHeap<Pending>,
+    seq: u64,
+}
+
+impl<'a, W: Write> Sink<'a, W> {
+    fn new(
+        engine: &'a mut Engine,
+        opts: &'a ReplayOptions,
+        mut out: W,
+    ) -> Result<Self, ReplayError> {
+        writeln!(out, "ts,uid,score,alert,reason").map_err(ReplayError::Write)?;
+        Ok(Sink {
+            engine,
+            opts,
+            out,
+            summary: ReplaySummary::default(),
+            pending: std::collections::BinaryHeap::new(),
+            seq: 0,
+        })
+    }
+
+    fn problem(&mut self, line: u64, why: String, malformed: bool) {
+        problem(&mut self.summary, line, why, malformed);
+    }
+
+    fn push(&mut self, line: u64, conn: Result<Conn, String>) -> Result<(), ReplayError> {
+        match conn.and_then(|c| c.datapoint(self.opts).map(|dp| (c, dp))) {
             Ok((conn, dp)) => {
-                pending.push(Pending {
+                self.pending.push(Pending {
                     arrival_ns: dp.time.unix_timestamp_nanos(),
-                    seq,
-                    line: line_no,
+                    seq: self.seq,
+                    line,
                     conn,
                     dp,
                 });
-                seq += 1;
+                self.seq += 1;
             }
-            Err(why) => problem(&mut summary, line_no, why, true),
+            Err(why) => self.problem(line, why, true),
         }
-        if pending.len() > MAX_REORDER
-            && let Some(p) = pending.pop()
+        if self.pending.len() > MAX_REORDER
+            && let Some(p) = self.pending.pop()
         {
-            observe(engine, p, &mut summary, &mut out)?;
+            observe(self.engine, p, &mut self.summary, &mut self.out)?;
         }
+        Ok(())
     }
-    while let Some(p) = pending.pop() {
-        observe(engine, p, &mut summary, &mut out)?;
+
+    fn finish(mut self) -> Result<ReplaySummary, ReplayError> {
+        while let Some(p) = self.pending.pop() {
+            observe(self.engine, p, &mut self.summary, &mut self.out)?;
+        }
+        self.out.flush().map_err(ReplayError::Write)?;
+        Ok(self.summary)
     }
-    out.flush().map_err(ReplayError::Write)?;
-    Ok(summary)
 }
 
 fn problem(s: &mut ReplaySummary, line: u64, why: String, malformed: bool) {
@@ -734,6 +826,12 @@ fn observe(
     };
     summary.records += 1;
     summary.alerts += obs.alerts.len() as u64;
+    for a in &obs.alerts {
+        *summary
+            .alerts_by_behaviour
+            .entry(a.behaviour.clone())
+            .or_default() += 1;
+    }
     if obs.flagged {
         summary.alerted += 1;
     }

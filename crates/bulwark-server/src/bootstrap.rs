@@ -218,6 +218,29 @@ pub(crate) async fn first_admin(
     Ok(Some(path))
 }
 
+/// On a store that never had a profile for every group (`*`): stores the
+/// built-in fleet profile under the system's name, journaled like any
+/// applied profile, so that monitoring is on from the first start. A
+/// `*` profile applied since (even one that replaced it) is left alone.
+pub(crate) async fn builtin_profile(store: &dyn Store, now: OffsetDateTime) -> Result<()> {
+    let rows = store.profiles().await?;
+    if rows
+        .iter()
+        .any(|r| r.group == bulwark_detect::DEFAULT_GROUP)
+    {
+        return Ok(());
+    }
+    store
+        .put_profile(
+            bulwark_detect::DEFAULT_GROUP,
+            bulwark_detect::BUILTIN_VERSION,
+            bulwark_detect::BUILTIN_PROFILE,
+            &Audit::system(now),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The server's online TUF keys (image snapshot/timestamp, director root,
 /// director targets/snapshot/timestamp): Ed25519 PKCS#8, sealed under
 /// `master.key`, created on first start.

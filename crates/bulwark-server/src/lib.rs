@@ -137,6 +137,9 @@ impl Server {
             d.is_dir().then_some(d)
         });
         let last_checkpoint = store.latest_checkpoint().await?.map_or(0, |(size, _)| size);
+        bootstrap::builtin_profile(&*store, now)
+            .await
+            .context("installing the built-in detection profile")?;
         let profiles = latest_profiles(&*store).await?;
         let (monitor, engine_out) = monitor::Monitor::new(profiles, config.detect_shards);
         let state = AppState::new(

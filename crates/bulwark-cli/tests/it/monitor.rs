@@ -1,5 +1,6 @@
-//! `bulwark profiles apply|list`, `devices quarantine|release`, `alerts
-//! list|watch` against a real server: the monitoring commands a user types.
+//! `bulwark profiles apply|list|show`, `devices quarantine|release`,
+//! `alerts list|watch` against a real server: the monitoring commands a
+//! user types.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -23,6 +24,20 @@ threshold = ["tcp/23"]
 fn profiles_quarantine_release_and_alert_listing() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(&tmp.path().join("data"));
+
+    // Before anything is applied: every group runs the built-in profile.
+    let (code, out, err) = run(srv
+        .cli()
+        .args(["profiles", "show", "--group", "lobby-sensors"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("inherited from \"*\", Bulwark's built-in profile"),
+        "{out}"
+    );
+    assert!(out.contains("version builtin-1"), "{out}");
+    for b in ["scanning", "flood", "command-and-control", "brute-force"] {
+        assert!(out.contains(b), "{b}: {out}");
+    }
 
     // A profile: checked locally first, then applied (versioned).
     let bad = tmp.path().join("bad.toml");
@@ -50,6 +65,24 @@ fn profiles_quarantine_release_and_alert_listing() {
     let (code, out, _) = run(srv.cli().args(["profiles", "list"]));
     assert_eq!(code, 0);
     assert!(out.contains("telnet-open"), "{out}");
+    // The group's own profile now; other groups still inherit "*".
+    let (code, out, err) = run(srv
+        .cli()
+        .args(["profiles", "show", "--group", "lobby-sensors"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("(its own)") && out.contains("telnet-open"),
+        "{out}"
+    );
+    let (code, out, _) = run(srv
+        .cli()
+        .args(["profiles", "show", "--group", "cameras", "--json"]));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["inherited"], true);
+    let (code, _, err) = run(srv.cli().args(["profiles", "show", "--group", "bad group"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("400") || err.contains("group"), "{err}");
 
     // A device, quarantined and released by an operator.
     let (code, token, err) = run(srv.cli().args([

@@ -346,6 +346,31 @@ pub struct ProfileList {
     pub profiles: Vec<ProfileView>,
 }
 
+/// Query of `GET /api/v1/profiles/effective`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EffectiveProfileQuery {
+    /// The device group (default `*`, the profile of every group without
+    /// its own).
+    pub group: Option<String>,
+}
+
+/// `GET /api/v1/profiles/effective`: the profile a group's devices are
+/// judged by, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EffectiveProfile {
+    /// The group asked about.
+    pub group: String,
+    /// True when the group has no profile of its own and runs the one for
+    /// every group (`*`).
+    pub inherited: bool,
+    /// True when the profile in force is Bulwark's built-in one, as
+    /// installed at first start.
+    pub builtin: bool,
+    /// The profile in force (its latest version).
+    pub profile: ProfileView,
+}
+
 /// Query of `GET /api/v1/devices`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -54,7 +54,8 @@ pub(crate) fn valid_name(s: &str) -> bool {
         gate::release_gate, gate::release_sbom, gate::get_policy, gate::put_policy,
         gate::add_waiver, gate::list_waivers, gate::revoke_waiver, gate::import_advisories,
         gate::advisories, gate::affected, gate::alerts,
-        monitor::apply_profile, monitor::list_profiles, monitor::quarantine_device,
+        monitor::apply_profile, monitor::list_profiles, monitor::effective_profile,
+        monitor::quarantine_device,
         monitor::release_device, monitor::alert_stream, monitor::add_webhook,
         monitor::list_webhooks, monitor::remove_webhook, monitor::webhook_deliveries,
         crate::device::enroll, crate::device::checkin,
@@ -278,6 +279,7 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
             "/profiles",
             get(monitor::list_profiles).post(monitor::apply_profile),
         )
+        .route("/profiles/effective", get(monitor::effective_profile))
         .route("/devices/{id}/quarantine", post(monitor::quarantine_device))
         .route("/devices/{id}/release", post(monitor::release_device))
         .route(

@@ -13,12 +13,13 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::devices::{check_reason, device_view, parse_id};
 use super::dto::{
-    ApplyProfile, CreateWebhook, DeliveryList, DeliveryView, DeviceView, ProfileList, ProfileView,
-    QuarantineDevice, StreamEvent, WebhookList, WebhookView,
+    ApplyProfile, CreateWebhook, DeliveryList, DeliveryView, DeviceView, EffectiveProfile,
+    EffectiveProfileQuery, ProfileList, ProfileView, QuarantineDevice, StreamEvent, WebhookList,
+    WebhookView,
 };
 use super::valid_name;
 use crate::auth::{Caller, Permission};
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, Query};
 use crate::state::AppState;
 
 fn profile_view(row: ProfileRow) -> ProfileView {
@@ -96,6 +97,48 @@ pub(crate) async fn list_profiles(
     let rows = state.0.store.profiles().await?;
     Ok(Json(ProfileList {
         profiles: rows.into_iter().map(profile_view).collect(),
+    }))
+}
+
+/// The profile a group runs under: its own latest version, or else the
+/// latest for every group (`*`).
+#[utoipa::path(get, path = "/api/v1/profiles/effective", tag = "monitor",
+    params(EffectiveProfileQuery),
+    responses((status = 200, body = EffectiveProfile), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn effective_profile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EffectiveProfileQuery>,
+) -> Result<Json<EffectiveProfile>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let group = q.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+    if group != DEFAULT_GROUP && !valid_name(&group) {
+        return Err(ApiError::InvalidFields(vec![format!(
+            "group: {group:?} is not \"*\" or a name of a-z 0-9 - _ ."
+        )]));
+    }
+    let rows = state.0.store.profiles().await?;
+    let latest = |g: &str| rows.iter().rev().find(|r| r.group == g).cloned();
+    let (row, inherited) = match latest(&group) {
+        Some(row) => (row, false),
+        None => (
+            latest(DEFAULT_GROUP).ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no profile for group {group:?} nor for every group"
+                ))
+            })?,
+            group != DEFAULT_GROUP,
+        ),
+    };
+    let builtin = row.group == DEFAULT_GROUP
+        && row.version == bulwark_detect::BUILTIN_VERSION
+        && row.body == bulwark_detect::BUILTIN_PROFILE;
+    Ok(Json(EffectiveProfile {
+        group,
+        inherited,
+        builtin,
+        profile: profile_view(row),
     }))
 }
 

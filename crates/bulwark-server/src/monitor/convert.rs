@@ -3,8 +3,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bulwark_detect::{Datapoint, Metric, Metrics, Set, Value};
-use bulwark_proto::telemetry::{NetCounters, Telemetry, TransportProto};
+use bulwark_detect::{Datapoint, Direction, Flow, Metric, Metrics, Proto, Scope, Set, Value};
+use bulwark_proto::telemetry::{
+    Connection, ConnectionState, ListeningPort, NetCounters, Telemetry, TransportProto,
+};
 use smol_str::{SmolStr, format_smolstr};
 use time::OffsetDateTime;
 
@@ -41,6 +43,48 @@ fn destination(addr: IpAddr, port: u16) -> SmolStr {
         IpAddr::V4(a) => format_smolstr!("{a}:{port}"),
         IpAddr::V6(a) => format_smolstr!("[{a}]:{port}"),
     }
+}
+
+/// Who opened a connection: a peer, when the device's side is one of its
+/// own listening ports (or the kernel holds it half-open as an incoming
+/// attempt); the device otherwise.
+fn direction(c: &Connection, listening: &[ListeningPort]) -> Direction {
+    let listens = listening
+        .iter()
+        .any(|l| l.proto == c.proto && l.port == c.local_port);
+    if listens || c.state == ConnectionState::SynRecv {
+        Direction::Inbound
+    } else {
+        Direction::Outbound
+    }
+}
+
+/// The sample's sockets as flows, one per socket beyond the device's link
+/// (loopback and link-local sockets are left out: the semantics ignore
+/// them anyway). A socket still in SYN-SENT is an attempt nobody has
+/// answered yet; any other state was answered.
+fn flows(t: &Telemetry) -> Vec<Flow> {
+    t.connections
+        .iter()
+        .filter(|c| Scope::of(c.remote_addr) != Scope::Local)
+        .map(|c| {
+            let proto = match c.proto {
+                TransportProto::Tcp => Proto::Tcp,
+                TransportProto::Udp => Proto::Udp,
+            };
+            let direction = direction(c, &t.listening);
+            let answered = u32::from(!matches!(
+                c.state,
+                ConnectionState::SynSent | ConnectionState::SynRecv
+            ));
+            Flow {
+                direction,
+                local_port: c.local_port,
+                answered,
+                ..Flow::outbound(proto, c.remote_addr, c.remote_port)
+            }
+        })
+        .collect()
 }
 
 /// The datapoint of one sample, timed by the server's clock (`now`): the
@@ -93,18 +137,25 @@ pub(crate) fn datapoint(
         .map(|l| proto_port(l.proto, l.port))
         .collect();
     m.set(Metric::ListeningPorts, Value::Set(listening));
-    let destinations: Set = t
-        .connections
-        .iter()
+    // Destinations are where the device itself connected to beyond its
+    // link: not loopback or link-local peers, not clients of its own
+    // listeners (a local service's clients once counted as 104
+    // "destinations" and quarantined a real agent).
+    let outbound = || {
+        t.connections
+            .iter()
+            .filter(|c| direction(c, &t.listening) == Direction::Outbound)
+            .filter(|c| Scope::of(c.remote_addr) != Scope::Local)
+    };
+    let destinations: Set = outbound()
         .map(|c| destination(c.remote_addr, c.remote_port))
         .collect();
-    let ports: Set = t
-        .connections
-        .iter()
+    let ports: Set = outbound()
         .map(|c| proto_port(c.proto, c.remote_port))
         .collect();
     m.set(Metric::RemoteDestinations, Value::Set(destinations));
     m.set(Metric::RemotePorts, Value::Set(ports));
+    m.set(Metric::Flows, Value::Flows(flows(t)));
     Datapoint {
         device: Arc::clone(device),
         time: now,
@@ -184,6 +235,68 @@ mod tests {
     }
 
     #[test]
+    fn loopback_peers_and_clients_of_own_listeners_are_not_destinations() {
+        // The false quarantine of issue 17: an agent beside a local
+        // service, whose 104 loopback clients counted as destinations.
+        let mut t = sample(0);
+        t.listening.push(ListeningPort {
+            proto: TransportProto::Tcp,
+            port: 8080,
+            addr: "0.0.0.0".parse().unwrap(),
+        });
+        for i in 0..104u16 {
+            t.connections.push(Connection {
+                proto: TransportProto::Tcp,
+                local_port: 40000 + i,
+                remote_addr: "127.0.0.1".parse().unwrap(),
+                remote_port: 8080,
+                state: ConnectionState::Established,
+            });
+            t.connections.push(Connection {
+                proto: TransportProto::Tcp,
+                local_port: 8080,
+                remote_addr: format!("192.0.2.{}", i + 1).parse().unwrap(),
+                remote_port: 50000 + i,
+                state: ConnectionState::Established,
+            });
+        }
+        t.connections.push(Connection {
+            proto: TransportProto::Tcp,
+            local_port: 23,
+            remote_addr: "198.51.100.9".parse().unwrap(),
+            remote_port: 41000,
+            state: ConnectionState::SynRecv,
+        });
+        t.connections.push(Connection {
+            proto: TransportProto::Udp,
+            local_port: 5353,
+            remote_addr: "fe80::1".parse().unwrap(),
+            remote_port: 5353,
+            state: ConnectionState::Established,
+        });
+        let dp = datapoint(&"d".into(), &t, None, datetime!(2026-11-23 10:00 UTC));
+        assert_eq!(
+            dp.metrics.get("remote_destinations"),
+            Some(&Value::Set(Set::from(["10.0.0.5:443", "[2001:db8::1]:53"])))
+        );
+        let Some(Value::Flows(flows)) = dp.metrics.get("flows") else {
+            panic!("no flows");
+        };
+        // 2 outbound, 104 + 1 inbound; loopback and link-local left out.
+        assert_eq!(flows.len(), 107);
+        assert_eq!(
+            flows
+                .iter()
+                .filter(|f| f.direction == Direction::Inbound)
+                .count(),
+            105
+        );
+        // And the built-in profile stays quiet on it.
+        let mut engine = bulwark_detect::Engine::new(bulwark_detect::builtin_profile());
+        assert_eq!(engine.observe(&dp).unwrap(), vec![]);
+    }
+
+    #[test]
     fn every_metric_is_known_to_the_engine_and_deltas_need_a_previous_sample() {
         let now = datetime!(2026-11-23 10:00 UTC);
         let first = datapoint(&"d".into(), &sample(1000), None, now);
@@ -203,6 +316,12 @@ mod tests {
             next.metrics.get("listening_ports"),
             Some(&Value::Set(Set::from(["tcp/23"])))
         );
+        let flows = match next.metrics.get("flows") {
+            Some(Value::Flows(f)) => f.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(flows.len(), 2);
+        assert!(flows.iter().all(|f| f.direction == Direction::Outbound));
         // A counter going backwards (reboot): traffic left out.
         let reboot = datapoint(&"d".into(), &sample(10), Some(prev), now);
         assert!(!reboot.metrics.contains_key("bytes_out"));

@@ -367,6 +367,7 @@ fn stored_alert(
                 "value": match &e.value {
                     bulwark_detect::Value::Number(n) => serde_json::json!(n),
                     bulwark_detect::Value::Set(s) => serde_json::json!(s),
+                    bulwark_detect::Value::Flows(f) => serde_json::json!(f.iter().map(ToString::to_string).collect::<Vec<_>>()),
                 },
             })
         })

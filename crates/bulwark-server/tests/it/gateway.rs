@@ -448,6 +448,161 @@ c.loop_stop()
 print(json.dumps({"own": granted.get(own_mid), "other": granted.get(other_mid)}))
 "#;
 
+/// A sample whose sockets are `n` attempts, still unanswered, to
+/// `198.51.100.1..=n` on tcp/23, plus one answered HTTPS connection.
+fn scanning_telemetry(n: u8) -> String {
+    let mut connections: Vec<Value> = (1..=n)
+        .map(|i| {
+            json!({"proto": "tcp", "local_port": 40000 + u16::from(i),
+                   "remote_addr": format!("198.51.100.{i}"), "remote_port": 23,
+                   "state": "syn_sent"})
+        })
+        .collect();
+    connections.push(json!({"proto": "tcp", "local_port": 39999,
+        "remote_addr": "203.0.113.80", "remote_port": 443, "state": "established"}));
+    json!({
+        "schema": 1, "time": 1_795_000_000_000u64, "seq": 1,
+        "listening": [{"proto": "tcp", "port": 22, "addr": "0.0.0.0"}],
+        "connections": connections,
+        "net": {"bytes_in": 0, "bytes_out": 0, "packets_in": 0, "packets_out": 0},
+        "connection_attempts": u64::from(n), "process_count": 40,
+        "cpu_percent": 1.5, "memory_percent": 20.0
+    })
+    .to_string()
+}
+
+/// Issue 17: nothing applied by hand, yet the first sample of a scanning
+/// device is judged (by the built-in profile the first start installed,
+/// journaled as the system's), raises `scanning` and quarantines; and the
+/// same scenario as a Zeek conn.log through `detect replay` raises the
+/// same alerts.
+#[tokio::test]
+async fn monitoring_is_on_from_the_first_start_and_replay_agrees_with_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, port, _clock) = start_gateway(dir.path()).await;
+    let monitor = server.state().monitor().unwrap().clone();
+
+    let (s, eff) = admin
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/profiles/effective?group=lobby-sensors",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{eff}");
+    assert_eq!(eff["inherited"], true);
+    assert_eq!(eff["builtin"], true);
+    assert_eq!(eff["profile"]["group"], "*");
+    assert_eq!(eff["profile"]["version"], bulwark_detect::BUILTIN_VERSION);
+    assert_eq!(eff["profile"]["created_by"], "bulwark-server");
+    let (s, bad) = admin
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/profiles/effective?group=no%20spaces",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "{bad}");
+    let (_, entries) = admin
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/audit/entries?limit=1000",
+            None,
+        )
+        .await;
+    let applied = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entry"]["action"] == "profile.apply")
+        .unwrap_or_else(|| panic!("the built-in profile was not journaled: {entries}"));
+    assert_eq!(applied["entry"]["actor"]["kind"], "system");
+
+    // A quiet sample first: judged, not dropped for lack of a profile.
+    let a = Device::enroll(&server, &admin, dir.path(), "a").await;
+    let before = monitor.accepted();
+    let (ok, err) = a.report(port, "mqttv5", &[22]).await;
+    assert!(ok, "{err}");
+    eventually("telemetry accepted", async || monitor.accepted() > before).await;
+    let r = rejections(&admin, a.id).await;
+    assert!(r.get("no_profile").is_none(), "{r}");
+
+    // Then the scan.
+    let (ok, err) = mosquitto_pub(
+        &a,
+        port,
+        "mqttv5",
+        &a.telemetry_topic(),
+        &scanning_telemetry(30),
+        true,
+    )
+    .await;
+    assert!(ok, "{err}");
+    eventually("the scanner quarantined", async || {
+        !admin.device(a.id).await["device"]["quarantined_at"].is_null()
+    })
+    .await;
+    let detail = admin.device(a.id).await;
+    let mut live: Vec<String> = detail["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["behaviour"].as_str().unwrap().to_owned())
+        .collect();
+    live.sort();
+    live.dedup();
+    let scan = detail["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["behaviour"] == "scanning")
+        .unwrap_or_else(|| panic!("no scanning alert: {detail}"));
+    assert_eq!(scan["profile_version"], bulwark_detect::BUILTIN_VERSION);
+    assert_eq!(scan["action"], "quarantine");
+    let message = scan["message"].as_str().unwrap();
+    assert!(message.contains("horizontal scan"), "{message}");
+    assert!(message.contains("tcp/23"), "{message}");
+    assert!(message.contains("100% of attempts unanswered"), "{message}");
+    assert!(
+        scan["evidence"][0]["value"].as_array().is_some_and(|v| v
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("198.51.100."))),
+        "{scan}"
+    );
+    assert!(r.get("no_profile").is_none());
+
+    // The same scenario as the conn.log a network tap would have written.
+    let mut log = String::new();
+    for i in 1..=30u16 {
+        log.push_str(
+            &json!({"ts": 1_795_000_000.0 + f64::from(i) * 0.01, "uid": format!("C{i}"),
+            "id.orig_h": "192.168.1.20", "id.orig_p": 40000 + i,
+            "id.resp_h": format!("198.51.100.{i}"), "id.resp_p": 23, "proto": "tcp",
+            "duration": 0.0, "conn_state": "S0", "history": "S"})
+            .to_string(),
+        );
+        log.push('\n');
+    }
+    log.push_str(
+        &json!({"ts": 1_795_000_000.0, "uid": "Chttps",
+        "id.orig_h": "192.168.1.20", "id.orig_p": 39999, "id.resp_h": "203.0.113.80",
+        "id.resp_p": 443, "proto": "tcp", "duration": 1.0, "conn_state": "SF",
+        "history": "ShADadFf", "orig_bytes": 500, "resp_bytes": 4000})
+        .to_string(),
+    );
+    log.push('\n');
+    let mut csv = Vec::new();
+    let summary = bulwark_detect::replay(
+        std::io::BufReader::new(log.as_bytes()),
+        bulwark_detect::builtin_profile(),
+        &mut csv,
+    )
+    .unwrap();
+    let replayed: Vec<String> = summary.alerts_by_behaviour.keys().cloned().collect();
+    assert_eq!(replayed, live, "replay and gateway disagree");
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn paho_mqtt_both_versions_follow_the_acl() {
     let dir = tempfile::tempdir().unwrap();

@@ -81,10 +81,11 @@ async fn tamper(db: &Db, how: Tamper) {
             set(db, 5, &forged, &leaf_hash(&forged)).await;
         }
         Tamper::Reorder => {
-            let (a, la) = entry(db, 3).await;
-            let (b, lb) = entry(db, 4).await;
-            set(db, 3, &b, &lb).await;
-            set(db, 4, &a, &la).await;
+            // user0 and user1, after the bootstrap's checkpoint.
+            let (a, la) = entry(db, 4).await;
+            let (b, lb) = entry(db, 5).await;
+            set(db, 4, &b, &lb).await;
+            set(db, 5, &a, &la).await;
         }
         Tamper::Delete => on_db!(db, |p| {
             sqlx::query("DELETE FROM journal WHERE seq = 3")
@@ -125,9 +126,10 @@ async fn case(how: Tamper, postgres: bool) -> Result<bulwark_audit::Report, Fail
         .await
         .unwrap();
     let store = server.state().store().clone();
-    // Bootstrap journaled 2 entries (admin account and token); add 8 more.
+    // Bootstrap journaled 4 entries (admin account and token, the
+    // built-in detection profile, the director's root); add 8 more.
     for i in 0..8 {
-        let role = if i == 2 { Role::Viewer } else { Role::Operator };
+        let role = if i == 1 { Role::Viewer } else { Role::Operator };
         store
             .create_account(
                 NewAccount {
@@ -183,8 +185,9 @@ async fn case(how: Tamper, postgres: bool) -> Result<bulwark_audit::Report, Fail
 
 async fn all_cases(postgres: bool) {
     use Failure::*;
-    // user2 (the viewer) is entry 5: three bootstrap entries (admin account,
-    // its token, the director's root), then user0, user1.
+    // user1 (the viewer) is entry 5: four bootstrap entries (admin account,
+    // its token, the built-in detection profile, the director's root), then
+    // user0.
     assert_eq!(
         case(Tamper::AlterEntry, postgres).await,
         Err(EntryAltered { seq: 5 })
@@ -200,9 +203,9 @@ async fn all_cases(postgres: bool) {
     assert_eq!(
         case(Tamper::Reorder, postgres).await,
         Err(RootMismatch {
-            size: 4,
-            first: 3,
-            last: 3
+            size: 5,
+            first: 4,
+            last: 4
         })
     );
     assert_eq!(
