@@ -13,6 +13,7 @@
 //!
 //! See <https://github.com/matklad/cargo-xtask> for the pattern.
 
+mod corpus;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,11 @@ fn ensure_packages() -> Result<(), String> {
     }
     if !have("mosquitto_pub") {
         missing.push("mosquitto-clients");
+    }
+    // tshark: the reference the capture reader's flow assembly is tested
+    // against (its conversation table).
+    if !have("tshark") {
+        missing.push("tshark");
     }
     if missing.is_empty() {
         return Ok(());
@@ -517,6 +523,7 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::check(&root()).map_err(|problems| problems.join("\n")),
         Some("bench") => bench(&args[1..]),
         Some("dogfood") => dogfood(),
+        Some("corpus") => corpus::corpus(&args[1..]),
         Some("fuzz") => {
             let secs = args
                 .iter()
@@ -526,7 +533,7 @@ fn main() -> ExitCode {
             fuzz(secs.unwrap_or(60))
         }
         _ => Err(
-            "usage: cargo xtask <ci | tidy | dogfood | bench [--quick] [--only checkin,journal,update,gate,gateway,sim] | fuzz [--seconds N]>"
+            "usage: cargo xtask <ci | tidy | dogfood | corpus [OUT_DIR] | bench [--quick] [--only checkin,journal,update,gate,gateway,sim] | fuzz [--seconds N]>"
                 .into(),
         ),
     };
