@@ -23,6 +23,7 @@ const PURE_CRATES: &[&str] = &[
     "bulwark-osv",
     "bulwark-extract",
     "bulwark-detect",
+    "bulwark-pcap",
     "bulwark-versions",
 ];
 /// Dependencies a pure crate may not have.
