@@ -199,6 +199,9 @@ struct ServerArgs {
     /// Private key (PEM, mode 0600) of --mqtt-broker-cert.
     #[arg(long, value_name = "PEM")]
     mqtt_broker_key: Option<PathBuf>,
+    /// Days of per-minute telemetry history kept [default: 7].
+    #[arg(long)]
+    telemetry_retention_days: Option<u32>,
     /// TOML configuration file (command-line flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -256,6 +259,20 @@ enum DevicesCmd {
     Show {
         /// Device id.
         id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A device's per-minute telemetry: CPU, memory, processes, traffic,
+    /// connections, destinations, unanswered attempts, failed logins.
+    Telemetry {
+        /// Device id.
+        id: String,
+        /// How far back (90s, 15m, 1h, 7d) [default: 1h].
+        #[arg(long)]
+        since: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -559,6 +576,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         mqtt_broker_ca: args.mqtt_broker_ca,
         mqtt_broker_cert: args.mqtt_broker_cert,
         mqtt_broker_key: args.mqtt_broker_key,
+        telemetry_retention_days: args.telemetry_retention_days,
         ..Default::default()
     };
     let config = match file.overlay(cli).validate() {
@@ -731,6 +749,10 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                         a.message
                     );
                 }
+                match &d.latest_telemetry {
+                    Some(l) => print_latest_telemetry(l),
+                    None => println!("telemetry:      none yet"),
+                }
                 match &d.inventory {
                     Some(inv) => {
                         println!(
@@ -752,6 +774,61 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                         }
                     }
                     None => println!("inventory:      not reported yet"),
+                }
+            }
+        }
+        DevicesCmd::Telemetry {
+            id,
+            since,
+            json,
+            conn,
+        } => {
+            let api = Api::from_env(conn.server, conn.token)?;
+            let mut path = format!("/api/v1/devices/{}/telemetry", urlencode(&id));
+            if let Some(s) = &since {
+                path.push_str(&format!("?since={}", urlencode(s)));
+            }
+            let (h, raw): (bulwark_server::api::dto::TelemetryHistory, _) = api.get(&path).await?;
+            if json {
+                print_json(&raw)?;
+            } else if h.minutes.is_empty() {
+                println!("no telemetry in that period");
+            } else {
+                println!(
+                    "{:<17} {:>4} {:>6} {:>6} {:>5} {:>11} {:>11} {:>6} {:>5} {:>5} {:>5} {:>6}",
+                    "minute",
+                    "smp",
+                    "cpu%",
+                    "mem%",
+                    "procs",
+                    "bytes in",
+                    "bytes out",
+                    "conns",
+                    "dests",
+                    "unans",
+                    "tcp+",
+                    "logins"
+                );
+                for m in &h.minutes {
+                    println!(
+                        "{:<17} {:>4} {:>6.1} {:>6.1} {:>5} {:>11} {:>11} {:>6} {:>5} {:>5} {:>5} {:>6}",
+                        m.minute
+                            .format(time::macros::format_description!(
+                                "[year]-[month]-[day] [hour]:[minute]"
+                            ))
+                            .unwrap_or_default(),
+                        m.samples,
+                        m.cpu_avg,
+                        m.memory_avg,
+                        m.processes_max,
+                        m.bytes_in,
+                        m.bytes_out,
+                        m.connections_max,
+                        m.destinations_max,
+                        m.unanswered_max,
+                        m.connection_attempts,
+                        m.failed_logins
+                    );
                 }
             }
         }
@@ -897,6 +974,66 @@ pub(crate) fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The latest telemetry sample, as `devices show` prints it.
+fn print_latest_telemetry(l: &bulwark_server::api::dto::LatestTelemetryView) {
+    use bulwark_proto::telemetry::{ConnectionState, TransportProto};
+    let t = &l.telemetry;
+    let proto = |p: TransportProto| match p {
+        TransportProto::Tcp => "tcp",
+        TransportProto::Udp => "udp",
+    };
+    println!(
+        "telemetry:      at {} (sample {}): cpu {:.1}%, memory {:.1}%, {} processes",
+        l.received_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        t.seq,
+        t.cpu_percent,
+        t.memory_percent,
+        t.process_count
+    );
+    println!(
+        "traffic:        {} B in, {} B out, {} / {} packets (since boot); {} connection attempts since the previous sample{}",
+        t.net.bytes_in,
+        t.net.bytes_out,
+        t.net.packets_in,
+        t.net.packets_out,
+        t.connection_attempts,
+        t.failed_logins
+            .map(|f| format!(", {f} failed logins"))
+            .unwrap_or_default()
+    );
+    let listening: Vec<String> = t
+        .listening
+        .iter()
+        .map(|p| format!("{}/{}@{}", proto(p.proto), p.port, p.addr))
+        .collect();
+    println!(
+        "listening:      {}",
+        if listening.is_empty() {
+            "-".to_owned()
+        } else {
+            listening.join(" ")
+        }
+    );
+    println!("connections:    {}", t.connections.len());
+    for c in t.connections.iter().take(20) {
+        let state = match c.state {
+            ConnectionState::Established => "established",
+            ConnectionState::SynSent => "syn-sent (unanswered)",
+            ConnectionState::SynRecv => "syn-recv (incoming)",
+        };
+        let peer = match c.remote_addr {
+            std::net::IpAddr::V4(a) => format!("{a}:{}", c.remote_port),
+            std::net::IpAddr::V6(a) => format!("[{a}]:{}", c.remote_port),
+        };
+        println!("  {} :{} -> {peer} {state}", proto(c.proto), c.local_port);
+    }
+    if t.connections.len() > 20 {
+        println!("  … {} more (use --json)", t.connections.len() - 20);
+    }
 }
 
 #[cfg(test)]

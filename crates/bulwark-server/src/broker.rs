@@ -223,6 +223,9 @@ where
     tracing::info!(broker = %addr, "consuming telemetry from the external broker");
     // Each device's previous traffic counters, for deltas (this task only).
     let mut previous: HashMap<DeviceId, NetCounters> = HashMap::new();
+    // Each device's open telemetry minute; handed over when this
+    // connection ends, however it ends.
+    let mut histories = crate::monitor::history::HistoryMap::new(monitor);
     while let Some(msg) = incoming.recv().await {
         let msg = msg?;
         let Some(id) = msg
@@ -253,7 +256,15 @@ where
         match decode(&msg.payload) {
             Ok(t) => {
                 let mut prev = previous.remove(&id);
-                monitor.observe(id, &cached.group, &t, &mut prev, state.0.clock.now());
+                let history = histories.device(id);
+                monitor.observe(
+                    id,
+                    &cached.group,
+                    t,
+                    &mut prev,
+                    history,
+                    state.0.clock.now(),
+                );
                 if let Some(p) = prev {
                     previous.insert(id, p);
                 }

@@ -71,6 +71,9 @@ pub struct RawConfig {
     /// oversubscribed a 2-core machine (0.74–0.82× Mosquitto ingest against
     /// 0.88–0.94× with one; BENCHMARKS.md).
     pub detect_shards: Option<usize>,
+    /// How long per-minute telemetry history is kept, days (1–3650;
+    /// default 7).
+    pub telemetry_retention_days: Option<u32>,
     /// External broker mode: consume telemetry from this MQTT 5 broker,
     /// `host:port`, as well as or instead of the built-in gateway. Plain
     /// TCP unless `mqtt_broker_ca` is set.
@@ -132,6 +135,8 @@ pub struct ServerConfig {
     pub mqtt_rate_burst: u32,
     /// Detection worker threads.
     pub detect_shards: usize,
+    /// How long per-minute telemetry history is kept.
+    pub telemetry_retention: time::Duration,
     /// External MQTT broker to consume telemetry from, if any.
     pub mqtt_broker: Option<String>,
     /// TLS to the external broker, if configured.
@@ -196,6 +201,7 @@ impl RawConfig {
             mqtt_rate_per_second,
             mqtt_rate_burst,
             detect_shards,
+            telemetry_retention_days,
             mqtt_broker,
             mqtt_broker_ca,
             mqtt_broker_cert,
@@ -357,6 +363,13 @@ impl RawConfig {
             1,
             256,
         );
+        let retention = range(
+            "telemetry_retention_days",
+            self.telemetry_retention_days.map(u64::from),
+            7,
+            1,
+            3_650,
+        );
         if let Some(b) = &self.mqtt_broker
             && (b
                 .rsplit_once(':')
@@ -471,6 +484,7 @@ impl RawConfig {
             mqtt_rate_per_second: mqtt_rate as u32,
             mqtt_rate_burst: mqtt_burst as u32,
             detect_shards: shards as usize,
+            telemetry_retention: time::Duration::days(retention as i64),
             mqtt_broker: self.mqtt_broker,
             mqtt_broker_tls,
         })

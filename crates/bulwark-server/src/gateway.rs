@@ -83,6 +83,19 @@ struct Ingest {
     last_batch: usize,
     /// The server's clock at the current read's first sample.
     read_at: Option<time::OffsetDateTime>,
+    /// The device's open telemetry minute and latest sample.
+    history: crate::monitor::history::DeviceHistory,
+}
+
+impl Drop for DeviceHandler {
+    /// The session is over: its open minute goes to the history writer.
+    fn drop(&mut self) {
+        let ingest = self
+            .ingest
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ingest.history.close(&self.monitor.history);
+    }
 }
 
 impl DeviceHandler {
@@ -130,6 +143,11 @@ impl GatewayHandler for DeviceHandler {
                     let dp = self
                         .monitor
                         .datapoint(&self.name, &t, &mut ingest.previous, now);
+                    // The sample itself is kept as the latest (a move: it
+                    // was to be dropped here anyway).
+                    ingest
+                        .history
+                        .record(*id, now, t, &dp, &self.monitor.history);
                     if ingest.pending.capacity() == 0 {
                         // A busy read carries tens of samples: no regrowth
                         // (and copy) at 4, 8, 16 … datapoints. The room

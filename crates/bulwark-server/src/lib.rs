@@ -289,6 +289,7 @@ impl Server {
             state.clone(),
             config.checkin_flush,
             config.checkpoint_interval,
+            config.telemetry_retention,
             stopped(stop_rx),
         ));
         tracing::info!(%api_addr, %device_addr, ?mqtt_addr, backend = state.store().backend(), "bulwark server started");
@@ -334,6 +335,12 @@ impl Server {
         &self.state
     }
 
+    /// Writes the telemetry history buffered so far (the background task
+    /// does it every few seconds, and shutdown does it last).
+    pub async fn flush_telemetry(&self) -> anyhow::Result<()> {
+        flush_history(&self.state).await
+    }
+
     /// Stops accepting, lets requests in flight finish, flushes buffered
     /// check-ins.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
@@ -350,6 +357,10 @@ impl Server {
             .flush_checkins()
             .await
             .context("final check-in flush")?;
+        // The gateway's sessions have ended: their open minutes are in.
+        flush_history(&self.state)
+            .await
+            .context("final telemetry history flush")?;
         tracing::info!("bulwark server stopped");
         Ok(())
     }
@@ -376,12 +387,34 @@ async fn latest_profiles(
     Ok(out)
 }
 
+/// Writes the telemetry history the monitor buffered; on failure the
+/// batch is dropped (observations, not state) and logged.
+async fn flush_history(state: &AppState) -> anyhow::Result<()> {
+    let Some(m) = state.monitor() else {
+        return Ok(());
+    };
+    let (minutes, latest) = m.history.take();
+    if minutes.is_empty() && latest.is_empty() {
+        return Ok(());
+    }
+    state.store().put_telemetry(&minutes, &latest).await?;
+    Ok(())
+}
+
+/// How often telemetry history past its retention is deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 async fn background(
     state: AppState,
     flush_every: Duration,
     checkpoint_every: Duration,
+    retention: time::Duration,
     stop: impl Future<Output = ()>,
 ) {
+    let mut history = tokio::time::interval(monitor::history::FLUSH_EVERY);
+    history.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut checkpoint = tokio::time::interval(checkpoint_every);
     checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(flush_every);
@@ -404,6 +437,19 @@ async fn background(
             _ = checkpoint.tick() => {
                 if let Err(e) = state.checkpoint_journal().await {
                     tracing::error!(error = %e, "signing a journal checkpoint failed; will retry");
+                }
+            }
+            _ = history.tick() => {
+                if let Err(e) = flush_history(&state).await {
+                    tracing::warn!(error = %e, "writing telemetry history failed; that batch is lost");
+                }
+            }
+            _ = prune.tick() => {
+                let before = state.0.clock.now() - retention;
+                match state.store().prune_telemetry(before).await {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, "telemetry history past its retention deleted"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning telemetry history failed; will retry"),
                 }
             }
             () = &mut stop => break,

@@ -56,6 +56,7 @@ mod backend;
 mod gates;
 mod model;
 mod monitor;
+mod telemetry;
 mod updates;
 mod webhooks;
 
@@ -67,6 +68,7 @@ pub use model::{
     StoredInventory,
 };
 pub use monitor::{DetectionAlert, MonitorStore, ProfileRow};
+pub use telemetry::{LatestTelemetry, TelemetryMinute, TelemetryStore};
 pub use updates::{
     BlobRecord, Deployment, DirectorState, NewRelease, Proposal, Publication, Release, TufRow,
     UpdateStatus, UpdateStore,
@@ -112,7 +114,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The repository. Every method is one transaction.
 #[async_trait]
 pub trait Store:
-    UpdateStore + GateStore + MonitorStore + WebhookStore + Send + Sync + std::fmt::Debug
+    UpdateStore
+    + GateStore
+    + MonitorStore
+    + TelemetryStore
+    + WebhookStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;

@@ -1426,6 +1426,114 @@ async fn postgres(case: &str) -> Arc<dyn Store> {
     bulwark_store::open(&url).await.unwrap()
 }
 
+async fn telemetry_minutes_merge_and_expire(store: Arc<dyn Store>) {
+    use bulwark_store::{LatestTelemetry, TelemetryMinute};
+    let minute = |m: i64| {
+        OffsetDateTime::from_unix_timestamp(1_795_000_000 - 1_795_000_000 % 60 + m * 60).unwrap()
+    };
+    let row = |d: u128, m: i64, samples: u64, cpu: f64, procs: u64| TelemetryMinute {
+        device_id: did(d),
+        minute: minute(m),
+        samples,
+        cpu_sum: cpu * samples as f64,
+        cpu_max: cpu,
+        memory_sum: 10.0 * samples as f64,
+        memory_max: 10.0,
+        processes_max: procs,
+        bytes_in: 100,
+        bytes_out: 200,
+        packets_in: 1,
+        packets_out: 2,
+        connection_attempts: 3,
+        failed_logins: 0,
+        listening_max: 2,
+        connections_max: 5,
+        destinations_max: 4,
+        unanswered_max: 0,
+    };
+    let j0 = journal_size(&*store).await;
+    store
+        .put_telemetry(
+            &[
+                row(1, 0, 3, 20.0, 40),
+                row(1, 1, 6, 5.0, 41),
+                row(2, 0, 6, 1.0, 7),
+            ],
+            &[LatestTelemetry {
+                device_id: did(1),
+                received_at: minute(1),
+                body: "{\"seq\":9}".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    // A second, partial write of minute 0 merges: sums add, maxima keep the larger.
+    store
+        .put_telemetry(
+            &[row(1, 0, 1, 80.0, 12)],
+            &[LatestTelemetry {
+                device_id: did(1),
+                received_at: minute(0),
+                body: "{\"seq\":1}".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    let rows = store
+        .telemetry_minutes(did(1), minute(0), 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].samples, 4);
+    assert_eq!(rows[0].cpu_sum, 140.0);
+    assert_eq!(rows[0].cpu_max, 80.0);
+    assert_eq!(rows[0].processes_max, 40);
+    assert_eq!(rows[0].bytes_out, 400);
+    assert_eq!(rows[1], row(1, 1, 6, 5.0, 41));
+    assert_eq!(
+        store
+            .telemetry_minutes(did(1), minute(1), 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .telemetry_minutes(did(1), minute(0), 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // An older sample never replaces a newer latest one.
+    let latest = store.latest_telemetry(did(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (latest.body.as_str(), latest.received_at),
+        ("{\"seq\":9}", minute(1))
+    );
+    assert!(store.latest_telemetry(did(3)).await.unwrap().is_none());
+    // Retention.
+    assert_eq!(store.prune_telemetry(minute(1)).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .telemetry_minutes(did(1), minute(-5), 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .telemetry_minutes(did(2), minute(-5), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Observations, not state changes.
+    assert_eq!(journal_size(&*store).await, j0);
+}
+
 macro_rules! backends {
     ($($case:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1470,6 +1578,7 @@ backends!(
     gates_round_trip_and_journal,
     monitor_profiles_alerts_and_quarantine,
     webhooks_and_the_delivery_outbox,
+    telemetry_minutes_merge_and_expire,
 );
 
 /// Migrations up to (not including) 0008, then a used and an unused

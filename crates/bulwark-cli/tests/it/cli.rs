@@ -224,10 +224,11 @@ fn acknowledged_changes_and_their_journal_survive_sigkill() {
         .arg("--key")
         .arg(data.join("journal.vkey")));
     assert_eq!(code, 0, "{err}");
-    // Bootstrap: admin account, its token, the director's root; then 15.
-    assert!(out.starts_with("journal verified: 18 entries"), "{out}");
+    // Bootstrap: admin account, its token, the built-in detection profile,
+    // the director's root; then 15.
+    assert!(out.starts_with("journal verified: 19 entries"), "{out}");
     assert!(
-        out.contains("consistent with the trusted checkpoint of size 3"),
+        out.contains("consistent with the trusted checkpoint of size 4"),
         "{out}"
     );
     let bundle = dir.path().join("journal.tar");

@@ -117,6 +117,21 @@ fn profiles_quarantine_release_and_alert_listing() {
         .trim()
         .to_owned();
 
+    // Nothing reported yet: said so, not an error.
+    let (code, out, err) = run(srv.cli().args(["devices", "show", &id]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("telemetry:      none yet"), "{out}");
+    let (code, out, err) = run(srv
+        .cli()
+        .args(["devices", "telemetry", &id, "--since", "1d"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no telemetry in that period"), "{out}");
+    let (code, _, err) = run(srv
+        .cli()
+        .args(["devices", "telemetry", &id, "--since", "forever"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("since"), "{err}");
+
     // `alerts watch` follows the live stream; the quarantine's isolate
     // path does not raise an alert, so watch is checked for a clean start
     // and stop here (the gateway tests check delivered events).

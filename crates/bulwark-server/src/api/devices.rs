@@ -159,6 +159,19 @@ pub(crate) async fn show_device(
         .iter()
         .map(crate::monitor::detection_view)
         .collect();
+    let latest_telemetry = state
+        .0
+        .store
+        .latest_telemetry(device.id)
+        .await?
+        .and_then(|l| {
+            serde_json::from_str(&l.body)
+                .ok()
+                .map(|telemetry| super::dto::LatestTelemetryView {
+                    received_at: l.received_at,
+                    telemetry,
+                })
+        });
     Ok(Json(DeviceDetail {
         device: device_view(&state, device),
         inventory,
@@ -167,6 +180,72 @@ pub(crate) async fn show_device(
         isolation,
         rejections,
         alerts,
+        latest_telemetry,
+    }))
+}
+
+/// A device's per-minute telemetry history (kept for the configured
+/// retention, 7 days by default), oldest first.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/telemetry", tag = "devices",
+    params(("id" = String, Path, description = "Device id"), super::dto::TelemetryQuery),
+    responses((status = 200, body = super::dto::TelemetryHistory), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 404, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn device_telemetry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<super::dto::TelemetryQuery>,
+) -> Result<Json<super::dto::TelemetryHistory>, ApiError> {
+    caller.require(Permission::ReadFleet)?;
+    let id = parse_id(&id)?;
+    let since = match q.since.as_deref() {
+        None => time::Duration::hours(1),
+        Some(s) => bulwark_detect::parse_duration(s)
+            .map_err(|e| ApiError::InvalidFields(vec![format!("since: {e}")]))?,
+    };
+    let limit = q.limit.unwrap_or(1440);
+    if !(1..=10_080).contains(&limit) {
+        return Err(ApiError::InvalidFields(vec!["limit: 1-10080".into()]));
+    }
+    state
+        .0
+        .store
+        .device(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+    let from = crate::monitor::history::minute_of(state.0.clock.now() - since);
+    let minutes = state
+        .0
+        .store
+        .telemetry_minutes(id, from, limit)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let n = m.samples.max(1) as f64;
+            super::dto::TelemetryMinuteView {
+                minute: m.minute,
+                samples: m.samples,
+                cpu_avg: m.cpu_sum / n,
+                cpu_max: m.cpu_max,
+                memory_avg: m.memory_sum / n,
+                memory_max: m.memory_max,
+                processes_max: m.processes_max,
+                bytes_in: m.bytes_in,
+                bytes_out: m.bytes_out,
+                packets_in: m.packets_in,
+                packets_out: m.packets_out,
+                connection_attempts: m.connection_attempts,
+                failed_logins: m.failed_logins,
+                listening_max: m.listening_max,
+                connections_max: m.connections_max,
+                destinations_max: m.destinations_max,
+                unanswered_max: m.unanswered_max,
+            }
+        })
+        .collect();
+    Ok(Json(super::dto::TelemetryHistory {
+        device_id: id.to_string(),
+        minutes,
     }))
 }
 

@@ -245,6 +245,82 @@ pub struct DeviceDetail {
     /// Its most recent detection alerts, newest first.
     #[serde(default)]
     pub alerts: Vec<DetectionAlertView>,
+    /// Its latest telemetry sample, as written to the history (the
+    /// sample that closed the device's last full minute, or its session).
+    #[serde(default)]
+    pub latest_telemetry: Option<LatestTelemetryView>,
+}
+
+/// A device's latest telemetry sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LatestTelemetryView {
+    /// When the server received it.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: OffsetDateTime,
+    /// The sample: listening ports, connections, traffic counters,
+    /// processes, CPU and memory.
+    pub telemetry: bulwark_proto::telemetry::Telemetry,
+}
+
+/// Query of `GET /api/v1/devices/{id}/telemetry`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryQuery {
+    /// How far back, e.g. `90s`, `15m`, `1h`, `7d` (default `1h`).
+    pub since: Option<String>,
+    /// Most minutes returned, 1–10080 (default 1440).
+    pub limit: Option<u32>,
+}
+
+/// One minute of a device's telemetry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TelemetryMinuteView {
+    /// Start of the minute.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub minute: OffsetDateTime,
+    /// Samples received.
+    pub samples: u64,
+    /// Average and highest CPU use, percent.
+    pub cpu_avg: f64,
+    /// Highest CPU use.
+    pub cpu_max: f64,
+    /// Average memory use, percent.
+    pub memory_avg: f64,
+    /// Highest memory use.
+    pub memory_max: f64,
+    /// Most processes.
+    pub processes_max: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Packets received.
+    pub packets_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Outgoing TCP connection attempts.
+    pub connection_attempts: u64,
+    /// Failed logins.
+    pub failed_logins: u64,
+    /// Most listening sockets in one sample.
+    pub listening_max: u64,
+    /// Most connections in one sample.
+    pub connections_max: u64,
+    /// Most outbound destinations in one sample.
+    pub destinations_max: u64,
+    /// Most unanswered outbound attempts in one sample.
+    pub unanswered_max: u64,
+}
+
+/// `GET /api/v1/devices/{id}/telemetry`: per-minute history, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TelemetryHistory {
+    /// The device.
+    pub device_id: String,
+    /// The minutes with samples (minutes without are absent).
+    pub minutes: Vec<TelemetryMinuteView>,
 }
 
 /// What the agent reported after an isolate command.

@@ -15,6 +15,7 @@
 //! again (the profiles themselves are stored and reloaded).
 
 pub(crate) mod convert;
+pub mod history;
 pub mod sessions;
 
 use std::collections::{BTreeMap, HashMap};
@@ -68,6 +69,9 @@ pub struct Monitor {
     closing: tokio::sync::watch::Sender<bool>,
     /// The external broker connection, in external broker mode.
     pub(crate) broker: crate::broker::BrokerLink,
+    /// Finished telemetry minutes and latest samples, waiting for the
+    /// background writer.
+    pub history: history::HistoryBuffer,
 }
 
 /// How long a quarantined device's session stays open after the isolate
@@ -97,6 +101,7 @@ impl Monitor {
                 isolation_reported: tokio::sync::Notify::new(),
                 closing: tokio::sync::watch::channel(false).0,
                 broker: crate::broker::BrokerLink::default(),
+                history: history::HistoryBuffer::default(),
             }),
             rx,
         )
@@ -113,16 +118,18 @@ impl Monitor {
     /// received at `now`. `previous` holds the traffic counters of the
     /// connection's previous sample (traffic deltas need them; the caller
     /// keeps them per connection, so this hot path takes no shared lock)
-    /// and is updated.
+    /// and is updated; `history` is the device's open minute, likewise.
     pub fn observe(
         &self,
         device: DeviceId,
         group: &str,
-        t: &bulwark_proto::telemetry::Telemetry,
+        t: bulwark_proto::telemetry::Telemetry,
         previous: &mut Option<NetCounters>,
+        history: &mut history::DeviceHistory,
         now: OffsetDateTime,
     ) {
-        let dp = self.datapoint(&Arc::from(device.to_string()), t, previous, now);
+        let dp = self.datapoint(&Arc::from(device.to_string()), &t, previous, now);
+        history.record(device, now, t, &dp, &self.history);
         match self.engine.submit(group, dp, now) {
             Ok(()) => {
                 self.accepted.inc();

@@ -603,6 +603,76 @@ async fn monitoring_is_on_from_the_first_start_and_replay_agrees_with_the_gatewa
     server.shutdown().await.unwrap();
 }
 
+/// Issue 17: what a device reports can be looked at: its latest sample in
+/// the device detail, its minutes in the telemetry history.
+#[tokio::test]
+async fn telemetry_history_and_the_latest_sample_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, port, clock) = start_gateway(dir.path()).await;
+    let monitor = server.state().monitor().unwrap().clone();
+    let a = Device::enroll(&server, &admin, dir.path(), "a").await;
+    assert!(admin.device(a.id).await["latest_telemetry"].is_null());
+    for (i, ports) in [&[22u16][..], &[22, 8080][..]].into_iter().enumerate() {
+        let before = monitor.accepted();
+        let (ok, err) = a.report(port, "mqttv5", ports).await;
+        assert!(ok, "{err}");
+        eventually("telemetry accepted", async || monitor.accepted() > before).await;
+        if i == 0 {
+            clock.advance(time::Duration::seconds(61));
+        }
+    }
+    // Each mosquitto_pub is a session; its end hands its minute over.
+    eventually("both sessions closed", async || {
+        server.flush_telemetry().await.unwrap();
+        let (_, h) = admin
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/devices/{}/telemetry?since=1h", a.id),
+                None,
+            )
+            .await;
+        h["minutes"].as_array().is_some_and(|m| m.len() == 2)
+    })
+    .await;
+    let (s, h) = admin
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/devices/{}/telemetry", a.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{h}");
+    let m = &h["minutes"][0];
+    assert_eq!(m["samples"], 1);
+    assert_eq!(m["processes_max"], 10);
+    assert_eq!(m["cpu_avg"], 1.5);
+    assert_eq!(h["minutes"][1]["listening_max"], 2);
+    let detail = admin.device(a.id).await;
+    let latest = &detail["latest_telemetry"]["telemetry"];
+    assert_eq!(latest["listening"].as_array().unwrap().len(), 2, "{detail}");
+    // Bad queries are 400s with the JSON error shape; unknown devices 404.
+    for q in ["since=yesterday", "since=0s", "limit=0", "bogus=1"] {
+        let (s, e) = admin
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/devices/{}/telemetry?{q}", a.id),
+                None,
+            )
+            .await;
+        assert_eq!(s, 400, "{q}: {e}");
+        assert!(e["error"].is_object() || e["error"].is_string(), "{e}");
+    }
+    let (s, _) = admin
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/devices/00000000-0000-4000-8000-000000000009/telemetry",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn paho_mqtt_both_versions_follow_the_acl() {
     let dir = tempfile::tempdir().unwrap();
