@@ -11,10 +11,11 @@
 //!   Bulwark issues), then a hand-encoded MQTT 3.1.1 CONNECT (clean
 //!   session) and, once CONNACK says accepted, QoS 0 PUBLISHes to the
 //!   device's own `bulwark/v1/devices/{id}/telemetry`. The payload is one
-//!   encoded `bulwark_proto::telemetry::Telemetry` sample (one listening
-//!   port, no connections), in JSON (302 bytes) or in CBOR (62 bytes): each
-//!   encoding of `--encodings` is measured on both brokers with the same
-//!   bytes. The PUBLISH is encoded once
+//!   encoded `bulwark_proto::telemetry::Telemetry` sample: by default the
+//!   project's `typical` one (three listening ports, three connections;
+//!   `--sample small`: one port, no connections, JSON 302 B / CBOR 62 B),
+//!   each encoding of `--encodings` measured on both brokers with the same
+//!   bytes, and the table names the sizes. The PUBLISH is encoded once
 //!   and written as a 16 KiB buffer of back-to-back copies; TCP
 //!   backpressure paces the writer. The generator runs in this process on
 //!   its own 2-thread runtime (threads `bench-loadgen`).
@@ -25,7 +26,9 @@
 //!   1,000,000/s (burst 1,000,000) for every run of this suite. The
 //!   devices enroll for real (`bulwark_agent::enroll`), and a profile is
 //!   applied to their group through `POST /api/v1/profiles` before any
-//!   telemetry, so every sample goes through the detection engine.
+//!   telemetry (the built-in fleet profile's behaviours plus three rules
+//!   the alert measurements trigger), so every sample goes through the
+//!   detection engine and the telemetry history.
 //! - **Mosquitto** (`/usr/sbin/mosquitto`, one thread), started before
 //!   the Bulwark runs and kept running beside them, gets a listener on
 //!   127.0.0.1 with a CA, server certificate and one client certificate per
@@ -144,10 +147,11 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// File descriptors kept free for everything but the sessions.
 const FD_MARGIN: usize = 600;
 
-/// The profile applied to the benchmark devices' group.
-const PROFILE: &str = r#"
-group = "bench"
-version = "1"
+/// The profile applied to the benchmark devices' group: the built-in
+/// fleet profile's behaviours (what every group runs by default: the
+/// semantics over flows and the failed-logins rule, see [`profile`]) and
+/// these rules, which the alert and quarantine measurements trigger.
+const BENCH_RULES: &str = r#"
 
 [[behaviour]]
 name = "telnet-open"
@@ -171,6 +175,30 @@ metric = "process_count"
 operator = ">"
 threshold = 1000
 "#;
+
+/// The bench group's profile document: the built-in profile retargeted to
+/// group `bench`, plus [`BENCH_RULES`].
+fn profile() -> String {
+    let builtin = bulwark_detect::BUILTIN_PROFILE
+        .replace("group = \"*\"", "group = \"bench\"")
+        .replace(
+            &format!("version = \"{}\"", bulwark_detect::BUILTIN_VERSION),
+            "version = \"bench-1\"",
+        );
+    format!("{builtin}\n{BENCH_RULES}")
+}
+
+/// Which telemetry sample the ingest rounds publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SampleKind {
+    /// One listening port, no connections (JSON 302 B, CBOR 62 B): the
+    /// sample of sessions 6–9.
+    Small,
+    /// The project's `typical` sample (fuzz/seeds/telemetry_decode): three
+    /// listening ports, three connections (one unanswered), failed
+    /// logins.
+    Typical,
+}
 
 /// Arguments of `bulwark-bench gateway`.
 #[derive(Debug, Clone, clap::Args)]
@@ -209,6 +237,9 @@ pub(crate) struct GatewayArgs {
     /// Telemetry encodings to measure ingest with (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "json,cbor")]
     pub(crate) encodings: Vec<Encoding>,
+    /// The telemetry sample the ingest rounds publish.
+    #[arg(long, value_enum, default_value = "typical")]
+    pub(crate) sample: SampleKind,
     /// The `bulwark` binary for the sessions run [default: next to this
     /// executable].
     #[arg(long)]
@@ -294,6 +325,7 @@ pub(crate) fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         window,
         rounds,
         encodings,
+        sample: args.sample,
         samples,
         quarantines,
     };
@@ -458,7 +490,7 @@ fn throughput_row(
     let (ours, theirs): (Side, Side) = (|p| &p.0, |p| &p.1);
     Row {
         benchmark: format!(
-            "gateway: ingest, {} telemetry of {} B ({} B PUBLISH), {} mTLS connections (TLS 1.3, {}), QoS 0, no subscribers; publishes/s over {:.0} s after {:.0} s warm-up, {} round(s) of Bulwark then Mosquitto (both running, the other idle), median of the rounds. Bulwark: samples handed to detection (`Monitor::accepted`, profile of 3 behaviours on the group, rate limit raised to {}/s); Mosquitto 2.0.11: publishes the generator wrote (TCP backpressure bounds it to what the broker reads), ACL pattern per device, persistence off",
+            "gateway: ingest, {} telemetry of {} B ({} B PUBLISH), {} mTLS connections (TLS 1.3, {}), QoS 0, no subscribers; publishes/s over {:.0} s after {:.0} s warm-up, {} round(s) of Bulwark then Mosquitto (both running, the other idle), median of the rounds. Bulwark: samples handed to detection (`Monitor::accepted`, the built-in profile plus 3 rules on the group, rate limit raised to {}/s); Mosquitto 2.0.11: publishes the generator wrote (TCP backpressure bounds it to what the broker reads), ACL pattern per device, persistence off",
             r.encoding.as_str().to_uppercase(),
             b0.payload_bytes,
             b0.packet_bytes,
@@ -751,6 +783,69 @@ fn telemetry_topic(id: &str) -> String {
     format!("bulwark/v1/devices/{id}/telemetry")
 }
 
+/// The project's `typical` sample (as in fuzz/seeds/telemetry_decode),
+/// encoded.
+fn typical_telemetry(encoding: Encoding) -> anyhow::Result<Vec<u8>> {
+    use bulwark_proto::telemetry::{Connection, ConnectionState};
+    let t = Telemetry {
+        schema: TELEMETRY_SCHEMA,
+        time: time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000,
+        seq: 42,
+        listening: vec![
+            ListeningPort {
+                proto: TransportProto::Tcp,
+                port: 22,
+                addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            },
+            ListeningPort {
+                proto: TransportProto::Tcp,
+                port: 8080,
+                addr: "::".parse()?,
+            },
+            ListeningPort {
+                proto: TransportProto::Udp,
+                port: 5353,
+                addr: "192.168.1.20".parse()?,
+            },
+        ],
+        connections: vec![
+            Connection {
+                proto: TransportProto::Tcp,
+                local_port: 41000,
+                remote_addr: "198.51.100.7".parse()?,
+                remote_port: 443,
+                state: ConnectionState::Established,
+            },
+            Connection {
+                proto: TransportProto::Udp,
+                local_port: 40001,
+                remote_addr: "2001:db8::1".parse()?,
+                remote_port: 53,
+                state: ConnectionState::Established,
+            },
+            Connection {
+                proto: TransportProto::Tcp,
+                local_port: 41002,
+                remote_addr: "203.0.113.9".parse()?,
+                remote_port: 8883,
+                state: ConnectionState::SynSent,
+            },
+        ],
+        net: NetCounters {
+            bytes_in: 123_456_789,
+            bytes_out: 98_765_432,
+            packets_in: 100_000,
+            packets_out: 90_000,
+        },
+        connection_attempts: 3,
+        failed_logins: Some(2),
+        process_count: 117,
+        cpu_percent: 12.5,
+        memory_percent: 43.25,
+    };
+    Ok(t.encode_as(encoding)?)
+}
+
 /// One encoded telemetry sample listening on `ports`.
 fn telemetry(ports: &[u16], encoding: Encoding) -> anyhow::Result<Vec<u8>> {
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000;
@@ -996,10 +1091,14 @@ async fn throughput(
     who: &[Identity],
     window: Duration,
     encoding: Encoding,
+    sample: SampleKind,
     accepted: Option<&(dyn Fn() -> u64 + Sync)>,
     broker_pid: Option<u32>,
 ) -> anyhow::Result<(Throughput, Load)> {
-    let payload = telemetry(&[22], encoding)?;
+    let payload = match sample {
+        SampleKind::Small => telemetry(&[22], encoding)?,
+        SampleKind::Typical => typical_telemetry(encoding)?,
+    };
     let sessions = connect_all(addr, who, &payload).await?;
     let cipher = sessions
         .first()
@@ -1191,6 +1290,7 @@ struct Plan {
     window: Duration,
     rounds: usize,
     encodings: Vec<Encoding>,
+    sample: SampleKind,
     samples: usize,
     quarantines: usize,
 }
@@ -1315,7 +1415,7 @@ async fn bulwark_measure(
         .post(
             &http,
             "/api/v1/profiles",
-            serde_json::json!({"toml": PROFILE}),
+            serde_json::json!({"toml": profile()}),
         )
         .await?;
     eprintln!("gateway: profile applied: {v}");
@@ -1354,11 +1454,21 @@ async fn bulwark_measure(
                 "gateway: round {round}/{}, {} telemetry, {connections} connections: bulwark",
                 plan.rounds, r.encoding
             );
-            let (mut b, load) =
-                throughput(mqtt, load_ids, window, r.encoding, Some(&accepted), None).await?;
+            let (mut b, load) = throughput(
+                mqtt,
+                load_ids,
+                window,
+                r.encoding,
+                plan.sample,
+                Some(&accepted),
+                None,
+            )
+            .await?;
             b.sent_total = load.stop().await?;
             sent_total += b.sent_total;
-            let m = mosquitto.throughput(window, r.encoding).await?;
+            let m = mosquitto
+                .throughput(window, r.encoding, plan.sample)
+                .await?;
             mosquitto_sent_total += m.sent_total;
             let (b_rate, m_rate) = (
                 b.accepted.unwrap_or(0) as f64 / b.window.as_secs_f64(),
@@ -1656,10 +1766,23 @@ impl Mosquitto {
     }
 
     /// One throughput window with `encoding`'s payload.
-    async fn throughput(&self, window: Duration, encoding: Encoding) -> anyhow::Result<Throughput> {
+    async fn throughput(
+        &self,
+        window: Duration,
+        encoding: Encoding,
+        sample: SampleKind,
+    ) -> anyhow::Result<Throughput> {
         let pid = self.broker.child.id();
-        let (mut tp, load) =
-            throughput(self.addr, &self.who, window, encoding, None, Some(pid)).await?;
+        let (mut tp, load) = throughput(
+            self.addr,
+            &self.who,
+            window,
+            encoding,
+            sample,
+            None,
+            Some(pid),
+        )
+        .await?;
         tp.sent_total = load.stop().await?;
         Ok(tp)
     }

@@ -25,6 +25,7 @@ mod load;
 mod server;
 mod sim;
 mod stats;
+mod telemetry;
 mod update;
 
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Fleet simulator: virtual devices in one process, RSS per device.
     Sim(sim::SimArgs),
+    /// Telemetry history: store write throughput and bytes per
+    /// device-day of the per-minute aggregates.
+    Telemetry(telemetry::TelemetryArgs),
 }
 
 /// Arguments of `bulwark-bench checkin`.
@@ -131,7 +135,8 @@ fn main() -> ExitCode {
         | Command::Update(_)
         | Command::Gate(_)
         | Command::Gateway(_)
-        | Command::Sim(_) => None,
+        | Command::Sim(_)
+        | Command::Telemetry(_) => None,
     }
     .unwrap_or_else(stats::cpus);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -155,6 +160,7 @@ fn main() -> ExitCode {
             }
             Command::Journal(args) => journal::run(args).await,
             Command::Sim(args) => sim::run(args).await,
+            Command::Telemetry(args) => telemetry::run(args).await,
             // CPU-bound and blocking: off the runtime's workers.
             Command::Gate(args) => tokio::task::spawn_blocking(move || gate::run(args))
                 .await

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bulwark_mqtt::{Client, ClientOptions, Qos, Version};
 use bulwark_proto::DeviceId;
-use bulwark_proto::telemetry::{NetCounters, decode};
+use bulwark_proto::telemetry::decode;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::config::BrokerTls;
@@ -221,8 +221,9 @@ where
     client.subscribe(TELEMETRY_FILTER, Qos::AtMostOnce).await?;
     monitor.broker.set(Some(client));
     tracing::info!(broker = %addr, "consuming telemetry from the external broker");
-    // Each device's previous traffic counters, for deltas (this task only).
-    let mut previous: HashMap<DeviceId, NetCounters> = HashMap::new();
+    // Each device's previous sample (traffic counters for deltas, sockets
+    // already seen), this task only.
+    let mut previous: HashMap<DeviceId, crate::monitor::convert::PreviousSample> = HashMap::new();
     // Each device's open telemetry minute; handed over when this
     // connection ends, however it ends.
     let mut histories = crate::monitor::history::HistoryMap::new(monitor);
@@ -255,19 +256,9 @@ where
         }
         match decode(&msg.payload) {
             Ok(t) => {
-                let mut prev = previous.remove(&id);
+                let prev = previous.entry(id).or_default();
                 let history = histories.device(id);
-                monitor.observe(
-                    id,
-                    &cached.group,
-                    t,
-                    &mut prev,
-                    history,
-                    state.0.clock.now(),
-                );
-                if let Some(p) = prev {
-                    previous.insert(id, p);
-                }
+                monitor.observe(id, &cached.group, t, prev, history, state.0.clock.now());
             }
             Err(_) => monitor.reject(id, "invalid_telemetry"),
         }

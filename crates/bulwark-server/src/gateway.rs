@@ -77,7 +77,7 @@ const BATCH_START: usize = 64;
 
 #[derive(Default)]
 struct Ingest {
-    previous: Option<bulwark_proto::telemetry::NetCounters>,
+    previous: crate::monitor::convert::PreviousSample,
     pending: Vec<bulwark_detect::Datapoint>,
     /// Datapoints of the previous read: the next read's first guess.
     last_batch: usize,

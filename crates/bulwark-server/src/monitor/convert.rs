@@ -59,14 +59,41 @@ fn direction(c: &Connection, listening: &[ListeningPort]) -> Direction {
     }
 }
 
-/// The sample's sockets as flows, one per socket beyond the device's link
-/// (loopback and link-local sockets are left out: the semantics ignore
-/// them anyway). A socket still in SYN-SENT is an attempt nobody has
-/// answered yet; any other state was answered.
-fn flows(t: &Telemetry) -> Vec<Flow> {
+/// What the conversion of a device's next sample needs from its previous
+/// one: the traffic counters (for deltas) and which sockets it already
+/// reported (a socket seen again is the same connection, not a new
+/// attempt). Kept per device by whoever decodes its samples.
+#[derive(Debug, Default)]
+pub struct PreviousSample {
+    net: Option<NetCounters>,
+    /// Keys of the previous sample's sockets, sorted.
+    sockets: Vec<u64>,
+    /// The buffer the next sample's keys are built in (reused).
+    scratch: Vec<u64>,
+}
+
+/// A socket's identity: protocol, local port, remote address and port.
+fn socket_key(c: &Connection) -> u64 {
+    use std::hash::BuildHasher as _;
+    // A fixed seed: keys only ever meet keys of the same process.
+    foldhash::fast::FixedState::with_seed(0x6275_6c77_6172_6b00).hash_one((
+        c.proto == TransportProto::Tcp,
+        c.local_port,
+        c.remote_addr,
+        c.remote_port,
+    ))
+}
+
+/// The sample's new sockets as flows: one per socket beyond the device's
+/// link (loopback and link-local sockets are left out: the semantics
+/// ignore them anyway) that the previous sample did not have. A socket
+/// still in SYN-SENT is an attempt nobody has answered yet; any other
+/// state was answered.
+fn flows(t: &Telemetry, before: &[u64]) -> Vec<Flow> {
     t.connections
         .iter()
         .filter(|c| Scope::of(c.remote_addr) != Scope::Local)
+        .filter(|c| before.is_empty() || before.binary_search(&socket_key(c)).is_err())
         .map(|c| {
             let proto = match c.proto {
                 TransportProto::Tcp => Proto::Tcp,
@@ -97,9 +124,10 @@ fn flows(t: &Telemetry) -> Vec<Flow> {
 pub(crate) fn datapoint(
     device: &Arc<str>,
     t: &Telemetry,
-    previous: Option<NetCounters>,
+    before: &mut PreviousSample,
     now: OffsetDateTime,
 ) -> Datapoint {
+    let previous = before.net.replace(t.net);
     let mut m = Metrics::new();
     let num = |v: f64| Value::Number(v);
     m.set(Metric::CpuPercent, num(f64::from(t.cpu_percent)));
@@ -155,7 +183,12 @@ pub(crate) fn datapoint(
         .collect();
     m.set(Metric::RemoteDestinations, Value::Set(destinations));
     m.set(Metric::RemotePorts, Value::Set(ports));
-    m.set(Metric::Flows, Value::Flows(flows(t)));
+    m.set(Metric::Flows, Value::Flows(flows(t, &before.sockets)));
+    let mut keys = std::mem::take(&mut before.scratch);
+    keys.clear();
+    keys.extend(t.connections.iter().map(socket_key));
+    keys.sort_unstable();
+    before.scratch = std::mem::replace(&mut before.sockets, keys);
     Datapoint {
         device: Arc::clone(device),
         time: now,
@@ -274,7 +307,12 @@ mod tests {
             remote_port: 5353,
             state: ConnectionState::Established,
         });
-        let dp = datapoint(&"d".into(), &t, None, datetime!(2026-11-23 10:00 UTC));
+        let dp = datapoint(
+            &"d".into(),
+            &t,
+            &mut PreviousSample::default(),
+            datetime!(2026-11-23 10:00 UTC),
+        );
         assert_eq!(
             dp.metrics.get("remote_destinations"),
             Some(&Value::Set(Set::from(["10.0.0.5:443", "[2001:db8::1]:53"])))
@@ -299,13 +337,17 @@ mod tests {
     #[test]
     fn every_metric_is_known_to_the_engine_and_deltas_need_a_previous_sample() {
         let now = datetime!(2026-11-23 10:00 UTC);
-        let first = datapoint(&"d".into(), &sample(1000), None, now);
+        let mut before = PreviousSample::default();
+        let first = datapoint(&"d".into(), &sample(1000), &mut before, now);
         assert!(!first.metrics.contains_key("bytes_out"));
         for name in first.metrics.keys() {
             assert!(bulwark_detect::metric_kind(name).is_some(), "{name}");
         }
-        let prev = sample(1000).net;
-        let next = datapoint(&"d".into(), &sample(1500), Some(prev), now);
+        let mut fresh = PreviousSample {
+            net: Some(sample(1000).net),
+            ..PreviousSample::default()
+        };
+        let next = datapoint(&"d".into(), &sample(1500), &mut fresh, now);
         assert_eq!(next.metrics.get("bytes_out"), Some(&Value::Number(500.0)));
         assert_eq!(next.time, now);
         assert_eq!(
@@ -323,7 +365,17 @@ mod tests {
         assert_eq!(flows.len(), 2);
         assert!(flows.iter().all(|f| f.direction == Direction::Outbound));
         // A counter going backwards (reboot): traffic left out.
-        let reboot = datapoint(&"d".into(), &sample(10), Some(prev), now);
+        let reboot = datapoint(&"d".into(), &sample(10), &mut fresh, now);
         assert!(!reboot.metrics.contains_key("bytes_out"));
+        // The same sockets again: no new flows (a connection that lasts is
+        // one attempt, not one per sample).
+        let Some(Value::Flows(again)) = reboot.metrics.get("flows") else {
+            panic!("no flows");
+        };
+        assert!(again.is_empty(), "{again:?}");
+        let Some(Value::Flows(first_flows)) = first.metrics.get("flows") else {
+            panic!("no flows");
+        };
+        assert_eq!(first_flows.len(), 2);
     }
 }

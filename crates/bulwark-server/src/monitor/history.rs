@@ -225,7 +225,7 @@ mod tests {
         let id = DeviceId::from_uuid(uuid::Uuid::from_u128(7));
         let buf = HistoryBuffer::default();
         let mut h = DeviceHistory::default();
-        let mut prev = None;
+        let mut prev = super::super::convert::PreviousSample::default();
         let name: std::sync::Arc<str> = id.to_string().into();
         for (i, at) in [
             datetime!(2026-12-07 10:00:05 UTC),
@@ -244,8 +244,7 @@ mod tests {
                 },
                 ..Telemetry::default()
             };
-            let previous = prev.replace(t.net);
-            let dp = super::super::convert::datapoint(&name, &t, previous, at);
+            let dp = super::super::convert::datapoint(&name, &t, &mut prev, at);
             h.record(id, at, t, &dp, &buf);
         }
         let (rows, latest) = buf.take();

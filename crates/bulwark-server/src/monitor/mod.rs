@@ -14,7 +14,7 @@
 //! Detection state is in memory: a restart starts every device's warm-up
 //! again (the profiles themselves are stored and reloaded).
 
-pub(crate) mod convert;
+pub mod convert;
 pub mod history;
 pub mod sessions;
 
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bulwark_detect::{FleetEngine, FleetOutput, Output, Profile, SubmitError};
 use bulwark_proto::DeviceId;
-use bulwark_proto::telemetry::{IsolationReport, NetCounters};
+use bulwark_proto::telemetry::IsolationReport;
 use bulwark_store::{Audit, DetectionAlert, Device};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -124,7 +124,7 @@ impl Monitor {
         device: DeviceId,
         group: &str,
         t: bulwark_proto::telemetry::Telemetry,
-        previous: &mut Option<NetCounters>,
+        previous: &mut convert::PreviousSample,
         history: &mut history::DeviceHistory,
         now: OffsetDateTime,
     ) {
@@ -147,10 +147,9 @@ impl Monitor {
         &self,
         device: &Arc<str>,
         t: &bulwark_proto::telemetry::Telemetry,
-        previous: &mut Option<NetCounters>,
+        previous: &mut convert::PreviousSample,
         now: OffsetDateTime,
     ) -> bulwark_detect::Datapoint {
-        let previous = previous.replace(t.net);
         convert::datapoint(device, t, previous, now)
     }
 
