@@ -1024,6 +1024,7 @@ fn print_latest_telemetry(l: &bulwark_server::api::dto::LatestTelemetryView) {
             ConnectionState::Established => "established",
             ConnectionState::SynSent => "syn-sent (unanswered)",
             ConnectionState::SynRecv => "syn-recv (incoming)",
+            ConnectionState::Closing => "closing (answered, ended)",
         };
         let peer = match c.remote_addr {
             std::net::IpAddr::V4(a) => format!("{a}:{}", c.remote_port),

@@ -14,7 +14,8 @@ use bulwark_proto::telemetry::{
 pub struct SocketTable {
     /// TCP sockets in LISTEN; UDP sockets bound with no peer.
     pub listening: Vec<ListeningPort>,
-    /// Sockets with a peer: TCP established / SYN-SENT / SYN-RECV, and
+    /// Sockets with a peer: TCP established / SYN-SENT / SYN-RECV /
+    /// closing (FIN-WAIT, TIME-WAIT, CLOSE-WAIT, LAST-ACK, CLOSING), and
     /// connected UDP.
     pub connections: Vec<Connection>,
     /// Lines skipped because they were malformed.
@@ -25,8 +26,14 @@ pub struct SocketTable {
 const TCP_ESTABLISHED: u8 = 0x01;
 const TCP_SYN_SENT: u8 = 0x02;
 const TCP_SYN_RECV: u8 = 0x03;
+const TCP_FIN_WAIT1: u8 = 0x04;
+const TCP_FIN_WAIT2: u8 = 0x05;
+const TCP_TIME_WAIT: u8 = 0x06;
 const TCP_CLOSE: u8 = 0x07;
+const TCP_CLOSE_WAIT: u8 = 0x08;
+const TCP_LAST_ACK: u8 = 0x09;
 const TCP_LISTEN: u8 = 0x0A;
+const TCP_CLOSING: u8 = 0x0B;
 
 /// Decodes the kernel's `ADDR:PORT` hex. The address is printed as 32-bit
 /// words in host order; Bulwark's targets (x86, ARM, RISC-V) are
@@ -101,6 +108,13 @@ pub fn parse_socket_table(text: &str, proto: TransportProto) -> SocketTable {
             (_, TCP_ESTABLISHED) => ConnectionState::Established,
             (TransportProto::Tcp, TCP_SYN_SENT) => ConnectionState::SynSent,
             (TransportProto::Tcp, TCP_SYN_RECV) => ConnectionState::SynRecv,
+            // Answered, and closing or just closed: a short connection
+            // made since the last sample is still here (TIME-WAIT: 60 s).
+            (
+                TransportProto::Tcp,
+                TCP_FIN_WAIT1 | TCP_FIN_WAIT2 | TCP_TIME_WAIT | TCP_CLOSE_WAIT | TCP_LAST_ACK
+                | TCP_CLOSING,
+            ) => ConnectionState::Closing,
             _ => continue,
         };
         table.connections.push(Connection {

@@ -566,3 +566,25 @@ fn decode_refuses_too_many_connections() {
         other => panic!("expected a limit error, got {other:?}"),
     }
 }
+
+#[test]
+fn closing_sockets_are_reported_as_answered_connections_that_ended() {
+    use bulwark_proto::telemetry::ConnectionState;
+    // A beacon's connection in TIME-WAIT, one in FIN-WAIT-2, a CLOSE-WAIT
+    // and a socket in CLOSE (state 07, nothing to report).
+    let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+        \x20  0: 1401A8C0:A001 076433C6:1A0B 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000\n\
+        \x20  1: 1401A8C0:A002 076433C6:1A0B 05 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000\n\
+        \x20  2: 1401A8C0:A003 096433C6:01BB 08 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000\n\
+        \x20  3: 1401A8C0:A004 096433C6:01BB 07 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000\n";
+    let t = parse_socket_table(table, Tcp);
+    assert_eq!(t.bad_lines, 0);
+    assert_eq!(t.connections.len(), 3, "{t:?}");
+    assert!(
+        t.connections
+            .iter()
+            .all(|c| c.state == ConnectionState::Closing)
+    );
+    assert_eq!(t.connections[0].remote_port, 6667);
+    assert_eq!(t.connections[0].remote_addr.to_string(), "198.51.100.7");
+}

@@ -27,7 +27,7 @@
 //! | 10 | `memory_percent` | float (half, single or double) or integer |
 //!
 //! `proto` is 0 for TCP and 1 for UDP; `state` is 0 established, 1
-//! syn_sent, 2 syn_recv; an address is a byte string of 4 (IPv4) or 16
+//! syn_sent, 2 syn_recv, 3 closing; an address is a byte string of 4 (IPv4) or 16
 //! (IPv6) bytes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -88,6 +88,7 @@ fn state_code(s: ConnectionState) -> u8 {
         ConnectionState::Established => 0,
         ConnectionState::SynSent => 1,
         ConnectionState::SynRecv => 2,
+        ConnectionState::Closing => 3,
     }
 }
 
@@ -235,6 +236,7 @@ impl<'b> Reader<'b> {
             0 => Ok(ConnectionState::Established),
             1 => Ok(ConnectionState::SynSent),
             2 => Ok(ConnectionState::SynRecv),
+            3 => Ok(ConnectionState::Closing),
             n => Err(malformed(format_args!("{}: unknown state {n}", self.field))),
         }
     }

@@ -100,6 +100,11 @@ pub enum ConnectionState {
     SynSent,
     /// An incoming connection attempt is half open (kernel state `03`).
     SynRecv,
+    /// A connection that was answered and is closing or has just closed
+    /// (kernel states FIN-WAIT-1/2, TIME-WAIT, CLOSE-WAIT, LAST-ACK,
+    /// CLOSING): how short connections made between two samples (a
+    /// beacon, a login attempt) are still seen; TIME-WAIT lasts 60 s.
+    Closing,
 }
 
 /// A socket waiting for peers: TCP in LISTEN, or UDP bound with no peer.
