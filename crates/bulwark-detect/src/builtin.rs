@@ -8,7 +8,9 @@ use crate::profile::Profile;
 /// it works from a device's first flow (nothing to learn, nothing that an
 /// infected-from-the-start device could teach it), and only alerts that
 /// say what the traffic means. Scanning, floods and brute force
-/// quarantine; C&C signs and failed logins alert for a person to judge.
+/// quarantine; C&C signs, an upload a hundred robust deviations above the
+/// group's (exfiltration, from the device's peers: no warm-up) and failed
+/// logins alert for a person to judge.
 pub const BUILTIN_PROFILE: &str = r#"# Bulwark's built-in fleet profile: behaviour semantics from the first
 # minute, for every group without a profile of its own.
 group = "*"
@@ -48,6 +50,14 @@ severity = "high"
 action = "quarantine"
 threshold = 0.5
 window = "5m"
+
+[[behaviour]]
+name = "exfiltration"
+kind = "peer-outlier"
+metric = "bytes_out"
+severity = "high"
+threshold = 100
+min_peers = 10
 
 [[behaviour]]
 name = "failed-logins"

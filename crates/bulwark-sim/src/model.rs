@@ -75,7 +75,8 @@ pub enum Attack {
     Bruteforce,
     /// Bulk upload to one new destination: bytes out far above normal.
     Exfil,
-    /// A command-and-control beacon: a new, regular remote peer.
+    /// A command-and-control beacon: a short connection to a new remote
+    /// peer at every sample, regularly spaced.
     C2Beacon,
     /// A backdoor: new listening ports (4444 and telnet).
     NewListener,
@@ -410,13 +411,15 @@ impl DeviceModel {
                     });
                 }
                 Attack::C2Beacon => {
+                    // A short connection every sample, from a new port,
+                    // closed by the time the agent looks (TIME-WAIT).
                     out += 512.0;
                     t.connections.push(Connection {
                         proto: TransportProto::Tcp,
-                        local_port: 46_000,
+                        local_port: 46_000 + u16::try_from(self.seq % 10_000).unwrap_or(0),
                         remote_addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 66)),
                         remote_port: 8081,
-                        state: ConnectionState::Established,
+                        state: ConnectionState::Closing,
                     });
                 }
                 Attack::NewListener => {
