@@ -148,7 +148,7 @@ impl<R: Read> CaptureReader<R> {
                 };
             }
             0x0a0d_0d0a => {
-                reader.section_header_rest()?;
+                reader.section_header()?;
             }
             other => return Err(CaptureError::BadMagic(other)),
         }
@@ -174,17 +174,25 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
-    /// After the 4-byte SHB type: length, byte-order magic, the rest.
-    fn section_header_rest(&mut self) -> Result<(), CaptureError> {
-        let mut b = [0u8; 8];
-        self.exact(&mut b, "section header")?;
-        let bom = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        let big = match bom {
+    /// A section header after its 4-byte type: the length (in the
+    /// section's own byte order, not known yet), the byte-order magic, the
+    /// rest. A new section may change the byte order and starts with no
+    /// interfaces.
+    fn section_header(&mut self) -> Result<(), CaptureError> {
+        let mut len = [0u8; 4];
+        self.exact(&mut len, "section header")?;
+        self.section_header_after_length(len)
+    }
+
+    fn section_header_after_length(&mut self, len: [u8; 4]) -> Result<(), CaptureError> {
+        let mut bom = [0u8; 4];
+        self.exact(&mut bom, "section header")?;
+        let big = match u32::from_le_bytes(bom) {
             0x1a2b_3c4d => false,
             0x4d3c_2b1a => true,
-            _ => return Err(self.malformed(format!("section byte-order magic {bom:08x}"))),
+            other => return Err(self.malformed(format!("section byte-order magic {other:08x}"))),
         };
-        let len = u32_of(&b[0..4], big) as usize;
+        let len = u32_of(&len, big) as usize;
         if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
             return Err(self.malformed(format!("section header of {len} bytes")));
         }
@@ -281,25 +289,8 @@ impl<R: Read> CaptureReader<R> {
         let start = self.offset;
         self.offset += 8;
         if u32::from_le_bytes([h[0], h[1], h[2], h[3]]) == 0x0a0d_0d0a {
-            // A new section, whose byte order may differ: the length just
-            // read is in it, so read the byte-order magic first.
-            let mut bom = [0u8; 4];
-            self.exact(&mut bom, "section header")?;
-            let big = match u32::from_le_bytes(bom) {
-                0x1a2b_3c4d => false,
-                0x4d3c_2b1a => true,
-                other => {
-                    return Err(self.malformed(format!("section byte-order magic {other:08x}")));
-                }
-            };
-            let len = u32_of(&h[4..8], big) as usize;
-            if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
-                return Err(self.malformed(format!("section header of {len} bytes")));
-            }
-            let mut rest = vec![0u8; len - 12];
-            self.exact(&mut rest, "section header")?;
-            self.big = big;
-            self.interfaces.clear();
+            // A new section; the length just read is in its byte order.
+            self.section_header_after_length([h[4], h[5], h[6], h[7]])?;
             return Ok(None);
         }
         let big = self.big;

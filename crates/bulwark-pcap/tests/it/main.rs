@@ -369,3 +369,27 @@ fn link_layers_ip_versions_and_timeouts() {
         ("SF", 20, 20)
     );
 }
+
+#[test]
+fn a_second_pcapng_section_is_read_with_its_own_interfaces() {
+    let one = std::fs::read(&fixtures("real")[2]).unwrap();
+    let (single, _) = conns(&one);
+    let mut two = one.clone();
+    two.extend_from_slice(&one);
+    let (both, c) = conns(&two);
+    assert!(c.error().is_none(), "{:?}", c.error());
+    // The second section repeats the packets (same flows, seen again).
+    assert!(
+        both.len() >= single.len(),
+        "{} < {}",
+        both.len(),
+        single.len()
+    );
+    assert_eq!(
+        c.stats().packets,
+        2 * (single
+            .iter()
+            .map(|r| r.orig_pkts + r.resp_pkts)
+            .sum::<u64>())
+    );
+}
