@@ -8,6 +8,10 @@
 //!   `malicious`/`benign`, `attack`/`normal`, case-insensitive; the first
 //!   word counts, so `Malicious C&C` is malicious), and optionally a
 //!   `category` (or `detailed-label`) column for a table per category.
+//!   Either as CSV with a header line, or as a labelled Zeek TSV log (a
+//!   `#fields` header naming `uid`, `label` and maybe `detailed-label`;
+//!   trailing columns separated by spaces instead of the separator are
+//!   accepted, as some labelled logs have them).
 //!
 //! A labelled record with no score (the replay refused or never saw it)
 //! counts as score 0 and no alert: a miss, not a record left out. Scores
@@ -223,32 +227,119 @@ struct Scored {
     reasons: Vec<String>,
 }
 
+/// Reads labels from a labelled Zeek TSV log: `(uid, malicious,
+/// category)` per record, and the malformed line count.
+fn read_zeek_labels(
+    mut r: impl BufRead,
+    mut row: impl FnMut(&str, &str, Option<&str>) -> Result<(), EvalError>,
+) -> Result<u64, EvalError> {
+    let mut buf = Vec::new();
+    let mut sep = "\t".to_owned();
+    let mut cols: Option<(usize, usize, Option<usize>, usize)> = None;
+    let mut malformed = 0;
+    loop {
+        buf.clear();
+        let n = io::Read::take(&mut r, MAX_EVAL_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| EvalError::Read {
+                what: "labels",
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            malformed += 1;
+            continue;
+        };
+        let line = line.trim_end_matches(['\n', '\r']);
+        if let Some(v) = line.strip_prefix("#separator ") {
+            sep = if v == "\\x09" {
+                "\t".into()
+            } else {
+                v.to_owned()
+            };
+            continue;
+        }
+        if let Some(f) = line.strip_prefix("#fields") {
+            let names: Vec<&str> = f.split(sep.as_str()).filter(|n| !n.is_empty()).collect();
+            let find = |n: &str| names.iter().position(|x| *x == n);
+            let (Some(uid), Some(label)) = (find("uid"), find("label")) else {
+                return Err(EvalError::MissingColumn {
+                    what: "labels",
+                    column: "label",
+                });
+            };
+            cols = Some((uid, label, find("detailed-label"), names.len()));
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let Some((uid, label, detail, count)) = cols else {
+            malformed += 1;
+            continue;
+        };
+        let mut values: Vec<&str> = line.split(sep.as_str()).collect();
+        if values.len() < count
+            && let Some(last) = values.pop()
+        {
+            values.extend(last.split_whitespace());
+        }
+        if values.len() != count {
+            malformed += 1;
+            continue;
+        }
+        row(values[uid], values[label], detail.map(|i| values[i]))?;
+    }
+    if cols.is_none() {
+        return Err(EvalError::MissingColumn {
+            what: "labels",
+            column: "uid",
+        });
+    }
+    Ok(malformed)
+}
+
 /// Evaluates `scores` against `labels`.
-pub fn evaluate(scores: impl BufRead, labels: impl BufRead) -> Result<Evaluation, EvalError> {
+pub fn evaluate(scores: impl BufRead, mut labels: impl BufRead) -> Result<Evaluation, EvalError> {
     let mut label_of_uid: HashMap<String, (bool, Option<String>)> = HashMap::new();
-    let mut malformed = read_csv(
-        labels,
-        "labels",
-        &["uid", "label"],
-        &["category", "detailed-label"],
-        |h, f| {
-            let (Some(uid), Some(label)) = (h[0], h[1]) else {
-                return Ok(());
-            };
-            let Some(malicious) = label_of(&f[label]) else {
-                return Ok(());
-            };
-            let category = h[2]
-                .or(h[3])
-                .map(|i| f[i].trim().to_owned())
-                .filter(|c| !c.is_empty() && c != "-" && c.len() <= 128);
-            if label_of_uid.len() >= MAX_EVAL_RECORDS {
-                return Err(EvalError::TooMany);
-            }
-            label_of_uid.insert(f[uid].trim().to_owned(), (malicious, category));
-            Ok(())
-        },
-    )?;
+    let zeek = labels
+        .fill_buf()
+        .map_err(|source| EvalError::Read {
+            what: "labels",
+            source,
+        })?
+        .starts_with(b"#");
+    let mut add = |uid: &str, label: &str, category: Option<&str>| {
+        let Some(malicious) = label_of(label) else {
+            return Ok(());
+        };
+        if label_of_uid.len() >= MAX_EVAL_RECORDS {
+            return Err(EvalError::TooMany);
+        }
+        let category = category
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty() && c != "-" && c.len() <= 128);
+        label_of_uid.insert(uid.trim().to_owned(), (malicious, category));
+        Ok(())
+    };
+    let mut malformed = if zeek {
+        read_zeek_labels(labels, &mut add)?
+    } else {
+        read_csv(
+            labels,
+            "labels",
+            &["uid", "label"],
+            &["category", "detailed-label"],
+            |h, f| {
+                let (Some(uid), Some(label)) = (h[0], h[1]) else {
+                    return Ok(());
+                };
+                add(&f[uid], &f[label], h[2].or(h[3]).map(|i| f[i].as_str()))
+            },
+        )?
+    };
     let mut scored: HashMap<String, Scored> = HashMap::new();
     let mut unlabelled = 0;
     malformed += read_csv(
@@ -269,7 +360,10 @@ pub fn evaluate(scores: impl BufRead, labels: impl BufRead) -> Result<Evaluation
             let score = if score.is_finite() { score } else { 0.0 };
             let reasons = h[3]
                 .map(|i| {
+                    // Only behaviours whose condition held; contributions
+                    // that did not are in parentheses.
                     f[i].split(" | ")
+                        .filter(|r| !r.starts_with('('))
                         .filter_map(|r| r.split_once(':').map(|(b, _)| b.trim().to_owned()))
                         .filter(|b| !b.is_empty() && b.len() <= 128)
                         .collect()
@@ -467,7 +561,7 @@ mod tests {
     #[test]
     fn evaluates_and_counts_misses() {
         let scores = "ts,uid,score,alert,reason\n\
-            1,a,2.0,1,scanning: horizontal scan | command-and-control: x\n\
+            1,a,2.0,1,scanning: horizontal scan | command-and-control: x | (flood: y)\n\
             2,b,0.1,0,\n\
             3,c,1.5,1,scanning: horizontal\n\
             4,zz,9,1,unlabelled\n";
@@ -493,11 +587,39 @@ mod tests {
             }
         );
         assert_eq!(e.by_reason["command-and-control"].tp, 1);
+        assert!(!e.by_reason.contains_key("flood"), "{:?}", e.by_reason);
         assert_eq!(e.by_category["C&C"].fn_, 1);
         // a 2.0 (M), c 1.5 (B), b 0.1 (B), d 0 (M, unscored).
         assert_eq!(e.auc, 0.5);
         let shown = e.to_string();
         assert!(shown.contains("TPR 0.5000"), "{shown}");
+    }
+
+    #[test]
+    fn labels_from_a_labelled_zeek_log_with_space_separated_tails() {
+        let scores = "ts,uid,score,alert,reason\n1,C1,2.0,1,scanning: x\n2,C2,0.0,0,\n";
+        let labels = "#separator \\x09\n#fields\tts\tuid\tproto\ttunnel_parents\tlabel\tdetailed-label\n\
+            1\tC1\ttcp\t-   Malicious   PartOfAHorizontalPortScan\n\
+            2\tC2\tudp\t-\tBenign\t-\n\
+            3\tC3\ttcp\n";
+        let e = evaluate(scores.as_bytes(), labels.as_bytes()).unwrap();
+        assert_eq!(
+            e.overall,
+            Counts {
+                tp: 1,
+                tn: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(e.malformed, 1);
+        assert_eq!(e.by_category["PartOfAHorizontalPortScan"].tp, 1);
+        assert!(matches!(
+            evaluate(scores.as_bytes(), "#fields\tts\tuid\n".as_bytes()),
+            Err(EvalError::MissingColumn {
+                column: "label",
+                ..
+            })
+        ));
     }
 
     #[test]

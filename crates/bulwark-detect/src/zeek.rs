@@ -319,7 +319,20 @@ impl Tsv {
     fn record(&self, line: &str) -> Result<Conn, String> {
         let fields = self.fields.as_ref().map_err(String::clone)?;
         let sep = String::from_utf8_lossy(&self.separator);
-        let values = split(line, &sep);
+        let mut values = split(line, &sep);
+        // Some tools append columns (a label, a detailed label) separated
+        // by spaces instead of the separator: a line short of the header's
+        // count whose last value holds whitespace-separated words is split
+        // there, when that makes the count right.
+        if values.len() < fields.len()
+            && let Some(last) = values.last().copied()
+        {
+            let words: Vec<&str> = last.split_whitespace().collect();
+            if values.len() - 1 + words.len() == fields.len() {
+                values.pop();
+                values.extend(words);
+            }
+        }
         if values.len() != fields.len() {
             return Err(format!(
                 "{} fields, the header names {}",
@@ -627,7 +640,9 @@ impl Ord for Pending {
 ///   alert threshold. `alert` is 1 when some behaviour's condition holds
 ///   at that record ([`crate::Observation::flagged`]), whether its alert
 ///   was raised at this record or earlier in the same episode. `reason`
-///   lists the behaviours that scored at least half their threshold.
+///   lists the behaviours that scored at least half their threshold: the
+///   ones whose condition holds as `name: detail`, the others as
+///   `(name: detail)`.
 pub fn replay(
     reader: impl BufRead,
     profile: Profile,
@@ -835,10 +850,18 @@ fn observe(
     if obs.flagged {
         summary.alerted += 1;
     }
+    // Behaviours whose condition holds, then (in parentheses) the ones
+    // that contributed without holding.
     let reason = obs
         .reasons
         .iter()
-        .map(|r| format!("{}: {}", r.behaviour, r.detail))
+        .map(|r| {
+            if r.holds {
+                format!("{}: {}", r.behaviour, r.detail)
+            } else {
+                format!("({}: {})", r.behaviour, r.detail)
+            }
+        })
         .collect::<Vec<_>>()
         .join(" | ");
     writeln!(
