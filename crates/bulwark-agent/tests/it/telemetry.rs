@@ -55,7 +55,7 @@ fn conn(
     }
 }
 
-use ConnectionState::{Established, SynSent};
+use ConnectionState::{Closing, Established, SynSent};
 use TransportProto::{Tcp, Udp};
 
 // ------------------------------------------------------------- parsers ---
@@ -138,7 +138,14 @@ fn socket_tables_of_garbage() {
         tcp.listening,
         [listen(Tcp, 22, "0.0.0.0"), listen(Tcp, 80, "127.0.0.1")]
     );
-    assert_eq!(tcp.connections, [conn(Tcp, 54321, "8.8.8.8", 53, SynSent)]);
+    // The TIME-WAIT socket is a connection that was answered and ended.
+    assert_eq!(
+        tcp.connections,
+        [
+            conn(Tcp, 54321, "8.8.8.8", 53, SynSent),
+            conn(Tcp, 54322, "8.8.8.8", 53, Closing),
+        ]
+    );
 
     let tcp6 = parse_socket_table(&read("hostile", "proc/net/tcp6"), Tcp);
     assert_eq!(tcp6.bad_lines, 2);
@@ -319,7 +326,7 @@ fn collector_on_garbage_warns_and_stays_valid() {
         c.warnings()
     );
     assert_eq!(t.listening.len(), 4);
-    assert_eq!(t.connections.len(), 1);
+    assert_eq!(t.connections.len(), 2);
     assert_eq!(t.net.bytes_in, u64::MAX);
     assert_eq!(t.process_count, 1, "`77` counts, `12a` does not");
     assert_eq!((t.cpu_percent, t.memory_percent), (0.0, 0.0));
@@ -569,7 +576,6 @@ fn decode_refuses_too_many_connections() {
 
 #[test]
 fn closing_sockets_are_reported_as_answered_connections_that_ended() {
-    use bulwark_proto::telemetry::ConnectionState;
     // A beacon's connection in TIME-WAIT, one in FIN-WAIT-2, a CLOSE-WAIT
     // and a socket in CLOSE (state 07, nothing to report).
     let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
@@ -580,11 +586,7 @@ fn closing_sockets_are_reported_as_answered_connections_that_ended() {
     let t = parse_socket_table(table, Tcp);
     assert_eq!(t.bad_lines, 0);
     assert_eq!(t.connections.len(), 3, "{t:?}");
-    assert!(
-        t.connections
-            .iter()
-            .all(|c| c.state == ConnectionState::Closing)
-    );
+    assert!(t.connections.iter().all(|c| c.state == Closing));
     assert_eq!(t.connections[0].remote_port, 6667);
     assert_eq!(t.connections[0].remote_addr.to_string(), "198.51.100.7");
 }
