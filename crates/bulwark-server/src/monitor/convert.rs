@@ -84,34 +84,23 @@ fn socket_key(c: &Connection) -> u64 {
     ))
 }
 
-/// The sample's new sockets as flows: one per socket beyond the device's
-/// link (loopback and link-local sockets are left out: the semantics
-/// ignore them anyway) that the previous sample did not have. A socket
-/// still in SYN-SENT is an attempt nobody has answered yet; any other
-/// state was answered.
-fn flows(t: &Telemetry, before: &[u64]) -> Vec<Flow> {
-    t.connections
-        .iter()
-        .filter(|c| Scope::of(c.remote_addr) != Scope::Local)
-        .filter(|c| before.is_empty() || before.binary_search(&socket_key(c)).is_err())
-        .map(|c| {
-            let proto = match c.proto {
-                TransportProto::Tcp => Proto::Tcp,
-                TransportProto::Udp => Proto::Udp,
-            };
-            let direction = direction(c, &t.listening);
-            let answered = u32::from(!matches!(
-                c.state,
-                ConnectionState::SynSent | ConnectionState::SynRecv
-            ));
-            Flow {
-                direction,
-                local_port: c.local_port,
-                answered,
-                ..Flow::outbound(proto, c.remote_addr, c.remote_port)
-            }
-        })
-        .collect()
+/// One socket as a flow: an attempt nobody has answered yet while in
+/// SYN-SENT (or SYN-RECV, incoming), answered in any other state.
+fn flow(c: &Connection, direction: Direction) -> Flow {
+    let proto = match c.proto {
+        TransportProto::Tcp => Proto::Tcp,
+        TransportProto::Udp => Proto::Udp,
+    };
+    let answered = u32::from(!matches!(
+        c.state,
+        ConnectionState::SynSent | ConnectionState::SynRecv
+    ));
+    Flow {
+        direction,
+        local_port: c.local_port,
+        answered,
+        ..Flow::outbound(proto, c.remote_addr, c.remote_port)
+    }
 }
 
 /// The datapoint of one sample, timed by the server's clock (`now`): the
@@ -165,28 +154,37 @@ pub(crate) fn datapoint(
         .map(|l| proto_port(l.proto, l.port))
         .collect();
     m.set(Metric::ListeningPorts, Value::Set(listening));
-    // Destinations are where the device itself connected to beyond its
-    // link: not loopback or link-local peers, not clients of its own
-    // listeners (a local service's clients once counted as 104
-    // "destinations" and quarantined a real agent).
-    let outbound = || {
-        t.connections
-            .iter()
-            .filter(|c| direction(c, &t.listening) == Direction::Outbound)
-            .filter(|c| Scope::of(c.remote_addr) != Scope::Local)
-    };
-    let destinations: Set = outbound()
-        .map(|c| destination(c.remote_addr, c.remote_port))
-        .collect();
-    let ports: Set = outbound()
-        .map(|c| proto_port(c.proto, c.remote_port))
-        .collect();
-    m.set(Metric::RemoteDestinations, Value::Set(destinations));
-    m.set(Metric::RemotePorts, Value::Set(ports));
-    m.set(Metric::Flows, Value::Flows(flows(t, &before.sockets)));
+    // One pass over the sockets. Beyond the device's link (loopback and
+    // link-local peers are never destinations, and the semantics ignore
+    // them): the device's own connections are its destinations (clients
+    // of its own listeners are not: a local service's clients once counted
+    // as 104 "destinations" and quarantined a real agent), and every
+    // socket the previous sample did not have is a flow (a connection
+    // that lasts is one attempt, not one per sample).
     let mut keys = std::mem::take(&mut before.scratch);
     keys.clear();
-    keys.extend(t.connections.iter().map(socket_key));
+    let (mut destinations, mut ports, mut flows) = (Vec::new(), Vec::new(), Vec::new());
+    for c in &t.connections {
+        let key = socket_key(c);
+        keys.push(key);
+        if Scope::of(c.remote_addr) == Scope::Local {
+            continue;
+        }
+        let direction = direction(c, &t.listening);
+        if direction == Direction::Outbound {
+            destinations.push(destination(c.remote_addr, c.remote_port));
+            ports.push(proto_port(c.proto, c.remote_port));
+        }
+        if before.sockets.binary_search(&key).is_err() {
+            flows.push(flow(c, direction));
+        }
+    }
+    m.set(
+        Metric::RemoteDestinations,
+        Value::Set(destinations.into_iter().collect()),
+    );
+    m.set(Metric::RemotePorts, Value::Set(ports.into_iter().collect()));
+    m.set(Metric::Flows, Value::Flows(flows));
     keys.sort_unstable();
     before.scratch = std::mem::replace(&mut before.sockets, keys);
     Datapoint {
