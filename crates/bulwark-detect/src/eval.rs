@@ -254,11 +254,10 @@ fn read_zeek_labels(
         };
         let line = line.trim_end_matches(['\n', '\r']);
         if let Some(v) = line.strip_prefix("#separator ") {
-            sep = if v == "\\x09" {
-                "\t".into()
-            } else {
-                v.to_owned()
-            };
+            match crate::zeek::separator(v) {
+                Some(v) => sep = v,
+                None => malformed += 1,
+            }
             continue;
         }
         if let Some(f) = line.strip_prefix("#fields") {
@@ -280,12 +279,7 @@ fn read_zeek_labels(
             malformed += 1;
             continue;
         };
-        let mut values: Vec<&str> = line.split(sep.as_str()).collect();
-        if values.len() < count
-            && let Some(last) = values.pop()
-        {
-            values.extend(last.split_whitespace());
-        }
+        let values = crate::zeek::split_fields(line, &sep, count);
         if values.len() != count {
             malformed += 1;
             continue;

@@ -204,8 +204,36 @@ fn unescape(s: &str) -> Vec<u8> {
     out
 }
 
-fn split<'a>(line: &'a str, sep: &str) -> Vec<&'a str> {
-    line.split(sep).collect()
+/// The value of a `#separator` header: one plain character, or only
+/// `\xHH` escapes (at most 8 bytes, UTF-8); `None` for anything else.
+pub(crate) fn separator(value: &str) -> Option<String> {
+    let v = value.trim_end_matches('\r');
+    let sep = unescape(v);
+    let escapes_only = v.len().is_multiple_of(4) && sep.len() == v.len() / 4;
+    let plain = v.chars().count() == 1 && v != "\\";
+    if !(escapes_only || plain) || sep.is_empty() || sep.len() > 8 {
+        return None;
+    }
+    String::from_utf8(sep).ok()
+}
+
+/// A data line's values for a header of `count` fields. Some tools append
+/// columns (a label, a detailed label) separated by spaces instead of the
+/// separator: a line short of `count` whose last value holds
+/// whitespace-separated words is split there, when that makes the count
+/// right. The caller checks the count.
+pub(crate) fn split_fields<'a>(line: &'a str, sep: &str, count: usize) -> Vec<&'a str> {
+    let mut values: Vec<&str> = line.split(sep).collect();
+    if values.len() < count
+        && let Some(last) = values.last().copied()
+    {
+        let words: Vec<&str> = last.split_whitespace().collect();
+        if values.len() - 1 + words.len() == count {
+            values.pop();
+            values.extend(words);
+        }
+    }
+    values
 }
 
 fn parse_uid(s: &str) -> Result<String, String> {
@@ -273,19 +301,7 @@ fn short(s: &str) -> &str {
 impl Tsv {
     fn header(&mut self, line: &str) -> Result<(), String> {
         if let Some(v) = line.strip_prefix("#separator ") {
-            let v = v.trim_end_matches('\r');
-            let sep = unescape(v);
-            // One plain character, or only `\xHH` escapes.
-            let escapes_only = v.len() % 4 == 0 && sep.len() == v.len() / 4;
-            let plain = v.chars().count() == 1 && v != "\\";
-            if !(escapes_only || plain)
-                || sep.is_empty()
-                || sep.len() > 8
-                || std::str::from_utf8(&sep).is_err()
-            {
-                return Err("bad #separator".into());
-            }
-            self.separator = sep;
+            self.separator = separator(v).ok_or("bad #separator")?.into_bytes();
             return Ok(());
         }
         let sep = String::from_utf8_lossy(&self.separator).into_owned();
@@ -319,20 +335,7 @@ impl Tsv {
     fn record(&self, line: &str) -> Result<Conn, String> {
         let fields = self.fields.as_ref().map_err(String::clone)?;
         let sep = String::from_utf8_lossy(&self.separator);
-        let mut values = split(line, &sep);
-        // Some tools append columns (a label, a detailed label) separated
-        // by spaces instead of the separator: a line short of the header's
-        // count whose last value holds whitespace-separated words is split
-        // there, when that makes the count right.
-        if values.len() < fields.len()
-            && let Some(last) = values.last().copied()
-        {
-            let words: Vec<&str> = last.split_whitespace().collect();
-            if values.len() - 1 + words.len() == fields.len() {
-                values.pop();
-                values.extend(words);
-            }
-        }
+        let values = split_fields(line, &sep, fields.len());
         if values.len() != fields.len() {
             return Err(format!(
                 "{} fields, the header names {}",
