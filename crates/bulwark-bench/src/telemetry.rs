@@ -71,15 +71,9 @@ fn minute_row(device: u64, minute: OffsetDateTime) -> TelemetryMinute {
     }
 }
 
-/// Writes the batches; returns (rows written, seconds, bytes grown).
-async fn measure(
-    store: &dyn Store,
-    size: &dyn Fn() -> anyhow::Result<u64>,
-    devices: u64,
-    minutes: u64,
-) -> anyhow::Result<(u64, f64, u64)> {
+/// Writes the batches; returns (rows written, seconds).
+async fn measure(store: &dyn Store, devices: u64, minutes: u64) -> anyhow::Result<(u64, f64)> {
     let start = OffsetDateTime::from_unix_timestamp(1_795_000_020)?;
-    let before = size()?;
     let mut secs = 0.0;
     for m in 0..minutes {
         let minute = start + time::Duration::minutes(m as i64);
@@ -97,8 +91,15 @@ async fn measure(
         secs += t.elapsed().as_secs_f64();
         eprintln!("telemetry: minute {}/{minutes} written", m + 1);
     }
-    let grown = size()?.saturating_sub(before);
-    Ok((devices * minutes, secs, grown))
+    Ok((devices * minutes, secs))
+}
+
+/// Total size of the minutes table on PostgreSQL, indexes included.
+async fn pg_size(pool: &sqlx::PgPool) -> anyhow::Result<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('telemetry_minutes')")
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(crate) async fn run(args: TelemetryArgs) -> anyhow::Result<ExitCode> {
@@ -142,35 +143,22 @@ pub(crate) async fn run(args: TelemetryArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     store.put_telemetry(&[], &latest).await?;
-    let result = measure(&*store, &db_size, devices, minutes).await?;
-    row("SQLite (WAL)", result);
+    let before = db_size()?;
+    let (rows, secs) = measure(&*store, devices, minutes).await?;
+    row(
+        "SQLite (WAL)",
+        (rows, secs, db_size()?.saturating_sub(before)),
+    );
 
     if args.postgres {
         let pg = bulwark_testpg::TempPostgres::start().map_err(|e| anyhow::anyhow!("{e}"))?;
         let store = bulwark_store::open(pg.url()).await?;
         store.put_telemetry(&[], &latest).await?;
-        let url = pg.url().to_owned();
-        let size = move || -> anyhow::Result<u64> {
-            // Blocking lookup of the two tables' total size.
-            let url = url.clone();
-            std::thread::spawn(move || -> anyhow::Result<u64> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async {
-                    let pool = sqlx::PgPool::connect(&url).await?;
-                    let n: i64 =
-                        sqlx::query_scalar("SELECT pg_total_relation_size('telemetry_minutes')")
-                            .fetch_one(&pool)
-                            .await?;
-                    Ok(u64::try_from(n).unwrap_or(0))
-                })
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("size lookup panicked"))?
-        };
-        let result = measure(&*store, &size, devices, minutes).await?;
-        row("PostgreSQL 15", result);
+        let pool = sqlx::PgPool::connect(pg.url()).await?;
+        let before = pg_size(&pool).await?;
+        let (rows, secs) = measure(&*store, devices, minutes).await?;
+        let grown = pg_size(&pool).await?.saturating_sub(before);
+        row("PostgreSQL 15", (rows, secs, grown));
     }
     if !args.markdown {
         eprintln!();
