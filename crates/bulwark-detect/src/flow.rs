@@ -185,10 +185,7 @@ impl Flow {
 
     /// `host:port` of the remote end (`[v6]:port` for IPv6).
     pub fn endpoint(&self) -> String {
-        match self.remote {
-            IpAddr::V4(a) => format!("{a}:{}", self.remote_port),
-            IpAddr::V6(a) => format!("[{a}]:{}", self.remote_port),
-        }
+        host_port(self.remote, self.remote_port)
     }
 
     /// Checks the counts: at least one attempt, no more answered plus
@@ -222,6 +219,14 @@ impl fmt::Display for Flow {
             self.answered,
             self.rejected
         )
+    }
+}
+
+/// `host:port`, `[v6]:port` for IPv6.
+pub(crate) fn host_port(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
     }
 }
 

@@ -157,8 +157,7 @@ fn pct(x: f64) -> String {
 }
 
 fn endpoint(proto: Proto, host: IpAddr, port: u16) -> String {
-    let f = Flow::outbound(proto, host, port);
-    format!("{}/{}", proto.name(), f.endpoint())
+    format!("{}/{}", proto.name(), crate::flow::host_port(host, port))
 }
 
 #[derive(Debug)]
