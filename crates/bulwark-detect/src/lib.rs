@@ -73,6 +73,26 @@
 //! time is a [`DatapointError`] for the caller to count, and changes no
 //! state.
 //!
+//! # The ingest path
+//!
+//! The gateway hands over every telemetry sample, so per-datapoint costs
+//! were measured (BENCHMARKS.md has the numbers) and cut:
+//! - a [`Datapoint`] holds its values in [`Metrics`], one slot per known
+//!   [`Metric`] (behaviours resolve their metric to a slot when the
+//!   profile is validated): no map nodes, no name comparisons;
+//! - a set is a [`Set`] of inline small strings: one allocation per set,
+//!   where a `BTreeSet<String>` cost a node plus one per element;
+//! - maps keyed by device id hash with foldhash, and a datapoint's device
+//!   id is an `Arc<str>` shared by a session's datapoints;
+//! - [`FleetEngine::submit_batch`] queues a socket read's datapoints in one
+//!   slot per shard, a shard resolves a batch's group engine once and reads
+//!   the datapoints by reference;
+//! - the `changed` rule keeps capped evidence plus a SHA-256 digest of a
+//!   larger set, so a large set is compared whole without being kept.
+//!
+//! The server runs one shard per two CPUs: decoding on its async workers
+//! is most of a sample's cost, and a shard per CPU oversubscribed them.
+//!
 //! # Rejected designs
 //!
 //! - *One peer table per shard*: peer-outlier would compare a device with
