@@ -128,10 +128,14 @@ pub(crate) async fn sim(args: SimArgs) -> Result<()> {
     );
     let fleet = fleet.start()?;
     if let Some(a) = args.attack {
+        let at = time::OffsetDateTime::now_utc()
+            + time::Duration::try_from(args.attack_at).unwrap_or(time::Duration::ZERO);
         eprintln!(
-            "attack {a} by {} device(s) in {:?}: {}",
+            "attack {a} by {} device(s) in {:?} (at {}): {}",
             fleet.attackers().len(),
             args.attack_at,
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
             fleet
                 .attackers()
                 .iter()

@@ -9,12 +9,13 @@ use crate::profile::Profile;
 /// infected-from-the-start device could teach it), and only alerts that
 /// say what the traffic means. Scanning, floods and brute force
 /// quarantine; C&C signs, an upload a hundred robust deviations above the
-/// group's (exfiltration, from the device's peers: no warm-up) and failed
-/// logins alert for a person to judge.
+/// group's (exfiltration, from the device's peers: no warm-up), a
+/// listening port or destination that almost no peer has (fleet rarity)
+/// and failed logins alert for a person to judge.
 pub const BUILTIN_PROFILE: &str = r#"# Bulwark's built-in fleet profile: behaviour semantics from the first
 # minute, for every group without a profile of its own.
 group = "*"
-version = "builtin-1"
+version = "builtin-2"
 
 [[behaviour]]
 name = "scanning"
@@ -59,6 +60,27 @@ severity = "high"
 threshold = 100
 min_peers = 10
 
+# What (almost) no peer in the device's group does: 1 % of a group of at
+# least 100. A destination counts by its port's meaning (DNS and NTP
+# never, web ports as the port alone, other ports as the endpoint).
+[[behaviour]]
+name = "rare-listener"
+kind = "rarity"
+metric = "listening_ports"
+severity = "high"
+threshold = 0.01
+min_peers = 100
+window = "1h"
+
+[[behaviour]]
+name = "rare-destination"
+kind = "rarity"
+metric = "remote_destinations"
+severity = "high"
+threshold = 0.01
+min_peers = 100
+window = "1h"
+
 [[behaviour]]
 name = "failed-logins"
 metric = "failed_logins"
@@ -68,7 +90,7 @@ severity = "medium"
 "#;
 
 /// The built-in profile's version, as stored and shown.
-pub const BUILTIN_VERSION: &str = "builtin-1";
+pub const BUILTIN_VERSION: &str = "builtin-2";
 
 /// The built-in profile, parsed.
 pub fn builtin_profile() -> Profile {

@@ -15,6 +15,7 @@ use time::{Duration, OffsetDateTime};
 use crate::flow::Flow;
 use crate::metric::{Datapoint, DatapointError, Set, Value};
 use crate::profile::{Action, Behaviour, Kind, Operator, Persistence, Profile, Semantic, Severity};
+use crate::rarity::{self, RarityGroup};
 use crate::semantics::{Assessment, BruteState, C2State, FloodState, ScanState};
 
 /// How far behind a device's latest datapoint a datapoint may be and still
@@ -119,6 +120,9 @@ pub struct Contribution {
 #[derive(Debug, Default)]
 pub(crate) struct PeerTable {
     by_behaviour: HashMap<usize, PeerGroup>,
+    /// Rarity behaviours: per behaviour, per device group (the groups
+    /// that share the `*` profile are each their own peers).
+    rarity: HashMap<usize, HashMap<String, RarityGroup>>,
 }
 
 /// Groups up to this size get their median and spread recomputed at every
@@ -205,6 +209,8 @@ enum State {
     PeerOutlier {
         fired: bool,
     },
+    /// Kept in the shared [`PeerTable`]: it is about the group.
+    Rarity,
     Semantic {
         state: Box<SemanticState>,
         fired: bool,
@@ -340,6 +346,11 @@ impl Engine {
         for group in peers.by_behaviour.values_mut() {
             group.remove(device);
         }
+        for groups in peers.rarity.values_mut() {
+            for group in groups.values_mut() {
+                group.forget(device);
+            }
+        }
     }
 
     /// Observes one datapoint and returns the alerts it fires.
@@ -363,8 +374,35 @@ impl Engine {
         self.observe(dp)
     }
 
+    /// Like [`Engine::observe_at`], for a device of `group`: the peers of
+    /// rarity behaviours are the devices of the same group (an engine
+    /// running the `*` profile serves many groups). [`Engine::observe`]
+    /// puts every device in one group.
+    pub fn observe_in_group(
+        &mut self,
+        dp: &Datapoint,
+        group: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Alert>, DatapointError> {
+        if now
+            .checked_add(MAX_CLOCK_SKEW)
+            .is_some_and(|limit| dp.time > limit)
+        {
+            return Err(DatapointError::FromFuture { time: dp.time });
+        }
+        self.observe_grouped(dp, group).map(|o| o.alerts)
+    }
+
     /// Observes one datapoint; returns its alerts and highest score.
     pub fn observe_scored(&mut self, dp: &Datapoint) -> Result<Observation, DatapointError> {
+        self.observe_grouped(dp, "")
+    }
+
+    fn observe_grouped(
+        &mut self,
+        dp: &Datapoint,
+        group: &str,
+    ) -> Result<Observation, DatapointError> {
         dp.validate()?;
         let profile = Arc::clone(&self.profile);
         // One lookup for a known device; the id is copied only for a new
@@ -418,6 +456,7 @@ impl Engine {
                     let (z, f) = step.peer_outlier(b, i, fired, &self.peers);
                     (z, f.is_some() || *fired, None, f)
                 }
+                State::Rarity => step.rarity(b, i, group, &self.peers),
                 State::Semantic {
                     state,
                     fired,
@@ -496,6 +535,7 @@ fn initial_state(b: &Behaviour) -> State {
             fired: false,
         },
         Kind::PeerOutlier { .. } => State::PeerOutlier { fired: false },
+        Kind::Rarity { .. } => State::Rarity,
         Kind::Semantic { semantic, .. } => State::Semantic {
             state: Box::new(SemanticState::new(semantic)),
             fired: false,
@@ -777,6 +817,66 @@ impl Step<'_> {
         );
         let evidence = vec![self.evidence(b, cap_set(best.endpoints.iter().map(String::as_str)))];
         (best.score, holds, detail, Some((reason, evidence)))
+    }
+
+    /// A rarity behaviour: the rarest element's score; alerts once per
+    /// rare element the device newly holds.
+    fn rarity(
+        &self,
+        b: &Behaviour,
+        index: usize,
+        group: &str,
+        peers: &SharedPeers,
+    ) -> (f64, bool, Option<String>, Fired) {
+        let (
+            Kind::Rarity {
+                threshold,
+                min_peers,
+                window,
+            },
+            Value::Set(set),
+        ) = (&b.kind, self.value)
+        else {
+            return (0.0, false, None, None);
+        };
+        let rule = rarity::Rule {
+            metric: b.metric_id,
+            threshold: *threshold,
+            min_peers: *min_peers,
+            window: window.as_seconds_f64(),
+        };
+        let judged = {
+            let mut peers = peers.lock().unwrap_or_else(PoisonError::into_inner);
+            let groups = peers.rarity.entry(index).or_default();
+            let table = match groups.get_mut(group) {
+                Some(table) => table,
+                None => groups.entry(group.to_owned()).or_default(),
+            };
+            table.observe(&self.dp.device, set.iter(), rule, unix_secs(self.t))
+        };
+        let holds = judged.score >= 1.0;
+        let detail = (!judged.detail.is_empty()).then(|| judged.detail.clone());
+        if judged.fresh.is_empty() {
+            return (judged.score, holds, detail, None);
+        }
+        let shown: Vec<String> = judged
+            .fresh
+            .iter()
+            .take(MAX_EVIDENCE_ELEMENTS)
+            .map(|(e, holders)| format!("{e} ({holders})"))
+            .collect();
+        let reason = format!(
+            "{} held by almost no peer: {} of the group's {} devices hold {} (rare: at most {}%, score {:.2})",
+            b.metric,
+            judged.fresh[0].1,
+            judged.peers,
+            shown.join(", "),
+            threshold * 100.0,
+            judged.score
+        );
+        let evidence =
+            vec![self.evidence(b, cap_set(judged.fresh.iter().map(|(e, _)| e.as_str())))];
+        (judged.score, holds, detail, Some((reason, evidence)))
     }
 
     fn peer_outlier(

@@ -135,7 +135,7 @@ impl Shard {
             });
         };
         dps.iter().all(|dp| {
-            let outputs: Vec<Output> = match engine.observe_at(dp, now) {
+            let outputs: Vec<Output> = match engine.observe_in_group(dp, group, now) {
                 Ok(alerts) => alerts.into_iter().map(Output::Alert).collect(),
                 Err(error) => vec![Output::Rejected {
                     device: dp.device.to_string(),

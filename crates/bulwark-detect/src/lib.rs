@@ -122,6 +122,7 @@ mod fleet;
 mod flow;
 mod metric;
 mod profile;
+mod rarity;
 mod semantics;
 mod shard;
 mod zeek;
@@ -140,10 +141,11 @@ pub use metric::{
     Metric, MetricKind, Metrics, Set, Value, metric_kind,
 };
 pub use profile::{
-    Action, Behaviour, DEFAULT_SEMANTIC_THRESHOLD, Kind, MAX_BEHAVIOURS, MAX_COUNT,
-    MAX_PROFILE_BYTES, MAX_THRESHOLD_SET, MAX_WINDOW, Operator, Persistence, Profile, ProfileError,
-    Semantic, Severity, parse_duration,
+    Action, Behaviour, DEFAULT_RARITY_SHARE, DEFAULT_SEMANTIC_THRESHOLD, Kind, MAX_BEHAVIOURS,
+    MAX_COUNT, MAX_PROFILE_BYTES, MAX_THRESHOLD_SET, MAX_WINDOW, Operator, Persistence, Profile,
+    ProfileError, Semantic, Severity, parse_duration,
 };
+pub use rarity::{MAX_GROUP_ELEMENTS, MAX_HELD, MAX_RARITY_BYTES};
 pub use semantics::MAX_STATE_BYTES;
 pub use shard::{MAX_SHARDS, Output, SHARD_QUEUE, ShardedEngine, shard_of};
 pub use smol_str::SmolStr;

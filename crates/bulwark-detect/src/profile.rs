@@ -119,6 +119,21 @@ pub enum Kind {
         /// Devices (including this one) needed before it may fire.
         min_peers: u32,
     },
+    /// An element of a set metric (a listening port, a destination) that
+    /// at most a `threshold` share of the device's group holds: what
+    /// (almost) no peer does. Needs at least `min_peers` devices in the
+    /// group; an element counts as a device's for `window` after it last
+    /// reported it. Per-device state is bounded by [`crate::MAX_RARITY_BYTES`].
+    Rarity {
+        /// The largest share of the group, in `(0, 0.5]`, that still
+        /// counts as rare.
+        threshold: f64,
+        /// Devices in the group (including this one) needed before it may
+        /// fire.
+        min_peers: u32,
+        /// How long an element stays a device's after it last reported it.
+        window: Duration,
+    },
     /// What the device's flows mean (see [`Semantic`]): a graded score in
     /// `[0, 1]` per flow, from the first flow on.
     Semantic {
@@ -180,6 +195,10 @@ impl Semantic {
     }
 }
 
+/// The largest share of a group that counts as rare when a `rarity`
+/// behaviour gives no threshold.
+pub const DEFAULT_RARITY_SHARE: f64 = 0.01;
+
 /// The alert threshold of a semantic behaviour when a profile gives none.
 pub const DEFAULT_SEMANTIC_THRESHOLD: f64 = 0.5;
 
@@ -188,7 +207,7 @@ impl Kind {
     /// scale, where 1 is the alert threshold.
     pub(crate) fn scale(&self) -> f64 {
         match self {
-            Kind::Rule { .. } | Kind::Novelty { .. } => 1.0,
+            Kind::Rule { .. } | Kind::Novelty { .. } | Kind::Rarity { .. } => 1.0,
             Kind::ZScore { threshold, .. } | Kind::PeerOutlier { threshold, .. } => {
                 threshold.max(f64::MIN_POSITIVE)
             }
@@ -206,6 +225,7 @@ impl Kind {
             Kind::Novelty { .. } => "novelty",
             Kind::Fanout { .. } => "fanout",
             Kind::PeerOutlier { .. } => "peer-outlier",
+            Kind::Rarity { .. } => "rarity",
             Kind::Semantic { semantic, .. } => semantic.name(),
         }
     }
@@ -459,11 +479,11 @@ fn behaviour_kind(b: &RawBehaviour, label: &str, p: &mut Vec<String>) -> Option<
     if kind != "novelty" {
         forbid(b.warmup.is_some(), "warmup");
     }
-    if kind != "peer-outlier" {
+    if !matches!(kind, "peer-outlier" | "rarity") {
         forbid(b.min_peers.is_some(), "min_peers");
     }
     let semantic = Semantic::from_name(kind);
-    if !matches!(kind, "rule" | "fanout") && semantic.is_none() {
+    if !matches!(kind, "rule" | "fanout" | "rarity") && semantic.is_none() {
         forbid(b.window.is_some(), "window");
     }
     if kind == "novelty" {
@@ -613,9 +633,33 @@ fn behaviour_kind(b: &RawBehaviour, label: &str, p: &mut Vec<String>) -> Option<
                 min_peers,
             }
         }
+        "rarity" => {
+            need(MetricKind::Set, p);
+            let threshold = match &b.threshold {
+                None => DEFAULT_RARITY_SHARE,
+                t => number(t, label, p),
+            };
+            if !(threshold > 0.0 && threshold <= 0.5) {
+                p.push(format!(
+                    "{label}: threshold must be a share of the group in (0, 0.5]"
+                ));
+            }
+            let min_peers = count(b.min_peers, "min_peers", 100, label, p);
+            if min_peers < 3 {
+                p.push(format!("{label}: min_peers must be at least 3"));
+            }
+            Kind::Rarity {
+                threshold,
+                min_peers,
+                window: match b.window {
+                    Some(_) => duration(&b.window, "window", label, p),
+                    None => Duration::hours(1),
+                },
+            }
+        }
         other => {
             p.push(format!(
-                "{label}: unknown kind `{other}` (rule, zscore, novelty, fanout, peer-outlier, scan, flood, c2, bruteforce)"
+                "{label}: unknown kind `{other}` (rule, zscore, novelty, fanout, peer-outlier, rarity, scan, flood, c2, bruteforce)"
             ));
             return None;
         }

@@ -34,7 +34,7 @@ fn profiles_quarantine_release_and_alert_listing() {
         out.contains("inherited from \"*\", Bulwark's built-in profile"),
         "{out}"
     );
-    assert!(out.contains("version builtin-1"), "{out}");
+    assert!(out.contains("version builtin-2"), "{out}");
     for b in ["scanning", "flood", "command-and-control", "brute-force"] {
         assert!(out.contains(b), "{b}: {out}");
     }

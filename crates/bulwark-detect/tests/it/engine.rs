@@ -302,3 +302,90 @@ window = "7d"
         assert!(engine.observe_at(&p, max).is_ok());
     }
 }
+
+#[test]
+fn fleet_rarity_compares_a_device_with_its_own_group() {
+    use bulwark_detect::{FleetEngine, FleetOutput};
+    let rare = Profile::from_toml(
+        r#"
+group = "*"
+version = "v1"
+
+[[behaviour]]
+name = "rare-listener"
+kind = "rarity"
+severity = "high"
+metric = "listening_ports"
+threshold = 0.01
+min_peers = 100
+"#,
+    )
+    .unwrap();
+    // One shard: the shards run in parallel, and the odd device must come
+    // after its group is in.
+    let (fleet, rx) = FleetEngine::new([rare], 1);
+    let ports = |p: &[&str]| set(p.iter().map(|s| (*s).to_owned()));
+    let now = BASE + Duration::hours(1);
+    for i in 0..150 {
+        let cam = dp(
+            &format!("cam-{i}"),
+            0,
+            "listening_ports",
+            ports(&["tcp/554", "udp/123"]),
+        );
+        fleet.submit("cameras", cam, now).unwrap();
+        let sensor = dp(
+            &format!("sensor-{i}"),
+            0,
+            "listening_ports",
+            ports(&["udp/123"]),
+        );
+        fleet.submit("sensors", sensor, now).unwrap();
+    }
+    // A camera port is common among cameras and rare among sensors.
+    let odd = dp(
+        "sensor-7",
+        10,
+        "listening_ports",
+        ports(&["tcp/554", "udp/123"]),
+    );
+    fleet.submit("sensors", odd, now).unwrap();
+    let usual = dp(
+        "cam-7",
+        10,
+        "listening_ports",
+        ports(&["tcp/554", "udp/123"]),
+    );
+    fleet.submit("cameras", usual, now).unwrap();
+    // Reported again: the same element does not alert twice.
+    let again = dp(
+        "sensor-7",
+        20,
+        "listening_ports",
+        ports(&["tcp/554", "udp/123"]),
+    );
+    fleet.submit("sensors", again, now).unwrap();
+    assert_eq!(fleet.finish(), 0);
+    let alerts: Vec<_> = rx
+        .into_iter()
+        .map(|out| match out {
+            FleetOutput::Engine {
+                group,
+                output: Output::Alert(a),
+            } => (group, a),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let (group, a) = &alerts[0];
+    assert_eq!((group.as_str(), a.device.as_str()), ("sensors", "sensor-7"));
+    assert_eq!(a.kind, "rarity");
+    assert!(
+        a.reason
+            .contains("1 of the group's 150 devices hold tcp/554 (1)"),
+        "{}",
+        a.reason
+    );
+    assert!((a.score - 1.5).abs() < 1e-9, "{}", a.score);
+    assert_eq!(a.evidence[0].value, ports(&["tcp/554"]));
+}
