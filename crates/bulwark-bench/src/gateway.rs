@@ -783,7 +783,8 @@ fn telemetry_topic(id: &str) -> String {
     format!("bulwark/v1/devices/{id}/telemetry")
 }
 
-/// The project's `typical` sample (as in fuzz/seeds/telemetry_decode),
+/// The project's `typical` sample (as in fuzz/seeds/telemetry_decode,
+/// plus the failed connection attempts agents report since issue 17),
 /// encoded.
 fn typical_telemetry(encoding: Encoding) -> anyhow::Result<Vec<u8>> {
     use bulwark_proto::telemetry::{Connection, ConnectionState};
@@ -842,6 +843,7 @@ fn typical_telemetry(encoding: Encoding) -> anyhow::Result<Vec<u8>> {
         process_count: 117,
         cpu_percent: 12.5,
         memory_percent: 43.25,
+        failed_attempts: Some(1),
     };
     Ok(t.encode_as(encoding)?)
 }
@@ -873,6 +875,7 @@ fn telemetry(ports: &[u16], encoding: Encoding) -> anyhow::Result<Vec<u8>> {
         process_count: 87,
         cpu_percent: 3.5,
         memory_percent: 41.0,
+        failed_attempts: None,
     };
     Ok(t.encode_as(encoding)?)
 }

@@ -64,6 +64,7 @@ fn minute_row(device: u64, minute: OffsetDateTime) -> TelemetryMinute {
         packets_out: 700,
         connection_attempts: 12,
         failed_logins: device % 2,
+        failed_attempts: device % 3,
         listening_max: 3,
         connections_max: 5,
         destinations_max: 4,

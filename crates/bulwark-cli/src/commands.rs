@@ -795,7 +795,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                 println!("no telemetry in that period");
             } else {
                 println!(
-                    "{:<17} {:>4} {:>6} {:>6} {:>5} {:>11} {:>11} {:>6} {:>5} {:>5} {:>5} {:>6}",
+                    "{:<17} {:>4} {:>6} {:>6} {:>5} {:>11} {:>11} {:>6} {:>5} {:>5} {:>5} {:>5} {:>6}",
                     "minute",
                     "smp",
                     "cpu%",
@@ -807,11 +807,12 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                     "dests",
                     "unans",
                     "tcp+",
+                    "tcp!",
                     "logins"
                 );
                 for m in &h.minutes {
                     println!(
-                        "{:<17} {:>4} {:>6.1} {:>6.1} {:>5} {:>11} {:>11} {:>6} {:>5} {:>5} {:>5} {:>6}",
+                        "{:<17} {:>4} {:>6.1} {:>6.1} {:>5} {:>11} {:>11} {:>6} {:>5} {:>5} {:>5} {:>5} {:>6}",
                         m.minute
                             .format(time::macros::format_description!(
                                 "[year]-[month]-[day] [hour]:[minute]"
@@ -827,6 +828,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                         m.destinations_max,
                         m.unanswered_max,
                         m.connection_attempts,
+                        m.failed_attempts,
                         m.failed_logins
                     );
                 }
@@ -995,12 +997,15 @@ fn print_latest_telemetry(l: &bulwark_server::api::dto::LatestTelemetryView) {
         t.process_count
     );
     println!(
-        "traffic:        {} B in, {} B out, {} / {} packets (since boot); {} connection attempts since the previous sample{}",
+        "traffic:        {} B in, {} B out, {} / {} packets (since boot); {} connection attempts since the previous sample{}{}",
         t.net.bytes_in,
         t.net.bytes_out,
         t.net.packets_in,
         t.net.packets_out,
         t.connection_attempts,
+        t.failed_attempts
+            .map(|f| format!(" ({f} failed)"))
+            .unwrap_or_default(),
         t.failed_logins
             .map(|f| format!(", {f} failed logins"))
             .unwrap_or_default()

@@ -10,8 +10,9 @@ use crate::profile::Profile;
 /// say what the traffic means. Scanning, floods and brute force
 /// quarantine; C&C signs, an upload a hundred robust deviations above the
 /// group's (exfiltration, from the device's peers: no warm-up), a
-/// listening port or destination that almost no peer has (fleet rarity)
-/// and failed logins alert for a person to judge.
+/// listening port or destination that almost no peer has (fleet rarity),
+/// many failed connection attempts and failed logins alert for a person
+/// to judge.
 pub const BUILTIN_PROFILE: &str = r#"# Bulwark's built-in fleet profile: behaviour semantics from the first
 # minute, for every group without a profile of its own.
 group = "*"
@@ -80,6 +81,15 @@ severity = "high"
 threshold = 0.01
 min_peers = 100
 window = "1h"
+
+# Connection attempts refused, reset or timed out leave no socket for
+# the next sample to list: a scan of closed ports shows only here.
+[[behaviour]]
+name = "failed-connections"
+metric = "failed_attempts"
+operator = ">"
+threshold = 30
+severity = "medium"
 
 [[behaviour]]
 name = "failed-logins"

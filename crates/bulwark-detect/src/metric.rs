@@ -27,6 +27,7 @@ pub const MAX_ELEMENT_LEN: usize = 256;
 /// | `bytes_in` / `bytes_out` | number | bytes received / sent since the last datapoint |
 /// | `packets_in` / `packets_out` | number | packets received / sent since the last datapoint |
 /// | `connection_attempts` | number | outbound connection attempts since the last datapoint |
+/// | `failed_attempts` | number | connection attempts refused, reset or timed out since the last datapoint |
 /// | `failed_logins` | number | failed logins since the last datapoint |
 /// | `listening_ports` | set | listening sockets, `proto/port` (`tcp/22`) |
 /// | `remote_destinations` | set | remote peers contacted, `host:port` (`10.0.0.5:443`, `[::1]:53`) |
@@ -42,6 +43,7 @@ pub const KNOWN_METRICS: &[(&str, MetricKind)] = &[
     ("packets_out", MetricKind::Number),
     ("connection_attempts", MetricKind::Number),
     ("failed_logins", MetricKind::Number),
+    ("failed_attempts", MetricKind::Number),
     ("listening_ports", MetricKind::Set),
     ("remote_destinations", MetricKind::Set),
     ("remote_ports", MetricKind::Set),
@@ -71,6 +73,8 @@ pub enum Metric {
     ConnectionAttempts,
     /// `failed_logins`
     FailedLogins,
+    /// `failed_attempts`
+    FailedAttempts,
     /// `listening_ports`
     ListeningPorts,
     /// `remote_destinations`
@@ -96,6 +100,7 @@ impl Metric {
         Metric::PacketsOut,
         Metric::ConnectionAttempts,
         Metric::FailedLogins,
+        Metric::FailedAttempts,
         Metric::ListeningPorts,
         Metric::RemoteDestinations,
         Metric::RemotePorts,
@@ -128,6 +133,7 @@ const BY_NAME: [Metric; METRIC_COUNT] = [
     Metric::BytesOut,
     Metric::ConnectionAttempts,
     Metric::CpuPercent,
+    Metric::FailedAttempts,
     Metric::FailedLogins,
     Metric::Flows,
     Metric::ListeningPorts,

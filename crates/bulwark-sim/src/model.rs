@@ -356,6 +356,7 @@ impl DeviceModel {
         };
         t.connection_attempts = self.rng.below(0, attempts_max + 1);
         t.failed_logins = Some(u64::from(self.rng.chance(0.01)));
+        t.failed_attempts = Some(0);
         t.process_count = self.traits.base_processes + self.rng.below(0, 6);
         t.cpu_percent =
             (self.traits.base_cpu * d + 3.0 * self.rng.normal()).clamp(0.0, 100.0) as f32;
@@ -382,6 +383,8 @@ impl DeviceModel {
                         });
                     }
                     t.connection_attempts += n;
+                    // Hosts that refuse, and attempts that timed out.
+                    t.failed_attempts = Some(n / 3);
                     out += 60.0 * n as f64;
                     t.cpu_percent = (t.cpu_percent + 40.0).min(100.0);
                     t.process_count += 3;

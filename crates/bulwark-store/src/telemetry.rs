@@ -47,6 +47,8 @@ pub struct TelemetryMinute {
     pub connection_attempts: u64,
     /// Failed logins.
     pub failed_logins: u64,
+    /// Failed outgoing connection attempts (refused, reset, timed out).
+    pub failed_attempts: u64,
     /// Most listening sockets in one sample.
     pub listening_max: u64,
     /// Most connections in one sample.
@@ -93,7 +95,7 @@ pub trait TelemetryStore: Send + Sync {
 
 const MINUTE_COLUMNS: &str = "device_id, minute, samples, cpu_sum, cpu_max, memory_sum, memory_max, \
      processes_max, bytes_in, bytes_out, packets_in, packets_out, connection_attempts, \
-     failed_logins, listening_max, connections_max, destinations_max, unanswered_max";
+     failed_logins, listening_max, connections_max, destinations_max, unanswered_max, failed_attempts";
 
 /// Largest value stored in a BIGINT column.
 fn big(v: u64) -> i64 {
@@ -128,6 +130,7 @@ macro_rules! impl_telemetry_store {
                     connections_max: count(row.try_get("connections_max")?),
                     destinations_max: count(row.try_get("destinations_max")?),
                     unanswered_max: count(row.try_get("unanswered_max")?),
+                    failed_attempts: count(row.try_get("failed_attempts")?),
                 })
             }
         }
@@ -136,7 +139,7 @@ macro_rules! impl_telemetry_store {
         impl TelemetryStore for $store {
             async fn put_telemetry(&self, minutes: &[TelemetryMinute], latest: &[LatestTelemetry]) -> Result<()> {
                 const SUMS: &[&str] = &["samples", "cpu_sum", "memory_sum", "bytes_in", "bytes_out", "packets_in",
-                    "packets_out", "connection_attempts", "failed_logins"];
+                    "packets_out", "connection_attempts", "failed_logins", "failed_attempts"];
                 const MAXES: &[&str] = &["cpu_max", "memory_max", "processes_max", "listening_max",
                     "connections_max", "destinations_max", "unanswered_max"];
                 let set: Vec<String> = SUMS
@@ -148,7 +151,7 @@ macro_rules! impl_telemetry_store {
                     .collect();
                 let upsert = format!(
                     "INSERT INTO telemetry_minutes ({MINUTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                     $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT (device_id, minute) DO UPDATE SET {}",
+                     $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (device_id, minute) DO UPDATE SET {}",
                     set.join(", ")
                 );
                 for chunk in minutes.chunks(500) {
@@ -173,6 +176,7 @@ macro_rules! impl_telemetry_store {
                             .bind(big(m.connections_max))
                             .bind(big(m.destinations_max))
                             .bind(big(m.unanswered_max))
+                            .bind(big(m.failed_attempts))
                             .execute(&mut *tx)
                             .await?;
                     }

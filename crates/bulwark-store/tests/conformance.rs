@@ -1450,6 +1450,7 @@ async fn telemetry_minutes_merge_and_expire(store: Arc<dyn Store>) {
         connections_max: 5,
         destinations_max: 4,
         unanswered_max: 0,
+        failed_attempts: 7,
     };
     let j0 = journal_size(&*store).await;
     store
@@ -1489,6 +1490,7 @@ async fn telemetry_minutes_merge_and_expire(store: Arc<dyn Store>) {
     assert_eq!(rows[0].cpu_max, 80.0);
     assert_eq!(rows[0].processes_max, 40);
     assert_eq!(rows[0].bytes_out, 400);
+    assert_eq!(rows[0].failed_attempts, 14);
     assert_eq!(rows[1], row(1, 1, 6, 5.0, 41));
     assert_eq!(
         store

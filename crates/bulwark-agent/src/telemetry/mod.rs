@@ -9,7 +9,7 @@
 //!   CPU times, `ActiveOpens` counter and auth-log position, so rates are
 //!   deltas between two samples (0 in the first).
 //! - The pure parsers, one per file format: [`parse_socket_table`],
-//!   [`parse_net_dev`], [`parse_snmp_active_opens`], [`parse_proc_stat`] /
+//!   [`parse_net_dev`], [`parse_snmp_active_opens`], [`parse_snmp_tcp`], [`parse_proc_stat`] /
 //!   [`cpu_percent`], [`parse_meminfo`], [`count_failed_logins`].
 //!
 //! # Example
@@ -46,7 +46,8 @@ mod net;
 mod system;
 
 pub use net::{
-    SocketTable, parse_hex_endpoint, parse_net_dev, parse_snmp_active_opens, parse_socket_table,
+    SocketTable, parse_hex_endpoint, parse_net_dev, parse_snmp_active_opens, parse_snmp_tcp,
+    parse_socket_table,
 };
 pub use system::{CpuTimes, count_failed_logins, cpu_percent, parse_meminfo, parse_proc_stat};
 
@@ -125,6 +126,7 @@ pub struct Collector {
     seq: u64,
     prev_cpu: Option<CpuTimes>,
     prev_active_opens: Option<u64>,
+    prev_attempt_fails: Option<u64>,
     auth_log: Option<LogPosition>,
     warnings: Vec<Warning>,
 }
@@ -137,6 +139,7 @@ impl Collector {
             seq: 0,
             prev_cpu: None,
             prev_active_opens: None,
+            prev_attempt_fails: None,
             auth_log: None,
             warnings: Vec::new(),
         }
@@ -167,6 +170,7 @@ impl Collector {
             }
             None => Default::default(),
         };
+        let (connection_attempts, failed_attempts) = self.connection_attempts();
         Telemetry {
             schema: TELEMETRY_SCHEMA,
             time: now_ms,
@@ -174,7 +178,8 @@ impl Collector {
             listening,
             connections,
             net,
-            connection_attempts: self.connection_attempts(),
+            connection_attempts,
+            failed_attempts,
             failed_logins: self.failed_logins(),
             process_count: self.process_count(),
             cpu_percent: self.cpu_percent(),
@@ -257,24 +262,43 @@ impl Collector {
         (listening, connections)
     }
 
-    fn connection_attempts(&mut self) -> u64 {
+    /// Outgoing TCP attempts and failed attempts since the previous
+    /// sample (`Tcp ActiveOpens`, `AttemptFails`); the failures are `None`
+    /// when the counter cannot be read.
+    fn connection_attempts(&mut self) -> (u64, Option<u64>) {
         let Some(text) = self.read(NET_SNMP, MAX_PROC_FILE_BYTES) else {
             self.prev_active_opens = None;
-            return 0;
-        };
-        let Some(cur) = parse_snmp_active_opens(&text) else {
-            self.warn(NET_SNMP, "no Tcp ActiveOpens counter");
-            self.prev_active_opens = None;
-            return 0;
+            self.prev_attempt_fails = None;
+            return (0, None);
         };
         // A counter that went backwards (reboot, namespace change) restarts
         // the baseline.
-        let delta = self
-            .prev_active_opens
-            .and_then(|prev| cur.checked_sub(prev))
-            .unwrap_or(0);
-        self.prev_active_opens = Some(cur);
-        delta
+        let delta = |prev: &mut Option<u64>, cur: u64| {
+            let d = prev.and_then(|p| cur.checked_sub(p)).unwrap_or(0);
+            *prev = Some(cur);
+            d
+        };
+        let mut missing = Vec::new();
+        let attempts = match parse_snmp_active_opens(&text) {
+            Some(cur) => delta(&mut self.prev_active_opens, cur),
+            None => {
+                missing.push("ActiveOpens");
+                self.prev_active_opens = None;
+                0
+            }
+        };
+        let fails = match parse_snmp_tcp(&text, "AttemptFails") {
+            Some(cur) => Some(delta(&mut self.prev_attempt_fails, cur)),
+            None => {
+                missing.push("AttemptFails");
+                self.prev_attempt_fails = None;
+                None
+            }
+        };
+        if !missing.is_empty() {
+            self.warn(NET_SNMP, format!("no Tcp {} counter", missing.join(" or ")));
+        }
+        (attempts, fails)
     }
 
     fn cpu_percent(&mut self) -> f32 {

@@ -164,9 +164,15 @@ pub fn parse_net_dev(text: &str) -> (NetCounters, usize) {
 /// `Tcp: ActiveOpens` from `/proc/net/snmp` (a header line of names, then a
 /// line of values); `None` when absent or malformed.
 pub fn parse_snmp_active_opens(text: &str) -> Option<u64> {
+    parse_snmp_tcp(text, "ActiveOpens")
+}
+
+/// The `Tcp:` counter `name` of `/proc/net/snmp` (`ActiveOpens`,
+/// `AttemptFails`, ...); `None` when absent or malformed.
+pub fn parse_snmp_tcp(text: &str, name: &str) -> Option<u64> {
     let mut lines = text.lines().filter(|l| l.starts_with("Tcp:"));
     let names = lines.next()?;
     let values = lines.next()?;
-    let i = names.split_whitespace().position(|n| n == "ActiveOpens")?;
+    let i = names.split_whitespace().position(|n| n == name)?;
     values.split_whitespace().nth(i)?.parse().ok()
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use bulwark_agent::telemetry::{
     AUTH_LOG, Collector, CpuTimes, count_failed_logins, cpu_percent, parse_hex_endpoint,
-    parse_meminfo, parse_net_dev, parse_proc_stat, parse_snmp_active_opens, parse_socket_table,
+    parse_meminfo, parse_net_dev, parse_proc_stat, parse_snmp_active_opens, parse_snmp_tcp,
+    parse_socket_table,
 };
 use bulwark_proto::telemetry::{
     Connection, ConnectionState, ListeningPort, MAX_CONNECTIONS, NetCounters, Telemetry,
@@ -208,6 +209,13 @@ fn snmp_active_opens() {
     assert_eq!(parse_snmp_active_opens("Tcp: ActiveOpens\n"), None);
     assert_eq!(parse_snmp_active_opens("Tcp: ActiveOpens\nTcp: x\n"), None);
     assert_eq!(parse_snmp_active_opens(""), None);
+    let root1 = read("root1", "proc/net/snmp");
+    assert_eq!(parse_snmp_tcp(&root1, "AttemptFails"), Some(368));
+    assert_eq!(parse_snmp_tcp(&root1, "NoSuchCounter"), None);
+    assert_eq!(
+        parse_snmp_tcp(&read("hostile", "proc/net/snmp"), "AttemptFails"),
+        None
+    );
 }
 
 #[test]
@@ -293,6 +301,7 @@ fn collector_on_a_real_capture() {
     assert_eq!(t.net.bytes_in, 469_809_983);
     assert_eq!(t.connection_attempts, 0, "first sample is the baseline");
     assert_eq!(t.failed_logins, Some(0), "first sample is the baseline");
+    assert_eq!(t.failed_attempts, Some(0), "first sample is the baseline");
     assert_eq!(t.process_count, 3);
     assert_eq!(t.cpu_percent, 0.0, "first sample is the baseline");
     assert!(t.memory_percent > 3.0 && t.memory_percent < 4.0);
@@ -303,6 +312,7 @@ fn collector_on_a_real_capture() {
     assert_eq!(t2.connection_attempts, 0);
     assert_eq!(t2.cpu_percent, 0.0);
     assert_eq!(t2.failed_logins, Some(0));
+    assert_eq!(t2.failed_attempts, Some(0));
 }
 
 #[test]

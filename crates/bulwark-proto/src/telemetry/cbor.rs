@@ -8,7 +8,8 @@
 //!   version is reported as [`TelemetryError::UnsupportedSchema`] whatever
 //!   follows;
 //! - keys are unsigned integers in ascending order, each at most once; an
-//!   unknown key is refused; every key but 7 (`failed_logins`) is required;
+//!   unknown key is refused; every key but 7 (`failed_logins`) and 11
+//!   (`failed_attempts`) is required;
 //! - list lengths are checked against the limits before anything is
 //!   allocated for them.
 //!
@@ -25,6 +26,7 @@
 //! | 8 | `process_count` | unsigned |
 //! | 9 | `cpu_percent` | float (half, single or double) or integer |
 //! | 10 | `memory_percent` | float (half, single or double) or integer |
+//! | 11 | `failed_attempts` | unsigned, or null / absent when unreadable |
 //!
 //! `proto` is 0 for TCP and 1 for UDP; `state` is 0 established, 1
 //! syn_sent, 2 syn_recv, 3 closing; an address is a byte string of 4 (IPv4) or 16
@@ -54,10 +56,11 @@ mod key {
     pub(super) const PROCESS_COUNT: u64 = 8;
     pub(super) const CPU_PERCENT: u64 = 9;
     pub(super) const MEMORY_PERCENT: u64 = 10;
-    /// Every key but `FAILED_LOGINS`, as a bit set.
-    pub(super) const REQUIRED: u16 = 0b111_0111_1111;
+    pub(super) const FAILED_ATTEMPTS: u64 = 11;
+    /// Every key but `FAILED_LOGINS` and `FAILED_ATTEMPTS`, as a bit set.
+    pub(super) const REQUIRED: u16 = 0b0111_0111_1111;
     /// Names for messages.
-    pub(super) const NAMES: [&str; 11] = [
+    pub(super) const NAMES: [&str; 12] = [
         "schema",
         "time",
         "seq",
@@ -69,6 +72,7 @@ mod key {
         "process_count",
         "cpu_percent",
         "memory_percent",
+        "failed_attempts",
     ];
 }
 
@@ -110,7 +114,8 @@ pub(super) fn encode(t: &Telemetry) -> Result<Vec<u8>, TelemetryError> {
     let mut e = Encoder::new(Vec::with_capacity(
         64 + 12 * t.listening.len() + 30 * t.connections.len(),
     ));
-    let entries = if t.failed_logins.is_some() { 11 } else { 10 };
+    let entries =
+        10 + u64::from(t.failed_logins.is_some()) + u64::from(t.failed_attempts.is_some());
     e.map(entries).map_err(err)?;
     e.u64(key::SCHEMA)
         .and_then(|e| e.u32(t.schema))
@@ -166,6 +171,11 @@ pub(super) fn encode(t: &Telemetry) -> Result<Vec<u8>, TelemetryError> {
     e.u64(key::MEMORY_PERCENT)
         .and_then(|e| e.f32(t.memory_percent))
         .map_err(err)?;
+    if let Some(f) = t.failed_attempts {
+        e.u64(key::FAILED_ATTEMPTS)
+            .and_then(|e| e.u64(f))
+            .map_err(err)?;
+    }
     Ok(e.into_writer())
 }
 
@@ -182,6 +192,16 @@ impl<'b> Reader<'b> {
 
     fn u64(&mut self) -> Result<u64, TelemetryError> {
         self.d.u64().map_err(|e| self.fail(e))
+    }
+
+    /// An unsigned integer, or null for "not known".
+    fn optional_u64(&mut self) -> Result<Option<u64>, TelemetryError> {
+        if self.d.datatype().map_err(|e| self.fail(e))? == Type::Null {
+            self.d.null().map_err(|e| self.fail(e))?;
+            Ok(None)
+        } else {
+            self.u64().map(Some)
+        }
     }
 
     fn u16(&mut self) -> Result<u16, TelemetryError> {
@@ -359,14 +379,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Telemetry, TelemetryError> {
                 };
             }
             key::CONNECTION_ATTEMPTS => t.connection_attempts = r.u64()?,
-            key::FAILED_LOGINS => {
-                t.failed_logins = if r.d.datatype().map_err(|e| r.fail(e))? == Type::Null {
-                    r.d.null().map_err(|e| r.fail(e))?;
-                    None
-                } else {
-                    Some(r.u64()?)
-                };
-            }
+            key::FAILED_LOGINS => t.failed_logins = r.optional_u64()?,
+            key::FAILED_ATTEMPTS => t.failed_attempts = r.optional_u64()?,
             key::PROCESS_COUNT => t.process_count = r.u64()?,
             key::CPU_PERCENT => t.cpu_percent = r.number()?,
             key::MEMORY_PERCENT => t.memory_percent = r.number()?,

@@ -185,6 +185,13 @@ pub struct Telemetry {
     pub cpu_percent: f32,
     /// Memory in use (total minus available), 0–100.
     pub memory_percent: f32,
+    /// Outgoing TCP connection attempts that failed (`Tcp AttemptFails`
+    /// of `/proc/net/snmp`: refused, reset or timed out) since the
+    /// previous sample; 0 in the first, absent when not readable. A
+    /// refused attempt leaves no socket for the next sample to list: this
+    /// is how a scan of closed ports shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_attempts: Option<u64>,
 }
 
 impl Default for Telemetry {
@@ -199,6 +206,7 @@ impl Default for Telemetry {
             net: NetCounters::default(),
             connection_attempts: 0,
             failed_logins: None,
+            failed_attempts: None,
             process_count: 0,
             cpu_percent: 0.0,
             memory_percent: 0.0,
@@ -523,6 +531,30 @@ mod tests {
         let t = sample();
         let bytes = t.encode().unwrap();
         assert_eq!(decode(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn failed_attempts_are_optional_in_both_encodings() {
+        let mut t = sample();
+        for f in [None, Some(0), Some(u64::MAX)] {
+            t.failed_attempts = f;
+            for enc in [Encoding::Json, Encoding::Cbor] {
+                let bytes = t.encode_as(enc).unwrap();
+                assert_eq!(decode(&bytes).unwrap(), t, "{enc:?} {f:?}");
+            }
+        }
+        // Absent when unknown: a server that predates the field still
+        // reads an agent that cannot read the counter.
+        t.failed_attempts = None;
+        let text = String::from_utf8(t.encode().unwrap()).unwrap();
+        assert!(!text.contains("failed_attempts"), "{text}");
+        assert_eq!(
+            decode(&json_with("failed_attempts", "null"))
+                .unwrap()
+                .failed_attempts,
+            None
+        );
+        assert!(decode(&json_with("failed_attempts", "-1")).is_err());
     }
 
     #[test]

@@ -236,6 +236,7 @@ pub(crate) async fn device_telemetry(
                 packets_out: m.packets_out,
                 connection_attempts: m.connection_attempts,
                 failed_logins: m.failed_logins,
+                failed_attempts: m.failed_attempts,
                 listening_max: m.listening_max,
                 connections_max: m.connections_max,
                 destinations_max: m.destinations_max,

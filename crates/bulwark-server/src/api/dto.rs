@@ -304,6 +304,9 @@ pub struct TelemetryMinuteView {
     pub connection_attempts: u64,
     /// Failed logins.
     pub failed_logins: u64,
+    /// Failed outgoing connection attempts (refused, reset, timed out).
+    #[serde(default)]
+    pub failed_attempts: u64,
     /// Most listening sockets in one sample.
     pub listening_max: u64,
     /// Most connections in one sample.

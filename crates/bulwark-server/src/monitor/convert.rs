@@ -36,11 +36,44 @@ fn proto_port(p: TransportProto, port: u16) -> SmolStr {
     SmolStr::new_inline(std::str::from_utf8(&buf[..4 + digits]).unwrap_or_default())
 }
 
+/// Writes `n` in decimal at `buf[at..]`; returns the end.
+fn put_decimal(buf: &mut [u8; 21], at: usize, n: u16) -> usize {
+    let digits = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
+    let mut v = n;
+    for b in buf[at..at + digits].iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    at + digits
+}
+
 /// `host:port` (`10.0.0.5:443`, `[2001:db8::1]:53`): inline up to 23
-/// bytes, which every IPv4 peer fits.
+/// bytes, which every IPv4 peer fits. IPv4 is written digit by digit on
+/// the stack (at most 21 bytes): through `fmt`, the octets and port were
+/// 3 % of gateway ingest of the typical sample.
 fn destination(addr: IpAddr, port: u16) -> SmolStr {
     match addr {
-        IpAddr::V4(a) => format_smolstr!("{a}:{port}"),
+        IpAddr::V4(a) => {
+            let mut buf = [0u8; 21];
+            let mut at = 0;
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[at] = b'.';
+                    at += 1;
+                }
+                at = put_decimal(&mut buf, at, u16::from(o));
+            }
+            buf[at] = b':';
+            at = put_decimal(&mut buf, at + 1, port);
+            // ASCII throughout; the fallback is unreachable.
+            SmolStr::new_inline(std::str::from_utf8(&buf[..at]).unwrap_or_default())
+        }
         IpAddr::V6(a) => format_smolstr!("[{a}]:{port}"),
     }
 }
@@ -128,6 +161,9 @@ pub(crate) fn datapoint(
     );
     if let Some(f) = t.failed_logins {
         m.set(Metric::FailedLogins, num(f as f64));
+    }
+    if let Some(f) = t.failed_attempts {
+        m.set(Metric::FailedAttempts, num(f as f64));
     }
     if let Some(p) = previous {
         let deltas = [
@@ -250,6 +286,26 @@ mod tests {
                 assert_eq!(element, format!("{}/{port}", proto(p)));
                 assert!(!element.is_heap_allocated());
             }
+        }
+    }
+
+    #[test]
+    fn ipv4_destinations_match_the_formatted_text() {
+        let mut r: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..20_000u32 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let a = std::net::Ipv4Addr::from((r >> 16) as u32);
+            let port = match i % 4 {
+                0 => (r & 0xffff) as u16,
+                1 => (r % 10) as u16,
+                2 => u16::MAX,
+                _ => (r % 1000) as u16,
+            };
+            let got = destination(IpAddr::V4(a), port);
+            assert_eq!(got, format!("{a}:{port}"));
+            assert!(!got.is_heap_allocated());
         }
     }
 

@@ -67,6 +67,9 @@ fn fold(row: &mut TelemetryMinute, t: &Telemetry, dp: &Datapoint) {
     row.failed_logins = row
         .failed_logins
         .saturating_add(t.failed_logins.unwrap_or(0));
+    row.failed_attempts = row
+        .failed_attempts
+        .saturating_add(t.failed_attempts.unwrap_or(0));
     row.listening_max = row.listening_max.max(t.listening.len() as u64);
     row.connections_max = row.connections_max.max(t.connections.len() as u64);
     row.destinations_max = row
@@ -98,6 +101,7 @@ fn empty_row(device: DeviceId, minute: OffsetDateTime) -> TelemetryMinute {
         packets_out: 0,
         connection_attempts: 0,
         failed_logins: 0,
+        failed_attempts: 0,
         listening_max: 0,
         connections_max: 0,
         destinations_max: 0,
