@@ -365,12 +365,7 @@ impl Engine {
         dp: &Datapoint,
         now: OffsetDateTime,
     ) -> Result<Vec<Alert>, DatapointError> {
-        if now
-            .checked_add(MAX_CLOCK_SKEW)
-            .is_some_and(|limit| dp.time > limit)
-        {
-            return Err(DatapointError::FromFuture { time: dp.time });
-        }
+        not_from_future(dp, now)?;
         self.observe(dp)
     }
 
@@ -384,12 +379,7 @@ impl Engine {
         group: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Alert>, DatapointError> {
-        if now
-            .checked_add(MAX_CLOCK_SKEW)
-            .is_some_and(|limit| dp.time > limit)
-        {
-            return Err(DatapointError::FromFuture { time: dp.time });
-        }
+        not_from_future(dp, now)?;
         self.observe_grouped(dp, group).map(|o| o.alerts)
     }
 
@@ -511,6 +501,17 @@ impl Engine {
         });
         Ok(obs)
     }
+}
+
+/// Rejects a datapoint more than [`MAX_CLOCK_SKEW`] ahead of `now`.
+fn not_from_future(dp: &Datapoint, now: OffsetDateTime) -> Result<(), DatapointError> {
+    if now
+        .checked_add(MAX_CLOCK_SKEW)
+        .is_some_and(|limit| dp.time > limit)
+    {
+        return Err(DatapointError::FromFuture { time: dp.time });
+    }
+    Ok(())
 }
 
 fn initial_state(b: &Behaviour) -> State {

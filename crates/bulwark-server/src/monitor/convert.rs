@@ -15,25 +15,14 @@ use time::OffsetDateTime;
 /// Fixed-size writes only: copying a variable-length slice here was a
 /// `memcpy` call per element, 1.5 % of gateway ingest.
 fn proto_port(p: TransportProto, port: u16) -> SmolStr {
-    let mut buf = [0u8; 9];
+    let mut buf = [0u8; 21];
     buf[..4].copy_from_slice(match p {
         TransportProto::Tcp => b"tcp/",
         TransportProto::Udp => b"udp/",
     });
-    let digits = match port {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1000..=9999 => 4,
-        _ => 5,
-    };
-    let mut n = port;
-    for b in buf[4..4 + digits].iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
+    let end = put_decimal(&mut buf, 4, port);
     // ASCII throughout; the fallback is unreachable.
-    SmolStr::new_inline(std::str::from_utf8(&buf[..4 + digits]).unwrap_or_default())
+    SmolStr::new_inline(std::str::from_utf8(&buf[..end]).unwrap_or_default())
 }
 
 /// Writes `n` in decimal at `buf[at..]`; returns the end.
