@@ -61,9 +61,11 @@ severity = "high"
 threshold = 100
 min_peers = 10
 
-# What (almost) no peer in the device's group does: 1 % of a group of at
-# least 100. A destination counts by its port's meaning (DNS and NTP
-# never, web ports as the port alone, other ports as the endpoint).
+# What (almost) no peer in the device's group does: at most 1 % of the
+# group at 95 % confidence (one holder needs 474 peers, four need 915),
+# in a group of at least 100. A destination counts by its port's meaning
+# (DNS and NTP never, web ports as the port alone, other ports as the
+# endpoint).
 [[behaviour]]
 name = "rare-listener"
 kind = "rarity"

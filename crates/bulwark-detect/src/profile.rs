@@ -120,10 +120,10 @@ pub enum Kind {
         min_peers: u32,
     },
     /// An element of a set metric (a listening port, a destination) that
-    /// at most a `threshold` share of the device's group holds: what
-    /// (almost) no peer does. Needs at least `min_peers` devices in the
-    /// group; an element counts as a device's for `window` after it last
-    /// reported it. Per-device state is bounded by [`crate::MAX_RARITY_BYTES`].
+    /// at most a `threshold` share of the device's group holds, at 95 %
+    /// confidence: what (almost) no peer does. Needs at least `min_peers`
+    /// devices in the group; an element counts as a device's for `window`
+    /// after it last reported it. Per-device state is bounded by [`crate::MAX_RARITY_BYTES`].
     Rarity {
         /// The largest share of the group, in `(0, 0.5]`, that still
         /// counts as rare.

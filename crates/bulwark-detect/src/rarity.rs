@@ -12,10 +12,17 @@
 //!   `window` after the last one (sets are snapshots: a connection that
 //!   lasts is reported by every sample).
 //! - A group's peers are the devices that reported the metric; the
-//!   element's holders are counted among them. The score is
-//!   `threshold × peers / holders`: 1 when the holders are exactly the
-//!   rare share, 10 for one device in a thousand at a 1 % share. Groups
-//!   smaller than `min_peers` are not judged (no group, no rarity).
+//!   element's holders are counted among them. What is judged is not the
+//!   share seen but how large the share could be: the upper 95 %
+//!   confidence bound of the holders (Poisson, [`upper_bound`]) over the
+//!   peers. The score is `threshold × peers / upper_bound(holders)`, so
+//!   1 means "confidently at most the rare share": one device in a
+//!   thousand scores 2.1 at a 1 % share, three score 1.3, five 0.95. A
+//!   small or half-arrived group cannot call anything rare (one holder
+//!   among 150 could be a 3 % element): after a restart, while devices
+//!   come back one by one, an element 2 % of the fleet holds is not
+//!   flagged by chance. Groups smaller than `min_peers` are not judged
+//!   at all.
 //! - Destinations (`host:port`) are judged by what the port means: an
 //!   infrastructure service (DNS, NTP) is never rare; a web or IoT
 //!   application port counts as the port alone (`*:443`), since content
@@ -82,8 +89,8 @@ pub(crate) struct Rule {
 /// What one datapoint's elements showed.
 #[derive(Debug, Default)]
 pub(crate) struct Judgement {
-    /// `threshold × peers / holders` of the rarest element (0 below
-    /// `min_peers`).
+    /// `threshold × peers / upper_bound(holders)` of the rarest element
+    /// (0 below `min_peers`).
     pub(crate) score: f64,
     /// Rare elements not alerted on before, with their holders: what an
     /// alert names. Marked alerted.
@@ -92,6 +99,27 @@ pub(crate) struct Judgement {
     pub(crate) detail: String,
     /// Devices in the group.
     pub(crate) peers: usize,
+}
+
+/// Upper 95 % confidence bounds of a Poisson mean after observing 0..=20
+/// events (one-sided, exact: the chi-square quantiles over two).
+const UPPER_95: [f64; 21] = [
+    3.00, 4.74, 6.30, 7.75, 9.15, 10.51, 11.84, 13.15, 14.43, 15.71, 16.96, 18.21, 19.44, 20.67,
+    21.89, 23.10, 24.30, 25.50, 26.69, 27.88, 29.06,
+];
+
+/// How many holders an element could have in truth, at 95 % confidence,
+/// when `holders` were seen: the exact bound up to 20, then the normal
+/// approximation `c + 1.645 √c + 1.7` (at most 0.1 % above the exact
+/// bound from 21 to 100 holders, never below it).
+pub(crate) fn upper_bound(holders: u32) -> f64 {
+    match UPPER_95.get(holders as usize) {
+        Some(u) => *u,
+        None => {
+            let c = f64::from(holders);
+            c + 1.645 * c.sqrt() + 1.7
+        }
+    }
 }
 
 /// The element under which rarity counts `element` of `metric`; `None`
@@ -187,7 +215,7 @@ impl RarityGroup {
             return out;
         }
         seen.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        let score_of = |holders: u32| rule.threshold * peers as f64 / f64::from(holders);
+        let score_of = |holders: u32| rule.threshold * peers as f64 / upper_bound(holders);
         out.score = score_of(seen[0].1);
         for (k, holders, remembered) in &seen {
             if score_of(*holders) < 1.0 {
@@ -260,6 +288,21 @@ mod tests {
     }
 
     #[test]
+    fn the_bound_grows_with_the_holders_and_joins_its_approximation() {
+        let mut last = 0.0;
+        for c in 0..500 {
+            let u = upper_bound(c);
+            assert!(u > last && u > f64::from(c), "{c}: {u}");
+            last = u;
+        }
+        // The exact bounds at 21, 30 and 100 holders.
+        for (c, exact) in [(21, 30.24), (30, 40.69), (100, 118.08)] {
+            let u = upper_bound(c);
+            assert!(u >= exact - 0.01 && u <= exact * 1.001, "{c}: {u}");
+        }
+    }
+
+    #[test]
     fn destinations_count_by_what_their_port_means() {
         let k = |e| key(Metric::RemoteDestinations, e);
         assert_eq!(k("8.8.8.8:53"), None);
@@ -300,7 +343,7 @@ mod tests {
 
         let j = g.observe("bot", ["udp/123", "tcp/4444"].into_iter(), r, 10.0);
         assert_eq!(j.peers, 1000);
-        assert!((j.score - 10.0).abs() < 1e-9, "{j:?}");
+        assert!((j.score - 10.0 / 4.74).abs() < 1e-9, "{j:?}");
         assert_eq!(j.fresh, vec![(SmolStr::new("tcp/4444"), 1)]);
         assert!(j.detail.contains("tcp/4444 (1)"), "{}", j.detail);
         // Once per element: the next sample scores, but does not alert.
@@ -319,7 +362,7 @@ mod tests {
     fn a_device_reporting_endless_elements_stays_within_its_bound() {
         let mut g = RarityGroup::default();
         let r = rule(Metric::RemoteDestinations);
-        for i in 0..200 {
+        for i in 0..1000 {
             g.observe(&format!("d{i}"), ["203.0.113.1:443"].into_iter(), r, 0.0);
         }
         let mut alerts = 0;
