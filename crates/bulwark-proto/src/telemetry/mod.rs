@@ -39,6 +39,10 @@ use serde::{Deserialize, Serialize};
 use crate::LimitError;
 
 mod cbor;
+mod json;
+
+#[doc(hidden)]
+pub use json::decode_fast as decode_json_fast;
 
 /// The schema version this crate speaks; `Telemetry::schema` must equal it.
 pub const TELEMETRY_SCHEMA: u32 = 1;
@@ -415,6 +419,18 @@ pub fn decode(bytes: &[u8]) -> Result<Telemetry, TelemetryError> {
     // string it meets (a fifth of the parse for telemetry's short keys).
     let text = std::str::from_utf8(bytes)
         .map_err(|e| TelemetryError::Malformed(format!("not UTF-8: {e}")))?;
+    // The plain shape agents send is read without serde (see `json.rs`);
+    // anything else, valid or not, is left to serde_json below.
+    if let Some(t) = json::decode_fast(text) {
+        if t.schema != TELEMETRY_SCHEMA {
+            return Err(TelemetryError::UnsupportedSchema {
+                found: t.schema,
+                expected: TELEMETRY_SCHEMA,
+            });
+        }
+        t.validate().map_err(TelemetryError::Invalid)?;
+        return Ok(t);
+    }
     // One strict parse on the hot path; only a message that fails it is
     // read a second time, leniently, to tell another schema version from
     // a malformed message.
