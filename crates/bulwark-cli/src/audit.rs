@@ -208,21 +208,27 @@ fn read_bundle(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
 }
 
 fn print_entry(e: &AuditEntryView) {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.entry.time_ms) * 1_000_000)
+    let Some(entry) = &e.entry else {
+        println!(
+            "{:>6}  NOT A CANONICAL ENTRY: {} (run `bulwark audit verify`)",
+            e.seq,
+            e.problem.as_deref().unwrap_or("unreadable")
+        );
+        return;
+    };
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(entry.time_ms) * 1_000_000)
         .ok()
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
         .unwrap_or_default();
-    let who = e
-        .entry
+    let who = entry
         .actor
         .name
         .clone()
-        .unwrap_or_else(|| format!("{}:{}", e.entry.actor.kind, e.entry.actor.id));
-    let detail: Vec<String> = e
-        .entry
+        .unwrap_or_else(|| format!("{}:{}", entry.actor.kind, entry.actor.id));
+    let detail: Vec<String> = entry
         .detail
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -232,8 +238,8 @@ fn print_entry(e: &AuditEntryView) {
         e.seq,
         t,
         who,
-        e.entry.action,
-        e.entry.target,
+        entry.action,
+        entry.target,
         detail.join(" ")
     );
 }
@@ -259,21 +265,22 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
             let entries: Vec<AuditEntryView> = all_entries(&api)
                 .await?
                 .into_iter()
-                .filter(|e| since_ms.is_none_or(|t| e.entry.time_ms >= t))
+                // An unreadable entry is always listed: it is what a
+                // reader of the log most needs to see.
                 .filter(|e| {
-                    actor.as_ref().is_none_or(|a| {
-                        e.entry.actor.id == *a || e.entry.actor.name.as_ref() == Some(a)
-                    })
-                })
-                .filter(|e| {
-                    action
-                        .as_ref()
-                        .is_none_or(|a| e.entry.action.starts_with(a.as_str()))
-                })
-                .filter(|e| {
-                    target
-                        .as_ref()
-                        .is_none_or(|t| e.entry.target.contains(t.as_str()))
+                    let Some(entry) = &e.entry else {
+                        return true;
+                    };
+                    since_ms.is_none_or(|t| entry.time_ms >= t)
+                        && actor.as_ref().is_none_or(|a| {
+                            entry.actor.id == *a || entry.actor.name.as_ref() == Some(a)
+                        })
+                        && action
+                            .as_ref()
+                            .is_none_or(|a| entry.action.starts_with(a.as_str()))
+                        && target
+                            .as_ref()
+                            .is_none_or(|t| entry.target.contains(t.as_str()))
                 })
                 .collect();
             if json {
@@ -307,7 +314,9 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&raw)?);
             } else {
                 print_entry(&v.entry);
-                println!("{}", serde_json::to_string_pretty(&v.entry.entry)?);
+                if let Some(entry) = &v.entry.entry {
+                    println!("{}", serde_json::to_string_pretty(entry)?);
+                }
                 println!(
                     "inclusion proof ({} hashes) verified against the signed checkpoint for size {}",
                     proof.len(),

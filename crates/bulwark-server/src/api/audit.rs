@@ -18,14 +18,24 @@ use crate::error::{ApiError, Json, Query};
 use crate::journal::with_nodes;
 use crate::state::AppState;
 
-fn view(row: JournalRow) -> Result<AuditEntryView, ApiError> {
-    let entry = JournalEntry::from_canonical(&row.entry).map_err(ApiError::internal)?;
-    Ok(AuditEntryView {
+/// An entry as served: its stored bytes always, decoded when they are a
+/// canonical entry. A damaged or tampered row is evidence, not a server
+/// error: `bulwark audit verify` must get its bytes to name it.
+fn view(row: JournalRow) -> AuditEntryView {
+    let (entry, problem) = match JournalEntry::from_canonical(&row.entry) {
+        Ok(e) => (Some(e), None),
+        Err(e) => {
+            tracing::warn!(seq = row.seq, error = %e, "journal row is not a canonical entry");
+            (None, Some(e.to_string()))
+        }
+    };
+    AuditEntryView {
         seq: row.seq,
         leaf_hash: hex::encode(row.leaf_hash),
         raw: STANDARD.encode(&row.entry),
         entry,
-    })
+        problem,
+    }
 }
 
 fn hexes(proof: &[bulwark_tlog::Hash]) -> Vec<String> {
@@ -63,7 +73,7 @@ pub(crate) async fn entries(
         .last()
         .map(|r| r.seq + 1)
         .filter(|n| *n < size && rows.len() == limit as usize);
-    let entries = rows.into_iter().map(view).collect::<Result<_, _>>()?;
+    let entries = rows.into_iter().map(view).collect();
     Ok(Json(AuditPage {
         entries,
         size,
@@ -108,7 +118,7 @@ pub(crate) async fn entry(
     .await
     .map_err(ApiError::Internal)?;
     Ok(Json(InclusionView {
-        entry: view(row)?,
+        entry: view(row),
         size,
         proof: hexes(&proof),
         checkpoint: note,

@@ -487,10 +487,16 @@ pub struct AuditEntryView {
     pub seq: u64,
     /// The leaf hash the server recorded (hex); verifiers recompute it.
     pub leaf_hash: String,
-    /// Canonical entry bytes, base64 (what the leaf hash covers).
+    /// The entry bytes as stored, base64 (what the leaf hash covers).
     pub raw: String,
-    /// The decoded entry.
-    pub entry: bulwark_proto::JournalEntry,
+    /// The decoded entry; absent when the stored bytes are not a
+    /// canonical entry (a damaged or tampered row), which `problem` says.
+    /// The bytes are served either way, so a verifier can name the entry.
+    #[serde(default)]
+    pub entry: Option<bulwark_proto::JournalEntry>,
+    /// Why `entry` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// `GET /api/v1/audit/entries`.

@@ -19,6 +19,8 @@ enum Tamper {
     Reorder,
     Delete,
     RollBack,
+    /// Entry 5's bytes replaced by something that is not an entry at all.
+    Garble,
 }
 
 enum Db {
@@ -79,6 +81,10 @@ async fn tamper(db: &Db, how: Tamper) {
                 .replace("viewer", "admin")
                 .into_bytes();
             set(db, 5, &forged, &leaf_hash(&forged)).await;
+        }
+        Tamper::Garble => {
+            let (_, leaf) = entry(db, 5).await;
+            set(db, 5, b"{\"not\": \"an entry\"", &leaf).await;
         }
         Tamper::Reorder => {
             // user0 and user1, after the bootstrap's checkpoint.
@@ -157,14 +163,40 @@ async fn case(how: Tamper, postgres: bool) -> Result<bulwark_audit::Report, Fail
     };
     tamper(&db, how).await;
 
-    let rows = store.journal_entries(0, 1000).await.unwrap();
+    // The evidence comes through the API, as `bulwark audit verify` gets
+    // it: a damaged row is served (its bytes, no decoded entry, the
+    // problem), never a server error.
+    let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/v1/audit/entries?limit=1000",
+            server.api_addr()
+        ))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{how:?}");
+    let page: serde_json::Value = resp.json().await.unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    for e in entries {
+        let garbled = matches!(how, Tamper::Garble) && e["seq"] == 5;
+        assert_eq!(e["entry"].is_null(), garbled, "{how:?}: {e}");
+        assert_eq!(e["problem"].is_string(), garbled, "{how:?}: {e}");
+    }
     let evidence = Evidence {
-        entries: rows
-            .into_iter()
-            .map(|r| EvidenceEntry {
-                seq: r.seq,
-                raw: r.entry,
-                recorded_leaf_hash: Some(r.leaf_hash),
+        entries: entries
+            .iter()
+            .map(|e| {
+                use base64::Engine as _;
+                let leaf = hex::decode(e["leaf_hash"].as_str().unwrap()).unwrap();
+                EvidenceEntry {
+                    seq: e["seq"].as_u64().unwrap(),
+                    raw: base64::engine::general_purpose::STANDARD
+                        .decode(e["raw"].as_str().unwrap())
+                        .unwrap(),
+                    recorded_leaf_hash: Some(leaf.try_into().unwrap()),
+                }
             })
             .collect(),
         checkpoints: store
@@ -219,6 +251,10 @@ async fn all_cases(postgres: bool) {
             size: 6
         })
     );
+    assert!(matches!(
+        case(Tamper::Garble, postgres).await,
+        Err(EntryNotCanonical { seq: 5, .. })
+    ));
     let e = case(Tamper::AlterEntryAndLeaf, postgres).await.unwrap_err();
     assert_eq!(
         e.to_string(),
