@@ -10,8 +10,9 @@
 //! - anything outside the plain shape gives `None`: an escape or control
 //!   character in a string, an unknown or repeated key, a missing field,
 //!   `null` where a value is required, a number with a sign, an exponent,
-//!   a leading zero, more than 15 significant digits or out of its
-//!   type's range, trailing text;
+//!   a leading zero, more than 15 digits before or after the point, a
+//!   decimal whose digits reach 2^53, a value out of its type's range,
+//!   trailing text;
 //! - so on `None` the caller parses with `serde_json`, which gives the
 //!   same answer it always gave (the sample, or its precise error);
 //! - whenever it gives `Some`, `serde_json` gives the same value: numbers
@@ -72,8 +73,9 @@ impl<'a> Reader<'a> {
         self.s.get(start..start + len)
     }
 
-    /// `[0-9]+` without a leading zero, at most 15 digits: (value, digits).
-    fn digits(&mut self) -> Option<(u64, u32)> {
+    /// `[0-9]+`, at most 15 digits: (value, digits). A leading zero
+    /// (`007`) is refused unless `fraction` (the digits after a point).
+    fn digits(&mut self, fraction: bool) -> Option<(u64, u32)> {
         let start = self.i;
         let mut v: u64 = 0;
         while let Some(d @ b'0'..=b'9') = self.b.get(self.i).copied() {
@@ -84,7 +86,7 @@ impl<'a> Reader<'a> {
             }
         }
         let n = (self.i - start) as u32;
-        let leading_zero = n > 1 && self.b[start] == b'0';
+        let leading_zero = !fraction && n > 1 && self.b[start] == b'0';
         (n > 0 && !leading_zero).then_some((v, n))
     }
 
@@ -92,7 +94,7 @@ impl<'a> Reader<'a> {
     /// refuses those for integer fields, or decides).
     fn u64(&mut self) -> Option<u64> {
         self.ws();
-        let (v, _) = self.digits()?;
+        let (v, _) = self.digits(false)?;
         match self.b.get(self.i) {
             Some(b'.' | b'e' | b'E' | b'0'..=b'9') => None,
             _ => Some(v),
@@ -117,11 +119,11 @@ impl<'a> Reader<'a> {
     /// A non-negative number as `f32`, as `serde_json` makes it.
     fn f32(&mut self) -> Option<f32> {
         self.ws();
-        let (int, _) = self.digits()?;
+        let (int, _) = self.digits(false)?;
         match self.b.get(self.i) {
             Some(b'.') => {
                 self.i += 1;
-                let (frac, k) = self.digits_any()?;
+                let (frac, k) = self.digits(true)?;
                 if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
                     return None;
                 }
@@ -137,21 +139,6 @@ impl<'a> Reader<'a> {
             Some(b'e' | b'E') => None,
             _ => Some(int as f32),
         }
-    }
-
-    /// `[0-9]+` after a decimal point (leading zeros allowed), at most 15.
-    fn digits_any(&mut self) -> Option<(u64, u32)> {
-        let start = self.i;
-        let mut v: u64 = 0;
-        while let Some(d @ b'0'..=b'9') = self.b.get(self.i).copied() {
-            v = v * 10 + u64::from(d - b'0');
-            self.i += 1;
-            if self.i - start > 15 {
-                return None;
-            }
-        }
-        let n = (self.i - start) as u32;
-        (n > 0).then_some((v, n))
     }
 
     fn addr(&mut self) -> Option<IpAddr> {
