@@ -275,6 +275,73 @@ enum State {
 }
 
 /// The synchronous session state machine.
+/// Length of the MQTT packet at the start of `b` from its fixed header:
+/// `None` while the header is incomplete, `Some(Err(()))` for a remaining
+/// length of more than four bytes.
+fn packet_len(b: &[u8]) -> Option<Result<usize, ()>> {
+    let mut len = 0usize;
+    for i in 1..5 {
+        let byte = *b.get(i)?;
+        len += usize::from(byte & 0x7f) << (7 * (i - 1));
+        if byte & 0x80 == 0 {
+            return Some(Ok(1 + i + len));
+        }
+    }
+    Some(Err(()))
+}
+
+/// How many bytes at the start of `b` are whole packets. A packet larger
+/// than `max` (plus its header) or with a bad length ends the count
+/// *after* it: the engine refuses it as it always did.
+fn whole_packets(b: &[u8], max: usize) -> usize {
+    let mut at = 0;
+    while at < b.len() {
+        match packet_len(&b[at..]) {
+            Some(Ok(n)) if n <= max.saturating_add(5) => {
+                if at + n > b.len() {
+                    return at;
+                }
+                at += n;
+            }
+            None => return at,
+            Some(_) => return b.len(),
+        }
+    }
+    at
+}
+
+/// What the engine must not be handed (it panics on them; found by the
+/// `mqtt_session` fuzz target in mqtt-protocol-core 0.7.9): a PUBLISH at
+/// QoS 1 or 2 whose packet identifier is 0, or that ends before it has
+/// one. `b` starts at a packet; only a whole PUBLISH header is judged.
+fn check_packet(b: &[u8]) -> Option<&'static str> {
+    let first = *b.first()?;
+    if first >> 4 != 3 || (first >> 1) & 3 == 0 {
+        return None;
+    }
+    let Some(Ok(total)) = packet_len(b) else {
+        return None;
+    };
+    let header = b
+        .iter()
+        .skip(1)
+        .take(4)
+        .take_while(|&&x| x & 0x80 != 0)
+        .count()
+        + 2;
+    let packet = b.get(..total)?;
+    let Some(&[hi, lo]) = packet.get(header..header + 2) else {
+        return Some("PUBLISH ends before its topic");
+    };
+    let topic_len = usize::from(u16::from_be_bytes([hi, lo]));
+    let id_at = header + 2 + topic_len;
+    match packet.get(id_at..id_at + 2) {
+        None => Some("PUBLISH ends before its packet identifier"),
+        Some([0, 0]) => Some("PUBLISH at QoS 1 or 2 with packet identifier 0"),
+        Some(_) => None,
+    }
+}
+
 struct Core<'a> {
     device: &'a str,
     handler: &'a dyn GatewayHandler,
@@ -292,6 +359,11 @@ struct Core<'a> {
     last_packet: Instant,
     /// A packet has started but not completed.
     partial: bool,
+    /// The start of a packet that the previous read did not complete,
+    /// held until it is whole so that it can be checked before the
+    /// engine sees it (see [`check_packet`]); at most
+    /// `max_packet_bytes` + 5.
+    carry: Vec<u8>,
     seen_first_byte: bool,
     out: Vec<u8>,
     end: Option<SessionEnd>,
@@ -323,6 +395,7 @@ impl<'a> Core<'a> {
             keep_alive: None,
             last_packet: Instant::now(),
             partial: false,
+            carry: Vec::new(),
             seen_first_byte: false,
             out: Vec::new(),
             end: None,
@@ -392,9 +465,61 @@ impl<'a> Core<'a> {
                 return;
             }
         }
+        // Whole packets go to the engine, each checked first; the start of
+        // one that this read does not complete waits in `carry`.
+        let mut rest = data;
+        while !self.carry.is_empty() {
+            match packet_len(&self.carry) {
+                Some(Ok(n)) if n <= self.cfg.max_packet_bytes.saturating_add(5) => {
+                    let take = n.saturating_sub(self.carry.len()).min(rest.len());
+                    self.carry.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    if self.carry.len() < n {
+                        self.partial = true;
+                        return;
+                    }
+                    let packet = std::mem::take(&mut self.carry);
+                    self.feed_packets(&packet, now);
+                }
+                // The length itself is still incomplete: one more byte.
+                None => {
+                    let Some((&b, tail)) = rest.split_first() else {
+                        self.partial = true;
+                        return;
+                    };
+                    self.carry.push(b);
+                    rest = tail;
+                }
+                // Oversized or a bad length: the engine refuses it, as it
+                // always did, from what it has seen.
+                _ => {
+                    let mut all = std::mem::take(&mut self.carry);
+                    all.extend_from_slice(rest);
+                    self.feed_packets(&all, now);
+                    return;
+                }
+            }
+        }
+        let whole = whole_packets(rest, self.cfg.max_packet_bytes);
+        if self.end.is_none() {
+            self.feed_packets(&rest[..whole], now);
+        }
+        if self.end.is_none() && whole < rest.len() {
+            self.carry.extend_from_slice(&rest[whole..]);
+            self.partial = true;
+        }
+    }
+
+    /// Hands whole packets (or an oversized or malformed remainder, which
+    /// the engine refuses) to the engine, checking each first.
+    fn feed_packets(&mut self, data: &[u8], now: Instant) {
         let mut cursor = Cursor::new(data);
         while self.end.is_none() && (cursor.position() as usize) < data.len() {
             let before = cursor.position();
+            if let Some(why) = check_packet(&data[before as usize..]) {
+                self.reject_and_close(Rejection::Malformed, why);
+                return;
+            }
             let events = self.conn.recv(&mut cursor);
             self.partial = events.is_empty();
             if !events.is_empty() {

@@ -3,7 +3,7 @@
 
 use bulwark_mqtt::{Rejection, SessionConfig};
 
-use crate::common::{Gateway, Raw, connect_packet, hex, publish, subscribe};
+use crate::common::{Gateway, PINGREQ, Raw, connect_packet, hex, publish, subscribe};
 
 #[derive(Debug, Clone, Copy)]
 enum Prelude {
@@ -229,6 +229,36 @@ fn cases() -> Vec<Case> {
                 false,
             )
         },
+        // mqtt-protocol-core 0.7.9 panicked on these (found by the
+        // mqtt_session fuzz target): checked before the engine sees them.
+        c(
+            "v5 QoS 2 publish with packet identifier 0",
+            Prelude::V5,
+            publish(true, own, b"x", 2, 0),
+            Rejection::Malformed,
+            true,
+        ),
+        c(
+            "v3.1.1 QoS 1 publish with packet identifier 0",
+            Prelude::V311,
+            publish(false, own, b"x", 1, 0),
+            Rejection::Malformed,
+            true,
+        ),
+        c(
+            "a good packet, then a publish with packet identifier 0, in one write",
+            Prelude::V5,
+            [hex(PINGREQ), publish(true, own, b"x", 2, 0)].concat(),
+            Rejection::Malformed,
+            true,
+        ),
+        c(
+            "fuzzer's v5 QoS 2 publish, DUP and RETAIN, id 0, twice",
+            Prelude::V5,
+            hex("3d 07 00 01 00 00 00 00 4a 3d 07 00 01 00 00 00 00 00"),
+            Rejection::Malformed,
+            true,
+        ),
         c(
             "wildcard publish topic v5 QoS 0",
             Prelude::V5,
