@@ -95,7 +95,8 @@ pub(crate) struct Judgement {
     /// Rare elements not alerted on before, with their holders: what an
     /// alert names. Marked alerted.
     pub(crate) fresh: Vec<(SmolStr, u32)>,
-    /// The rarest elements (at most four) and the group, in words.
+    /// The rarest elements (at most four) and the group, in words; empty
+    /// when the score is below half the alert level.
     pub(crate) detail: String,
     /// Devices in the group.
     pub(crate) peers: usize,
@@ -227,6 +228,11 @@ impl RarityGroup {
                 entry.alerted = true;
                 out.fresh.push((k.clone(), *holders));
             }
+        }
+        // Words only when they will be shown (the engine lists reasons from
+        // half the threshold up): this runs for every datapoint of a group.
+        if out.score < 0.5 {
+            return out;
         }
         let shown: Vec<String> = seen
             .iter()
