@@ -202,6 +202,11 @@ struct ServerArgs {
     /// Days of per-minute telemetry history kept [default: 7].
     #[arg(long)]
     telemetry_retention_days: Option<u32>,
+    /// A non-public destination webhooks may reach anyway: a network
+    /// (10.1.2.0/24), an address (127.0.0.1) or a host name (repeatable)
+    /// [default: public addresses only].
+    #[arg(long = "webhook-allow", value_name = "NET|HOST")]
+    webhook_allow: Vec<String>,
     /// TOML configuration file (command-line flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -577,6 +582,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         mqtt_broker_cert: args.mqtt_broker_cert,
         mqtt_broker_key: args.mqtt_broker_key,
         telemetry_retention_days: args.telemetry_retention_days,
+        webhook_allow: args.webhook_allow,
         ..Default::default()
     };
     let config = match file.overlay(cli).validate() {

@@ -88,6 +88,12 @@ pub struct RawConfig {
     /// PEM private key of `mqtt_broker_cert`; must not be readable by group
     /// or others.
     pub mqtt_broker_key: Option<PathBuf>,
+    /// Destinations webhooks may reach although they are not public:
+    /// networks (`10.1.2.0/24`), addresses (`127.0.0.1`) or host names
+    /// (`siem.internal`). By default deliveries go to public addresses
+    /// only (no loopback, private, link-local or cloud metadata address).
+    #[serde(default)]
+    pub webhook_allow: Vec<String>,
 }
 
 /// A validated configuration.
@@ -141,6 +147,8 @@ pub struct ServerConfig {
     pub mqtt_broker: Option<String>,
     /// TLS to the external broker, if configured.
     pub mqtt_broker_tls: Option<BrokerTls>,
+    /// Where webhook deliveries may go.
+    pub webhook_policy: crate::webhooks::DestinationPolicy,
 }
 
 /// Where the TLS material for the external broker connection is (read
@@ -208,6 +216,7 @@ impl RawConfig {
             mqtt_broker_key
         );
         self.device_hostnames.extend(other.device_hostnames);
+        self.webhook_allow.extend(other.webhook_allow);
         self
     }
 
@@ -458,6 +467,13 @@ impl RawConfig {
         for problem in env_errors {
             err("environments", problem);
         }
+        let webhook_policy = crate::webhooks::DestinationPolicy::new(&self.webhook_allow)
+            .unwrap_or_else(|problems| {
+                for p in problems {
+                    err("webhook_allow", p);
+                }
+                crate::webhooks::DestinationPolicy::default()
+            });
         let (Some(listen), Some(device_listen), true) = (listen, device_listen, errors.is_empty())
         else {
             return Err(errors);
@@ -487,6 +503,7 @@ impl RawConfig {
             telemetry_retention: time::Duration::days(retention as i64),
             mqtt_broker: self.mqtt_broker,
             mqtt_broker_tls,
+            webhook_policy,
         })
     }
 }
@@ -522,6 +539,7 @@ mod tests {
             database_url: Some("mysql://x".into()),
             device_hostnames: vec!["bad host".into(), "gw.example.com".into()],
             poll_interval_secs: Some(1),
+            webhook_allow: vec!["10.0.0.0/8".into(), "10.0.0.0/40".into()],
             ..Default::default()
         };
         let errs: Vec<String> = raw
@@ -538,6 +556,7 @@ mod tests {
                 "database_url: must start with sqlite: or postgres://",
                 "device_hostnames: \"bad host\" is not a DNS name or IP address",
                 "poll_interval_secs: 1 is outside 5..=86400",
+                "webhook_allow: \"10.0.0.0/40\": the prefix length must be 0..=32",
             ]
         );
     }

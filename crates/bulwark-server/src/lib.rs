@@ -163,6 +163,7 @@ impl Server {
         .with_monitor(monitor.clone())?
         .with_webhooks(webhooks::Webhooks::new(
             bulwark_pki::MasterKey::from_bytes(master.as_bytes())?,
+            config.webhook_policy.clone(),
         )?)?;
         monitor::spawn_alert_pipeline(state.clone(), engine_out);
         if let Some(u) = state.updates() {

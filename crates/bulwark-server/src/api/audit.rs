@@ -273,9 +273,13 @@ pub(crate) async fn log_tile(
     let (size, _) = newest_checkpoint(&state).await?;
     let width = u64::from(req.width.unwrap_or(256));
     // How many nodes of this tile's level exist in the checkpointed tree.
+    // Levels from 8 up hold no node of a 64-bit tree (a plain shift past
+    // 63 bits would wrap in release builds): nothing there, a 404.
     let level_shift = 8 * u32::from(req.level.unwrap_or(0));
-    let have = (size >> level_shift)
-        .saturating_sub(req.index * 256)
+    let have = size
+        .checked_shr(level_shift)
+        .unwrap_or(0)
+        .saturating_sub(req.index.saturating_mul(256))
         .min(256);
     if have < width || (req.width.is_some() && have == 256) {
         return Err(ApiError::NotFound(format!(

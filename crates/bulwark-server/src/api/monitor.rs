@@ -21,6 +21,7 @@ use super::valid_name;
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, Json, Query};
 use crate::state::AppState;
+use crate::webhooks::DestinationPolicy;
 
 fn profile_view(row: ProfileRow) -> ProfileView {
     let behaviours = Profile::from_toml(&row.body)
@@ -234,13 +235,41 @@ pub(crate) async fn alert_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn webhook_view(h: bulwark_store::WebhookRow) -> WebhookView {
+fn webhook_view(h: bulwark_store::WebhookRow, full_url: bool) -> WebhookView {
     WebhookView {
         id: h.id,
-        url: h.url,
+        // A path or query may carry a receiver's token: only those who
+        // may manage webhooks see them.
+        url: if full_url { h.url } else { url_origin(&h.url) },
         created_by: h.created_by,
         created_at: h.created_at,
     }
+}
+
+/// The scheme, host and port of `url`, then `/…` when anything followed.
+fn url_origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let origin = u.origin().ascii_serialization();
+            if u.path() == "/" && u.query().is_none() && u.fragment().is_none() {
+                origin
+            } else {
+                format!("{origin}/…")
+            }
+        }
+        Err(_) => "(unparseable url)".into(),
+    }
+}
+
+/// `https://…`, or `http://` to a loopback address; no credentials in the
+/// URL; at most 2048 bytes; a host the destination policy allows (an
+/// address, or a name's form; the names' addresses are checked at each
+/// delivery).
+fn check_webhook_destination(url: &str, policy: &DestinationPolicy) -> Result<(), String> {
+    check_webhook_url(url)?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("url: {e}"))?;
+    let host = parsed.host_str().ok_or("url: has no host")?;
+    policy.check_host(host).map_err(|e| format!("url: {e}"))
 }
 
 /// `https://…`, or `http://` to a loopback address; no credentials in the
@@ -295,8 +324,11 @@ pub(crate) async fn add_webhook(
     Json(req): Json<CreateWebhook>,
 ) -> Result<(axum::http::StatusCode, Json<WebhookView>), ApiError> {
     caller.require(Permission::ManageWebhooks)?;
+    let w = state
+        .webhooks()
+        .ok_or_else(|| ApiError::NotFound("webhooks are not enabled".into()))?;
     let mut problems = Vec::new();
-    if let Err(p) = check_webhook_url(req.url.trim()) {
+    if let Err(p) = check_webhook_destination(req.url.trim(), w.policy()) {
         problems.push(p);
     }
     let secret = req.secret.trim();
@@ -306,9 +338,6 @@ pub(crate) async fn add_webhook(
     if !problems.is_empty() {
         return Err(ApiError::InvalidFields(problems));
     }
-    let w = state
-        .webhooks()
-        .ok_or_else(|| ApiError::NotFound("webhooks are not enabled".into()))?;
     let now = state.0.clock.now();
     let row = bulwark_store::WebhookRow {
         id: uuid::Uuid::new_v4().simple().to_string(),
@@ -321,7 +350,10 @@ pub(crate) async fn add_webhook(
         removed_at: None,
     };
     state.0.store.add_webhook(&row, &caller.audit(now)).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(webhook_view(row))))
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(webhook_view(row, true)),
+    ))
 }
 
 /// Registered webhooks.
@@ -332,9 +364,10 @@ pub(crate) async fn list_webhooks(
     caller: Caller,
 ) -> Result<Json<WebhookList>, ApiError> {
     caller.require(Permission::ReadFleet)?;
+    let full = caller.require(Permission::ManageWebhooks).is_ok();
     let hooks = state.0.store.webhooks().await?;
     Ok(Json(WebhookList {
-        webhooks: hooks.into_iter().map(webhook_view).collect(),
+        webhooks: hooks.into_iter().map(|h| webhook_view(h, full)).collect(),
     }))
 }
 
@@ -420,6 +453,58 @@ mod tests {
             "http://127.0.0.1.evil.example/",
         ] {
             assert!(super::check_webhook_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn webhook_destinations_follow_the_policy() {
+        use crate::webhooks::DestinationPolicy;
+        let default = DestinationPolicy::default();
+        for bad in [
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.5/hook",
+            "https://[fd00:ec2::254]/",
+            "https://[::ffff:127.0.0.1]/",
+            "http://127.0.0.1:9000/hook",
+            "http://localhost/hook",
+            "https://metadata.google.internal/",
+            "https://0.0.0.0/",
+            "https://intranet/hook",
+        ] {
+            let e = super::check_webhook_destination(bad, &default).unwrap_err();
+            assert!(e.contains("webhook_allow"), "{bad}: {e}");
+        }
+        assert_eq!(
+            super::check_webhook_destination("https://hooks.example/bulwark", &default),
+            Ok(())
+        );
+        let lo = DestinationPolicy::new(&["127.0.0.0/8", "localhost"]).unwrap();
+        assert_eq!(
+            super::check_webhook_destination("http://127.0.0.1:9000/hook", &lo),
+            Ok(())
+        );
+        assert_eq!(
+            super::check_webhook_destination("http://localhost/hook", &lo),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn viewers_see_the_origin_only() {
+        for (url, shown) in [
+            (
+                "https://hooks.example/bulwark?token=abc",
+                "https://hooks.example/…",
+            ),
+            (
+                "https://hooks.example:8443/x",
+                "https://hooks.example:8443/…",
+            ),
+            ("https://hooks.example", "https://hooks.example"),
+            ("https://hooks.example/", "https://hooks.example"),
+            ("http://[::1]:9000/hook", "http://[::1]:9000/…"),
+        ] {
+            assert_eq!(super::url_origin(url), shown, "{url}");
         }
     }
 }

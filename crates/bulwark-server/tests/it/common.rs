@@ -82,6 +82,9 @@ pub async fn fixture() -> Fixture {
     .with_webhooks(
         bulwark_server::webhooks::Webhooks::new(
             bulwark_pki::MasterKey::generate(&SystemRandom).unwrap(),
+            // The tests' receivers listen on loopback, which production
+            // refuses unless allowed.
+            bulwark_server::webhooks::DestinationPolicy::new(&["127.0.0.0/8"]).unwrap(),
         )
         .unwrap(),
     )

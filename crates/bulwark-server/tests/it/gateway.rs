@@ -165,6 +165,9 @@ async fn start_gateway(dir: &Path) -> (Server, Admin, u16, Arc<ManualClock>) {
             mqtt_listen: Some("127.0.0.1:0".into()),
             mqtt_rate_per_second: Some(50),
             mqtt_rate_burst: Some(50),
+            // The webhook receiver listens on loopback, refused unless
+            // allowed.
+            webhook_allow: vec!["127.0.0.1".into()],
             ..Default::default()
         },
     )

@@ -102,7 +102,8 @@ async fn tiles_and_bundles_match_an_independent_computation() {
             }
         }
     }
-    // Tiles beyond the checkpoint, non-canonical paths and traversal are 404.
+    // Tiles beyond the checkpoint, levels beyond a 64-bit tree, non-canonical
+    // paths and traversal are 404.
     let beyond = bulwark_tlog::tile_path(0, 5, None).unwrap();
     for bad in [
         beyond.as_str(),
@@ -110,6 +111,13 @@ async fn tiles_and_bundles_match_an_independent_computation() {
         "tile/0/../../etc/passwd",
         "tile/0/000.p/0",
         "nonsense",
+        // Levels whose shift passes 63 bits (a wrapped shift once made
+        // these a 500).
+        "tile/8/000.p/1",
+        "tile/16/000.p/1",
+        "tile/24/000",
+        "tile/63/000.p/1",
+        "tile/7/000.p/1",
     ] {
         let (status, _) = get(format!("/api/v1/audit/log/{bad}")).await;
         assert_eq!(status, 404, "{bad}");
