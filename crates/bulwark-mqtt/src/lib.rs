@@ -48,8 +48,11 @@
 //!   like v5's Maximum Packet Size, which v5 clients are told in CONNACK) are
 //!   refused as soon as the remaining length is decoded, before the body is
 //!   buffered: [`Rejection::Oversized`], close. Undecodable bytes (bad
-//!   lengths, invalid UTF-8, bad flags, QoS 3, a packet cut by EOF):
-//!   [`Rejection::Malformed`], close.
+//!   lengths, invalid UTF-8, bad flags, QoS 3, a packet cut by EOF, a
+//!   QoS 1/2 PUBLISH with packet identifier 0): [`Rejection::Malformed`],
+//!   close. The driver frames whole packets from their fixed headers and
+//!   checks each before the engine sees it (mqtt-protocol-core 0.7.9
+//!   panics on that PUBLISH).
 //! - Rate limit: a per-session [`TokenBucket`]; publishes over it are
 //!   dropped with [`Rejection::RateLimited`] (v5 QoS 1/2: reason 0x97 quota
 //!   exceeded; v3.1.1: positive ack, dropped) and the session stays open.
@@ -67,8 +70,10 @@
 //!   [`MAX_INFLIGHT`] await PUBACK. [`SessionCommand::Close`] sends a v5
 //!   DISCONNECT (0x87 or 0x98, with the reason string) or, on v3.1.1, which
 //!   has no server DISCONNECT, just closes.
-//! - Memory per session: a 4 KiB read buffer, at most one partial packet of
-//!   up to `max_packet_bytes`, and the fixed command queues above.
+//! - Memory per session: a read buffer of 512 B that doubles (up to 16 KiB)
+//!   whenever a read fills it and drops back to 512 B after a read under a
+//!   quarter of it, at most one partial packet of up to `max_packet_bytes`,
+//!   and the fixed command queues above.
 //!
 //! # Example
 //!

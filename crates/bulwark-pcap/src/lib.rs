@@ -31,7 +31,7 @@
 //! Pure: bytes in, records out. No clock (time is the capture's), no
 //! randomness (uids count up), bounded memory ([`MAX_FLOWS`] open flows,
 //! one packet at a time). Malformed input is an error value or a counted
-//! skip, never a panic; the `pcap_conns` fuzz target holds it to that.
+//! skip, never a panic; the `capture_replay` fuzz target holds it to that.
 //!
 //! # Rejected designs
 //!

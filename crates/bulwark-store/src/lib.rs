@@ -29,8 +29,10 @@
 //!
 //! # Design
 //!
-//! Both backends are generated from one implementation (`backend.rs`): the
-//! SQL is written once, in the dialect common to SQLite and PostgreSQL
+//! Both backends are generated from one implementation per trait: a macro
+//! body expanded for each backend, one in each of `backend.rs` ([`Store`]),
+//! `updates.rs`, `gates.rs`, `monitor.rs`, `telemetry.rs` and `webhooks.rs`.
+//! The SQL is written once, in the dialect common to SQLite and PostgreSQL
 //! (`$N` placeholders, `ON CONFLICT`, `RETURNING`), and timestamps are Unix
 //! milliseconds in both. Schema changes are sqlx migrations, one directory
 //! per dialect, applied at [`open`]. One conformance suite
