@@ -7,7 +7,7 @@ use bulwark_store::{Account, ApiTokenRecord, NewAccount, NewApiToken, Role};
 
 use super::dto::{AccountView, CreateAccount, CreateToken, CreatedToken, TokenView, WhoAmI};
 use super::valid_name;
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::{ApiError, Json};
 use crate::state::AppState;
 
@@ -47,10 +47,9 @@ pub(crate) async fn whoami(caller: Caller) -> Json<WhoAmI> {
         (status = 403, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn create_account(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageAccounts>,
     Json(req): Json<CreateAccount>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
-    caller.require(Permission::ManageAccounts)?;
     let mut errors = Vec::new();
     if !valid_name(&req.name) {
         errors.push("name: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
@@ -88,9 +87,8 @@ pub(crate) async fn create_account(
     responses((status = 200, body = Vec<AccountView>), (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn list_accounts(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ManageAccounts>,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
-    caller.require(Permission::ManageAccounts)?;
     Ok(Json(
         state
             .0
@@ -109,10 +107,9 @@ pub(crate) async fn list_accounts(
         (status = 403, body = bulwark_proto::ErrorBody), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageOwnTokens>,
     Json(req): Json<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    caller.require(Permission::ManageOwnTokens)?;
     let mut errors = Vec::new();
     if req.label.trim().is_empty()
         || req.label.len() > 128
@@ -175,9 +172,8 @@ pub(crate) async fn create_token(
     responses((status = 200, body = Vec<TokenView>), (status = 401, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageOwnTokens>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
-    caller.require(Permission::ManageOwnTokens)?;
     let all = caller.require(Permission::ManageAccounts).is_ok();
     let tokens = state.0.store.list_api_tokens().await?;
     Ok(Json(
@@ -195,10 +191,9 @@ pub(crate) async fn list_tokens(
     responses((status = 204), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageOwnTokens>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::ManageOwnTokens)?;
     let not_found = || {
         ApiError::NotFound(format!(
             "token {:?}",

@@ -13,7 +13,7 @@ use super::dto::{
     AuditEntryView, AuditPage, AuditQuery, CheckpointView, ConsistencyView, InclusionView,
     JournalKeyView, ProofQuery,
 };
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Query};
 use crate::journal::with_nodes;
 use crate::state::AppState;
@@ -56,10 +56,9 @@ async fn newest_checkpoint(state: &AppState) -> Result<(u64, String), ApiError> 
     responses((status = 200, body = AuditPage), (status = 400, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn entries(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::InvalidFields(vec![
@@ -86,11 +85,10 @@ pub(crate) async fn entries(
     responses((status = 200, body = InclusionView), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn entry(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(seq): Path<String>,
     Query(q): Query<ProofQuery>,
 ) -> Result<Json<InclusionView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let seq: u64 = seq
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("{seq:?} is not a sequence number")))?;
@@ -130,10 +128,9 @@ pub(crate) async fn entry(
     responses((status = 200, body = ConsistencyView), (status = 400, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn consistency(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Query(q): Query<ProofQuery>,
 ) -> Result<Json<ConsistencyView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let (journal_size, _) = state.0.store.journal_root().await?;
     let size = match q.size {
         Some(s) => s,
@@ -164,9 +161,8 @@ pub(crate) async fn consistency(
     responses((status = 200, body = Vec<CheckpointView>)))]
 pub(crate) async fn checkpoints(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<Vec<CheckpointView>>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let all = state.0.store.checkpoints().await?;
     Ok(Json(
         all.into_iter()
@@ -179,9 +175,8 @@ pub(crate) async fn checkpoints(
 #[utoipa::path(get, path = "/api/v1/audit/key", tag = "audit", responses((status = 200, body = JournalKeyView)))]
 pub(crate) async fn key(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<JournalKeyView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let j = state
         .0
         .journal
@@ -198,9 +193,8 @@ pub(crate) async fn key(
     responses((status = 200, description = "C2SP signed checkpoint note", content_type = "text/plain")))]
 pub(crate) async fn log_checkpoint(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let (_, note) = newest_checkpoint(&state).await?;
     Ok((
         [
@@ -265,10 +259,9 @@ fn parse_tile_path(path: &str) -> Option<TileRequest> {
     responses((status = 200, description = "tile bytes", content_type = "application/octet-stream"), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn log_tile(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let req = parse_tile_path(&path).ok_or_else(|| ApiError::NotFound(format!("tile {path:?}")))?;
     let (size, _) = newest_checkpoint(&state).await?;
     let width = u64::from(req.width.unwrap_or(256));

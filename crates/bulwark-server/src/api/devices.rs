@@ -11,7 +11,7 @@ use super::dto::{
     EnrollTokenView, RevokeDevice, TagDevice,
 };
 use super::valid_name;
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Query};
 use crate::presence::is_online;
 use crate::state::AppState;
@@ -66,10 +66,9 @@ pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
     responses((status = 200, body = DeviceList), (status = 400, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn list_devices(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Query(q): Query<DeviceQuery>,
 ) -> Result<Json<DeviceList>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::InvalidFields(vec![
@@ -104,10 +103,9 @@ pub(crate) async fn list_devices(
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn show_device(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceDetail>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let id = parse_id(&id)?;
     let device = state
         .0
@@ -192,11 +190,10 @@ pub(crate) async fn show_device(
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn device_telemetry(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(id): Path<String>,
     Query(q): Query<super::dto::TelemetryQuery>,
 ) -> Result<Json<super::dto::TelemetryHistory>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let id = parse_id(&id)?;
     let since = match q.since.as_deref() {
         None => time::Duration::hours(1),
@@ -257,11 +254,10 @@ pub(crate) async fn device_telemetry(
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn tag_device(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageDevices>,
     Path(id): Path<String>,
     Json(req): Json<TagDevice>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    caller.require(Permission::ManageDevices)?;
     let id = parse_id(&id)?;
     let mut errors = Vec::new();
     if req.tags.is_empty() || req.tags.len() > MAX_TAGS_PER_REQUEST {
@@ -299,11 +295,10 @@ pub(crate) async fn tag_device(
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn revoke_device(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::RevokeDevices>,
     Path(id): Path<String>,
     Json(req): Json<RevokeDevice>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    caller.require(Permission::RevokeDevices)?;
     let id = parse_id(&id)?;
     let reason = check_reason(&req.reason)?;
     let device = state
@@ -356,10 +351,9 @@ pub(crate) const MAX_ENROLL_TOKEN_USES: u32 = 100_000;
         (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn create_enroll_token(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageEnrollment>,
     Json(req): Json<CreateEnrollToken>,
 ) -> Result<(StatusCode, Json<CreatedEnrollToken>), ApiError> {
-    caller.require(Permission::ManageEnrollment)?;
     let mut errors = Vec::new();
     if !valid_name(&req.group) {
         errors.push("group: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
@@ -418,9 +412,8 @@ pub(crate) async fn create_enroll_token(
     responses((status = 200, body = Vec<EnrollTokenView>), (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn list_enroll_tokens(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ManageEnrollment>,
 ) -> Result<Json<Vec<EnrollTokenView>>, ApiError> {
-    caller.require(Permission::ManageEnrollment)?;
     Ok(Json(
         state
             .0

@@ -12,7 +12,7 @@ use super::dto::{
     PolicyView, WaiverList, WaiverView,
 };
 use super::releases::{find_release, updates};
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json};
 use crate::gate::{Gate, status_str};
 use crate::state::AppState;
@@ -41,10 +41,9 @@ fn json_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError>
     responses((status = 200, body = GateView), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn release_gate(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(reference): Path<String>,
 ) -> Result<Json<GateView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let upd = updates(&state)?;
     let rel = find_release(&state, &reference).await?;
     let now = state.0.clock.now();
@@ -100,11 +99,10 @@ pub(crate) struct SbomQuery {
         (status = 404, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn release_sbom(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(reference): Path<String>,
     Query(q): Query<SbomQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     updates(&state)?;
     let rel = find_release(&state, &reference).await?;
     let Some(row) = state.0.store.release_scan(&rel.id).await? else {
@@ -135,9 +133,8 @@ pub(crate) async fn release_sbom(
     responses((status = 200, body = PolicyView)))]
 pub(crate) async fn get_policy(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<PolicyView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let (version, policy) = Gate::policy(&*state.0.store).await?;
     Ok(Json(PolicyView {
         version,
@@ -151,10 +148,9 @@ pub(crate) async fn get_policy(
         (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn put_policy(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageGate>,
     Json(body): Json<serde_json::Value>,
 ) -> Result<Json<PolicyView>, ApiError> {
-    caller.require(Permission::ManageGate)?;
     let raw = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let policy =
         Policy::from_json(&raw).map_err(|e| ApiError::InvalidFields(vec![e.to_string()]))?;
@@ -190,10 +186,9 @@ fn waiver_view(w: bulwark_store::WaiverRow, now: time::OffsetDateTime) -> Waiver
         (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn add_waiver(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageGate>,
     Json(req): Json<CreateWaiver>,
 ) -> Result<(StatusCode, Json<WaiverView>), ApiError> {
-    caller.require(Permission::ManageGate)?;
     let now = state.0.clock.now();
     let w = Waiver {
         id: uuid::Uuid::new_v4().simple().to_string(),
@@ -212,9 +207,8 @@ pub(crate) async fn add_waiver(
     responses((status = 200, body = WaiverList)))]
 pub(crate) async fn list_waivers(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<WaiverList>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let now = state.0.clock.now();
     let waivers = state.0.store.waivers().await?;
     Ok(Json(WaiverList {
@@ -229,10 +223,9 @@ pub(crate) async fn list_waivers(
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn revoke_waiver(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageGate>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::ManageGate)?;
     if id.len() > 64 {
         return Err(ApiError::NotFound(format!("waiver {id:.64}")));
     }
@@ -261,11 +254,10 @@ pub(crate) struct ImportQuery {
         (status = 403, body = bulwark_proto::ErrorBody), (status = 413, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn import_advisories(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageAdvisories>,
     Query(q): Query<ImportQuery>,
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
-    caller.require(Permission::ManageAdvisories)?;
     let upd = updates(&state)?;
     let source = q.source.unwrap_or_else(|| "upload".into());
     if source.is_empty() || source.len() > 128 || source.chars().any(char::is_control) {
@@ -308,9 +300,8 @@ pub(crate) async fn import_advisories(
     responses((status = 200, body = AdvisoriesView)))]
 pub(crate) async fn advisories(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<AdvisoriesView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let upd = updates(&state)?;
     let db = upd.gate.db();
     Ok(Json(AdvisoriesView {
@@ -325,10 +316,9 @@ pub(crate) async fn advisories(
     responses((status = 200, body = AffectedView), (status = 400, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn affected(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(id): Path<String>,
 ) -> Result<Json<AffectedView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let upd = updates(&state)?;
     if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ApiError::BadRequest(format!(
@@ -348,9 +338,8 @@ pub(crate) async fn affected(
     responses((status = 200, body = AlertList)))]
 pub(crate) async fn alerts(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<AlertList>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let alerts = state.0.store.alerts(500).await?;
     let detections = state.0.store.detection_alerts(None, 500).await?;
     Ok(Json(AlertList {

@@ -18,7 +18,7 @@ use super::dto::{
     WebhookView,
 };
 use super::valid_name;
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::{ApiError, Json, Query};
 use crate::state::AppState;
 use crate::webhooks::DestinationPolicy;
@@ -45,10 +45,9 @@ fn profile_view(row: ProfileRow) -> ProfileView {
         (status = 403, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn apply_profile(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageProfiles>,
     Json(req): Json<ApplyProfile>,
 ) -> Result<Json<ProfileView>, ApiError> {
-    caller.require(Permission::ManageProfiles)?;
     if req.toml.len() > MAX_PROFILE_BYTES {
         return Err(ApiError::InvalidFields(vec![format!(
             "toml: {} bytes is over the {MAX_PROFILE_BYTES}-byte limit",
@@ -92,9 +91,8 @@ pub(crate) async fn apply_profile(
     responses((status = 200, body = ProfileList)))]
 pub(crate) async fn list_profiles(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<ProfileList>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let rows = state.0.store.profiles().await?;
     Ok(Json(ProfileList {
         profiles: rows.into_iter().map(profile_view).collect(),
@@ -109,10 +107,9 @@ pub(crate) async fn list_profiles(
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn effective_profile(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Query(q): Query<EffectiveProfileQuery>,
 ) -> Result<Json<EffectiveProfile>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let group = q.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned());
     if group != DEFAULT_GROUP && !valid_name(&group) {
         return Err(ApiError::InvalidFields(vec![format!(
@@ -173,7 +170,7 @@ async fn set_quarantine(
         (status = 403, body = bulwark_proto::ErrorBody), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn quarantine_device(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::QuarantineDevices>,
     Path(id): Path<String>,
     Json(req): Json<QuarantineDevice>,
 ) -> Result<Json<DeviceView>, ApiError> {
@@ -187,7 +184,7 @@ pub(crate) async fn quarantine_device(
         (status = 403, body = bulwark_proto::ErrorBody), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn release_device(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::QuarantineDevices>,
     Path(id): Path<String>,
     Json(req): Json<QuarantineDevice>,
 ) -> Result<Json<DeviceView>, ApiError> {
@@ -201,9 +198,8 @@ pub(crate) async fn release_device(
     responses((status = 200, content_type = "text/event-stream", body = String)))]
 pub(crate) async fn alert_stream(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let monitor = state
         .monitor()
         .ok_or_else(|| ApiError::NotFound("monitoring is not enabled".into()))?;
@@ -320,10 +316,9 @@ fn check_webhook_url(url: &str) -> Result<(), String> {
         (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn add_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageWebhooks>,
     Json(req): Json<CreateWebhook>,
 ) -> Result<(axum::http::StatusCode, Json<WebhookView>), ApiError> {
-    caller.require(Permission::ManageWebhooks)?;
     let w = state
         .webhooks()
         .ok_or_else(|| ApiError::NotFound("webhooks are not enabled".into()))?;
@@ -361,9 +356,8 @@ pub(crate) async fn add_webhook(
     responses((status = 200, body = WebhookList)))]
 pub(crate) async fn list_webhooks(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ReadFleet>,
 ) -> Result<Json<WebhookList>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let full = caller.require(Permission::ManageWebhooks).is_ok();
     let hooks = state.0.store.webhooks().await?;
     Ok(Json(WebhookList {
@@ -377,10 +371,9 @@ pub(crate) async fn list_webhooks(
     responses((status = 204), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn remove_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageWebhooks>,
     Path(id): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    caller.require(Permission::ManageWebhooks)?;
     if id.len() > 64 {
         return Err(ApiError::NotFound(format!("webhook {id}")));
     }
@@ -403,10 +396,9 @@ pub(crate) async fn remove_webhook(
     responses((status = 200, body = DeliveryList), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn webhook_deliveries(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     if id.len() > 64 || state.0.store.webhook(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("webhook {id}")));
     }

@@ -12,7 +12,7 @@ use super::dto::{
     GcView, OnlineKeyView, PromoteRelease, ReleaseList, ReleaseView, RootAccepted, SigningView,
 };
 use super::valid_name;
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json};
 use crate::state::AppState;
 use crate::updates::Updates;
@@ -87,11 +87,10 @@ pub(crate) async fn find_release(state: &AppState, reference: &str) -> Result<Re
         (status = 403, body = bulwark_proto::ErrorBody), (status = 413, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn upload_blob(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageReleases>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<BlobView>), ApiError> {
-    caller.require(Permission::ManageReleases)?;
     let upd = updates(&state)?;
     let expected = match headers.get("x-bulwark-sha256") {
         None => None,
@@ -128,9 +127,8 @@ pub(crate) async fn upload_blob(
     responses((status = 200, body = GcView), (status = 403, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn gc_blobs(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageReleases>,
 ) -> Result<Json<GcView>, ApiError> {
-    caller.require(Permission::ManageReleases)?;
     let upd = updates(&state)?;
     let now = state.0.clock.now();
     let deleted = state
@@ -152,10 +150,9 @@ pub(crate) async fn gc_blobs(
         (status = 403, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn create_release(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageReleases>,
     Json(req): Json<CreateRelease>,
 ) -> Result<(StatusCode, Json<ReleaseView>), ApiError> {
-    caller.require(Permission::ManageReleases)?;
     updates(&state)?;
     let mut errors = Vec::new();
     if !valid_name(&req.name) {
@@ -291,9 +288,8 @@ async fn signatures(state: &AppState, rel: &Release) -> Result<u32, ApiError> {
     responses((status = 200, body = ReleaseList)))]
 pub(crate) async fn list_releases(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<ReleaseList>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let releases = state.0.store.list_releases().await?;
     Ok(Json(ReleaseList {
         releases: releases.into_iter().map(view).collect(),
@@ -306,10 +302,9 @@ pub(crate) async fn list_releases(
     responses((status = 200, body = ReleaseView), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn show_release(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(reference): Path<String>,
 ) -> Result<Json<ReleaseView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     Ok(Json(view(find_release(&state, &reference).await?)))
 }
 
@@ -335,10 +330,9 @@ fn signing_view(
         (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn signing(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ManageReleases>,
     Path(reference): Path<String>,
 ) -> Result<Json<SigningView>, ApiError> {
-    caller.require(Permission::ManageReleases)?;
     let upd = updates(&state)?;
     let rel = find_release(&state, &reference).await?;
     let now = state.0.clock.now();
@@ -354,11 +348,10 @@ pub(crate) async fn signing(
         (status = 403, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn add_signature(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageReleases>,
     Path(reference): Path<String>,
     Json(req): Json<AddSignature>,
 ) -> Result<Json<SigningView>, ApiError> {
-    caller.require(Permission::ManageReleases)?;
     let upd = updates(&state)?;
     if req.keyid.len() != 64 || !req.keyid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::InvalidFields(vec![
@@ -396,11 +389,10 @@ pub(crate) async fn add_signature(
         (status = 403, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn promote(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageReleases>,
     Path(reference): Path<String>,
     Json(req): Json<PromoteRelease>,
 ) -> Result<Json<ReleaseView>, ApiError> {
-    caller.require(Permission::ManageReleases)?;
     let upd = updates(&state)?;
     let rel = find_release(&state, &reference).await?;
     let Some(pos) = upd.environments.iter().position(|e| *e == req.environment) else {
@@ -458,10 +450,9 @@ pub(crate) async fn promote(
         (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn create_deployment(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::Deploy>,
     Json(req): Json<CreateDeployment>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
-    caller.require(Permission::Deploy)?;
     let upd = updates(&state)?;
     if !valid_name(&req.group) || !valid_name(&req.environment) {
         return Err(ApiError::InvalidFields(vec![
@@ -530,9 +521,8 @@ pub(crate) async fn create_deployment(
     responses((status = 200, body = DeploymentList)))]
 pub(crate) async fn list_deployments(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<DeploymentList>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let deployments = state
         .0
         .store
@@ -558,9 +548,8 @@ pub(crate) async fn list_deployments(
     responses((status = 200, body = OnlineKeyView)))]
 pub(crate) async fn online_key(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
 ) -> Result<Json<OnlineKeyView>, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let upd = updates(&state)?;
     let key = upd.image_online_key();
     Ok(Json(OnlineKeyView {
@@ -578,10 +567,9 @@ pub(crate) async fn online_key(
         (status = 403, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn put_root(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller, _): Authorized<need::ManageReleases>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<RootAccepted>), ApiError> {
-    caller.require(Permission::ManageReleases)?;
     let upd = updates(&state)?;
     let now = state.0.clock.now();
     let version = upd
@@ -602,10 +590,9 @@ pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
     responses((status = 200, content_type = "application/json", body = Object), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn repo_metadata(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let upd = updates(&state)?;
     let now = state.0.clock.now();
     Ok(json_bytes(
@@ -621,11 +608,10 @@ pub(crate) async fn repo_metadata(
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn repo_target(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<need::ReadFleet>,
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::ReadFleet)?;
     let upd = updates(&state)?;
     let base = path.rsplit('/').next().unwrap_or("");
     let digest = base.split('.').next().unwrap_or("");

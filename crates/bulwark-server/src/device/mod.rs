@@ -173,10 +173,9 @@ async fn enroll_inner(
 pub(crate) async fn checkin(
     State(state): State<AppState>,
     ctx: RequestCtx,
-    conn: Option<Extension<DeviceConn>>,
+    AuthenticatedDevice { id, cached }: AuthenticatedDevice,
     Json(req): Json<CheckinRequest>,
 ) -> Result<Json<CheckinResponse>, ApiError> {
-    let (id, cached) = authenticate(&state, conn).await?;
     req.validate().map_err(limit_errors)?;
     let now = state.0.clock.now();
     let mut known_digest = cached.inventory_digest;
@@ -211,6 +210,31 @@ pub(crate) async fn checkin(
         server_time: now,
         quarantine: cached.quarantine.clone(),
     }))
+}
+
+/// The authenticated device of a request, as an extractor: it runs
+/// before the body is read, so a peer without a valid device certificate
+/// is refused before its body is parsed (and learns nothing of the schema
+/// from a 400).
+pub(crate) struct AuthenticatedDevice {
+    pub(crate) id: DeviceId,
+    pub(crate) cached: crate::presence::Cached,
+}
+
+impl axum::extract::FromRequestParts<AppState> for AuthenticatedDevice {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let identity = parts
+            .extensions
+            .get::<DeviceConn>()
+            .and_then(|c| c.identity.clone());
+        let (id, cached) = authenticate_identity(state, identity).await?;
+        Ok(Self { id, cached })
+    }
 }
 
 /// The device behind a connection, with its cached presence entry: a

@@ -84,10 +84,9 @@ pub(crate) async fn blob(
 pub(crate) async fn update_report(
     State(state): State<AppState>,
     ctx: RequestCtx,
-    conn: Option<Extension<DeviceConn>>,
+    super::AuthenticatedDevice { id, .. }: super::AuthenticatedDevice,
     Json(req): Json<UpdateReport>,
 ) -> Result<StatusCode, ApiError> {
-    let id = authenticated_device(&state, conn).await?;
     req.validate().map_err(limit_errors)?;
     let now = state.0.clock.now();
     let status = UpdateStatus {

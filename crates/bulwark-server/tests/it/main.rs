@@ -2,6 +2,7 @@
 //! one per file keeps the test build small (CI disk) and fast.
 
 mod api;
+mod auth_first;
 mod blobs;
 mod common;
 mod device_tls;
