@@ -573,7 +573,7 @@ async fn server(args: ServerArgs) -> Result<()> {
         data_dir: args.data_dir,
         listen: args.listen,
         device_listen: args.device_listen,
-        database_url: args.database_url,
+        database_url: args.database_url.map(Into::into),
         device_hostnames: args.device_hostnames,
         poll_interval_secs: args.poll_interval,
         mqtt_listen: args.mqtt_listen,

@@ -24,7 +24,8 @@ pub struct RawConfig {
     /// Device listener (HTTPS, mutual TLS with device certificates).
     pub device_listen: Option<String>,
     /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
-    pub database_url: Option<String>,
+    /// It may carry a password: redacted from `Debug`.
+    pub database_url: Option<RawSecret>,
     /// Extra DNS names or IPs for the device listener's certificate
     /// (`localhost`, `127.0.0.1` and `::1` are always included).
     #[serde(default)]
@@ -94,6 +95,30 @@ pub struct RawConfig {
     /// only (no loopback, private, link-local or cloud metadata address).
     #[serde(default)]
     pub webhook_allow: Vec<String>,
+}
+
+/// A setting's text that may hold a password (a database URL): read as a
+/// plain string, never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct RawSecret(pub String);
+
+impl std::fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<String> for RawSecret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for RawSecret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
 }
 
 /// A validated configuration.
@@ -253,7 +278,7 @@ impl RawConfig {
                 format!("{b} is also the API listen address"),
             );
         }
-        let database_url = match self.database_url {
+        let database_url = match self.database_url.map(|s| s.0) {
             None => format!("sqlite://{}", data_dir.join("bulwark.db").display()),
             Some(u)
                 if u.starts_with("sqlite:")
@@ -527,6 +552,19 @@ mod tests {
         assert!(
             format!("{cfg:?}").contains("[redacted]"),
             "database URL may hold a password"
+        );
+    }
+
+    #[test]
+    fn the_raw_database_url_is_never_shown() {
+        let raw = RawConfig::from_toml(
+            "database_url = \"postgres://bulwark:hunter2@db.example/bulwark\"\n",
+        )
+        .unwrap();
+        let shown = format!("{raw:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("[redacted]"),
+            "{shown}"
         );
     }
 

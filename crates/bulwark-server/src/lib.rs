@@ -32,8 +32,11 @@
 //!
 //! # Design
 //!
-//! Handlers never read the system clock or the OS RNG directly: both come
-//! from [`AppState`], so tests run on a [`ManualClock`]. Check-ins are
+//! Handlers never read the system clock: it comes from [`AppState`], so
+//! tests run on a [`ManualClock`]. Secrets (tokens, device ids,
+//! certificate serials, sealing nonces) come from the state's
+//! `RandomSource`; row ids (`Uuid::new_v4()`) and key pairs still read the
+//! OS RNG directly (ARCHITECTURE.md, Invariants). Check-ins are
 //! buffered in memory and written in batches (see `presence`), everything
 //! else is written through. Device identity comes only from the verified
 //! client certificate, never from a request field.
@@ -66,7 +69,8 @@ pub use auth::{Caller, Permission, allows};
 pub use bootstrap::{ensure_data_dir, write_secret_file};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    BrokerTls, ConfigError, DEFAULT_DEVICE_LISTEN, DEFAULT_LISTEN, RawConfig, ServerConfig,
+    BrokerTls, ConfigError, DEFAULT_DEVICE_LISTEN, DEFAULT_LISTEN, RawConfig, RawSecret,
+    ServerConfig,
 };
 pub use error::{ApiError, Json, Query};
 pub use presence::is_online;

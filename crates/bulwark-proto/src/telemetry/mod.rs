@@ -13,7 +13,7 @@
 //! - **CBOR** (RFC 8949), for links where bytes cost: the same fields under
 //!   small integer keys, addresses as raw bytes, about a third of the JSON
 //!   size and much cheaper to decode. The layout and its rules are in the
-//!   `cbor` module's documentation (ARCHITECTURE.md repeats them). A
+//!   `cbor` module's documentation. A
 //!   message whose first byte is a CBOR map header (`0xa0`–`0xbf`) is CBOR;
 //!   no JSON text can start with such a byte.
 //!

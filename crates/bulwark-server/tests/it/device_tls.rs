@@ -30,7 +30,7 @@ async fn start(dir: &Path, clock: Arc<ManualClock>, database_url: Option<String>
         dir,
         clock,
         RawConfig {
-            database_url,
+            database_url: database_url.map(Into::into),
             ..Default::default()
         },
     )

@@ -122,7 +122,7 @@ async fn case(how: Tamper, postgres: bool) -> Result<bulwark_audit::Report, Fail
         data_dir: Some(dir.path().join("data")),
         listen: Some("127.0.0.1:0".into()),
         device_listen: Some("127.0.0.1:0".into()),
-        database_url: url.clone(),
+        database_url: url.clone().map(Into::into),
         ..Default::default()
     }
     .validate()
