@@ -6,7 +6,6 @@
 //! `openssl pkey` reads them too); `repo init` and `release sign` fetch
 //! what is to be signed, check it, sign locally and upload signatures.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +14,9 @@ use bulwark_server::api::dto::{
     AddSignature, BlobView, CreateDeployment, CreateRelease, DeploymentList, DeploymentView,
     OnlineKeyView, PromoteRelease, ReleaseList, ReleaseView, RootAccepted, SigningView,
 };
-use bulwark_tuf::{Metadata, PublicKey, Role as _, Root, SigningKey, Targets};
+use bulwark_tuf::{
+    ExpectedTarget, Metadata, PublicKey, Root, SigningKey, Targets, check_targets_proposal,
+};
 use clap::{Subcommand, ValueEnum};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -740,20 +741,21 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A compromised server could ask signers to sign anything: check that the
-/// proposal is the published targets plus exactly this release, with the
-/// digest and length the release shows.
+/// The longest lifetime a targets proposal may have. The server proposes
+/// targets expiring 365 days after it builds the proposal
+/// (`Lifetimes::default().targets` in `bulwark_server::updates`), which is
+/// no later than 365 days from now; the extra day leaves room for the
+/// server's clock running ahead of this machine's.
+const MAX_TARGETS_LIFETIME: time::Duration = time::Duration::days(366);
+
+/// A compromised server could ask signers to sign anything: fetch the
+/// published targets, verify them with the current root, and check that the
+/// proposal is them plus exactly this release, with the digest, length and
+/// install instructions the release shows ([`check_targets_proposal`] has
+/// every rule).
 async fn check_proposal(api: &Api, rel: &ReleaseView, s: &SigningView) -> Result<()> {
-    let proposed: Targets = serde_json::from_str(&s.signed_canonical)
-        .context("the proposed targets metadata is malformed")?;
-    ensure!(
-        proposed.version == s.base_version + 1,
-        "the proposal's version {} does not follow the published version {}",
-        proposed.version,
-        s.base_version
-    );
-    let published: BTreeMap<String, bulwark_tuf::TargetFile> = if s.base_version == 0 {
-        BTreeMap::new()
+    let published = if s.base_version == 0 {
+        None
     } else {
         let bytes = api
             .get_bytes(&format!(
@@ -767,39 +769,44 @@ async fn check_proposal(api: &Api, rel: &ReleaseView, s: &SigningView) -> Result
         root.signed()
             .verify_role("targets", &md)
             .map_err(|e| anyhow::anyhow!("the published targets are not properly signed: {e}"))?;
-        md.signed().targets.clone()
+        Some(md.signed().clone())
     };
-    let mut extra: Vec<&String> = Vec::new();
-    for (path, t) in &proposed.targets {
-        match published.get(path) {
-            Some(p) if p == t => {}
-            Some(_) => bail!("the proposal changes the already published target {path}"),
-            None => extra.push(path),
+    // The install instructions devices follow, as the server writes them
+    // into the target's `custom` (`release_custom` in
+    // `bulwark_server::updates`) from the release shown here.
+    let custom = serde_json::json!({
+        "bulwark": {
+            "name": rel.name,
+            "version": rel.version,
+            "installer": rel.installer,
+            "install_path": rel.install_path,
+            "smoke_test": rel.smoke_test,
+            "smoke_timeout_secs": rel.smoke_timeout_secs,
         }
-    }
-    ensure!(
-        published.keys().all(|p| proposed.targets.contains_key(p)),
-        "the proposal removes published targets"
-    );
-    ensure!(
-        extra.len() == 1 && *extra[0] == rel.target,
-        "the proposal adds {extra:?}, expected exactly {}",
-        rel.target
-    );
-    let t = &proposed.targets[&rel.target];
-    ensure!(
-        t.length == rel.length && t.sha256() == Some(rel.sha256.as_str()),
-        "the proposal lists {} with a different length or digest than the release",
-        rel.target
-    );
+    });
+    let expected = ExpectedTarget {
+        path: rel.target.clone(),
+        length: rel.length,
+        sha256: rel.sha256.clone(),
+        custom: Some(custom),
+    };
+    let summary = check_targets_proposal(
+        s.signed_canonical.as_bytes(),
+        published.as_ref(),
+        s.base_version,
+        &expected,
+        OffsetDateTime::now_utc(),
+        MAX_TARGETS_LIFETIME,
+    )
+    .map_err(|e| anyhow::anyhow!("refusing to sign: {e}"))?;
     eprintln!(
         "signing targets version {}: adds {} (sha256 {}, {} bytes), {} published targets unchanged, expires {}",
-        proposed.version,
-        rel.target,
-        rel.sha256,
-        rel.length,
-        published.len(),
-        crate::commands::ts(Some(proposed.expires()))
+        summary.version,
+        summary.added,
+        summary.sha256,
+        summary.length,
+        summary.unchanged,
+        crate::commands::ts(Some(summary.expires))
     );
     Ok(())
 }

@@ -15,6 +15,10 @@
 //! - [`Updater`] runs the client workflow of specification section 5 over a
 //!   [`Fetch`] (the network) and a [`LocalMetadata`] (trusted storage), both
 //!   injected; [`TargetVerifier`] checks a target while it streams in.
+//! - [`check_targets_proposal`] is the signer's side: before a release
+//!   manager signs targets metadata the server proposes, it checks that the
+//!   proposal is the published targets plus exactly the release's target,
+//!   version + 1.
 //! - [`UpdateError::kind`] names the attack a failure indicates (`rollback`,
 //!   `freeze`, `mix-and-match`, `arbitrary-software`, `endless-data`,
 //!   `threshold`, ...).
@@ -59,6 +63,7 @@ mod glob;
 mod hash;
 mod keys;
 mod metadata;
+mod proposal;
 
 pub use cjson::canonical_json;
 pub use client::{
@@ -70,3 +75,4 @@ pub use metadata::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, RoleKeys, Root, SPEC_VERSION, Signature,
     Snapshot, SuccinctRoles, TOP_LEVEL_ROLES, TargetFile, Targets, Timestamp, expires_format,
 };
+pub use proposal::{ExpectedTarget, ProposalError, ProposalSummary, check_targets_proposal};

@@ -3,3 +3,4 @@
 
 mod attacks;
 mod fixtures;
+mod proposals;
