@@ -144,8 +144,12 @@ const PER_SOURCE_ADDR: usize = 20_000;
 const KEEP_ALIVE: u16 = 120;
 /// Longest wait for one alert or one close.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(2);
-/// File descriptors kept free for everything but the sessions.
-const FD_MARGIN: usize = 600;
+/// File descriptors kept free for everything but the sessions: the
+/// server keeps `FD_RESERVE` and its API connection cap out of the device
+/// side's share (`bulwark_server::listen::caps`), and a few more are its
+/// own files and sockets.
+const FD_MARGIN: usize =
+    bulwark_server::listen::FD_RESERVE + bulwark_server::listen::DEFAULT_MAX_API_CONNECTIONS + 64;
 
 /// The profile applied to the benchmark devices' group: the built-in
 /// fleet profile's behaviours (what every group runs by default: the

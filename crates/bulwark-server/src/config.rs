@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub request_timeout_secs: Option<u64>,
     /// Most concurrent device TLS connections (default 100000).
     pub max_device_connections: Option<usize>,
+    /// Most concurrent API connections (default 512).
+    pub max_api_connections: Option<usize>,
     /// How often buffered check-ins are written to the store, ms (default 1000).
     pub checkin_flush_ms: Option<u64>,
     /// Validity of device certificates, days (default 365).
@@ -142,6 +144,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Device connection cap.
     pub max_device_connections: usize,
+    /// API connection cap.
+    pub max_api_connections: usize,
     /// Check-in flush period.
     pub checkin_flush: Duration,
     /// Device certificate validity.
@@ -224,6 +228,7 @@ impl RawConfig {
             max_body_bytes,
             request_timeout_secs,
             max_device_connections,
+            max_api_connections,
             checkin_flush_ms,
             device_cert_days,
             max_blob_bytes,
@@ -351,6 +356,13 @@ impl RawConfig {
             100_000,
             1,
             10_000_000,
+        );
+        let api_conns = range(
+            "max_api_connections",
+            self.max_api_connections.map(|v| v as u64),
+            crate::listen::DEFAULT_MAX_API_CONNECTIONS as u64,
+            1,
+            1_000_000,
         );
         let flush = range("checkin_flush_ms", self.checkin_flush_ms, 1_000, 10, 60_000);
         let checkpoint = range(
@@ -513,6 +525,7 @@ impl RawConfig {
             max_body_bytes: body as usize,
             request_timeout: Duration::from_secs(timeout),
             max_device_connections: conns as usize,
+            max_api_connections: api_conns as usize,
             checkin_flush: Duration::from_millis(flush),
             device_cert_validity: time::Duration::days(days as i64),
             checkpoint_interval: Duration::from_millis(checkpoint),

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// The request took longer than the server allows.
     #[error("request timed out")]
     Timeout,
+    /// This caller has too many requests in flight.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The server is at capacity.
     #[error("server is overloaded, retry later")]
     Overloaded,
@@ -100,6 +103,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            // 429
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             // 500
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             // 503

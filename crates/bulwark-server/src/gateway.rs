@@ -34,6 +34,9 @@ pub struct GatewayConfig {
     pub session: SessionConfig,
     /// Most concurrent connections.
     pub max_connections: usize,
+    /// The device side's share of file descriptors, shared with the HTTPS
+    /// device listener (see [`crate::listen`]).
+    pub fds: Arc<Semaphore>,
 }
 
 /// Who may connect: the device behind a verified certificate, authenticated
@@ -229,6 +232,10 @@ pub async fn serve(
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             () = &mut shutdown => break,
         };
+        let fd = tokio::select! {
+            p = config.fds.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = &mut shutdown => break,
+        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -247,7 +254,7 @@ pub async fn serve(
         let config = Arc::clone(&config);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, fd);
             let Some((tls, identity)) =
                 crate::device::tls::handshake(&acceptor, tcp, peer, &state).await
             else {

@@ -58,6 +58,7 @@ mod error;
 pub mod gate;
 pub mod gateway;
 mod journal;
+pub mod listen;
 mod metrics;
 pub mod monitor;
 mod presence;
@@ -235,15 +236,30 @@ impl Server {
         };
         let mut tasks = JoinSet::new();
         let api = api::router(state.clone(), config.max_body_bytes, config.request_timeout);
-        let api_stop = stopped(stop_rx.clone());
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(api_listener, api)
-                .with_graceful_shutdown(api_stop)
-                .await
-            {
-                tracing::error!(error = %e, "API listener failed");
-            }
-        });
+        // One open-file limit for every listener: each gets its own share.
+        let nofile = listen::open_file_limit();
+        let caps = listen::caps(
+            nofile,
+            config.max_api_connections,
+            config.max_device_connections,
+        );
+        if caps.api < config.max_api_connections || caps.device < config.max_device_connections {
+            tracing::warn!(
+                open_file_limit = ?nofile,
+                api_connections = caps.api,
+                device_connections = caps.device,
+                "connection caps lowered to fit the open-file limit (raise `ulimit -n` for more)"
+            );
+        }
+        let device_fds = Arc::new(tokio::sync::Semaphore::new(caps.device));
+        tasks.spawn(listen::serve_api(
+            api_listener,
+            api,
+            caps.api,
+            listen::HEADER_TIMEOUT,
+            device::tls::SHUTDOWN_GRACE,
+            stopped(stop_rx.clone()),
+        ));
         let dev_router =
             device::router(state.clone(), config.max_body_bytes, config.request_timeout);
         let idle = config.poll_interval * 2 + Duration::from_secs(10);
@@ -266,7 +282,8 @@ impl Server {
                         },
                         ..bulwark_mqtt::SessionConfig::default()
                     },
-                    max_connections: config.max_device_connections,
+                    max_connections: caps.device,
+                    fds: Arc::clone(&device_fds),
                 },
                 stopped(stop_rx.clone()),
             ));
@@ -285,8 +302,11 @@ impl Server {
             tls,
             dev_router,
             state.clone(),
-            config.max_device_connections,
-            idle,
+            device::tls::Limits {
+                max_connections: caps.device,
+                fds: device_fds,
+                idle_timeout: idle,
+            },
             stopped(stop_rx.clone()),
         ));
         tasks.spawn(webhooks::worker(state.clone(), stopped(stop_rx.clone())));

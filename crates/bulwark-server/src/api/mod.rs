@@ -211,8 +211,9 @@ pub(crate) async fn middleware_error(err: tower::BoxError) -> ApiError {
     }
 }
 
-/// Most admin API requests in flight at once; more are refused with 503.
-pub const MAX_CONCURRENT_API_REQUESTS: usize = 1024;
+/// Most admin API requests in flight at once; more are refused with 503
+/// (incident actions have a reserve above it; see [`crate::listen`]).
+pub const MAX_CONCURRENT_API_REQUESTS: usize = crate::listen::GLOBAL;
 
 /// The admin API router.
 pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Router {
@@ -294,6 +295,7 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
         )
         .route("/openapi.json", get(openapi_json));
     let obs_state = state.clone();
+    let admission = std::sync::Arc::new(crate::listen::Admission::default());
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
@@ -305,9 +307,12 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
                 .layer(axum::middleware::from_fn(move |req, next| {
                     observe("api", obs_state.clone(), req, next)
                 }))
+                // Per caller, with room for incident actions (see
+                // `crate::listen`); before the timeout and the body.
+                .layer(axum::middleware::from_fn(move |req, next| {
+                    crate::listen::admit(std::sync::Arc::clone(&admission), req, next)
+                }))
                 .layer(HandleErrorLayer::new(middleware_error))
-                .load_shed()
-                .concurrency_limit(MAX_CONCURRENT_API_REQUESTS)
                 .timeout(timeout)
                 .layer(DefaultBodyLimit::max(max_body_bytes)),
         )

@@ -166,6 +166,18 @@ pub(crate) async fn handshake(
     Some((tls, identity))
 }
 
+/// How many device connections the listener holds, and how long.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// This listener's cap.
+    pub max_connections: usize,
+    /// The device side's share of file descriptors, shared with the MQTT
+    /// gateway (see [`crate::listen`]).
+    pub fds: Arc<Semaphore>,
+    /// Longest wait for a request's headers, idle or not.
+    pub idle_timeout: Duration,
+}
+
 /// Accepts device connections until `shutdown` resolves, then lets open
 /// connections finish their requests (up to [`SHUTDOWN_GRACE`]).
 pub async fn serve(
@@ -173,10 +185,14 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     router: Router,
     state: AppState,
-    max_connections: usize,
-    idle_timeout: Duration,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Limits {
+        max_connections,
+        fds,
+        idle_timeout,
+    } = limits;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let permits = Arc::new(Semaphore::new(max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -192,8 +208,14 @@ pub async fn serve(
         .keep_alive_interval(Some(idle_timeout));
     tokio::pin!(shutdown);
     loop {
+        // This listener's own cap, then the device side's share of file
+        // descriptors (shared with the MQTT gateway).
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = &mut shutdown => break,
+        };
+        let fd = tokio::select! {
+            p = fds.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             () = &mut shutdown => break,
         };
         let (tcp, peer) = tokio::select! {
@@ -215,7 +237,7 @@ pub async fn serve(
         let builder = builder.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, fd);
             let Some((tls, identity)) = handshake(&acceptor, tcp, peer, &state).await else {
                 return;
             };

@@ -6,6 +6,7 @@ mod auth_first;
 mod blobs;
 mod common;
 mod device_tls;
+mod edges;
 mod gate;
 mod gateway;
 mod journal_routes;
