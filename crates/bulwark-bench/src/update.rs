@@ -542,7 +542,15 @@ fn measure(s: &Setup) -> anyhow::Result<Outcome> {
     );
     bulwark(
         s,
-        &["release", "sign", RELEASE, "--key", path_str(&rel_key)?],
+        &[
+            "release",
+            "sign",
+            RELEASE,
+            "--key",
+            path_str(&rel_key)?,
+            "--root",
+            path_str(&root_json)?,
+        ],
     )?;
     bulwark(s, &["release", "promote", RELEASE, "--env", ENVIRONMENT])?;
     bulwark(

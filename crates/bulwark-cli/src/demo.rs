@@ -456,6 +456,8 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
             &reference,
             "--key",
             s(&key("release-ana")),
+            "--root",
+            s(&root_json),
         ])
         .await?;
     ensure!(one.contains("1 of 2"), "after one signature: {one}");
@@ -466,6 +468,8 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
             &reference,
             "--key",
             s(&key("release-ben")),
+            "--root",
+            s(&root_json),
         ])
         .await?;
     ensure!(two.contains("threshold met"), "after two signatures: {two}");

@@ -5,6 +5,12 @@
 //! with a passphrase (scrypt + AES-256-CBC, the standard PBES2 scheme, so
 //! `openssl pkey` reads them too); `repo init` and `release sign` fetch
 //! what is to be signed, check it, sign locally and upload signatures.
+//!
+//! The server is not trusted to say what the image repository's root is:
+//! `release sign` and `repo rotate-root` start from a root file the
+//! operator keeps (the one `repo init --out` and `repo rotate-root --out`
+//! write) and reach the server's current root by the root-rotation rule
+//! ([`bulwark_tuf::chain_root`]), see [`established_root`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +21,8 @@ use bulwark_server::api::dto::{
     OnlineKeyView, PromoteRelease, ReleaseList, ReleaseView, RootAccepted, SigningView,
 };
 use bulwark_tuf::{
-    ExpectedTarget, Metadata, PublicKey, Root, SigningKey, Targets, check_targets_proposal,
+    ExpectedTarget, Metadata, PublicKey, Role as _, Root, SigningKey, Targets, chain_root,
+    check_targets_proposal,
 };
 use clap::{Subcommand, ValueEnum};
 use time::OffsetDateTime;
@@ -26,6 +33,10 @@ use crate::commands::{Conn, print_json, urlencode};
 
 /// Lifetime of a root signed by `repo init` / `repo rotate-root`.
 const ROOT_LIFETIME: time::Duration = time::Duration::days(365);
+
+/// Most root versions fetched to go from the pinned root to the server's
+/// (python-tuf's default `max_root_rotations`, as devices use).
+const MAX_ROOT_ROTATIONS: u64 = 256;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum KeyRole {
@@ -75,7 +86,9 @@ pub(crate) enum RepoCmd {
         conn: Conn,
     },
     /// Sign and upload the next root version: change root or targets keys
-    /// and thresholds. Sign with enough old AND new root keys.
+    /// and thresholds. Sign with enough old AND new root keys. Starts from
+    /// the root in `--out` (which must exist: the file `repo init` or the
+    /// last rotation wrote), following the server's rotations from it.
     RotateRoot {
         /// Key files that sign the new root (repeatable).
         #[arg(long = "key", required = true)]
@@ -98,7 +111,8 @@ pub(crate) enum RepoCmd {
         /// New targets threshold.
         #[arg(long)]
         targets_threshold: Option<u64>,
-        /// Also write the signed root here.
+        /// The trusted root to start from (it must exist), replaced by the
+        /// new signed root.
         #[arg(long, default_value = "root.json")]
         out: PathBuf,
         #[command(flatten)]
@@ -169,13 +183,20 @@ pub(crate) enum ReleaseCmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Sign a release's targets metadata with an offline key.
+    /// Sign a release's targets metadata with an offline key, after
+    /// checking it against the published targets, verified with the root
+    /// reached from the pinned one.
     Sign {
         /// `name@version`.
         reference: String,
         /// Targets key file.
         #[arg(long)]
         key: PathBuf,
+        /// The pinned image root: the file `bulwark repo init --out` (or
+        /// `repo rotate-root --out`) wrote. The server's current root must
+        /// follow from it by signed rotations.
+        #[arg(long, default_value = "root.json")]
+        root: PathBuf,
         #[command(flatten)]
         conn: Conn,
     },
@@ -346,12 +367,97 @@ pub(crate) fn keys(cmd: KeysCmd) -> Result<()> {
     Ok(())
 }
 
+/// The server's current root, as it says (not verified: for display, and
+/// as the end point [`established_root`] must reach).
 async fn current_root(api: &Api) -> Result<Metadata<Root>> {
     let bytes = api
         .get_bytes("/api/v1/repo/metadata/root.json")
         .await
         .context("fetching the current root (run `bulwark repo init` first)")?;
     Metadata::<Root>::from_slice(&bytes).map_err(|e| anyhow::anyhow!("the server's root: {e}"))
+}
+
+/// Reads the pinned root from `path`; `flag` names the option that gives
+/// the path, for the message when it is missing.
+fn load_pinned_root(path: &Path, flag: &str) -> Result<Metadata<Root>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "no pinned image root at {}: pass {flag} FILE, the root.json that \
+             `bulwark repo init --out` (or the last `repo rotate-root --out`) wrote; \
+             the server's word alone is not trusted for the root",
+            path.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading the pinned root {}", path.display()));
+        }
+    };
+    Metadata::<Root>::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("the pinned root {}: {e}", path.display()))
+}
+
+/// The server's current image root, established from `pinned` (read from
+/// `pinned_path`) by the root-rotation rule: the server's `N.root.json` for
+/// every version after the pinned one up to its `root.json`, each signed by
+/// a threshold of the previous root's keys and of its own
+/// ([`chain_root`]), and the root reached must be exactly the server's
+/// `root.json`. A server older than the pinned root is a rollback; a root
+/// of the same version but other content is another repository. Expiry is
+/// not checked here: intermediate roots may have expired, and whether the
+/// current one may is the caller's decision.
+async fn established_root(
+    api: &Api,
+    pinned: &Metadata<Root>,
+    pinned_path: &Path,
+) -> Result<Metadata<Root>> {
+    let current = current_root(api).await?;
+    let (pinned_v, server_v) = (pinned.signed().version, current.signed().version);
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "the server's image root (version {server_v}) does not chain from the pinned root {} \
+             (version {pinned_v}): {why}; refusing (a compromised server, or the wrong --root/server)",
+            pinned_path.display()
+        )
+    };
+    if server_v < pinned_v {
+        bail!(
+            "the server's image root is version {server_v}, older than the pinned root {} \
+             (version {pinned_v}): rollback refused (is this the right server?)",
+            pinned_path.display()
+        );
+    }
+    if server_v - pinned_v > MAX_ROOT_ROTATIONS {
+        return Err(refuse(format!(
+            "more than {MAX_ROOT_ROTATIONS} rotations to follow"
+        )));
+    }
+    let mut newer = Vec::new();
+    for v in pinned_v + 1..=server_v {
+        let bytes = api
+            .get_bytes(&format!("/api/v1/repo/metadata/{v}.root.json"))
+            .await
+            .with_context(|| format!("fetching root version {v} from the server"))?;
+        let md = Metadata::<Root>::from_slice(&bytes)
+            .map_err(|e| refuse(format!("its root version {v}: {e}")))?;
+        newer.push(md);
+    }
+    let established = chain_root(pinned, &newer).map_err(|e| refuse(e.to_string()))?;
+    let canonical = |md: &Metadata<Root>| md.signed_bytes().map_err(|e| anyhow::anyhow!("{e}"));
+    if canonical(&established)? != canonical(&current)? {
+        return Err(refuse(if server_v == pinned_v {
+            "same version, other content: another image repository".to_owned()
+        } else {
+            format!("its root.json is not its {server_v}.root.json")
+        }));
+    }
+    if server_v > pinned_v {
+        eprintln!(
+            "image root: followed {} signed rotation(s) from the pinned version {pinned_v} ({}) to version {server_v}",
+            server_v - pinned_v,
+            pinned_path.display()
+        );
+    }
+    Ok(established)
 }
 
 async fn upload_root(api: &Api, md: &Metadata<Root>, out: &Path) -> Result<()> {
@@ -422,7 +528,19 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             conn,
         } => {
             let api = Api::from_env(conn.server, conn.token)?;
-            let cur = current_root(&api).await?;
+            // The starting point is the operator's root, never the server's
+            // word: a server could otherwise slip its own keys into the
+            // version the root keys sign.
+            let pinned = load_pinned_root(&out, "--out")?;
+            let cur = established_root(&api, &pinned, &out).await?;
+            if cur.signed().is_expired(OffsetDateTime::now_utc()) {
+                // Rotating is how an expired root is renewed: go on.
+                eprintln!(
+                    "note: the current root version {} expired at {}; the new version renews it",
+                    cur.signed().version,
+                    crate::commands::ts(Some(cur.signed().expires))
+                );
+            }
             let mut root = cur.signed().clone();
             root.version += 1;
             root.expires = OffsetDateTime::now_utc() + ROOT_LIFETIME;
@@ -628,20 +746,30 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
         ReleaseCmd::Sign {
             reference,
             key,
+            root: root_path,
             conn,
         } => {
             let api = Api::from_env(conn.server, conn.token)?;
+            let pinned = load_pinned_root(&root_path, "--root")?;
             let key = load_key(&key)?;
+            let root = established_root(&api, &pinned, &root_path).await?;
+            // Devices refuse an expired root (freeze attack), and a server
+            // withholding a newer root to keep old targets keys in force is
+            // bounded only by this expiry.
+            let now = OffsetDateTime::now_utc();
+            ensure!(
+                !root.signed().is_expired(now),
+                "the image root version {} expired at {}: devices refuse it and so does signing; \
+                 renew it with `bulwark repo rotate-root` first",
+                root.signed().version,
+                crate::commands::ts(Some(root.signed().expires))
+            );
+            ensure_targets_key(root.signed(), &key)?;
             let path = urlencode(&reference);
             let (rel, _): (ReleaseView, _) = api.get(&format!("/api/v1/releases/{path}")).await?;
             let (s, _): (SigningView, _) =
                 api.get(&format!("/api/v1/releases/{path}/signing")).await?;
-            ensure!(
-                s.keyids.iter().any(|k| *k == key.key_id().to_string()),
-                "key {} is not a targets key of the image root",
-                key.key_id()
-            );
-            check_proposal(&api, &rel, &s).await?;
+            check_proposal(&api, root.signed(), &rel, &s).await?;
             let sig = key
                 .sign(s.signed_canonical.as_bytes())
                 .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
@@ -748,12 +876,35 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
 /// server's clock running ahead of this machine's.
 const MAX_TARGETS_LIFETIME: time::Duration = time::Duration::days(366);
 
+/// `key` must be a `targets` key of `root` (the established root, not the
+/// server's list of key ids), under its own key id and with the same key
+/// material, so that its signature counts where devices check it.
+fn ensure_targets_key(root: &Root, key: &SigningKey) -> Result<()> {
+    let id = key.key_id();
+    let listed = root
+        .roles
+        .get("targets")
+        .is_some_and(|r| r.keyids.contains(&id));
+    let same = root.keys.get(&id).is_some_and(|k| {
+        let mine = key.public();
+        k.keytype == mine.keytype
+            && k.scheme == mine.scheme
+            && k.keyval.public == mine.keyval.public
+    });
+    ensure!(
+        listed && same,
+        "key {id} is not a targets key of the image root (version {})",
+        root.version
+    );
+    Ok(())
+}
+
 /// A compromised server could ask signers to sign anything: fetch the
-/// published targets, verify them with the current root, and check that the
-/// proposal is them plus exactly this release, with the digest, length and
-/// install instructions the release shows ([`check_targets_proposal`] has
-/// every rule).
-async fn check_proposal(api: &Api, rel: &ReleaseView, s: &SigningView) -> Result<()> {
+/// published targets, verify them with `root` (established from the pinned
+/// root by [`established_root`]), and check that the proposal is them plus
+/// exactly this release, with the digest, length and install instructions
+/// the release shows ([`check_targets_proposal`] has every rule).
+async fn check_proposal(api: &Api, root: &Root, rel: &ReleaseView, s: &SigningView) -> Result<()> {
     let published = if s.base_version == 0 {
         None
     } else {
@@ -765,9 +916,7 @@ async fn check_proposal(api: &Api, rel: &ReleaseView, s: &SigningView) -> Result
             .await?;
         let md = Metadata::<Targets>::from_slice(&bytes)
             .map_err(|e| anyhow::anyhow!("the published targets: {e}"))?;
-        let root = current_root(api).await?;
-        root.signed()
-            .verify_role("targets", &md)
+        root.verify_role("targets", &md)
             .map_err(|e| anyhow::anyhow!("the published targets are not properly signed: {e}"))?;
         Some(md.signed().clone())
     };

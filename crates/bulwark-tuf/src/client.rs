@@ -334,30 +334,7 @@ impl<F: Fetch, L: LocalMetadata> Updater<F, L> {
 
     fn update_root(&mut self, bytes: &[u8]) -> Result<(), UpdateError> {
         let new = Metadata::<Root>::from_slice(bytes).map_err(malformed("root"))?;
-        let trusted = self.root.signed().version;
-        self.root
-            .signed()
-            .verify_role("root", &new)
-            .map_err(threshold("root (signed by trusted root)", &new))?;
-        let got = new.signed().version;
-        if got <= trusted {
-            return Err(UpdateError::Rollback {
-                role: "root".to_owned(),
-                trusted,
-                new: got,
-            });
-        }
-        if got != trusted + 1 {
-            return Err(UpdateError::VersionMismatch {
-                role: "root".to_owned(),
-                expected: trusted + 1,
-                got,
-                source_of_truth: "the file name",
-            });
-        }
-        new.signed()
-            .verify_role("root", &new)
-            .map_err(threshold("root (signed by itself)", &new))?;
+        crate::chain::next_root(&self.root, &new, "the file name")?;
         self.root = new;
         Ok(())
     }

@@ -15,6 +15,9 @@
 //! - [`Updater`] runs the client workflow of specification section 5 over a
 //!   [`Fetch`] (the network) and a [`LocalMetadata`] (trusted storage), both
 //!   injected; [`TargetVerifier`] checks a target while it streams in.
+//! - [`chain_root`] applies the root-rotation rule to roots in hand: from a
+//!   pinned root to the server's current one, each version signed by the
+//!   threshold of the one before and its own.
 //! - [`check_targets_proposal`] is the signer's side: before a release
 //!   manager signs targets metadata the server proposes, it checks that the
 //!   proposal is the published targets plus exactly the release's target,
@@ -51,11 +54,13 @@
 //! # Trust model
 //!
 //! The only input trusted without verification is the root stored in
-//! [`LocalMetadata`] when the [`Updater`] is created; even that must be
-//! signed by its own threshold. Key ids are taken from the delegating
+//! [`LocalMetadata`] when the [`Updater`] is created (for [`chain_root`],
+//! the `trusted` root passed in); even that must be signed by its own
+//! threshold. Key ids are taken from the delegating
 //! metadata, never recomputed, and two key ids with the same key material
 //! count once towards a threshold.
 
+mod chain;
 mod cjson;
 mod client;
 mod error;
@@ -65,6 +70,7 @@ mod keys;
 mod metadata;
 mod proposal;
 
+pub use chain::chain_root;
 pub use cjson::canonical_json;
 pub use client::{
     Fetch, FetchError, Limits, LocalMetadata, TargetVerifier, Updater, quote_role_name,

@@ -287,7 +287,9 @@ impl ProposalError {
 ///
 /// What this cannot check: that `base_version` is the newest published
 /// version, and that the published targets given are genuine. The caller
-/// verifies the published targets against the trusted root first.
+/// verifies the published targets against a root it trusts first: one
+/// [`chain_root`](crate::chain_root) reached from a pinned root, never the
+/// server's word alone.
 ///
 /// # Errors
 ///

@@ -127,6 +127,35 @@ fn fails(srv: &Running, args: &[&str], needle: &str) {
 }
 
 fn release(srv: &Running, dir: &Path, version: &str, seed: u8, smoke: &str) -> Vec<u8> {
+    let (r, bytes) = publish(srv, dir, version, seed, smoke);
+    let k1 = dir.join("rel-ana.key");
+    let k2 = dir.join("rel-ben.key");
+    // The pinned root is the one `repo init` / `repo rotate-root` wrote.
+    let root = dir.join("root.json");
+    let sign = |key: &Path| {
+        ok(
+            srv,
+            &[
+                "release",
+                "sign",
+                &r,
+                "--key",
+                key.to_str().unwrap(),
+                "--root",
+                root.to_str().unwrap(),
+            ],
+        )
+    };
+    let one = sign(&k1);
+    assert!(one.contains("1 of 2 signatures"), "{one}");
+    let two = sign(&k2);
+    assert!(two.contains("threshold met"), "{two}");
+    bytes
+}
+
+/// Publishes (unsigned) a release of `gateway-fw`; returns its reference
+/// and bytes.
+fn publish(srv: &Running, dir: &Path, version: &str, seed: u8, smoke: &str) -> (String, Vec<u8>) {
     let (file, bytes) = artifact(dir, &format!("fw-{version}.img"), seed, 300_000);
     // The builder's SBOM: an opaque image has no package database for the
     // gate to inventory, and the default policy requires components.
@@ -164,14 +193,7 @@ fn release(srv: &Running, dir: &Path, version: &str, seed: u8, smoke: &str) -> V
         hex::encode(sha2::Sha256::digest(&bytes))
     };
     assert_eq!(out.trim(), want, "publish prints the sha256");
-    let r = format!("gateway-fw@{version}");
-    let k1 = dir.join("rel-ana.key");
-    let k2 = dir.join("rel-ben.key");
-    let one = ok(srv, &["release", "sign", &r, "--key", k1.to_str().unwrap()]);
-    assert!(one.contains("1 of 2 signatures"), "{one}");
-    let two = ok(srv, &["release", "sign", &r, "--key", k2.to_str().unwrap()]);
-    assert!(two.contains("threshold met"), "{two}");
-    bytes
+    (format!("gateway-fw@{version}"), bytes)
 }
 
 #[test]
@@ -554,4 +576,172 @@ fn python_tuf_ngclient_consumes_our_repository() {
         stdout.contains("ok gateway-fw/2.0.0") && stdout.contains("targets v2"),
         "{stdout}"
     );
+}
+
+/// A root of another image repository, version `version`: its own root
+/// (and online) key, but the same release keys as ours, so that only the
+/// root chain can tell them apart. Written to `path`.
+fn foreign_root(dir: &Path, path: &Path, version: u64) {
+    use bulwark_tuf::{Metadata, PublicKey, Root, SigningKey};
+    let (key, _) = SigningKey::generate_ed25519().unwrap();
+    let mut root = Root::new(time::OffsetDateTime::now_utc() + time::Duration::days(365));
+    root.version = version;
+    for role in ["root", "snapshot", "timestamp"] {
+        root.add_key(role, key.public().clone());
+    }
+    for k in ["rel-ana", "rel-ben"] {
+        let public: PublicKey =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{k}.pub"))).unwrap()).unwrap();
+        root.add_key("targets", public);
+    }
+    root.set_threshold("targets", 2);
+    let mut md = Metadata::new(root);
+    md.sign(&key).unwrap();
+    std::fs::write(path, md.to_vec().unwrap()).unwrap();
+}
+
+/// `release sign` trusts the server's root only when it follows from the
+/// pinned root by signed rotations: a server handing over another root (a
+/// compromised server's own, with "published" targets signed by its own
+/// key) is refused before anything is signed, and so are a server older
+/// than the pinned root and a missing pinned root. `repo rotate-root`
+/// starts from the pinned root the same way.
+#[test]
+fn release_sign_refuses_a_root_that_does_not_chain_from_the_pinned_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let srv = start_server(&d.join("data"));
+    for (k, role) in [
+        ("root-1", "root"),
+        ("rel-ana", "targets"),
+        ("rel-ben", "targets"),
+    ] {
+        let out = d.join(format!("{k}.key"));
+        ok(
+            &srv,
+            &[
+                "keys",
+                "generate",
+                "--role",
+                role,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+    }
+    let root = d.join("root.json");
+    let root_v1 = {
+        ok(
+            &srv,
+            &[
+                "repo",
+                "init",
+                "--root-key",
+                d.join("root-1.key").to_str().unwrap(),
+                "--targets-pub",
+                d.join("rel-ana.pub").to_str().unwrap(),
+                "--targets-pub",
+                d.join("rel-ben.pub").to_str().unwrap(),
+                "--targets-threshold",
+                "2",
+                "--out",
+                root.to_str().unwrap(),
+            ],
+        );
+        std::fs::read(&root).unwrap()
+    };
+    // Targets version 1 is published: the next proposal builds on it.
+    release(&srv, d, "1.0.0", 1, "true");
+    let (r, _) = publish(&srv, d, "1.1.0", 2, "true");
+    let sign = |root: &Path| {
+        run(srv
+            .cli()
+            .args(["release", "sign", &r, "--key"])
+            .arg(d.join("rel-ana.key"))
+            .arg("--root")
+            .arg(root)
+            .env("BULWARK_KEY_PASSPHRASE", "correct horse battery"))
+    };
+
+    // Another repository's root, same version: not the server's root.
+    let other = d.join("other-root.json");
+    foreign_root(d, &other, 1);
+    let (code, out, err) = sign(&other);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("does not chain from the pinned root")
+            && err.contains("other-root.json")
+            && err.contains("another image repository"),
+        "{err}"
+    );
+    // A pinned root newer than the server's: rollback.
+    let newer = d.join("newer-root.json");
+    foreign_root(d, &newer, 7);
+    let (code, out, err) = sign(&newer);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("rollback refused"), "{err}");
+    // No pinned root: say which option and which file.
+    let (code, out, err) = sign(&d.join("missing.json"));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("--root") && err.contains("repo init --out"),
+        "{err}"
+    );
+    // None of the refusals signed: the right root gives the first signature.
+    let (code, out, err) = sign(&root);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 of 2 signatures"), "{out}");
+
+    // rotate-root starts from the pinned root in --out, too.
+    for (pinned, needle) in [
+        (&other, "does not chain from the pinned root"),
+        (&d.join("missing.json"), "pass --out FILE"),
+    ] {
+        fails(
+            &srv,
+            &[
+                "repo",
+                "rotate-root",
+                "--key",
+                d.join("root-1.key").to_str().unwrap(),
+                "--targets-threshold",
+                "1",
+                "--out",
+                pinned.to_str().unwrap(),
+            ],
+            needle,
+        );
+    }
+    assert_eq!(std::fs::read(&root).unwrap(), root_v1);
+    let shown = ok(&srv, &["repo", "show"]);
+    assert!(shown.contains("version:  1"), "{shown}");
+
+    // A signer pinned at version 1 follows a rotation to version 2.
+    let pinned_v1 = d.join("root-v1.json");
+    std::fs::write(&pinned_v1, &root_v1).unwrap();
+    let out = ok(
+        &srv,
+        &[
+            "repo",
+            "rotate-root",
+            "--key",
+            d.join("root-1.key").to_str().unwrap(),
+            "--out",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("root version 2 accepted"), "{out}");
+    let (code, out, err) = run(srv
+        .cli()
+        .args(["release", "sign", &r, "--key"])
+        .arg(d.join("rel-ben.key"))
+        .arg("--root")
+        .arg(&pinned_v1)
+        .env("BULWARK_KEY_PASSPHRASE", "correct horse battery"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("followed 1 signed rotation(s) from the pinned version 1"),
+        "{err}"
+    );
+    assert!(out.contains("signatures"), "{out}");
 }

@@ -4,3 +4,4 @@
 mod attacks;
 mod fixtures;
 mod proposals;
+mod root_chain;
