@@ -55,6 +55,7 @@ mod clock;
 mod config;
 pub mod device;
 mod error;
+pub mod follow;
 pub mod gate;
 pub mod gateway;
 mod journal;
@@ -89,7 +90,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// How often the revocation set is reloaded from the store.
+/// How often the revocation set is reloaded from the store in any case (a
+/// revocation made through another process arrives sooner, through the
+/// journal: see [`follow`]).
 pub const REVOCATION_RELOAD: Duration = Duration::from_secs(10);
 
 /// A running server.
@@ -310,6 +313,8 @@ impl Server {
             stopped(stop_rx.clone()),
         ));
         tasks.spawn(webhooks::worker(state.clone(), stopped(stop_rx.clone())));
+        // Other processes sharing the store: their changes reach this one.
+        tasks.spawn(follow::run(state.clone(), stopped(stop_rx.clone())));
         tasks.spawn(background(
             state.clone(),
             config.checkin_flush,

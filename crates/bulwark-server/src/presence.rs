@@ -144,6 +144,11 @@ impl Presence {
         }
     }
 
+    /// Whether the device is cached here.
+    pub(crate) fn contains(&self, id: &DeviceId) -> bool {
+        self.shard(id).contains_key(id)
+    }
+
     pub(crate) fn mark_revoked(&self, id: &DeviceId) {
         if let Some(e) = self.shard(id).get_mut(id) {
             e.revoked = true;

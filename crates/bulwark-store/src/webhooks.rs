@@ -130,6 +130,17 @@ pub trait WebhookStore: Send + Sync {
     async fn enqueue_deliveries(&self, new: &[NewDelivery], now: OffsetDateTime) -> Result<()>;
     /// Pending deliveries due at `now`, oldest first.
     async fn due_deliveries(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Delivery>>;
+    /// Claims up to `limit` deliveries due at `now` for one worker: in one
+    /// statement their next attempt moves to `lease_until`, so no other
+    /// process sharing the store sees them as due until the lease passes
+    /// (then, if the claimant died without recording an attempt, another
+    /// takes them). Two concurrent claims never return the same delivery.
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
     /// Records an attempt of a delivery.
     async fn record_attempt(
         &self,
@@ -292,6 +303,30 @@ macro_rules! impl_webhook_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::delivery_rec).collect()
+            }
+
+            async fn claim_deliveries(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<Delivery>> {
+                // The outer WHERE repeats the due condition: under
+                // PostgreSQL's READ COMMITTED a claim that waited on
+                // another's row lock re-checks the row it would update and
+                // skips it once its lease moved (SQLite runs one writer at
+                // a time).
+                let rows = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "UPDATE webhook_deliveries SET next_attempt_at = $1 \
+                     WHERE id IN (SELECT id FROM webhook_deliveries \
+                                  WHERE state = 'pending' AND next_attempt_at <= $2 \
+                                  ORDER BY next_attempt_at, id LIMIT $3) \
+                       AND state = 'pending' AND next_attempt_at <= $2 \
+                     RETURNING {DELIVERY_COLUMNS}"
+                )))
+                .bind(ms(lease_until))
+                .bind(ms(now))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: Vec<Delivery> = rows.iter().map(Self::delivery_rec).collect::<Result<_>>()?;
+                out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                Ok(out)
             }
 
             async fn record_attempt(&self, id: &str, outcome: &AttemptOutcome, now: OffsetDateTime) -> Result<()> {

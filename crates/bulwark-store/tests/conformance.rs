@@ -1280,6 +1280,47 @@ async fn webhooks_and_the_delivery_outbox(store: Arc<dyn Store>) {
     // Deliveries are not journaled.
     assert_eq!(journal_size(&*store).await, j0 + 1);
 
+    // Claims: a claimed delivery is not due for anyone else until its
+    // lease passes; concurrent claims split the due ones.
+    let t = later + time::Duration::seconds(1);
+    let lease = t + time::Duration::seconds(30);
+    store
+        .enqueue_deliveries(&[d(4), d(5), d(6), d(7)], t)
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        store.claim_deliveries(t, lease, 3),
+        store.claim_deliveries(t, lease, 3)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<&str> = a.iter().chain(&b).map(|d| d.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["d4", "d5", "d6", "d7"], "each claimed exactly once");
+    assert!(
+        store
+            .claim_deliveries(t, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.due_deliveries(t, 10).await.unwrap().is_empty());
+    store
+        .record_attempt("d4", &AttemptOutcome::Delivered { status: 204 }, t)
+        .await
+        .unwrap();
+    // The claimant of the others died: after the lease they are due again.
+    let again = store
+        .claim_deliveries(lease, lease + time::Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = again.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["d5", "d6", "d7"]);
+    assert!(
+        again
+            .iter()
+            .all(|d| d.attempts == 0 && d.state == "pending")
+    );
+
     store.enqueue_deliveries(&[d(3)], later).await.unwrap();
     assert!(store.remove_webhook("h1", &at(later)).await.unwrap());
     assert!(!store.remove_webhook("h1", &at(later)).await.unwrap());

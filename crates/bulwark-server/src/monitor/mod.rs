@@ -69,6 +69,8 @@ pub struct Monitor {
     closing: tokio::sync::watch::Sender<bool>,
     /// The external broker connection, in external broker mode.
     pub(crate) broker: crate::broker::BrokerLink,
+    /// The profile version installed for each group.
+    profile_versions: Mutex<HashMap<String, String>>,
     /// Finished telemetry minutes and latest samples, waiting for the
     /// background writer.
     pub history: history::HistoryBuffer,
@@ -87,6 +89,10 @@ impl Monitor {
         profiles: Vec<Profile>,
         shards: usize,
     ) -> (Arc<Monitor>, std::sync::mpsc::Receiver<FleetOutput>) {
+        let profile_versions = profiles
+            .iter()
+            .map(|p| (p.group.clone(), p.version.clone()))
+            .collect();
         let (engine, rx) = FleetEngine::new(profiles, shards);
         let (events, _) = broadcast::channel(STREAM_BUFFER);
         (
@@ -102,6 +108,7 @@ impl Monitor {
                 closing: tokio::sync::watch::channel(false).0,
                 broker: crate::broker::BrokerLink::default(),
                 history: history::HistoryBuffer::default(),
+                profile_versions: Mutex::new(profile_versions),
             }),
             rx,
         )
@@ -109,6 +116,10 @@ impl Monitor {
 
     /// Installs a group's new profile version.
     pub fn set_profile(&self, profile: Profile) {
+        self.profile_versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(profile.group.clone(), profile.version.clone());
         if !self.engine.set_profile(profile) {
             tracing::error!("detection engine stopped; profile not applied");
         }
@@ -321,6 +332,26 @@ impl Monitor {
                 })
                 .await;
         });
+    }
+
+    /// The profile version installed for `group` here, if any.
+    pub fn profile_version(&self, group: &str) -> Option<String> {
+        self.profile_versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(group)
+            .cloned()
+    }
+
+    /// Closes a device's gateway session at this process, if it has one
+    /// (no isolate command: for a revoked certificate).
+    pub fn close(&self, device: DeviceId, reason: &str) {
+        if let Some(tx) = self.sessions.take(&device) {
+            let _ = tx.try_send(bulwark_mqtt::SessionCommand::Close {
+                code: bulwark_mqtt::CloseCode::NotAuthorized,
+                reason: reason.to_owned(),
+            });
+        }
     }
 
     /// A device's latest isolation report, if it sent one since start.

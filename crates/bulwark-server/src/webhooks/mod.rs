@@ -16,7 +16,9 @@
 //! ```
 //!
 //! A 2xx answer delivers; anything else (or no answer within 10 s) is
-//! retried after 1, 2, 4, … 64 s, [`MAX_ATTEMPTS`] attempts in all. Receivers
+//! retried after 1, 2, 4, … 64 s, [`MAX_ATTEMPTS`] attempts in all. Each
+//! attempt is claimed by one server process in the store (a lease of 30 s),
+//! so processes sharing one database deliver each alert once. Receivers
 //! should check the signature in constant time and refuse timestamps older
 //! than a few minutes (replay). Redirects are not followed.
 //!
@@ -53,6 +55,9 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const SECRET_CONTEXT: &[u8] = b"bulwark webhook secret v1";
 /// Deliveries attempted per worker pass.
 const BATCH: u32 = 64;
+/// How long a claimed delivery is this process's: longer than an attempt
+/// takes, after which a delivery whose claimant died is due again.
+const CLAIM_LEASE: Duration = Duration::from_secs(3 * ATTEMPT_TIMEOUT.as_secs());
 
 /// The wait before attempt `attempts_made + 1`: 1 s, 2 s, 4 s, … capped at
 /// 64 s.
@@ -332,7 +337,11 @@ pub(crate) async fn worker(state: AppState, stop: impl std::future::Future<Outpu
         }
         loop {
             let now = state.0.clock.now();
-            let due = match state.0.store.due_deliveries(now, BATCH).await {
+            // Claimed, not just read: several server processes may share
+            // the store, and each delivery is attempted by one of them.
+            let lease =
+                now + time::Duration::try_from(CLAIM_LEASE).unwrap_or(time::Duration::MINUTE);
+            let due = match state.0.store.claim_deliveries(now, lease, BATCH).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading due webhook deliveries failed");

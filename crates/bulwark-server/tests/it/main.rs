@@ -13,4 +13,5 @@ mod journal_routes;
 mod journal_tamper;
 mod journal_tiles;
 mod openapi;
+mod replicas;
 mod update_attacks;
