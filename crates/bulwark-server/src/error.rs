@@ -39,6 +39,12 @@ pub enum ApiError {
     /// The request collides with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// The stored journal lacks what the request needs (a row deleted or
+    /// its hashes damaged): `bulwark audit verify` names the bad entry.
+    #[error(
+        "the stored journal is damaged ({0}); run `bulwark audit verify` to find the bad entry"
+    )]
+    JournalDamaged(String),
     /// The release gate blocks this release; the message lists every reason.
     #[error("{0}")]
     GateBlocked(String),
@@ -94,6 +100,7 @@ impl ApiError {
             // 409
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::GateBlocked(_) => (StatusCode::CONFLICT, "gate_blocked"),
+            ApiError::JournalDamaged(_) => (StatusCode::CONFLICT, "journal_damaged"),
             ApiError::GatePending(_) => (StatusCode::CONFLICT, "gate_pending"),
             // 410
             ApiError::EnrollTokenExpired => (StatusCode::GONE, "enrollment_token_expired"),

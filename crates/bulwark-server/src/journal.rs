@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bulwark_store::Store;
 use bulwark_tlog::{Checkpoint, Hash, NodeSource, NoteSigner};
 
+use crate::error::ApiError;
+
 /// The journal's identity and signing key.
 pub(crate) struct Journal {
     pub(crate) signer: NoteSigner,
@@ -62,17 +64,31 @@ impl Journal {
 }
 
 /// Runs `f` (a proof or tile computation) against the store's nodes,
-/// fetching exactly the ones it needs in one batch.
+/// fetching exactly the ones it needs in one batch. A node the store
+/// cannot give (a deleted or damaged row) is
+/// [`ApiError::JournalDamaged`], not a server error.
 pub(crate) async fn with_nodes<T>(
     store: &dyn Store,
     f: impl Fn(&dyn NodeSource) -> bulwark_tlog::Result<T>,
-) -> anyhow::Result<T> {
-    let keys = bulwark_tlog::nodes_needed(&f)?;
-    let hashes = store.journal_nodes(&keys).await?;
+) -> Result<T, ApiError> {
+    let keys = bulwark_tlog::nodes_needed(&f).map_err(tlog_error)?;
+    let hashes = store.journal_nodes(&keys).await.map_err(|e| match e {
+        bulwark_store::Error::Corrupt { what, detail } => {
+            ApiError::JournalDamaged(format!("{what}: {detail}"))
+        }
+        other => ApiError::from(other),
+    })?;
     let map: HashMap<(u8, u64), Hash> = keys
         .into_iter()
         .zip(hashes)
         .filter_map(|(k, h)| h.map(|h| (k, h)))
         .collect();
-    Ok(f(&map)?)
+    f(&map).map_err(tlog_error)
+}
+
+fn tlog_error(e: bulwark_tlog::Error) -> ApiError {
+    match e {
+        bulwark_tlog::Error::MissingNode { .. } => ApiError::JournalDamaged(e.to_string()),
+        other => ApiError::internal(other),
+    }
 }

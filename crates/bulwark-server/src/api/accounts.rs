@@ -188,7 +188,8 @@ pub(crate) async fn list_tokens(
 /// Revoke an API token (one's own, or any for admins).
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 204), (status = 404, body = bulwark_proto::ErrorBody)))]
+    responses((status = 204), (status = 404, body = bulwark_proto::ErrorBody),
+        (status = 409, description = "already revoked", body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     Authorized(caller, _): Authorized<need::ManageOwnTokens>,

@@ -82,7 +82,8 @@ pub(crate) async fn entries(
 
 /// One entry with its inclusion proof against a signed checkpoint.
 #[utoipa::path(get, path = "/api/v1/audit/entries/{seq}", tag = "audit", params(("seq" = u64, Path, description = "Sequence number"), ProofQuery),
-    responses((status = 200, body = InclusionView), (status = 404, body = bulwark_proto::ErrorBody)))]
+    responses((status = 200, body = InclusionView), (status = 400, body = bulwark_proto::ErrorBody), (status = 404, body = bulwark_proto::ErrorBody),
+        (status = 409, description = "the stored journal is damaged (`journal_damaged`)", body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn entry(
     State(state): State<AppState>,
     _: Authorized<need::ReadFleet>,
@@ -113,8 +114,7 @@ pub(crate) async fn entry(
     let proof = with_nodes(&*state.0.store, |src| {
         bulwark_tlog::inclusion_proof(seq, size, src)
     })
-    .await
-    .map_err(ApiError::Internal)?;
+    .await?;
     Ok(Json(InclusionView {
         entry: view(row),
         size,
@@ -125,7 +125,8 @@ pub(crate) async fn entry(
 
 /// RFC 9162 consistency proof between two tree sizes.
 #[utoipa::path(get, path = "/api/v1/audit/consistency", tag = "audit", params(ProofQuery),
-    responses((status = 200, body = ConsistencyView), (status = 400, body = bulwark_proto::ErrorBody)))]
+    responses((status = 200, body = ConsistencyView), (status = 400, body = bulwark_proto::ErrorBody), (status = 404, body = bulwark_proto::ErrorBody),
+        (status = 409, description = "the stored journal is damaged (`journal_damaged`)", body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn consistency(
     State(state): State<AppState>,
     _: Authorized<need::ReadFleet>,
@@ -147,8 +148,7 @@ pub(crate) async fn consistency(
     let proof = with_nodes(&*state.0.store, |src| {
         bulwark_tlog::consistency_proof(from, size, src)
     })
-    .await
-    .map_err(ApiError::Internal)?;
+    .await?;
     Ok(Json(ConsistencyView {
         from,
         size,
@@ -256,7 +256,8 @@ fn parse_tile_path(path: &str) -> Option<TileRequest> {
 
 /// tlog-tiles: hash tiles and entry bundles, for transparency tooling.
 #[utoipa::path(get, path = "/api/v1/audit/log/{path}", tag = "audit", params(("path" = String, Path, description = "tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]")),
-    responses((status = 200, description = "tile bytes", content_type = "application/octet-stream"), (status = 404, body = bulwark_proto::ErrorBody)))]
+    responses((status = 200, description = "tile bytes", content_type = "application/octet-stream"), (status = 404, body = bulwark_proto::ErrorBody),
+        (status = 409, description = "the stored journal is damaged (`journal_damaged`)", body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn log_tile(
     State(state): State<AppState>,
     _: Authorized<need::ReadFleet>,
@@ -285,15 +286,21 @@ pub(crate) async fn log_tile(
             with_nodes(&*state.0.store, |src| {
                 bulwark_tlog::tile_bytes(level, req.index, w, src)
             })
-            .await
-            .map_err(ApiError::Internal)?
+            .await?
         }
         None => {
-            let rows = state
-                .0
-                .store
-                .journal_entries(req.index * 256, width as u32)
-                .await?;
+            let first = req.index * 256;
+            let rows = state.0.store.journal_entries(first, width as u32).await?;
+            // A bundle is exactly its entries: a deleted row is reported,
+            // not served as a shorter or shifted bundle.
+            let gap = (first..)
+                .zip(&rows)
+                .find(|(want, r)| r.seq != *want)
+                .map(|(want, _)| want)
+                .or_else(|| (rows.len() as u64 != width).then(|| first + rows.len() as u64));
+            if let Some(seq) = gap {
+                return Err(ApiError::JournalDamaged(format!("entry {seq} is missing")));
+            }
             let refs: Vec<&[u8]> = rows.iter().map(|r| r.entry.as_slice()).collect();
             bulwark_tlog::encode_entry_bundle(&refs).map_err(ApiError::internal)?
         }

@@ -366,7 +366,7 @@ pub struct DetectionAlertView {
     /// What happened.
     pub message: String,
     /// The datapoints that fired it: `[{time, metric, value}]`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     pub evidence: serde_json::Value,
     /// Time of the datapoint that fired it (server clock at receipt).
     #[serde(with = "time::serde::rfc3339")]
@@ -790,7 +790,8 @@ pub struct GateView {
     /// `scanning`, `pass` or `block`.
     pub state: String,
     /// When the artifact was scanned.
-    #[serde(default)]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub scanned_at: Option<OffsetDateTime>,
     /// How the artifact was recognised (`tar+gzip`, `oci-archive`, …).
     #[serde(default)]
@@ -860,12 +861,16 @@ pub struct WaiverView {
     /// Why.
     pub reason: String,
     /// Expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
     /// Expired already.
     pub expired: bool,
     /// Who added it.
     pub created_by: String,
     /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
@@ -890,6 +895,8 @@ pub struct AlertView {
     /// What happened.
     pub message: String,
     /// When raised.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 

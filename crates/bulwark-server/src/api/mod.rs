@@ -62,9 +62,104 @@ pub(crate) fn valid_name(s: &str) -> bool {
         crate::device::updates::image_metadata, crate::device::updates::director_metadata,
         crate::device::updates::blob, crate::device::updates::update_report,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 struct ApiDoc;
+
+/// The answers every route can give that no handler names: 401 without
+/// credentials, 400/413/415 for a body, 408 for the request timeout, 429
+/// and 503 from the API's admission limits. Device-listener routes are
+/// marked with their own server (mutual TLS on another port).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+        let error = |description: &str| -> RefOr<Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            let device = path.starts_with("/api/v1/device/") || path == "/api/v1/enroll";
+            let public = path == "/api/v1/enroll";
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut add = |code: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| error(description));
+                };
+                if !public {
+                    add(
+                        "401",
+                        if device {
+                            "no valid device client certificate"
+                        } else {
+                            "missing or invalid API token"
+                        },
+                    );
+                    add(
+                        "403",
+                        if device {
+                            "the device or its certificate is revoked, unknown or replaced"
+                        } else {
+                            "the caller's role does not allow this"
+                        },
+                    );
+                }
+                if path.contains('{') {
+                    add("400", "a malformed path parameter");
+                    add("404", "no such object");
+                }
+                if op.request_body.is_some() {
+                    add("400", "malformed body or invalid fields");
+                    add("413", "body over the size limit");
+                    add("415", "wrong content type");
+                }
+                add("408", "the request took longer than the server allows");
+                if !device {
+                    add("429", "too many requests of this caller in flight");
+                    add("503", "the server is at capacity");
+                }
+                if device {
+                    use utoipa::openapi::server::{ServerBuilder, ServerVariableBuilder};
+                    op.servers = Some(vec![
+                        ServerBuilder::new()
+                            .url("https://{device_listener}")
+                            .description(Some(
+                                "the device listener (mutual TLS with a device certificate), \
+                                 not the API listener",
+                            ))
+                            .parameter(
+                                "device_listener",
+                                ServerVariableBuilder::new()
+                                    .default_value("127.0.0.1:8443")
+                                    .description(Some("the `device_listen` address")),
+                            )
+                            .build(),
+                    ]);
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 
@@ -143,6 +238,10 @@ fn next_request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "request-id prefix, drawn once per process: not a secret"
+    )]
     let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_owned());
     format!("{prefix}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }

@@ -381,13 +381,20 @@ pub(crate) fn detection_view(a: &DetectionAlert) -> DetectionAlertView {
         profile_version: a.profile_version.clone(),
         action: a.action.clone(),
         message: a.message.clone(),
-        evidence: serde_json::from_str(&a.evidence).unwrap_or(serde_json::Value::Null),
+        // Always a list, as documented (an unreadable stored one is empty).
+        evidence: serde_json::from_str::<Vec<serde_json::Value>>(&a.evidence)
+            .map(serde_json::Value::Array)
+            .unwrap_or_else(|_| serde_json::Value::Array(Vec::new())),
         observed_at: a.observed_at,
         created_at: a.created_at,
     }
 }
 
 /// Turns an engine alert into a stored alert.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "alert row id, not a secret: ids need no RandomSource"
+)]
 fn stored_alert(
     group: &str,
     a: &bulwark_detect::Alert,

@@ -105,6 +105,11 @@ async fn api_cases() {
         if status.is_server_error() {
             problems.push("server error".into());
         }
+        if let Err(e) =
+            crate::conform::check(&case.method, &subst(&case.path), status.as_u16(), &bytes)
+        {
+            problems.push(e);
+        }
         if !status.is_success() {
             match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(body) => {

@@ -79,7 +79,7 @@ impl Admin {
     ) -> (u16, Value) {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -87,6 +87,9 @@ impl Admin {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap();
+        if let Err(e) = crate::conform::check(method.as_str(), path, status, &bytes) {
+            panic!("the response does not match the OpenAPI document: {e}");
+        }
         (
             status,
             if bytes.is_empty() {

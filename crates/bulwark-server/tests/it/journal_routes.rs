@@ -439,6 +439,9 @@ async fn every_mutating_route_journals_exactly_one_entry() {
             "{key}: {status} {}",
             String::from_utf8_lossy(&body)
         );
+        if let Err(e) = crate::conform::check(c.method, &c.uri, status.as_u16(), &body) {
+            panic!("{key}: the response does not match the OpenAPI document: {e}");
+        }
         let after = fx.store.journal_root().await.unwrap().0;
         assert_eq!(after, before + 1, "{key} must journal exactly one entry");
         if key == "post /api/v1/releases" {

@@ -184,6 +184,39 @@ async fn case(how: Tamper, postgres: bool) -> Result<bulwark_audit::Report, Fail
         assert_eq!(e["entry"].is_null(), garbled, "{how:?}: {e}");
         assert_eq!(e["problem"].is_string(), garbled, "{how:?}: {e}");
     }
+    // Proofs, tiles and bundles over the damage: never a server error.
+    // A deleted row leaves nodes the server cannot compute: 409
+    // `journal_damaged`, naming `audit verify`.
+    let (size, _) = store.journal_root().await.unwrap();
+    for path in [
+        "/api/v1/audit/entries/5".to_owned(),
+        "/api/v1/audit/entries/3?size=8".to_owned(),
+        format!("/api/v1/audit/consistency?from=2&size={}", size.min(8)),
+        format!("/api/v1/audit/log/tile/0/000.p/{}", size.min(8)),
+        format!("/api/v1/audit/log/tile/entries/000.p/{}", size.min(8)),
+    ] {
+        let resp = reqwest::Client::new()
+            .get(format!("http://{}{path}", server.api_addr()))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        assert!(
+            matches!(status, 200 | 404 | 409),
+            "{how:?} {path}: {status} {body}"
+        );
+        if status == 409 {
+            assert!(
+                body.contains("journal_damaged") && body.contains("audit verify"),
+                "{how:?} {path}: {body}"
+            );
+        }
+        if matches!(how, Tamper::Delete) && path.contains("entries/000") {
+            assert_eq!(status, 409, "{how:?} {path}: a bundle with a hole");
+        }
+    }
     let evidence = Evidence {
         entries: entries
             .iter()
