@@ -350,6 +350,7 @@ impl Agent {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    #[expect(clippy::disallowed_methods, reason = "the agent is an edge: a telemetry sample carries the device's wall-clock time")]
                     let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
                     let Some(sample) = source.sample(now_ms) else { continue };
                     let bytes = sample

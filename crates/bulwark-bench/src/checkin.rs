@@ -302,6 +302,10 @@ async fn measure(
     tokio::time::sleep_until(begin.into()).await;
     let mut set = load::start(prepared, window);
     tokio::time::sleep_until(window.measure_from.into()).await;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "benchmark harness: the measured window in wall-clock time"
+    )]
     let window_start_wall = time::OffsetDateTime::now_utc();
     let cpu0 = (stats::cpu_time(pid), stats::cpu_time(None));
     let busy0 = stats::machine_busy();

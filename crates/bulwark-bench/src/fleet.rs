@@ -119,11 +119,19 @@ pub(crate) async fn bulk_insert(
     let store = bulwark_store::open(&url)
         .await
         .with_context(|| format!("opening {url}"))?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "benchmark harness: certificates valid from now"
+    )]
     let now = time::OffsetDateTime::now_utc();
     let not_after = now + time::Duration::days(365);
     let mut done = 0u64;
     while done < count {
         let n = (count - done).min(INSERT_BATCH as u64);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "benchmark harness: random device ids and serials"
+        )]
         let batch: Vec<NewDevice> = (done..done + n)
             .map(|i| NewDevice {
                 id: DeviceId::from_uuid(uuid::Uuid::new_v4()),

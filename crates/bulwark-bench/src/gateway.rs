@@ -792,6 +792,10 @@ fn telemetry_topic(id: &str) -> String {
 /// encoded.
 fn typical_telemetry(encoding: Encoding) -> anyhow::Result<Vec<u8>> {
     use bulwark_proto::telemetry::{Connection, ConnectionState};
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "benchmark harness: samples carry the wall-clock time"
+    )]
     let t = Telemetry {
         schema: TELEMETRY_SCHEMA,
         time: time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000,
@@ -854,6 +858,10 @@ fn typical_telemetry(encoding: Encoding) -> anyhow::Result<Vec<u8>> {
 
 /// One encoded telemetry sample listening on `ports`.
 fn telemetry(ports: &[u16], encoding: Encoding) -> anyhow::Result<Vec<u8>> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "benchmark harness: samples carry the wall-clock time"
+    )]
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000;
     let t = Telemetry {
         schema: TELEMETRY_SCHEMA,
@@ -1733,6 +1741,10 @@ impl Mosquitto {
                 tls: client_tls(&ca.pem, &c, &k)?,
             })
         };
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "benchmark harness: random device names"
+        )]
         let who: Vec<Identity> = (0..connections)
             .map(|_| ident(&uuid::Uuid::new_v4().to_string()))
             .collect::<anyhow::Result<_>>()?;

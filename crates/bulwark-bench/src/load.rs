@@ -104,6 +104,10 @@ pub(crate) fn prepare(states: &[StateFile]) -> anyhow::Result<Vec<Arc<Device>>> 
                 .with_client_auth_cert(chain, key)?;
             cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
             let inv = inventory(&format!("bench-{}", s.device_id));
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "benchmark harness: a boot id per simulated device"
+            )]
             let mut req = CheckinRequest {
                 agent_version: bulwark_agent::AGENT_VERSION.to_owned(),
                 boot_id: Some(uuid::Uuid::new_v4().to_string()),

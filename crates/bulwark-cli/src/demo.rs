@@ -237,6 +237,10 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
         .with_context(|| format!("reading {}", token_file.display()))?
         .trim()
         .to_owned();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the demo's throwaway key passphrase: 122 bits from the OS RNG, drawn at the edge"
+    )]
     let passphrase = uuid::Uuid::new_v4().to_string();
     crate::release::write_file(&work.join("keys/passphrase"), passphrase.as_bytes(), 0o600)?;
     let ctl = Ctl {
@@ -495,6 +499,10 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
     step(7, "A Mirai-like telnet scan from a few devices");
     let (_, prod, _) = &running[1];
     let attackers = prod.attackers().to_vec();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the CLI is an edge: the demo times quarantine from the wall clock"
+    )]
     let attack_at = OffsetDateTime::now_utc();
     let t = Instant::now();
     prod.launch_attack();

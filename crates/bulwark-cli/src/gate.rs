@@ -246,6 +246,10 @@ pub(crate) fn scan(a: ScanArgs) -> Result<ExitCode> {
         Some(p) => Policy::from_json(&read_limited(p, 1 << 20)?)?,
         None => Policy::default(),
     };
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the CLI is an edge: it passes the time to the pure gate (`evaluate`)"
+    )]
     let now = OffsetDateTime::now_utc();
     let waivers: Vec<Waiver> = match &a.waivers {
         Some(p) => {
@@ -298,6 +302,10 @@ pub(crate) fn scan(a: ScanArgs) -> Result<ExitCode> {
     };
     let verdict = evaluate(&policy, 0, subject, &waivers, now);
     if let Some(out) = &a.sbom_out {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "SBOM serial number: unique, not a secret"
+        )]
         let doc = scan.sbom.to_cyclonedx_1_6(uuid::Uuid::new_v4(), now)?;
         std::fs::write(out, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("writing {}", out.display()))?;

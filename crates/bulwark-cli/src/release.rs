@@ -498,6 +498,10 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
                 .iter()
                 .map(|p| load_key(p))
                 .collect::<Result<_>>()?;
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the CLI is an edge: a new root's expiry counts from now"
+            )]
             let mut root = Root::new(OffsetDateTime::now_utc() + ROOT_LIFETIME);
             for k in &keys {
                 root.add_key("root", k.public().clone());
@@ -516,6 +520,10 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             }
             upload_root(&api, &md, &out).await?;
         }
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the CLI is an edge: the current root's expiry and the new one's are judged against now"
+        )]
         RepoCmd::RotateRoot {
             keys,
             add_root,
@@ -756,6 +764,10 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             // Devices refuse an expired root (freeze attack), and a server
             // withholding a newer root to keep old targets keys in force is
             // bounded only by this expiry.
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the CLI is an edge: it passes the time to the root's expiry check"
+            )]
             let now = OffsetDateTime::now_utc();
             ensure!(
                 !root.signed().is_expired(now),
@@ -939,6 +951,10 @@ async fn check_proposal(api: &Api, root: &Root, rel: &ReleaseView, s: &SigningVi
         sha256: rel.sha256.clone(),
         custom: Some(custom),
     };
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the CLI is an edge: it passes the time to the pure proposal check"
+    )]
     let summary = check_targets_proposal(
         s.signed_canonical.as_bytes(),
         published.as_ref(),

@@ -128,6 +128,10 @@ pub(crate) async fn sim(args: SimArgs) -> Result<()> {
     );
     let fleet = fleet.start()?;
     if let Some(a) = args.attack {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the CLI is an edge: it passes the attack time to the simulator"
+        )]
         let at = time::OffsetDateTime::now_utc()
             + time::Duration::try_from(args.attack_at).unwrap_or(time::Duration::ZERO);
         eprintln!(

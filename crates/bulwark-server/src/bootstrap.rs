@@ -270,6 +270,10 @@ pub(crate) fn tuf_key(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests run against the real clock"
+)]
 mod tests {
     use super::*;
     use bulwark_pki::SystemRandom;

@@ -211,6 +211,10 @@ async fn consume_from<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "MQTT client id, unique per connection: not a secret"
+    )]
     let mut opts = ClientOptions::new(
         format!("bulwark-server-{}", uuid::Uuid::new_v4().simple()),
         Version::V5,

@@ -334,6 +334,10 @@ pub(crate) async fn add_webhook(
         return Err(ApiError::InvalidFields(problems));
     }
     let now = state.0.clock.now();
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "webhook row id, not a secret: ids need no RandomSource"
+    )]
     let row = bulwark_store::WebhookRow {
         id: uuid::Uuid::new_v4().simple().to_string(),
         url: req.url.trim().to_owned(),

@@ -68,6 +68,10 @@ impl BlobStore {
         body: Body,
         expected_sha256: Option<&str>,
     ) -> Result<(String, u64), ApiError> {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "temporary file name, unique per upload: not a secret"
+        )]
         let tmp = self
             .root
             .join("tmp")
