@@ -58,6 +58,7 @@ impl Layer {
 /// Every package of the workspace and of `fuzz/`, by package name. A
 /// package missing here is an error: a new crate needs a layer.
 const LAYERS: &[(&str, Layer)] = &[
+    ("bulwark-api", Layer::Vocabulary),
     ("bulwark-proto", Layer::Vocabulary),
     ("bulwark-sbom", Layer::Vocabulary),
     ("bulwark-pkgdb", Layer::Domain),
@@ -94,8 +95,8 @@ const ALLOWED_EDGES: &[(&str, &str, &str)] = &[
     (
         "bulwark-cli",
         "bulwark-server",
-        "`bulwark server` and `bulwark demo` run the server in process, and the API client \
-         reads the server's `api::dto` types",
+        "`bulwark server` and `bulwark demo` run the server in process (the API types come \
+         from `bulwark-api`)",
     ),
     (
         "bulwark-cli",

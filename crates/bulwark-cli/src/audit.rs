@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use base64::Engine as _;
-use bulwark_audit::{Evidence, EvidenceEntry, verify};
-use bulwark_server::api::dto::{
+use bulwark_api::{
     AuditEntryView, AuditPage, CheckpointView, ConsistencyView, InclusionView, JournalKeyView,
 };
+use bulwark_audit::{Evidence, EvidenceEntry, verify};
 use bulwark_tlog::{Checkpoint, NoteVerifier, leaf_hash, verify_inclusion};
 use clap::Subcommand;
 use time::OffsetDateTime;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use bulwark_server::api::dto::{
+use bulwark_api::{
     AccountView, CreateAccount, CreateEnrollToken, CreateToken, CreatedEnrollToken, CreatedToken,
     DeviceDetail, DeviceList, DeviceView, EnrollTokenView, QuarantineDevice, RevokeDevice,
     TagDevice, TokenView, WhoAmI,
@@ -794,7 +794,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             if let Some(s) = &since {
                 path.push_str(&format!("?since={}", urlencode(s)));
             }
-            let (h, raw): (bulwark_server::api::dto::TelemetryHistory, _) = api.get(&path).await?;
+            let (h, raw): (bulwark_api::TelemetryHistory, _) = api.get(&path).await?;
             if json {
                 print_json(&raw)?;
             } else if h.minutes.is_empty() {
@@ -985,7 +985,7 @@ pub(crate) fn urlencode(s: &str) -> String {
 }
 
 /// The latest telemetry sample, as `devices show` prints it.
-fn print_latest_telemetry(l: &bulwark_server::api::dto::LatestTelemetryView) {
+fn print_latest_telemetry(l: &bulwark_api::LatestTelemetryView) {
     use bulwark_proto::telemetry::{ConnectionState, TransportProto};
     let t = &l.telemetry;
     let proto = |p: TransportProto| match p {

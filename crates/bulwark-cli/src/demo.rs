@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
+use bulwark_api::DeviceDetail;
 use bulwark_proto::telemetry::Encoding;
-use bulwark_server::api::dto::DeviceDetail;
 use bulwark_sim::{Attack, AttackPlan, Fleet, FleetConfig, RunningFleet};
 use clap::Args;
 use time::OffsetDateTime;
@@ -735,7 +735,7 @@ async fn quarantined_devices(api: &Api) -> Result<Vec<bulwark_proto::DeviceId>> 
             Some(a) => format!("/api/v1/devices?limit=1000&after={a}"),
             None => "/api/v1/devices?limit=1000".to_owned(),
         };
-        let (page, _): (bulwark_server::api::dto::DeviceList, _) = api.get(&path).await?;
+        let (page, _): (bulwark_api::DeviceList, _) = api.get(&path).await?;
         out.extend(
             page.devices
                 .iter()

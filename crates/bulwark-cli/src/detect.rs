@@ -5,11 +5,11 @@ use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use bulwark_detect::Profile;
-use bulwark_server::api::dto::{
+use bulwark_api::{
     AlertList, AlertView, ApplyProfile, CreateWebhook, DeliveryList, DetectionAlertView,
     EffectiveProfile, ProfileList, ProfileView, WebhookList, WebhookView,
 };
+use bulwark_detect::Profile;
 use clap::Subcommand;
 
 use crate::client::Api;

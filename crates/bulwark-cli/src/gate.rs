@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use bulwark_gate::{Policy, Stage, Status, Subject, Verdict, Waiver, evaluate};
-use bulwark_osv::AdvisoryDb;
-use bulwark_server::api::dto::{
+use bulwark_api::{
     AdvisoriesView, AffectedView, CreateWaiver, GateView, ImportView, PolicyView, WaiverList,
     WaiverView,
 };
+use bulwark_gate::{Policy, Stage, Status, Subject, Verdict, Waiver, evaluate};
+use bulwark_osv::AdvisoryDb;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use time::OffsetDateTime;

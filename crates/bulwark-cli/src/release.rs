@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail, ensure};
-use bulwark_server::api::dto::{
+use bulwark_api::{
     AddSignature, BlobView, CreateDeployment, CreateRelease, DeploymentList, DeploymentView,
     OnlineKeyView, PromoteRelease, ReleaseList, ReleaseView, RootAccepted, SigningView,
 };
@@ -742,7 +742,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             conn,
         } => {
             let api = Api::from_env(conn.server, conn.token)?;
-            let (g, raw): (bulwark_server::api::dto::GateView, _) = api
+            let (g, raw): (bulwark_api::GateView, _) = api
                 .get(&format!("/api/v1/releases/{}/gate", urlencode(&reference)))
                 .await?;
             if json {
@@ -869,7 +869,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
         }
         ReleaseCmd::Gc { conn } => {
             let api = Api::from_env(conn.server, conn.token)?;
-            let (g, _): (bulwark_server::api::dto::GcView, _) =
+            let (g, _): (bulwark_api::GcView, _) =
                 api.post("/api/v1/blobs/gc", &serde_json::json!({})).await?;
             println!(
                 "deleted {} blobs, freed {} bytes",

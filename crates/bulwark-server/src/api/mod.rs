@@ -4,7 +4,8 @@
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod devices;
-pub mod dto;
+/// The request and response bodies: the `bulwark-api` crate, the API's contract.
+pub use bulwark_api as dto;
 pub(crate) mod gate;
 pub(crate) mod monitor;
 pub(crate) mod releases;

@@ -1,0 +1,172 @@
+//! The release gate: verdicts, policy, waivers, advisories and vulnerability alerts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::DetectionAlertView;
+
+/// A release's gate: the stored scan and the verdict now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GateView {
+    /// `name@version`.
+    pub release: String,
+    /// `scanning`, `pass` or `block`.
+    pub state: String,
+    /// When the artifact was scanned.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scanned_at: Option<OffsetDateTime>,
+    /// How the artifact was recognised (`tar+gzip`, `oci-archive`, …).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Files scanned.
+    #[serde(default)]
+    pub files_scanned: u64,
+    /// Components in the SBOM.
+    #[serde(default)]
+    pub components: u64,
+    /// `extracted`, `uploaded` or `uploaded+extracted`.
+    #[serde(default)]
+    pub sbom_source: Option<String>,
+    /// The verdict now (policy, waivers and advisories as of this request):
+    /// `bulwark_gate::Verdict`.
+    #[schema(value_type = Object)]
+    #[serde(default)]
+    pub verdict: Option<serde_json::Value>,
+    /// Evidence: vulnerabilities, malware and secrets
+    /// (`bulwark_gate::Findings`).
+    #[schema(value_type = Object)]
+    #[serde(default)]
+    pub findings: Option<serde_json::Value>,
+    /// Informational advisories (unmaintained, unsound).
+    #[serde(default)]
+    pub notices: Vec<String>,
+    /// Extraction warnings, skipped files and scan errors.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// A gate policy version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyView {
+    /// Version (0: the built-in default, never stored).
+    pub version: u64,
+    /// The policy (`bulwark_gate::Policy`).
+    #[schema(value_type = Object)]
+    pub policy: serde_json::Value,
+}
+
+/// A waiver to add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWaiver {
+    /// Advisory id or alias (`CVE-…`, `GHSA-…`), `malware:<namespace>.<rule>`
+    /// or `secret:<fingerprint>`.
+    pub finding: String,
+    /// `name@version` or `name@*`.
+    pub release: String,
+    /// Why (required).
+    pub reason: String,
+    /// When it stops applying.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// A waiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WaiverView {
+    /// Id.
+    pub id: String,
+    /// What it waives.
+    pub finding: String,
+    /// Which releases.
+    pub release: String,
+    /// Why.
+    pub reason: String,
+    /// Expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    /// Expired already.
+    pub expired: bool,
+    /// Who added it.
+    pub created_by: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// Waivers in force or expired (revoked ones are gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WaiverList {
+    /// Newest first.
+    pub waivers: Vec<WaiverView>,
+}
+
+/// An alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AlertView {
+    /// Id.
+    pub id: String,
+    /// `vulnerability`.
+    pub kind: String,
+    /// Advisory id.
+    pub advisory: String,
+    /// `release:name@version` or `device:<uuid>`.
+    pub subject: String,
+    /// What happened.
+    pub message: String,
+    /// When raised.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// Alerts, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlertList {
+    /// Vulnerability alerts (new advisory hits).
+    pub alerts: Vec<AlertView>,
+    /// Detection alerts (device behaviour).
+    #[serde(default)]
+    pub detections: Vec<DetectionAlertView>,
+}
+
+/// What an advisory import did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportView {
+    /// One-line summary (new, updated, unchanged, withdrawn, skipped).
+    pub summary: String,
+    /// Advisories added or changed.
+    pub changed: u64,
+    /// Releases whose verdict changed.
+    pub verdicts_changed: u64,
+    /// Alerts raised by this import.
+    pub alerts: Vec<AlertView>,
+    /// Files that could not be imported (the rest was).
+    pub errors: Vec<String>,
+}
+
+/// The advisory database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AdvisoriesView {
+    /// Advisories stored.
+    pub count: u64,
+    /// Version of the imported known-exploited catalog, if any.
+    pub kev_catalog: Option<String>,
+}
+
+/// What an advisory hits now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AffectedView {
+    /// The advisory id asked about.
+    pub advisory: String,
+    /// Releases hit, with the affected component purls.
+    pub releases: BTreeMap<String, Vec<String>>,
+    /// Devices hit, with the affected package purls.
+    pub devices: BTreeMap<String, Vec<String>>,
+}
