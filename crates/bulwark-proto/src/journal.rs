@@ -14,6 +14,79 @@ use serde::{Deserialize, Serialize};
 /// Largest canonical entry, in bytes (entry bundles cap entries at 64 KiB).
 pub const MAX_JOURNAL_ENTRY: usize = 16 * 1024;
 
+macro_rules! journal_actions {
+    ($($variant:ident = $text:literal: $doc:literal,)*) => {
+        /// What a journal entry records: every state change the server
+        /// makes has exactly one of these. Entries carry it as text
+        /// ([`JournalEntry::action`], part of the canonical bytes), so an
+        /// entry written by a newer server with an action this one does not
+        /// know still parses; [`JournalAction::parse`] says `None` then.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum JournalAction {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl JournalAction {
+            /// Every action, in declaration order.
+            pub const ALL: &'static [JournalAction] = &[$(JournalAction::$variant,)*];
+
+            /// The text entries carry (`device.quarantine`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(JournalAction::$variant => $text,)*
+                }
+            }
+
+            /// The action an entry's text names, if this version knows it.
+            pub fn parse(text: &str) -> Option<JournalAction> {
+                match text {
+                    $($text => Some(JournalAction::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+journal_actions! {
+    AccountCreate = "account.create": "An account created.",
+    TokenCreate = "token.create": "An API token created.",
+    TokenRevoke = "token.revoke": "An API token revoked.",
+    EnrollTokenCreate = "enroll_token.create": "An enrollment token created.",
+    DeviceEnroll = "device.enroll": "A device enrolled.",
+    DeviceBulkInsert = "device.bulk_insert": "Devices inserted in bulk (simulation, benchmarks).",
+    DeviceInventory = "device.inventory": "A device's inventory changed.",
+    DeviceTag = "device.tag": "A device's tags changed.",
+    DeviceRevoke = "device.revoke": "A device revoked.",
+    DeviceUpdate = "device.update": "A device reported an update's progress or outcome.",
+    DeviceQuarantine = "device.quarantine": "A device quarantined.",
+    DeviceRelease = "device.release": "A device released from quarantine.",
+    BlobPut = "blob.put": "An artifact uploaded.",
+    BlobGc = "blob.gc": "Unreferenced artifacts deleted.",
+    ReleaseCreate = "release.create": "A release created.",
+    ReleaseScan = "release.scan": "A release's gate scan stored with its verdict.",
+    ReleaseSign = "release.sign": "A release's targets signature added (published at the threshold).",
+    ReleasePromote = "release.promote": "A release promoted to an environment.",
+    DeploymentCreate = "deployment.create": "A release deployed to a group.",
+    GatePolicy = "gate.policy": "A gate policy version stored.",
+    WaiverAdd = "waiver.add": "A gate waiver added.",
+    WaiverRevoke = "waiver.revoke": "A gate waiver revoked.",
+    AdvisoriesImport = "advisories.import": "Advisories imported (verdicts re-evaluated).",
+    ProfileApply = "profile.apply": "A detection profile version applied to a group.",
+    WebhookAdd = "webhook.add": "A webhook registered.",
+    WebhookRemove = "webhook.remove": "A webhook removed.",
+    RepoInit = "repo.init": "The image repository's first root stored.",
+    RepoRotateRoot = "repo.rotate_root": "A new image repository root stored.",
+    RepoRefresh = "repo.refresh": "The image repository's online metadata re-signed.",
+    DirectorInit = "director.init": "The director repository's root created.",
+}
+
+impl std::fmt::Display for JournalAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who caused a state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -152,5 +225,17 @@ mod tests {
         let mut unknown = canonical.clone();
         unknown.insert_str(1, r#""x":1,"#);
         assert!(JournalEntry::from_canonical(unknown.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn journal_actions_have_one_text_each() {
+        let mut seen = std::collections::BTreeSet::new();
+        for a in JournalAction::ALL {
+            assert_eq!(JournalAction::parse(a.as_str()), Some(*a));
+            assert!(seen.insert(a.as_str()), "{a} twice");
+            let (noun, verb) = a.as_str().split_once('.').unwrap();
+            assert!(!noun.is_empty() && !verb.is_empty(), "{a}");
+        }
+        assert_eq!(JournalAction::parse("device.explode"), None);
     }
 }

@@ -53,7 +53,9 @@ pub use device::{
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use id::{DeviceId, InvalidDeviceId};
-pub use journal::{JournalActor, JournalEntry, MAX_JOURNAL_ENTRY, NotCanonical, state_digest};
+pub use journal::{
+    JournalAction, JournalActor, JournalEntry, MAX_JOURNAL_ENTRY, NotCanonical, state_digest,
+};
 
 /// Path prefix of every HTTP API route, on both listeners.
 pub const API_PREFIX: &str = "/api/v1";

@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use bulwark_proto::{DeviceId, JournalEntry};
+use bulwark_proto::{DeviceId, JournalAction, JournalEntry};
 
 use crate::state::AppState;
 
@@ -73,20 +73,23 @@ pub fn effect(e: &JournalEntry) -> Effect {
         let Ok(id) = DeviceId::parse(id) else {
             return Effect::Nothing;
         };
-        let how = match e.action.as_str() {
-            "device.quarantine" => DeviceChange::Quarantined(
+        let how = match JournalAction::parse(&e.action) {
+            Some(JournalAction::DeviceQuarantine) => DeviceChange::Quarantined(
                 e.detail
                     .get("reason")
                     .cloned()
                     .unwrap_or_else(|| "quarantined".into()),
             ),
-            "device.revoke" => DeviceChange::Revoked,
+            Some(JournalAction::DeviceRevoke) => DeviceChange::Revoked,
             _ => DeviceChange::Other,
         };
         return Effect::Device { id, how };
     }
-    match (e.action.as_str(), e.target.strip_prefix("group:")) {
-        ("profile.apply", Some(group)) => Effect::Profile {
+    match (
+        JournalAction::parse(&e.action),
+        e.target.strip_prefix("group:"),
+    ) {
+        (Some(JournalAction::ProfileApply), Some(group)) => Effect::Profile {
             group: group.to_owned(),
         },
         _ => Effect::Nothing,

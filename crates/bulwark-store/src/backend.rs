@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bulwark_proto::{DeviceId, JournalEntry, state_digest};
+use bulwark_proto::{DeviceId, JournalAction, JournalEntry, state_digest};
 use bulwark_tlog::{CompactRange, leaf_hash};
 use sqlx::Row as _;
 use time::OffsetDateTime;
@@ -421,7 +421,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(conflict(&format!("account {:?}", new.name)))?;
                 let account = Self::account(&row)?;
-                let entry = audit.entry("account.create", format!("account:{}", account.name), None,
+                let entry = audit.entry(JournalAction::AccountCreate, format!("account:{}", account.name), None,
                     Some(account_digest(&account)), &[("role", account.role.as_str().to_owned())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -460,7 +460,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(conflict("API token id"))?;
                 let token = Self::api_token_rec(&row)?;
-                let entry = audit.entry("token.create", format!("token:{}", token.id), None, Some(token_digest(&token)),
+                let entry = audit.entry(JournalAction::TokenCreate, format!("token:{}", token.id), None, Some(token_digest(&token)),
                     &[("account_id", token.account_id.clone()), ("label", token.label.clone())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -517,7 +517,7 @@ macro_rules! impl_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 let after = Self::api_token_rec(&row)?;
-                let entry = audit.entry("token.revoke", format!("token:{id}"), Some(token_digest(&before)), Some(token_digest(&after)), &[]);
+                let entry = audit.entry(JournalAction::TokenRevoke, format!("token:{id}"), Some(token_digest(&before)), Some(token_digest(&after)), &[]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
                 Ok(true)
@@ -542,7 +542,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(conflict("enrollment token id"))?;
                 let rec = Self::enroll_token_rec(&row)?;
-                let entry = audit.entry("enroll_token.create", format!("enroll_token:{}", rec.id), None, Some(enroll_token_digest(&rec)),
+                let entry = audit.entry(JournalAction::EnrollTokenCreate, format!("enroll_token:{}", rec.id), None, Some(enroll_token_digest(&rec)),
                     &[("group", rec.group.clone()), ("environment", rec.environment.clone()), ("max_uses", rec.max_uses.to_string())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -595,7 +595,7 @@ macro_rules! impl_store {
                     .fetch_one(&mut *tx)
                     .await?;
                 let created = Self::device_rec(&row)?;
-                let entry = audit.entry("device.enroll", format!("device:{}", created.id), None, Some(device_digest(&created)), &[
+                let entry = audit.entry(JournalAction::DeviceEnroll, format!("device:{}", created.id), None, Some(device_digest(&created)), &[
                     ("enroll_token", token_id.to_owned()),
                     ("enroll_token_use", format!("{uses}/{max_uses}")),
                     ("group", group),
@@ -614,7 +614,7 @@ macro_rules! impl_store {
                     for d in chunk {
                         Self::insert_device_in(&mut *tx, d, group, environment, audit.time).await?;
                     }
-                    let entry = audit.entry("device.bulk_insert", format!("group:{environment}/{group}"), None, None, &[
+                    let entry = audit.entry(JournalAction::DeviceBulkInsert, format!("group:{environment}/{group}"), None, None, &[
                         ("count", chunk.len().to_string()),
                         ("first", chunk[0].id.to_string()),
                         ("last", chunk[chunk.len() - 1].id.to_string()),
@@ -686,7 +686,7 @@ macro_rules! impl_store {
                     .await?;
                 let device = Self::device_rec(&row)?;
                 let changed: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let entry = audit.entry("device.tag", format!("device:{id}"), Some(device_digest(&before)), Some(device_digest(&device)),
+                let entry = audit.entry(JournalAction::DeviceTag, format!("device:{id}"), Some(device_digest(&before)), Some(device_digest(&device)),
                     &[("tags", changed.join(" "))]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -712,7 +712,7 @@ macro_rules! impl_store {
                 let select = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1"));
                 let row = sqlx::query::<$db>(select).bind(id.to_string()).fetch_one(&mut *tx).await?;
                 let device = Self::device_rec(&row)?;
-                let entry = audit.entry("device.revoke", format!("device:{id}"), Some(device_digest(&before)), Some(device_digest(&device)), &[
+                let entry = audit.entry(JournalAction::DeviceRevoke, format!("device:{id}"), Some(device_digest(&before)), Some(device_digest(&device)), &[
                     ("reason", reason.to_owned()),
                     ("cert_serial", device.cert_serial.clone()),
                 ]);
@@ -768,7 +768,7 @@ macro_rules! impl_store {
                 .bind(ms(audit.time))
                 .execute(&mut *tx)
                 .await?;
-                let entry = audit.entry("device.inventory", format!("device:{id}"), before, Some(digest.to_owned()), &[]);
+                let entry = audit.entry(JournalAction::DeviceInventory, format!("device:{id}"), before, Some(digest.to_owned()), &[]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
                 Ok(())

@@ -5,7 +5,7 @@
 //! documents of `bulwark-gate`; the store keeps them opaque.
 
 use async_trait::async_trait;
-use bulwark_proto::state_digest;
+use bulwark_proto::{JournalAction, state_digest};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 
@@ -112,7 +112,7 @@ pub trait GateStore: Send + Sync {
     /// actually raised.
     async fn record_evaluation(
         &self,
-        action: &str,
+        action: JournalAction,
         target: &str,
         detail: &[(&str, String)],
         verdicts: &[VerdictChange],
@@ -227,7 +227,7 @@ macro_rules! impl_gate_store {
                 .bind(ms(scan.evaluated_at))
                 .execute(&mut *tx)
                 .await?;
-                let entry = audit.entry("release.scan", format!("release:{reference}"),
+                let entry = audit.entry(JournalAction::ReleaseScan, format!("release:{reference}"),
                     before.map(|b| state_digest(&b)), Some(state_digest(&scan.verdict)),
                     &[("status", scan.status.clone()), ("sbom_source", scan.sbom_source.clone()),
                       ("findings_digest", state_digest(&scan.findings))]);
@@ -257,7 +257,7 @@ macro_rules! impl_gate_store {
 
             async fn record_evaluation(
                 &self,
-                action: &str,
+                action: JournalAction,
                 target: &str,
                 detail: &[(&str, String)],
                 verdicts: &[VerdictChange],
@@ -336,7 +336,7 @@ macro_rules! impl_gate_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(conflict(&format!("gate policy version {version}")))?;
-                let entry = audit.entry("gate.policy", "gate:policy".into(),
+                let entry = audit.entry(JournalAction::GatePolicy, "gate:policy".into(),
                     latest.map(|(_, b)| state_digest(&b)), Some(state_digest(&body)),
                     &[("version", version.to_string()), ("policy", body.to_owned())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
@@ -371,7 +371,7 @@ macro_rules! impl_gate_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(conflict(&format!("waiver {}", w.id)))?;
-                let entry = audit.entry("waiver.add", format!("waiver:{}", w.id), None, Some(waiver_digest(w)),
+                let entry = audit.entry(JournalAction::WaiverAdd, format!("waiver:{}", w.id), None, Some(waiver_digest(w)),
                     &[("finding", w.finding.clone()), ("release", w.release.clone()), ("reason", w.reason.clone()),
                       ("expires_at", ms(w.expires_at).to_string())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
@@ -406,7 +406,7 @@ macro_rules! impl_gate_store {
                     .await?;
                 let before = waiver_digest(&w);
                 w.revoked_at = Some(audit.time);
-                let entry = audit.entry("waiver.revoke", format!("waiver:{id}"), Some(before), Some(waiver_digest(&w)),
+                let entry = audit.entry(JournalAction::WaiverRevoke, format!("waiver:{id}"), Some(before), Some(waiver_digest(&w)),
                     &[("finding", w.finding.clone()), ("release", w.release.clone())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use bulwark_proto::{DeviceId, JournalActor, JournalEntry};
+use bulwark_proto::{DeviceId, JournalAction, JournalActor, JournalEntry};
 use time::OffsetDateTime;
 
 /// What an account may do. Fine-grained policy builds on these.
@@ -370,7 +370,7 @@ impl Audit {
 
     pub(crate) fn entry(
         &self,
-        action: &str,
+        action: JournalAction,
         target: String,
         before: Option<String>,
         after: Option<String>,
@@ -379,7 +379,7 @@ impl Audit {
         JournalEntry {
             time_ms: ms(self.time),
             actor: self.actor.clone(),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             target,
             request_id: self.request_id.clone(),
             source: self.source.clone(),

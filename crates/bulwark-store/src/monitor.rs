@@ -7,7 +7,7 @@
 //! triggers (a quarantine) is, naming the alert.
 
 use async_trait::async_trait;
-use bulwark_proto::{DeviceId, state_digest};
+use bulwark_proto::{DeviceId, JournalAction, state_digest};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 
@@ -164,7 +164,7 @@ macro_rules! impl_monitor_store {
                 alert: Option<&str>,
                 audit: &Audit,
             ) -> Result<Option<Device>> {
-                let action = if quarantine { "device.quarantine" } else { "device.release" };
+                let action = if quarantine { JournalAction::DeviceQuarantine } else { JournalAction::DeviceRelease };
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
                 let select = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1"));
@@ -245,7 +245,7 @@ macro_rules! impl_monitor_store {
                 .bind(ms(row.created_at))
                 .execute(&mut *tx)
                 .await?;
-                let entry = audit.entry("profile.apply", format!("group:{group}"),
+                let entry = audit.entry(JournalAction::ProfileApply, format!("group:{group}"),
                     before.map(|b| state_digest(&b)), Some(state_digest(&body)),
                     &[("version", version.to_owned()), ("revision", revision.to_string())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;

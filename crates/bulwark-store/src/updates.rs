@@ -9,7 +9,7 @@
 //! director's per-device metadata (a function of the journaled deployments).
 
 use async_trait::async_trait;
-use bulwark_proto::{DeviceId, state_digest};
+use bulwark_proto::{DeviceId, JournalAction, state_digest};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 
@@ -223,7 +223,7 @@ pub trait UpdateStore: Send + Sync {
     async fn put_tuf(
         &self,
         rows: &[TufRow],
-        action: &str,
+        action: JournalAction,
         target: &str,
         audit: &Audit,
     ) -> Result<()>;
@@ -464,7 +464,7 @@ macro_rules! impl_update_store {
                     length: u64_of("blob length", row.try_get("length")?)?,
                     created_at: from_ms("blob created_at", row.try_get("created_at")?)?,
                 };
-                let entry = audit.entry("blob.put", format!("blob:{sha256}"), None, None,
+                let entry = audit.entry(JournalAction::BlobPut, format!("blob:{sha256}"), None, None,
                     &[("length", length.to_string()), ("new", inserted.to_string())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -497,7 +497,7 @@ macro_rules! impl_update_store {
                 .await?;
                 let mut gone: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>("sha256")).collect::<Result<_, _>>()?;
                 gone.sort();
-                let entry = audit.entry("blob.gc", "blobs".into(), None, None,
+                let entry = audit.entry(JournalAction::BlobGc, "blobs".into(), None, None,
                     &[("deleted", gone.len().to_string()), ("digests", gone.join(","))]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -527,7 +527,7 @@ macro_rules! impl_update_store {
                 .await
                 .map_err(conflict(&format!("release {}@{}", new.name, new.version)))?;
                 let rel = Self::release_rec(&row, Vec::new())?;
-                let entry = audit.entry("release.create", format!("release:{}", rel.reference()), None,
+                let entry = audit.entry(JournalAction::ReleaseCreate, format!("release:{}", rel.reference()), None,
                     Some(release_digest(&rel)), &[("sha256", rel.sha256.clone()), ("length", rel.length.to_string()),
                         ("installer", rel.installer.clone())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
@@ -590,7 +590,7 @@ macro_rules! impl_update_store {
                 row.as_ref().map(Self::tuf_rec).transpose()
             }
 
-            async fn put_tuf(&self, rows: &[TufRow], action: &str, target: &str, audit: &Audit) -> Result<()> {
+            async fn put_tuf(&self, rows: &[TufRow], action: JournalAction, target: &str, audit: &Audit) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
                 Self::insert_tuf(&mut tx, rows, audit.time).await?;
@@ -694,7 +694,7 @@ macro_rules! impl_update_store {
                         detail.push((m.role.as_str(), format!("{} sha256:{}", m.version, hex_sha256(&m.body))));
                     }
                 }
-                let entry = audit.entry("release.sign", format!("release:{}", before.reference()),
+                let entry = audit.entry(JournalAction::ReleaseSign, format!("release:{}", before.reference()),
                     Some(release_digest(&before)), Some(release_digest(&after)), &detail);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -722,7 +722,7 @@ macro_rules! impl_update_store {
                     .await?;
                 let mut after = before.clone();
                 after.environments.push(environment.to_owned());
-                let entry = audit.entry("release.promote", format!("release:{}", before.reference()),
+                let entry = audit.entry(JournalAction::ReleasePromote, format!("release:{}", before.reference()),
                     Some(release_digest(&before)), Some(release_digest(&after)),
                     &[("environment", environment.to_owned()), ("sha256", before.sha256.clone())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
@@ -761,7 +761,7 @@ macro_rules! impl_update_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 let dep = Self::deployment_rec(&row)?;
-                let entry = audit.entry("deployment.create", format!("deployment:{}", dep.id), None,
+                let entry = audit.entry(JournalAction::DeploymentCreate, format!("deployment:{}", dep.id), None,
                     Some(state_digest(&serde_json::json!({"release": dep.release, "group": dep.group, "environment": dep.environment, "seq": dep.seq}))),
                     &[("release", dep.release.clone()), ("group", dep.group.clone()), ("environment", dep.environment.clone()),
                       ("remediation", dep.remediation.to_string())]);
@@ -898,7 +898,7 @@ macro_rules! impl_update_store {
                 if let Some(d) = &st.detail {
                     detail.push(("detail", d.chars().take(512).collect()));
                 }
-                let entry = audit.entry("device.update", format!("device:{device}"), None, None, &detail);
+                let entry = audit.entry(JournalAction::DeviceUpdate, format!("device:{device}"), None, None, &detail);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
                 Ok(())

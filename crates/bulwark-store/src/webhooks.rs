@@ -5,7 +5,7 @@
 //! server's delivery worker, and kept as the delivery log.
 
 use async_trait::async_trait;
-use bulwark_proto::state_digest;
+use bulwark_proto::{JournalAction, state_digest};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 
@@ -213,7 +213,7 @@ macro_rules! impl_webhook_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(crate::backend::conflict("webhook"))?;
-                let entry = audit.entry("webhook.add", format!("webhook:{}", hook.id), None,
+                let entry = audit.entry(JournalAction::WebhookAdd, format!("webhook:{}", hook.id), None,
                     Some(hook_digest(hook)), &[("url", hook.url.clone())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -245,7 +245,7 @@ macro_rules! impl_webhook_store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-                let entry = audit.entry("webhook.remove", format!("webhook:{id}"),
+                let entry = audit.entry(JournalAction::WebhookRemove, format!("webhook:{id}"),
                     Some(hook_digest(&before)), Some(hook_digest(&after)), &[("url", before.url.clone())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;

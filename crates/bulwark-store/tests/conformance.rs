@@ -876,12 +876,22 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
         expires_at: T0 + Duration::days(1),
     };
     store
-        .put_tuf(&[row("root", 1)], "repo.init", "repo:image", &at(T0))
+        .put_tuf(
+            &[row("root", 1)],
+            bulwark_proto::JournalAction::RepoInit,
+            "repo:image",
+            &at(T0),
+        )
         .await
         .unwrap();
     assert!(matches!(
         store
-            .put_tuf(&[row("root", 1)], "repo.init", "repo:image", &at(T0))
+            .put_tuf(
+                &[row("root", 1)],
+                bulwark_proto::JournalAction::RepoInit,
+                "repo:image",
+                &at(T0)
+            )
             .await,
         Err(Error::Conflict { .. })
     ));
@@ -1419,7 +1429,7 @@ async fn gates_round_trip_and_journal(store: Arc<dyn Store>) {
     };
     let raised = store
         .record_evaluation(
-            "advisories.import",
+            bulwark_proto::JournalAction::AdvisoriesImport,
             "advisories",
             &[("imported", "1".into())],
             std::slice::from_ref(&change),
@@ -1431,7 +1441,7 @@ async fn gates_round_trip_and_journal(store: Arc<dyn Store>) {
     assert_eq!(raised.len(), 1, "the same alert is raised once");
     let again = store
         .record_evaluation(
-            "advisories.import",
+            bulwark_proto::JournalAction::AdvisoriesImport,
             "advisories",
             &[],
             &[],

@@ -436,7 +436,7 @@ impl Gate {
         ];
         let raised = store
             .record_evaluation(
-                "advisories.import",
+                bulwark_proto::JournalAction::AdvisoriesImport,
                 &format!("advisories:{source}"),
                 &detail,
                 &verdicts,

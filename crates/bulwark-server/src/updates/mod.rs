@@ -201,7 +201,7 @@ impl Updates {
         store
             .put_tuf(
                 &[row(DIRECTOR, "root", &md)?],
-                "director.init",
+                bulwark_proto::JournalAction::DirectorInit,
                 "repo:director",
                 &Audit::system(now),
             )
@@ -277,7 +277,7 @@ impl Updates {
                         new.version
                     )));
                 }
-                "repo.init"
+                bulwark_proto::JournalAction::RepoInit
             }
             Some(old) => {
                 let want = old.signed().version + 1;
@@ -293,7 +293,7 @@ impl Updates {
                         "new root is not signed by a threshold of the current root's keys: {e}"
                     ))
                 })?;
-                "repo.rotate_root"
+                bulwark_proto::JournalAction::RepoRotateRoot
             }
         };
         let r = TufRow {
@@ -553,7 +553,12 @@ impl Updates {
         now: OffsetDateTime,
     ) -> Result<bool, ApiError> {
         match store
-            .put_tuf(&rows, "repo.refresh", "repo:image", &Audit::system(now))
+            .put_tuf(
+                &rows,
+                bulwark_proto::JournalAction::RepoRefresh,
+                "repo:image",
+                &Audit::system(now),
+            )
             .await
         {
             Ok(()) => Ok(true),

@@ -483,7 +483,8 @@ async fn targets_below_threshold_are_refused() {
                 row("snapshot", 1, snap.to_vec().unwrap()),
                 row("timestamp", 1, ts.to_vec().unwrap()),
             ],
-            "attack",
+            // Written as if the server refreshed the repository.
+            bulwark_proto::JournalAction::RepoRefresh,
             "repo:image",
             &Audit::system(w.now),
         )
