@@ -149,8 +149,8 @@ async fn apply(state: &AppState, effect: Effect) -> bool {
     match effect {
         Effect::Nothing => false,
         Effect::Device { id, how } => {
-            let monitor = state.monitor();
-            let connected = monitor.is_some_and(|m| m.sessions.is_connected(&id));
+            let m = state.monitor();
+            let connected = m.sessions.is_connected(&id);
             if !connected && !state.0.presence.contains(&id) {
                 // Nothing about it held here (revocations are reloaded below).
                 return how == DeviceChange::Revoked;
@@ -166,9 +166,9 @@ async fn apply(state: &AppState, effect: Effect) -> bool {
                 }
             };
             state.0.presence.load(&device);
-            let Some(m) = monitor.filter(|_| connected) else {
+            if !connected {
                 return how == DeviceChange::Revoked;
-            };
+            }
             match how {
                 DeviceChange::Quarantined(reason) => {
                     if device.quarantined_at.is_some() {
@@ -187,9 +187,7 @@ async fn apply(state: &AppState, effect: Effect) -> bool {
             }
         }
         Effect::Profile { group } => {
-            let Some(m) = state.monitor() else {
-                return false;
-            };
+            let m = state.monitor();
             let rows = match state.store().profiles().await {
                 Ok(r) => r,
                 Err(e) => {

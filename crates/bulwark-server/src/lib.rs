@@ -76,7 +76,7 @@ pub use config::{
 };
 pub use error::{ApiError, Json, Query};
 pub use presence::is_online;
-pub use state::{AppState, RevokedSerials, Settings};
+pub use state::{AppState, RevokedSerials, Services, Settings};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -150,6 +150,23 @@ impl Server {
             .context("installing the built-in detection profile")?;
         let profiles = latest_profiles(&*store).await?;
         let (monitor, engine_out) = monitor::Monitor::new(profiles, config.detect_shards);
+        let services = Services {
+            journal_signer: signer,
+            updates: updates::Updates::new(
+                updates::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)
+                    .context("opening the blob store")?,
+                bootstrap::tuf_key(&config.data_dir, &master, "image-online")?,
+                bootstrap::tuf_key(&config.data_dir, &master, "director-root")?,
+                bootstrap::tuf_key(&config.data_dir, &master, "director-online")?,
+                config.environments.clone(),
+                gate::Gate::open(&config.data_dir, rules_dir.as_deref())?,
+            ),
+            monitor: monitor.clone(),
+            webhooks: webhooks::Webhooks::new(
+                bulwark_pki::MasterKey::from_bytes(master.as_bytes())?,
+                config.webhook_policy.clone(),
+            )?,
+        };
         let state = AppState::new(
             store,
             clock,
@@ -157,43 +174,26 @@ impl Server {
             ca.clone(),
             revoked.clone(),
             settings,
-        )
-        .with_journal_signer(signer)?
-        .with_updates(updates::Updates::new(
-            updates::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)
-                .context("opening the blob store")?,
-            bootstrap::tuf_key(&config.data_dir, &master, "image-online")?,
-            bootstrap::tuf_key(&config.data_dir, &master, "director-root")?,
-            bootstrap::tuf_key(&config.data_dir, &master, "director-online")?,
-            config.environments.clone(),
-            gate::Gate::open(&config.data_dir, rules_dir.as_deref())?,
-        ))?
-        .with_monitor(monitor.clone())?
-        .with_webhooks(webhooks::Webhooks::new(
-            bulwark_pki::MasterKey::from_bytes(master.as_bytes())?,
-            config.webhook_policy.clone(),
-        )?)?;
+            services,
+        );
         monitor::spawn_alert_pipeline(state.clone(), engine_out);
-        if let Some(u) = state.updates() {
-            u.ensure_director_root(&**state.store(), now)
-                .await
-                .map_err(|e| anyhow::anyhow!("creating the director root: {e:?}"))?;
-            // Releases whose scan a crash interrupted are scanned again.
-            for rel in state.store().list_releases().await? {
-                if state.store().release_scan(&rel.id).await?.is_none() {
-                    u.gate.spawn_scan(
-                        state.store().clone(),
-                        u.blobs.path(&rel.sha256),
-                        None,
-                        rel,
-                        state.0.clock.clone(),
-                    );
-                }
+        let u = state.updates();
+        u.ensure_director_root(&**state.store(), now)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the director root: {e:?}"))?;
+        // Releases whose scan a crash interrupted are scanned again.
+        for rel in state.store().list_releases().await? {
+            if state.store().release_scan(&rel.id).await?.is_none() {
+                u.gate.spawn_scan(
+                    state.store().clone(),
+                    u.blobs.path(&rel.sha256),
+                    None,
+                    rel,
+                    state.0.clock.clone(),
+                );
             }
         }
-        if let Some(j) = &state.0.journal {
-            j.resume(last_checkpoint);
-        }
+        state.0.journal.resume(last_checkpoint);
         // Bootstrap may have journaled (first admin): checkpoint it now.
         state
             .checkpoint_journal()
@@ -374,9 +374,7 @@ impl Server {
     /// Stops accepting, lets requests in flight finish, flushes buffered
     /// check-ins.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        if let Some(m) = self.state.monitor() {
-            m.close_streams();
-        }
+        self.state.monitor().close_streams();
         let _ = self.stop.send(true);
         while let Some(r) = self.tasks.join_next().await {
             if let Err(e) = r {
@@ -420,10 +418,7 @@ async fn latest_profiles(
 /// Writes the telemetry history the monitor buffered; on failure the
 /// batch is dropped (observations, not state) and logged.
 async fn flush_history(state: &AppState) -> anyhow::Result<()> {
-    let Some(m) = state.monitor() else {
-        return Ok(());
-    };
-    let (minutes, latest) = m.history.take();
+    let (minutes, latest) = state.monitor().history.take();
     if minutes.is_empty() && latest.is_empty() {
         return Ok(());
     }

@@ -53,6 +53,26 @@ pub struct Settings {
     pub device_cert_validity: time::Duration,
 }
 
+/// The application services, built before the state and handed to it
+/// whole: a handler can rely on each one (no run-time wiring, no "not
+/// configured" answers).
+pub struct Services {
+    /// The journal's checkpoint signer.
+    pub journal_signer: bulwark_tlog::NoteSigner,
+    /// Blobs, releases, TUF repositories, the gate.
+    pub updates: crate::updates::Updates,
+    /// Detection, sessions, the alert stream.
+    pub monitor: Arc<crate::monitor::Monitor>,
+    /// Alert webhooks.
+    pub webhooks: crate::webhooks::Webhooks,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
 /// Shared state, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState(pub(crate) Arc<Inner>);
@@ -67,14 +87,14 @@ pub(crate) struct Inner {
     pub(crate) presence: Presence,
     pub(crate) metrics: Metrics,
     pub(crate) settings: Settings,
-    pub(crate) journal: Option<crate::journal::Journal>,
-    pub(crate) updates: Option<Arc<crate::updates::Updates>>,
-    pub(crate) monitor: Option<Arc<crate::monitor::Monitor>>,
-    pub(crate) webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+    pub(crate) journal: crate::journal::Journal,
+    pub(crate) updates: Arc<crate::updates::Updates>,
+    pub(crate) monitor: Arc<crate::monitor::Monitor>,
+    pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl AppState {
-    /// Assembles the state from its parts.
+    /// Assembles the state from its parts and the services.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -82,7 +102,17 @@ impl AppState {
         ca: Arc<DeviceCa>,
         revoked: Arc<RevokedSerials>,
         settings: Settings,
+        services: Services,
     ) -> Self {
+        let Services {
+            journal_signer,
+            updates,
+            monitor,
+            webhooks,
+        } = services;
+        let origin = journal_signer.name().to_owned();
+        let mut metrics = Metrics::new();
+        metrics.register_monitor(&monitor);
         Self(Arc::new(Inner {
             store,
             clock,
@@ -90,73 +120,28 @@ impl AppState {
             ca,
             revoked,
             presence: Presence::new(),
-            metrics: Metrics::new(),
+            metrics,
             settings,
-            journal: None,
-            updates: None,
-            monitor: None,
-            webhooks: None,
+            journal: crate::journal::Journal::new(journal_signer, origin),
+            updates: Arc::new(updates),
+            monitor,
+            webhooks: Arc::new(webhooks),
         }))
     }
 
-    /// The same state with the journal's checkpoint signer (servers have
-    /// one; handler tests may not).
-    pub fn with_journal_signer(self, signer: bulwark_tlog::NoteSigner) -> anyhow::Result<Self> {
-        let origin = signer.name().to_owned();
-        let inner = Arc::try_unwrap(self.0).map_err(|_| {
-            anyhow::anyhow!("the journal signer must be set before the state is shared")
-        })?;
-        Ok(Self(Arc::new(Inner {
-            journal: Some(crate::journal::Journal::new(signer, origin)),
-            ..inner
-        })))
+    /// The webhook service.
+    pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
+        &self.0.webhooks
     }
 
-    /// The same state with the update service (blobs, TUF keys).
-    pub fn with_updates(self, updates: crate::updates::Updates) -> anyhow::Result<Self> {
-        let inner = Arc::try_unwrap(self.0).map_err(|_| {
-            anyhow::anyhow!("the update service must be set before the state is shared")
-        })?;
-        Ok(Self(Arc::new(Inner {
-            updates: Some(Arc::new(updates)),
-            ..inner
-        })))
+    /// The monitoring service.
+    pub fn monitor(&self) -> &Arc<crate::monitor::Monitor> {
+        &self.0.monitor
     }
 
-    /// The same state with the monitoring service.
-    pub fn with_monitor(self, monitor: Arc<crate::monitor::Monitor>) -> anyhow::Result<Self> {
-        let mut inner = Arc::try_unwrap(self.0)
-            .map_err(|_| anyhow::anyhow!("the monitor must be set before the state is shared"))?;
-        inner.metrics.register_monitor(&monitor);
-        Ok(Self(Arc::new(Inner {
-            monitor: Some(monitor),
-            ..inner
-        })))
-    }
-
-    /// The same state with alert webhooks.
-    pub fn with_webhooks(self, webhooks: crate::webhooks::Webhooks) -> anyhow::Result<Self> {
-        let inner = Arc::try_unwrap(self.0)
-            .map_err(|_| anyhow::anyhow!("webhooks must be set before the state is shared"))?;
-        Ok(Self(Arc::new(Inner {
-            webhooks: Some(Arc::new(webhooks)),
-            ..inner
-        })))
-    }
-
-    /// The webhook service, when configured.
-    pub fn webhooks(&self) -> Option<&Arc<crate::webhooks::Webhooks>> {
-        self.0.webhooks.as_ref()
-    }
-
-    /// The monitoring service, when configured.
-    pub fn monitor(&self) -> Option<&Arc<crate::monitor::Monitor>> {
-        self.0.monitor.as_ref()
-    }
-
-    /// The update service, when configured.
-    pub fn updates(&self) -> Option<&Arc<crate::updates::Updates>> {
-        self.0.updates.as_ref()
+    /// The update service.
+    pub fn updates(&self) -> &Arc<crate::updates::Updates> {
+        &self.0.updates
     }
 
     /// A device's presence entry, read through from the store on first
@@ -177,10 +162,10 @@ impl AppState {
 
     /// Signs a checkpoint if the journal grew; returns the size signed.
     pub async fn checkpoint_journal(&self) -> anyhow::Result<Option<u64>> {
-        match &self.0.journal {
-            Some(j) => j.checkpoint(&*self.0.store, self.0.clock.now()).await,
-            None => Ok(None),
-        }
+        self.0
+            .journal
+            .checkpoint(&*self.0.store, self.0.clock.now())
+            .await
     }
 
     /// The store.

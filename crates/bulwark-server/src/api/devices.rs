@@ -136,16 +136,14 @@ pub(crate) async fn show_device(
         .map(view)
         .collect();
     let monitor = state.monitor();
-    let isolation =
-        monitor
-            .and_then(|m| m.isolation(&device.id))
-            .map(|r| super::dto::IsolationView {
-                isolated: r.isolated,
-                detail: r.detail,
-            });
+    let isolation = monitor
+        .isolation(&device.id)
+        .map(|r| super::dto::IsolationView {
+            isolated: r.isolated,
+            detail: r.detail,
+        });
     let rejections = monitor
-        .map(|m| m.rejections(&device.id))
-        .unwrap_or_default()
+        .rejections(&device.id)
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();

@@ -44,7 +44,7 @@ pub(crate) async fn release_gate(
     _: Authorized<need::ReadFleet>,
     Path(reference): Path<String>,
 ) -> Result<Json<GateView>, ApiError> {
-    let upd = updates(&state)?;
+    let upd = updates(&state);
     let rel = find_release(&state, &reference).await?;
     let now = state.0.clock.now();
     let j = upd
@@ -103,7 +103,6 @@ pub(crate) async fn release_sbom(
     Path(reference): Path<String>,
     Query(q): Query<SbomQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    updates(&state)?;
     let rel = find_release(&state, &reference).await?;
     let Some(row) = state.0.store.release_scan(&rel.id).await? else {
         return Err(ApiError::GatePending(format!(
@@ -262,7 +261,7 @@ pub(crate) async fn import_advisories(
     Query(q): Query<ImportQuery>,
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
-    let upd = updates(&state)?;
+    let upd = updates(&state);
     let source = q.source.unwrap_or_else(|| "upload".into());
     if source.is_empty() || source.len() > 128 || source.chars().any(char::is_control) {
         return Err(ApiError::InvalidFields(vec![
@@ -287,10 +286,8 @@ pub(crate) async fn import_advisories(
                 .iter()
                 .map(|v| crate::api::dto::StreamEvent::Vulnerability(v.clone()))
                 .collect();
-            if let Some(m) = state.monitor() {
-                for e in &events {
-                    m.publish(e.clone());
-                }
+            for e in &events {
+                state.monitor().publish(e.clone());
             }
             crate::webhooks::notify(&state, &events).await;
             views
@@ -306,7 +303,7 @@ pub(crate) async fn advisories(
     State(state): State<AppState>,
     _: Authorized<need::ReadFleet>,
 ) -> Result<Json<AdvisoriesView>, ApiError> {
-    let upd = updates(&state)?;
+    let upd = updates(&state);
     let db = upd.gate.db();
     Ok(Json(AdvisoriesView {
         count: db.len() as u64,
@@ -323,7 +320,7 @@ pub(crate) async fn affected(
     _: Authorized<need::ReadFleet>,
     Path(id): Path<String>,
 ) -> Result<Json<AffectedView>, ApiError> {
-    let upd = updates(&state)?;
+    let upd = updates(&state);
     if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ApiError::BadRequest(format!(
             "{id:.64?} is not an advisory id"

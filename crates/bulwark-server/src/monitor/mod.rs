@@ -436,9 +436,7 @@ fn stored_alert(
 /// stream, quarantine). They end when the engine stops.
 pub fn spawn_alert_pipeline(state: AppState, engine_out: std::sync::mpsc::Receiver<FleetOutput>) {
     let (tx, mut rx) = mpsc::channel::<(String, bulwark_detect::Alert)>(ALERT_QUEUE);
-    let Some(monitor) = state.monitor().cloned() else {
-        return;
-    };
+    let monitor = Arc::clone(state.monitor());
     let bridge_monitor = Arc::clone(&monitor);
     let spawned = std::thread::Builder::new()
         .name("detect-bridge".into())
@@ -529,9 +527,7 @@ pub(crate) async fn quarantine(
         &id,
         device.quarantine_reason.clone().or(Some(reason.to_owned())),
     );
-    if let Some(m) = state.monitor() {
-        m.isolate_and_close(id, reason);
-    }
+    state.monitor().isolate_and_close(id, reason);
     tracing::warn!(device = %id, %reason, "device quarantined");
     Ok(Some(device))
 }
@@ -548,7 +544,8 @@ pub(crate) async fn release(
     };
     state.0.presence.load(&device);
     state.0.presence.set_quarantine(&id, None);
-    if let Some(m) = state.monitor() {
+    {
+        let m = state.monitor();
         m.forget(&id);
         m.isolation
             .lock()

@@ -282,7 +282,7 @@ fn event_parts(e: &StreamEvent) -> (&'static str, String) {
 /// Enqueues `events` for every registered webhook and wakes the worker.
 /// Failures are logged: alerts are stored and streamed regardless.
 pub(crate) async fn notify(state: &AppState, events: &[StreamEvent]) {
-    let Some(w) = state.webhooks() else { return };
+    let w = state.webhooks();
     if events.is_empty() {
         return;
     }
@@ -329,9 +329,7 @@ pub(crate) async fn notify(state: &AppState, events: &[StreamEvent]) {
 /// Delivers due deliveries until `stop` resolves: woken by new alerts,
 /// and every 500 ms for retries.
 pub(crate) async fn worker(state: AppState, stop: impl std::future::Future<Output = ()>) {
-    let Some(w) = state.webhooks().cloned() else {
-        return;
-    };
+    let w = Arc::clone(state.webhooks());
     tokio::pin!(stop);
     loop {
         tokio::select! {

@@ -52,6 +52,12 @@ async fn token(
     t
 }
 
+/// The fixture's journal checkpoint signer (the same key every time, so a
+/// test can verify the checkpoints it makes).
+pub fn journal_signer() -> bulwark_tlog::NoteSigner {
+    bulwark_tlog::NoteSigner::new("test.invalid/journal", &[3; 32]).unwrap()
+}
+
 pub async fn fixture() -> Fixture {
     let store = bulwark_store::open("sqlite::memory:").await.unwrap();
     let clock = Arc::new(ManualClock::new(T0));
@@ -59,6 +65,26 @@ pub async fn fixture() -> Fixture {
     let ca = Arc::new(ca);
     let blob_dir = tempfile::tempdir().unwrap();
     let key = || bulwark_tuf::SigningKey::generate_ed25519().unwrap().0;
+    let (monitor, engine_out) = bulwark_server::monitor::Monitor::new(Vec::new(), 1);
+    let services = bulwark_server::Services {
+        journal_signer: journal_signer(),
+        updates: bulwark_server::updates::Updates::new(
+            bulwark_server::updates::BlobStore::open(blob_dir.path(), 1 << 20).unwrap(),
+            key(),
+            key(),
+            key(),
+            vec!["dev".into(), "staging".into(), "production".into()],
+            bulwark_server::gate::Gate::open(blob_dir.path(), None).unwrap(),
+        ),
+        monitor,
+        webhooks: bulwark_server::webhooks::Webhooks::new(
+            bulwark_pki::MasterKey::generate(&SystemRandom).unwrap(),
+            // The tests' receivers listen on loopback, which production
+            // refuses unless allowed.
+            bulwark_server::webhooks::DestinationPolicy::new(&["127.0.0.0/8"]).unwrap(),
+        )
+        .unwrap(),
+    };
     let state = AppState::new(
         store.clone(),
         clock.clone(),
@@ -69,29 +95,11 @@ pub async fn fixture() -> Fixture {
             poll_interval: Duration::from_secs(60),
             device_cert_validity: time::Duration::days(365),
         },
-    )
-    .with_updates(bulwark_server::updates::Updates::new(
-        bulwark_server::updates::BlobStore::open(blob_dir.path(), 1 << 20).unwrap(),
-        key(),
-        key(),
-        key(),
-        vec!["dev".into(), "staging".into(), "production".into()],
-        bulwark_server::gate::Gate::open(blob_dir.path(), None).unwrap(),
-    ))
-    .unwrap()
-    .with_webhooks(
-        bulwark_server::webhooks::Webhooks::new(
-            bulwark_pki::MasterKey::generate(&SystemRandom).unwrap(),
-            // The tests' receivers listen on loopback, which production
-            // refuses unless allowed.
-            bulwark_server::webhooks::DestinationPolicy::new(&["127.0.0.0/8"]).unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+        services,
+    );
+    bulwark_server::monitor::spawn_alert_pipeline(state.clone(), engine_out);
     state
         .updates()
-        .unwrap()
         .ensure_director_root(&*store, T0)
         .await
         .unwrap();

@@ -122,7 +122,7 @@ async fn advisories_block_promotion_raise_alerts_and_waivers_let_through() {
     // Image root: one root key, one targets key (threshold 1).
     let root_key = bulwark_tuf::SigningKey::generate_ed25519().unwrap().0;
     let targets_key = bulwark_tuf::SigningKey::generate_ed25519().unwrap().0;
-    let online = fx.state.updates().unwrap().image_online_key().clone();
+    let online = fx.state.updates().image_online_key().clone();
     let mut root = bulwark_tuf::Root::new(common::T0 + time::Duration::days(365));
     root.add_key("root", root_key.public().clone());
     root.add_key("targets", targets_key.public().clone());

@@ -203,7 +203,7 @@ async fn rejections(admin: &Admin, id: DeviceId) -> Value {
 async fn mosquitto_clients_acl_detection_and_quarantine() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, _clock) = start_gateway(dir.path()).await;
-    let monitor = server.state().monitor().unwrap().clone();
+    let monitor = server.state().monitor().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     let b = Device::enroll(&server, &admin, dir.path(), "b").await;
     let (s, v) = admin
@@ -483,7 +483,7 @@ fn scanning_telemetry(n: u8) -> String {
 async fn monitoring_is_on_from_the_first_start_and_replay_agrees_with_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, _clock) = start_gateway(dir.path()).await;
-    let monitor = server.state().monitor().unwrap().clone();
+    let monitor = server.state().monitor().clone();
 
     let (s, eff) = admin
         .call(
@@ -612,7 +612,7 @@ async fn monitoring_is_on_from_the_first_start_and_replay_agrees_with_the_gatewa
 async fn telemetry_history_and_the_latest_sample_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, clock) = start_gateway(dir.path()).await;
-    let monitor = server.state().monitor().unwrap().clone();
+    let monitor = server.state().monitor().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     assert!(admin.device(a.id).await["latest_telemetry"].is_null());
     for (i, ports) in [&[22u16][..], &[22, 8080][..]].into_iter().enumerate() {
@@ -680,7 +680,7 @@ async fn telemetry_history_and_the_latest_sample_are_kept() {
 async fn paho_mqtt_both_versions_follow_the_acl() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, _clock) = start_gateway(dir.path()).await;
-    let monitor = server.state().monitor().unwrap().clone();
+    let monitor = server.state().monitor().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     let b = Device::enroll(&server, &admin, dir.path(), "b").await;
     admin
@@ -744,7 +744,7 @@ async fn paho_mqtt_both_versions_follow_the_acl() {
 async fn the_agent_publishes_telemetry_and_reports_isolation() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, _clock) = start_gateway(dir.path()).await;
-    let monitor = server.state().monitor().unwrap().clone();
+    let monitor = server.state().monitor().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     let agent = Agent::load(&a.dir, fixture_root(dir.path())).unwrap();
     let isolation = Isolation::new(IsolationMode::ReportOnly);
@@ -902,7 +902,7 @@ async fn external_broker_mode_consumes_telemetry_and_sends_commands_through_it()
     )
     .await;
     let admin = Admin::new(&server);
-    let monitor = server.state().monitor().unwrap().clone();
+    let monitor = server.state().monitor().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     admin
         .call(
@@ -1069,7 +1069,7 @@ async fn external_broker_mode_over_mutual_tls_verifies_the_broker() {
     )
     .await;
     let admin = Admin::new(&server);
-    let monitor = server.state().monitor().unwrap().clone();
+    let monitor = server.state().monitor().clone();
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;
     eventually("the server subscribed over mutual TLS", async || {
         monitor.broker_connected()
@@ -1107,7 +1107,7 @@ async fn external_broker_mode_over_mutual_tls_verifies_the_broker() {
             },
         )
         .await;
-        let monitor = server.state().monitor().unwrap().clone();
+        let monitor = server.state().monitor().clone();
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(
             !monitor.broker_connected(),

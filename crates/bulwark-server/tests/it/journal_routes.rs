@@ -209,7 +209,7 @@ async fn every_mutating_route_journals_exactly_one_entry() {
     };
     let root_key = bulwark_tuf::SigningKey::generate_ed25519().unwrap().0;
     let targets_key = bulwark_tuf::SigningKey::generate_ed25519().unwrap().0;
-    let online = fx.state.updates().unwrap().image_online_key().clone();
+    let online = fx.state.updates().image_online_key().clone();
     let mut root = bulwark_tuf::Root::new(common::T0 + time::Duration::days(365));
     root.add_key("root", root_key.public().clone());
     root.add_key("targets", targets_key.public().clone());
@@ -448,7 +448,7 @@ async fn every_mutating_route_journals_exactly_one_entry() {
             // The gate scans in the background and journals its verdict as
             // the server: wait for it, so it is not counted for the next.
             let rel = fx.store.release("fw", "1.0").await.unwrap().unwrap();
-            let gate = &fx.state.updates().unwrap().gate;
+            let gate = &fx.state.updates().gate;
             for _ in 0..500 {
                 if !gate.is_scanning(&rel.id) {
                     break;

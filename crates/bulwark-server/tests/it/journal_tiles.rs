@@ -8,9 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Request;
 use bulwark_proto::{JournalActor, JournalEntry};
-use bulwark_tlog::{
-    Checkpoint, MemoryTree, NoteSigner, decode_entry_bundle, leaf_hash, tile_bytes,
-};
+use bulwark_tlog::{Checkpoint, MemoryTree, decode_entry_bundle, leaf_hash, tile_bytes};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
@@ -38,9 +36,8 @@ async fn tiles_and_bundles_match_an_independent_computation() {
     let common::Fixture {
         state, store, vars, ..
     } = common::fixture().await;
-    let signer = NoteSigner::new("test.invalid/journal", &[3; 32]).unwrap();
-    let verifier = signer.verifier();
-    let state = state.with_journal_signer(signer).unwrap();
+    // The fixture's state signs with this key.
+    let verifier = common::journal_signer().verifier();
     let entries: Vec<_> = (0..300).map(entry).collect();
     store.append_journal(&entries).await.unwrap();
     let size = state.checkpoint_journal().await.unwrap().unwrap();
