@@ -55,6 +55,7 @@ mod clock;
 mod config;
 pub mod device;
 mod error;
+pub mod events;
 pub mod follow;
 pub mod gate;
 pub mod gateway;

@@ -281,16 +281,14 @@ pub(crate) async fn import_advisories(
         changed: s.changed as u64,
         verdicts_changed: s.verdicts_changed as u64,
         alerts: {
-            let views: Vec<AlertView> = s.alerts.into_iter().map(alert_view).collect();
-            let events: Vec<crate::api::dto::StreamEvent> = views
+            let events: Vec<crate::events::DomainEvent> = s
+                .alerts
                 .iter()
-                .map(|v| crate::api::dto::StreamEvent::Vulnerability(v.clone()))
+                .cloned()
+                .map(crate::events::DomainEvent::Vulnerability)
                 .collect();
-            for e in &events {
-                state.monitor().publish(e.clone());
-            }
-            crate::webhooks::notify(&state, &events).await;
-            views
+            crate::events::publish(&state, &events).await;
+            s.alerts.into_iter().map(alert_view).collect()
         },
         errors: s.errors,
     }))

@@ -208,16 +208,12 @@ pub(crate) async fn alert_stream(
         };
         let event = match next {
             Ok(e) => {
-                let name = match &e {
-                    StreamEvent::Detection(_) => "detection",
-                    StreamEvent::Vulnerability(_) => "vulnerability",
-                };
-                let data = match &e {
-                    StreamEvent::Detection(a) => serde_json::to_string(a),
-                    StreamEvent::Vulnerability(a) => serde_json::to_string(a),
+                let data = match e.wire() {
+                    StreamEvent::Detection(a) => serde_json::to_string(&a),
+                    StreamEvent::Vulnerability(a) => serde_json::to_string(&a),
                 }
                 .unwrap_or_default();
-                Event::default().event(name).data(data)
+                Event::default().event(e.kind()).data(data)
             }
             Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
             Err(RecvError::Closed) => return None,

@@ -30,7 +30,8 @@ use prometheus_client::metrics::family::Family;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::api::dto::{DetectionAlertView, StreamEvent};
+use crate::api::dto::DetectionAlertView;
+use crate::events::DomainEvent;
 use crate::metrics::ReasonLabels;
 use crate::state::AppState;
 pub use sessions::Sessions;
@@ -56,7 +57,7 @@ pub struct Monitor {
     rejections: Mutex<HashMap<DeviceId, RejectionCounts>>,
     /// Open gateway sessions, by device.
     pub sessions: Sessions,
-    events: broadcast::Sender<StreamEvent>,
+    events: broadcast::Sender<DomainEvent>,
     /// Samples handed to detection (exported as
     /// `bulwark_gateway_telemetry_accepted_total`).
     accepted: Counter,
@@ -245,7 +246,7 @@ impl Monitor {
     }
 
     /// A live feed of new alerts (detection and vulnerability).
-    pub fn subscribe(&self) -> broadcast::Receiver<StreamEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
         self.events.subscribe()
     }
 
@@ -263,8 +264,9 @@ impl Monitor {
         }
     }
 
-    /// Publishes an event to SSE subscribers (none listening is fine).
-    pub(crate) fn publish(&self, event: StreamEvent) {
+    /// Publishes an event to live subscribers (none listening is fine);
+    /// services call [`crate::events::publish`], which also feeds webhooks.
+    pub(crate) fn publish(&self, event: DomainEvent) {
         let _ = self.events.send(event);
     }
 
@@ -480,17 +482,12 @@ pub fn spawn_alert_pipeline(state: AppState, engine_out: std::sync::mpsc::Receiv
                 .drain(..)
                 .filter_map(|(group, a)| stored_alert(&group, &a, now))
                 .collect();
-            let events: Vec<StreamEvent> = stored
-                .iter()
-                .map(|a| StreamEvent::Detection(detection_view(a)))
-                .collect();
-            for e in &events {
-                monitor.publish(e.clone());
-            }
             if let Err(e) = state.0.store.insert_detection_alerts(&stored).await {
                 tracing::error!(error = %e, alerts = stored.len(), "storing detection alerts failed");
             }
-            crate::webhooks::notify(&state, &events).await;
+            let events: Vec<DomainEvent> =
+                stored.iter().cloned().map(DomainEvent::Detection).collect();
+            crate::events::publish(&state, &events).await;
             for a in stored.iter().filter(|a| a.action.is_some()) {
                 let reason = format!("behaviour {} fired: {}", a.behaviour, a.message);
                 let audit = Audit::system(now);

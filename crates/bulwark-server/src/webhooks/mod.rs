@@ -40,7 +40,7 @@ use bulwark_store::{AttemptOutcome, Delivery, NewDelivery};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::api::dto::StreamEvent;
+use crate::events::DomainEvent;
 use crate::state::AppState;
 
 pub mod destination;
@@ -272,16 +272,9 @@ fn reachable(
     }
 }
 
-fn event_parts(e: &StreamEvent) -> (&'static str, String) {
-    match e {
-        StreamEvent::Detection(a) => ("detection", a.id.clone()),
-        StreamEvent::Vulnerability(a) => ("vulnerability", a.id.clone()),
-    }
-}
-
 /// Enqueues `events` for every registered webhook and wakes the worker.
 /// Failures are logged: alerts are stored and streamed regardless.
-pub(crate) async fn notify(state: &AppState, events: &[StreamEvent]) {
+pub(crate) async fn notify(state: &AppState, events: &[DomainEvent]) {
     let w = state.webhooks();
     if events.is_empty() {
         return;
@@ -298,8 +291,8 @@ pub(crate) async fn notify(state: &AppState, events: &[StreamEvent]) {
     }
     let mut new = Vec::new();
     for e in events {
-        let (event, alert_id) = event_parts(e);
-        let body = serde_json::to_string(e).unwrap_or_default();
+        let (event, alert_id) = (e.kind(), e.alert_id().to_owned());
+        let body = serde_json::to_string(&e.wire()).unwrap_or_default();
         for h in &hooks {
             #[expect(
                 clippy::disallowed_methods,
