@@ -72,8 +72,8 @@ pub use model::{
 pub use monitor::{DetectionAlert, MonitorStore, ProfileRow};
 pub use telemetry::{LatestTelemetry, TelemetryMinute, TelemetryStore};
 pub use updates::{
-    BlobRecord, Deployment, DirectorState, NewRelease, Proposal, Publication, Release, TufRow,
-    UpdateStatus, UpdateStore,
+    BlobRecord, Deployment, DirectorState, Installer, NewRelease, Proposal, Publication, Release,
+    ReleaseStatus, TufRow, UpdateStatus, UpdateStore,
 };
 pub use webhooks::{AttemptOutcome, Delivery, NewDelivery, WebhookRow, WebhookStore};
 

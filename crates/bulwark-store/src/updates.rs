@@ -30,6 +30,76 @@ pub struct BlobRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// Defines a stored state: an enum kept as text in the database, read
+/// back strictly (an unknown text is [`crate::Error::Corrupt`]).
+macro_rules! stored_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The stored (and shown) text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            /// The value a text names, if any.
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+
+            fn read(text: String) -> crate::Result<$name> {
+                $name::parse(&text).ok_or(crate::Error::Corrupt { what: $what, detail: format!("{text:?}") })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+stored_enum! {
+    /// Where a release stands in signing.
+    ReleaseStatus, "release status" {
+        /// Its targets signatures have not reached the threshold.
+        Unsigned = "unsigned",
+        /// Its targets metadata is published.
+        Published = "published",
+    }
+}
+
+stored_enum! {
+    /// How devices install a release.
+    Installer, "release installer" {
+        /// Copy the artifact to `install_path`.
+        File = "file",
+        /// Write it to the inactive A/B slot.
+        Ab = "ab",
+        /// Run it as a script.
+        Script = "script",
+    }
+}
+
 /// One stored TUF metadata file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TufRow {
@@ -56,8 +126,8 @@ pub struct NewRelease {
     pub sha256: String,
     /// Its length.
     pub length: u64,
-    /// `file`, `ab` or `script`.
-    pub installer: String,
+    /// How devices install it.
+    pub installer: Installer,
     /// Destination of the `file` installer.
     pub install_path: Option<String>,
     /// Smoke test command line.
@@ -80,7 +150,7 @@ pub struct Release {
     /// Artifact length.
     pub length: u64,
     /// Installer kind.
-    pub installer: String,
+    pub installer: Installer,
     /// `file` installer destination.
     pub install_path: Option<String>,
     /// Smoke test.
@@ -88,7 +158,7 @@ pub struct Release {
     /// Smoke test timeout.
     pub smoke_timeout_secs: u64,
     /// `unsigned` until the targets threshold is met, then `published`.
-    pub status: String,
+    pub status: ReleaseStatus,
     /// Account that created it.
     pub created_by: String,
     /// When created.
@@ -331,8 +401,8 @@ fn i64_of(v: u64) -> i64 {
 fn release_digest(r: &Release) -> String {
     state_digest(&serde_json::json!({
         "id": r.id, "name": r.name, "version": r.version, "sha256": r.sha256, "length": r.length,
-        "installer": r.installer, "install_path": r.install_path, "smoke_test": r.smoke_test,
-        "smoke_timeout_secs": r.smoke_timeout_secs, "status": r.status, "environments": r.environments,
+        "installer": r.installer.as_str(), "install_path": r.install_path, "smoke_test": r.smoke_test,
+        "smoke_timeout_secs": r.smoke_timeout_secs, "status": r.status.as_str(), "environments": r.environments,
     }))
 }
 
@@ -349,11 +419,11 @@ macro_rules! impl_update_store {
                     version: row.try_get("version")?,
                     sha256: row.try_get("sha256")?,
                     length: u64_of("release length", row.try_get("length")?)?,
-                    installer: row.try_get("installer")?,
+                    installer: Installer::read(row.try_get("installer")?)?,
                     install_path: row.try_get("install_path")?,
                     smoke_test: row.try_get("smoke_test")?,
                     smoke_timeout_secs: u64_of("release smoke timeout", row.try_get("smoke_timeout_secs")?)?,
-                    status: row.try_get("status")?,
+                    status: ReleaseStatus::read(row.try_get("status")?)?,
                     created_by: row.try_get("created_by")?,
                     created_at: from_ms("release created_at", row.try_get("created_at")?)?,
                     published_at: opt_from_ms("release published_at", row.try_get("published_at")?)?,
@@ -517,7 +587,7 @@ macro_rules! impl_update_store {
                 .bind(&new.version)
                 .bind(&new.sha256)
                 .bind(i64_of(new.length))
-                .bind(&new.installer)
+                .bind(new.installer.as_str())
                 .bind(&new.install_path)
                 .bind(&new.smoke_test)
                 .bind(i64_of(new.smoke_timeout_secs))
@@ -529,7 +599,7 @@ macro_rules! impl_update_store {
                 let rel = Self::release_rec(&row, Vec::new())?;
                 let entry = audit.entry(JournalAction::ReleaseCreate, format!("release:{}", rel.reference()), None,
                     Some(release_digest(&rel)), &[("sha256", rel.sha256.clone()), ("length", rel.length.to_string()),
-                        ("installer", rel.installer.clone())]);
+                        ("installer", rel.installer.as_str().to_owned())]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
                 Ok(rel)
@@ -685,7 +755,7 @@ macro_rules! impl_update_store {
                     .bind(ms(audit.time))
                     .execute(&mut *tx)
                     .await?;
-                    after.status = "published".into();
+                    after.status = ReleaseStatus::Published;
                     if !after.environments.contains(&p.first_environment) {
                         after.environments.push(p.first_environment.clone());
                     }
@@ -935,3 +1005,27 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 impl_update_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
 impl_update_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
+
+#[cfg(test)]
+mod stored_enum_tests {
+    use super::*;
+
+    #[test]
+    fn stored_states_round_trip_and_unknown_text_is_corrupt() {
+        for s in ReleaseStatus::ALL {
+            assert_eq!(ReleaseStatus::read(s.as_str().to_owned()).unwrap(), *s);
+        }
+        for i in Installer::ALL {
+            assert_eq!(Installer::read(i.as_str().to_owned()).unwrap(), *i);
+        }
+        assert!(matches!(
+            ReleaseStatus::read("Published".into()),
+            Err(crate::Error::Corrupt { what: "release status", .. })
+        ));
+        assert!(matches!(
+            Installer::read("rpm".into()),
+            Err(crate::Error::Corrupt { what: "release installer", .. })
+        ));
+        assert_eq!(ReleaseStatus::Unsigned, "unsigned");
+    }
+}

@@ -36,11 +36,11 @@ fn view(r: Release) -> ReleaseView {
         version: r.version,
         sha256: r.sha256,
         length: r.length,
-        installer: r.installer,
+        installer: r.installer.as_str().to_owned(),
         install_path: r.install_path,
         smoke_test: r.smoke_test,
         smoke_timeout_secs: r.smoke_timeout_secs,
-        status: r.status,
+        status: r.status.as_str().to_owned(),
         environments: r.environments,
         created_at: r.created_at,
         published_at: r.published_at,
@@ -221,7 +221,10 @@ pub(crate) async fn create_release(
                 version: req.version,
                 sha256: blob.sha256,
                 length: blob.length,
-                installer: req.installer,
+                // Checked above: one of the installers.
+                installer: bulwark_store::Installer::parse(&req.installer).ok_or_else(|| {
+                    ApiError::InvalidFields(vec!["installer: one of file, ab, script".into()])
+                })?,
                 install_path: req.install_path,
                 smoke_test: req.smoke_test,
                 smoke_timeout_secs: timeout,
@@ -396,7 +399,7 @@ pub(crate) async fn promote(
             upd.environments.join(", ")
         )]));
     };
-    if rel.status != "published" {
+    if rel.status != bulwark_store::ReleaseStatus::Published {
         return Err(ApiError::Conflict(format!(
             "{} is not published yet (it needs its targets signatures)",
             rel.reference()

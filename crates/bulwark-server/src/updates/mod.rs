@@ -22,7 +22,9 @@ pub use blobs::BlobStore;
 use std::sync::Arc;
 
 use bulwark_proto::DeviceId;
-use bulwark_store::{Audit, DirectorState, Proposal, Publication, Release, Store, TufRow};
+use bulwark_store::{
+    Audit, DirectorState, Proposal, Publication, Release, ReleaseStatus, Store, TufRow,
+};
 use bulwark_tuf::{
     MetaFile, Metadata, PublicKey, Role as _, RoleKeys, Root, SigningKey, Snapshot, TargetFile,
     Targets, Timestamp,
@@ -111,7 +113,7 @@ pub(crate) fn release_custom(r: &Release) -> serde_json::Value {
         "bulwark": {
             "name": r.name,
             "version": r.version,
-            "installer": r.installer,
+            "installer": r.installer.as_str(),
             "install_path": r.install_path,
             "smoke_test": r.smoke_test,
             "smoke_timeout_secs": r.smoke_timeout_secs,
@@ -341,7 +343,7 @@ impl Updates {
         let proposal = match store.proposal(&release.id).await? {
             Some(p) if p.base_version == base => p,
             _ => {
-                if release.status == "published" {
+                if release.status == ReleaseStatus::Published {
                     return Err(ApiError::Conflict(format!(
                         "{} is already published",
                         release.reference()
@@ -375,7 +377,7 @@ impl Updates {
             &root,
             proposal,
             valid,
-            release.status == "published",
+            release.status == ReleaseStatus::Published,
         ))
     }
 
@@ -389,7 +391,7 @@ impl Updates {
         sig: &str,
         audit: &Audit,
     ) -> Result<SigningStatus, ApiError> {
-        if release.status == "published" {
+        if release.status == ReleaseStatus::Published {
             return Err(ApiError::Conflict(format!(
                 "{} is already published",
                 release.reference()

@@ -315,7 +315,7 @@ async fn director_assigns_a_target_the_image_repository_does_not_list() {
                 version: "6.6.6".into(),
                 sha256: sha256(&bytes),
                 length: bytes.len() as u64,
-                installer: "ab".into(),
+                installer: bulwark_store::Installer::Ab,
                 install_path: None,
                 smoke_test: None,
                 smoke_timeout_secs: 60,
