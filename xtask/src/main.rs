@@ -190,12 +190,12 @@ fn ensure_python_references() -> Result<(), String> {
             .is_ok_and(|o| o.status.success())
     };
     if ok(
-        "import tuf, cryptography, securesystemslib, packaging, cyclonedx.validation.json, spdx_tools.spdx.validation.document_validator, paho.mqtt.client, cbor2",
+        "import tuf, cryptography, securesystemslib, packaging, cyclonedx.validation.json, spdx_tools.spdx.validation.document_validator, paho.mqtt.client, cbor2, schemathesis",
     ) {
         return Ok(());
     }
     eprintln!(
-        "installing python-tuf, packaging, cyclonedx-python-lib, spdx-tools, paho-mqtt and cbor2 from PyPI (reference implementations)"
+        "installing python-tuf, packaging, cyclonedx-python-lib, spdx-tools, paho-mqtt, cbor2 and schemathesis from PyPI (reference implementations, API fuzzing)"
     );
     let pkgs = [
         "tuf==7.0.0",
@@ -205,6 +205,7 @@ fn ensure_python_references() -> Result<(), String> {
         "spdx-tools==0.8.5",
         "paho-mqtt==2.2.0",
         "cbor2==5.6.5",
+        "schemathesis==4.32.5",
     ];
     let mut c = Command::new("python3");
     c.args(["-m", "pip", "install", "-q"]).args(pkgs);
@@ -240,8 +241,70 @@ fn ci() -> Result<(), String> {
     c.args(["test", "--workspace", "--locked"]);
     run(c)?;
     dogfood()?;
+    api_fuzz()?;
     free_disk_for_fuzzing();
     fuzz(20)
+}
+
+/// Schemathesis against a live `bulwark server` (its own data directory,
+/// free ports): examples generated from `docs/openapi.json` for every
+/// admin route, checked for server errors and for answers the document
+/// does not describe (status, content type, body schema). Device-listener
+/// routes (mutual TLS) and the endless alert stream are left out.
+fn api_fuzz() -> Result<(), String> {
+    let mut c = ci_cargo();
+    c.args(["build", "--quiet", "--locked", "-p", "bulwark-cli", "--bin", "bulwark"]);
+    run(c)?;
+    let dir = root().join("target/api-fuzz");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let data = dir.join("data");
+    let mut server = Command::new(root().join("target/debug/bulwark"))
+        .arg("server")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting bulwark server: {e}"))?;
+    let result = (|| {
+        use std::io::BufRead as _;
+        let out = server.stdout.take().ok_or("no server stdout")?;
+        let mut base = None;
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            if let Some(url) = line.strip_prefix("Bulwark API:") {
+                base = Some(url.trim().to_owned());
+                break;
+            }
+        }
+        let base = base.ok_or("the server ended before printing its API address")?;
+        let token = std::fs::read_to_string(data.join("admin.token"))
+            .map_err(|e| format!("admin.token: {e}"))?;
+        let mut c = Command::new("schemathesis");
+        c.current_dir(&dir)
+            .arg("run")
+            .arg(root().join("docs/openapi.json"))
+            .args(["--url", &base])
+            .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                "--max-examples",
+                "10",
+                "--phases",
+                "coverage,fuzzing",
+                "--workers",
+                "2",
+                "--exclude-path-regex",
+                "^/api/v1/(device/|enroll$|alerts/stream$)",
+            ]);
+        run(c)
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result
 }
 
 /// Free space (KiB) on the filesystem holding `path`, from `df -Pk`.
@@ -523,6 +586,7 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::check(&root()).map_err(|problems| problems.join("\n")),
         Some("bench") => bench(&args[1..]),
         Some("dogfood") => dogfood(),
+        Some("api-fuzz") => api_fuzz(),
         Some("corpus") => corpus::corpus(&args[1..]),
         Some("fuzz") => {
             let secs = args
@@ -533,7 +597,7 @@ fn main() -> ExitCode {
             fuzz(secs.unwrap_or(60))
         }
         _ => Err(
-            "usage: cargo xtask <ci | tidy | dogfood | corpus [OUT_DIR] | bench [--quick] [--only checkin,journal,update,gate,gateway,sim] | fuzz [--seconds N]>"
+            "usage: cargo xtask <ci | tidy | dogfood | api-fuzz | corpus [OUT_DIR] | bench [--quick] [--only checkin,journal,update,gate,gateway,sim] | fuzz [--seconds N]>"
                 .into(),
         ),
     };
