@@ -125,6 +125,20 @@ impl ApiError {
     }
 }
 
+/// The gate's refusals as HTTP answers.
+impl From<crate::gate::GateError> for ApiError {
+    fn from(e: crate::gate::GateError) -> Self {
+        use crate::gate::GateError;
+        match e {
+            GateError::Blocked(m) => ApiError::GateBlocked(m),
+            GateError::Pending(m) => ApiError::GatePending(m),
+            GateError::Invalid(m) => ApiError::InvalidFields(vec![m]),
+            GateError::Store(e) => ApiError::from(e),
+            GateError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<bulwark_store::Error> for ApiError {
     fn from(e: bulwark_store::Error) -> Self {
         match e {

@@ -23,8 +23,6 @@ use bulwark_store::{Audit, NewAlert, Release, ReleaseScan, Store, VerdictChange,
 use bulwark_yara::Rules;
 use time::OffsetDateTime;
 
-use crate::error::ApiError;
-
 /// The gate service.
 pub struct Gate {
     dir: PathBuf,
@@ -82,13 +80,41 @@ pub struct ImportSummary {
     pub errors: Vec<String>,
 }
 
-fn blocked(v: &Verdict, what: &str) -> ApiError {
+/// Why the gate refused or failed; the HTTP layer maps each kind to a
+/// status in one place (`crate::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The release does not pass: every reason, in the message.
+    #[error("{0}")]
+    Blocked(String),
+    /// The release has no verdict yet (its scan is running).
+    #[error("{0}")]
+    Pending(String),
+    /// What was handed in is not acceptable (an archive, a waiver).
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] bulwark_store::Error),
+    /// Something else failed (a stored document that does not parse, a
+    /// worker that died).
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl GateError {
+    fn internal(e: impl Into<anyhow::Error>) -> Self {
+        GateError::Internal(e.into())
+    }
+}
+
+fn blocked(v: &Verdict, what: &str) -> GateError {
     let reasons: Vec<String> = v
         .reasons
         .iter()
         .map(|r| format!("[{}] {}", r.code, r.message))
         .collect();
-    ApiError::GateBlocked(format!(
+    GateError::Blocked(format!(
         "the release gate blocks {what}: {}",
         reasons.join("; ")
     ))
@@ -139,17 +165,17 @@ impl Gate {
     }
 
     /// The policy in force: version and document (version 0 = defaults).
-    pub async fn policy(store: &dyn Store) -> Result<(u64, Policy), ApiError> {
+    pub async fn policy(store: &dyn Store) -> Result<(u64, Policy), GateError> {
         match store.policy().await? {
             Some((v, body)) => Ok((
                 v,
-                Policy::from_json(body.as_bytes()).map_err(ApiError::internal)?,
+                Policy::from_json(body.as_bytes()).map_err(GateError::internal)?,
             )),
             None => Ok((0, Policy::default())),
         }
     }
 
-    async fn waivers(store: &dyn Store) -> Result<Vec<Waiver>, ApiError> {
+    async fn waivers(store: &dyn Store) -> Result<Vec<Waiver>, GateError> {
         Ok(store
             .waivers()
             .await?
@@ -279,7 +305,7 @@ impl Gate {
         release: &Release,
         stage: Stage,
         now: OffsetDateTime,
-    ) -> Result<Judgement, ApiError> {
+    ) -> Result<Judgement, GateError> {
         let Some(row) = store.release_scan(&release.id).await? else {
             return Ok(Judgement {
                 scan: None,
@@ -288,7 +314,8 @@ impl Gate {
                 verdict: None,
             });
         };
-        let scan: ArtifactScan = serde_json::from_str(&row.findings).map_err(ApiError::internal)?;
+        let scan: ArtifactScan =
+            serde_json::from_str(&row.findings).map_err(GateError::internal)?;
         let (pv, policy) = Self::policy(store).await?;
         let waivers = Self::waivers(store).await?;
         let (findings, notices, verdict) = Self::judge_scan(
@@ -316,10 +343,10 @@ impl Gate {
         stage: Stage,
         what: &str,
         now: OffsetDateTime,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), GateError> {
         let j = self.judge(store, release, stage, now).await?;
         match j.verdict {
-            None => Err(ApiError::GatePending(format!(
+            None => Err(GateError::Pending(format!(
                 "{} is still being scanned; {what} waits for the gate's verdict (see `bulwark release gate {}`)",
                 release.reference(),
                 release.reference()
@@ -339,7 +366,7 @@ impl Gate {
         archive: Vec<u8>,
         source: &str,
         audit: &Audit,
-    ) -> Result<ImportSummary, ApiError> {
+    ) -> Result<ImportSummary, GateError> {
         let _serial = self.import_lock.lock().await;
         let dir = self.dir.clone();
         let source_name = source.to_owned();
@@ -377,9 +404,9 @@ impl Gate {
             Ok::<_, bulwark_osv::Error>(Ok((db, report)))
         })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::InvalidFields(vec![format!("archive: {e}")]))?
-        .map_err(|e| ApiError::InvalidFields(vec![format!("archive: {e}")]))?;
+        .map_err(GateError::internal)?
+        .map_err(|e| GateError::Invalid(format!("archive: {e}")))?
+        .map_err(|e| GateError::Invalid(format!("archive: {e}")))?;
         let changed: HashSet<String> = report.changed_ids.iter().cloned().collect();
         let db = Arc::new(db);
         // Re-judge releases.
@@ -415,7 +442,7 @@ impl Gate {
                 verdicts.push(VerdictChange {
                     release_id: row.release_id.clone(),
                     status: status.into(),
-                    verdict: serde_json::to_string(&verdict).map_err(ApiError::internal)?,
+                    verdict: serde_json::to_string(&verdict).map_err(GateError::internal)?,
                 });
             }
         }
@@ -455,7 +482,7 @@ impl Gate {
     }
 
     /// The releases and devices an advisory (by id or alias) hits now.
-    pub async fn affected(&self, store: &dyn Store, id: &str) -> Result<Affected, ApiError> {
+    pub async fn affected(&self, store: &dyn Store, id: &str) -> Result<Affected, GateError> {
         let db = self.db();
         let mut out = Affected::default();
         let named = |v: &bulwark_gate::VulnerabilityFinding| v.is_named(id);
@@ -499,9 +526,9 @@ impl Gate {
         store: &dyn Store,
         w: Waiver,
         audit: &Audit,
-    ) -> Result<WaiverRow, ApiError> {
+    ) -> Result<WaiverRow, GateError> {
         w.validate(audit.time)
-            .map_err(|e| ApiError::InvalidFields(vec![e.to_string()]))?;
+            .map_err(|e| GateError::Invalid(e.to_string()))?;
         let row = WaiverRow {
             id: w.id,
             finding: w.finding,
