@@ -125,6 +125,24 @@ impl ApiError {
     }
 }
 
+/// The update service's refusals as HTTP answers.
+impl From<crate::updates::UpdateError> for ApiError {
+    fn from(e: crate::updates::UpdateError) -> Self {
+        use crate::updates::UpdateError;
+        match e {
+            UpdateError::Invalid(m) => ApiError::InvalidFields(vec![m]),
+            UpdateError::TooLarge => ApiError::PayloadTooLarge,
+            UpdateError::NotFound(m) => ApiError::NotFound(m),
+            UpdateError::Conflict(m) => ApiError::Conflict(m),
+            UpdateError::Forbidden(m) => ApiError::Forbidden(m),
+            UpdateError::Overloaded => ApiError::Overloaded,
+            UpdateError::Gate(e) => ApiError::from(e),
+            UpdateError::Store(e) => ApiError::from(e),
+            UpdateError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 /// The gate's refusals as HTTP answers.
 impl From<crate::gate::GateError> for ApiError {
     fn from(e: crate::gate::GateError) -> Self {

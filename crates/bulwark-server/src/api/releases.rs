@@ -616,5 +616,5 @@ pub(crate) async fn repo_target(
     if !valid_sha256(digest) {
         return Err(ApiError::NotFound(format!("target {path}")));
     }
-    upd.blobs.serve(digest, &headers).await
+    Ok(upd.blobs.serve(digest, &headers).await?)
 }

@@ -73,7 +73,7 @@ pub(crate) async fn blob(
 ) -> Result<Response, ApiError> {
     authenticated_device(&state, conn).await?;
     let upd = updates(&state);
-    upd.blobs.serve(&sha256, &headers).await
+    Ok(upd.blobs.serve(&sha256, &headers).await?)
 }
 
 /// Report update progress or a refusal.

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
-use crate::error::ApiError;
+use super::UpdateError;
 
 /// Read and write chunk size.
 const CHUNK: usize = 256 * 1024;
@@ -67,7 +67,7 @@ impl BlobStore {
         &self,
         body: Body,
         expected_sha256: Option<&str>,
-    ) -> Result<(String, u64), ApiError> {
+    ) -> Result<(String, u64), UpdateError> {
         #[expect(
             clippy::disallowed_methods,
             reason = "temporary file name, unique per upload: not a secret"
@@ -88,51 +88,53 @@ impl BlobStore {
         tmp: &Path,
         body: Body,
         expected: Option<&str>,
-    ) -> Result<(String, u64), ApiError> {
+    ) -> Result<(String, u64), UpdateError> {
         let mut file = tokio::fs::File::create(tmp)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(UpdateError::internal)?;
         let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         let mut len: u64 = 0;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk: Bytes = chunk
-                .map_err(|e| ApiError::InvalidFields(vec![format!("upload interrupted: {e}")]))?;
+            let chunk: Bytes =
+                chunk.map_err(|e| UpdateError::Invalid(format!("upload interrupted: {e}")))?;
             len += chunk.len() as u64;
             if len > self.max_bytes {
-                return Err(ApiError::PayloadTooLarge);
+                return Err(UpdateError::TooLarge);
             }
             ctx.update(&chunk);
-            file.write_all(&chunk).await.map_err(ApiError::internal)?;
+            file.write_all(&chunk)
+                .await
+                .map_err(UpdateError::internal)?;
         }
-        file.sync_all().await.map_err(ApiError::internal)?;
+        file.sync_all().await.map_err(UpdateError::internal)?;
         drop(file);
         let sha = hex::encode(ctx.finish().as_ref());
         if let Some(want) = expected
             && want != sha
         {
-            return Err(ApiError::InvalidFields(vec![format!(
+            return Err(UpdateError::Invalid(format!(
                 "upload has sha256 {sha}, not the announced {want}"
-            )]));
+            )));
         }
         let dest = self.path(&sha);
         if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
             tokio::fs::remove_file(tmp)
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(UpdateError::internal)?;
         } else {
             let dir = dest.parent().map(Path::to_owned).unwrap_or_default();
             tokio::fs::create_dir_all(&dir)
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(UpdateError::internal)?;
             tokio::fs::rename(tmp, &dest)
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(UpdateError::internal)?;
             let dir2 = dir.clone();
             tokio::task::spawn_blocking(move || std::fs::File::open(&dir2)?.sync_all())
                 .await
-                .map_err(ApiError::internal)?
-                .map_err(ApiError::internal)?;
+                .map_err(UpdateError::internal)?
+                .map_err(UpdateError::internal)?;
         }
         Ok((sha, len))
     }
@@ -152,45 +154,45 @@ impl BlobStore {
     }
 
     /// Serves a blob, honouring a single `Range: bytes=…` request header.
-    pub async fn serve(&self, sha256: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    pub async fn serve(&self, sha256: &str, headers: &HeaderMap) -> Result<Response, UpdateError> {
         if !valid_sha256(sha256) {
-            return Err(ApiError::InvalidFields(vec![
+            return Err(UpdateError::Invalid(
                 "digest: expected 64 lowercase hex characters".into(),
-            ]));
+            ));
         }
         let path = self.path(sha256);
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ApiError::NotFound(format!("blob {sha256}")));
+                return Err(UpdateError::NotFound(format!("blob {sha256}")));
             }
-            Err(e) => return Err(ApiError::internal(e)),
+            Err(e) => return Err(UpdateError::internal(e)),
         };
-        let total = file.metadata().await.map_err(ApiError::internal)?.len();
+        let total = file.metadata().await.map_err(UpdateError::internal)?.len();
         let range = match headers.get(header::RANGE) {
             None => None,
-            Some(v) => match parse_range(v.to_str().unwrap_or(""), total) {
-                Ok(r) => Some(r),
-                Err(RangeError::Unsatisfiable) => {
-                    let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-                    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
-                        resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            Some(v) => {
+                match parse_range(v.to_str().unwrap_or(""), total) {
+                    Ok(r) => Some(r),
+                    Err(RangeError::Unsatisfiable) => {
+                        let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                            resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                        }
+                        return Ok(resp);
                     }
-                    return Ok(resp);
+                    Err(RangeError::Malformed) => {
+                        return Err(UpdateError::Invalid("range: expected one range of the form bytes=START-[END] or bytes=-SUFFIX"
+                            .into()));
+                    }
                 }
-                Err(RangeError::Malformed) => {
-                    return Err(ApiError::InvalidFields(vec![
-                        "range: expected one range of the form bytes=START-[END] or bytes=-SUFFIX"
-                            .into(),
-                    ]));
-                }
-            },
+            }
         };
         let (start, end) = range.unwrap_or((0, total.saturating_sub(1)));
         let len = if total == 0 { 0 } else { end - start + 1 };
         file.seek(SeekFrom::Start(start))
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(UpdateError::internal)?;
         // Reuses its buffer between reads (no per-chunk allocation or
         // zeroing); a file that shrinks ends the body early, which the
         // client sees as a short read against Content-Length.

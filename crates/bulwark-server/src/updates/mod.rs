@@ -31,8 +31,6 @@ use bulwark_tuf::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::error::ApiError;
-
 /// The image repository's name in the store.
 pub const IMAGE: &str = "image";
 /// The director's name in the store.
@@ -88,12 +86,52 @@ impl std::fmt::Debug for Updates {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::InvalidFields(vec![msg.into()])
+/// Why the update service refused or failed; the HTTP layer maps each
+/// kind to a status in one place (`crate::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// What was handed in is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// An upload over the size limit.
+    #[error("the artifact is larger than the server accepts")]
+    TooLarge,
+    /// No such release, blob or metadata.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// It collides with what exists (a version taken, a release already
+    /// published).
+    #[error("{0}")]
+    Conflict(String),
+    /// Not allowed in this state (a key that may not sign).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too much at once (signing proposals); retry later.
+    #[error("busy, retry later")]
+    Overloaded,
+    /// The release gate refused.
+    #[error(transparent)]
+    Gate(#[from] crate::gate::GateError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] bulwark_store::Error),
+    /// Something else failed.
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
 }
 
-fn tuf_internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(anyhow::anyhow!("tuf: {e}"))
+impl UpdateError {
+    pub(crate) fn internal(e: impl Into<anyhow::Error>) -> Self {
+        UpdateError::Internal(e.into())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> UpdateError {
+    UpdateError::Invalid(msg.into())
+}
+
+fn tuf_internal(e: impl std::fmt::Display) -> UpdateError {
+    UpdateError::internal(anyhow::anyhow!("tuf: {e}"))
 }
 
 /// The role and optional version a metadata file name asks for:
@@ -131,7 +169,11 @@ fn target_file(r: &Release, custom: serde_json::Value) -> TargetFile {
     t
 }
 
-fn row<T: bulwark_tuf::Role>(repo: &str, role: &str, md: &Metadata<T>) -> Result<TufRow, ApiError> {
+fn row<T: bulwark_tuf::Role>(
+    repo: &str,
+    role: &str,
+    md: &Metadata<T>,
+) -> Result<TufRow, UpdateError> {
     Ok(TufRow {
         repo: repo.to_owned(),
         role: role.to_owned(),
@@ -189,7 +231,7 @@ impl Updates {
         &self,
         store: &dyn Store,
         now: OffsetDateTime,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), UpdateError> {
         if store.tuf_latest(DIRECTOR, "root").await?.is_some() {
             return Ok(());
         }
@@ -214,7 +256,10 @@ impl Updates {
     // ----- image repository -------------------------------------------------
 
     /// The newest trusted image root.
-    pub async fn image_root(&self, store: &dyn Store) -> Result<Option<Metadata<Root>>, ApiError> {
+    pub async fn image_root(
+        &self,
+        store: &dyn Store,
+    ) -> Result<Option<Metadata<Root>>, UpdateError> {
         latest(store, "root").await
     }
 
@@ -227,7 +272,7 @@ impl Updates {
         store: &dyn Store,
         body: &[u8],
         audit: &Audit,
-    ) -> Result<u64, ApiError> {
+    ) -> Result<u64, UpdateError> {
         let md =
             Metadata::<Root>::from_slice(body).map_err(|e| bad(format!("root metadata: {e}")))?;
         let new = md.signed();
@@ -284,7 +329,7 @@ impl Updates {
             Some(old) => {
                 let want = old.signed().version + 1;
                 if new.version != want {
-                    return Err(ApiError::Conflict(format!(
+                    return Err(UpdateError::Conflict(format!(
                         "root version {} does not follow the current version {}",
                         new.version,
                         old.signed().version
@@ -312,7 +357,7 @@ impl Updates {
     async fn image_targets(
         &self,
         store: &dyn Store,
-    ) -> Result<Option<Metadata<Targets>>, ApiError> {
+    ) -> Result<Option<Metadata<Targets>>, UpdateError> {
         latest(store, "targets").await
     }
 
@@ -321,9 +366,9 @@ impl Updates {
     async fn signing_base(
         &self,
         store: &dyn Store,
-    ) -> Result<(Metadata<Root>, Option<Metadata<Targets>>), ApiError> {
+    ) -> Result<(Metadata<Root>, Option<Metadata<Targets>>), UpdateError> {
         let root = self.image_root(store).await?.ok_or_else(|| {
-            ApiError::Conflict(
+            UpdateError::Conflict(
                 "the image repository has no root yet: run `bulwark repo init`".into(),
             )
         })?;
@@ -337,14 +382,14 @@ impl Updates {
         store: &dyn Store,
         release: &Release,
         now: OffsetDateTime,
-    ) -> Result<SigningStatus, ApiError> {
+    ) -> Result<SigningStatus, UpdateError> {
         let (root, current) = self.signing_base(store).await?;
         let base = current.as_ref().map_or(0, |t| t.signed().version);
         let proposal = match store.proposal(&release.id).await? {
             Some(p) if p.base_version == base => p,
             _ => {
                 if release.status == ReleaseStatus::Published {
-                    return Err(ApiError::Conflict(format!(
+                    return Err(UpdateError::Conflict(format!(
                         "{} is already published",
                         release.reference()
                     )));
@@ -390,9 +435,9 @@ impl Updates {
         keyid: &str,
         sig: &str,
         audit: &Audit,
-    ) -> Result<SigningStatus, ApiError> {
+    ) -> Result<SigningStatus, UpdateError> {
         if release.status == ReleaseStatus::Published {
-            return Err(ApiError::Conflict(format!(
+            return Err(UpdateError::Conflict(format!(
                 "{} is already published",
                 release.reference()
             )));
@@ -400,10 +445,10 @@ impl Updates {
         let (root, current) = self.signing_base(store).await?;
         let base = current.as_ref().map_or(0, |t| t.signed().version);
         let mut proposal = store.proposal(&release.id).await?.ok_or_else(|| {
-            ApiError::Conflict("nothing to sign yet: fetch the signing proposal first".into())
+            UpdateError::Conflict("nothing to sign yet: fetch the signing proposal first".into())
         })?;
         if proposal.base_version != base {
-            return Err(ApiError::Conflict(format!(
+            return Err(UpdateError::Conflict(format!(
                 "the published targets moved from version {} to {base} since this proposal was made: fetch it again and re-sign",
                 proposal.base_version
             )));
@@ -413,7 +458,7 @@ impl Updates {
             .iter()
             .any(|k| k.as_str() == keyid)
         {
-            return Err(ApiError::Forbidden(format!(
+            return Err(UpdateError::Forbidden(format!(
                 "key {keyid} is not a targets key of the image root"
             )));
         }
@@ -453,7 +498,7 @@ impl Updates {
         store: &dyn Store,
         targets: &Metadata<Targets>,
         now: OffsetDateTime,
-    ) -> Result<Publication, ApiError> {
+    ) -> Result<Publication, UpdateError> {
         let (snapshot, timestamp) = self
             .sign_snapshot(store, targets.signed().version, now)
             .await?;
@@ -476,7 +521,7 @@ impl Updates {
         store: &dyn Store,
         targets_version: u64,
         now: OffsetDateTime,
-    ) -> Result<(Metadata<Snapshot>, Metadata<Timestamp>), ApiError> {
+    ) -> Result<(Metadata<Snapshot>, Metadata<Timestamp>), UpdateError> {
         let version = store
             .tuf_latest(IMAGE, "snapshot")
             .await?
@@ -497,7 +542,7 @@ impl Updates {
         store: &dyn Store,
         snapshot: &Metadata<Snapshot>,
         now: OffsetDateTime,
-    ) -> Result<Metadata<Timestamp>, ApiError> {
+    ) -> Result<Metadata<Timestamp>, UpdateError> {
         let version = store
             .tuf_latest(IMAGE, "timestamp")
             .await?
@@ -518,7 +563,7 @@ impl Updates {
         &self,
         store: &dyn Store,
         now: OffsetDateTime,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, UpdateError> {
         let Some(ts) = store.tuf_latest(IMAGE, "timestamp").await? else {
             return Ok(false);
         };
@@ -553,7 +598,7 @@ impl Updates {
         store: &dyn Store,
         rows: Vec<TufRow>,
         now: OffsetDateTime,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, UpdateError> {
         match store
             .put_tuf(
                 &rows,
@@ -576,9 +621,9 @@ impl Updates {
         store: &dyn Store,
         name: &str,
         now: OffsetDateTime,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Vec<u8>, UpdateError> {
         let (role, version) = parse_metadata_name(name)
-            .ok_or_else(|| ApiError::NotFound(format!("metadata file {name}")))?;
+            .ok_or_else(|| UpdateError::NotFound(format!("metadata file {name}")))?;
         if role == "timestamp" {
             self.refresh_image(store, now).await?;
         }
@@ -587,7 +632,7 @@ impl Updates {
             None => store.tuf_latest(IMAGE, role).await?,
         };
         row.map(|r| r.body)
-            .ok_or_else(|| ApiError::NotFound(format!("image repository {name}")))
+            .ok_or_else(|| UpdateError::NotFound(format!("image repository {name}")))
     }
 
     // ----- director ---------------------------------------------------------
@@ -600,9 +645,9 @@ impl Updates {
         device: DeviceId,
         name: &str,
         now: OffsetDateTime,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Vec<u8>, UpdateError> {
         let (role, version) = parse_metadata_name(name)
-            .ok_or_else(|| ApiError::NotFound(format!("metadata file {name}")))?;
+            .ok_or_else(|| UpdateError::NotFound(format!("metadata file {name}")))?;
         if role == "root" {
             let row = match version {
                 Some(v) => store.tuf_version(DIRECTOR, "root", v).await?,
@@ -610,7 +655,7 @@ impl Updates {
             };
             return row
                 .map(|r| r.body)
-                .ok_or_else(|| ApiError::NotFound(format!("director {name}")));
+                .ok_or_else(|| UpdateError::NotFound(format!("director {name}")));
         }
         let state = self.director_state(store, device, now).await?;
         let (body, current) = match role {
@@ -619,7 +664,7 @@ impl Updates {
             _ => (state.targets, state.targets_version),
         };
         match version {
-            Some(v) if v != current => Err(ApiError::NotFound(format!("director {name}"))),
+            Some(v) if v != current => Err(UpdateError::NotFound(format!("director {name}"))),
             _ => Ok(body),
         }
     }
@@ -630,12 +675,12 @@ impl Updates {
         store: &dyn Store,
         device: DeviceId,
         now: OffsetDateTime,
-    ) -> Result<DirectorState, ApiError> {
+    ) -> Result<DirectorState, UpdateError> {
         for _ in 0..4 {
             let d = store
                 .device(device)
                 .await?
-                .ok_or_else(|| ApiError::Forbidden("unknown device".into()))?;
+                .ok_or_else(|| UpdateError::Forbidden("unknown device".into()))?;
             // A quarantined device is assigned only remediation
             // deployments: other updates are withheld until it is released.
             let dep = if d.quarantined_at.is_some() {
@@ -719,7 +764,7 @@ impl Updates {
             }
             // Another request for this device won the race: read again.
         }
-        Err(ApiError::Overloaded)
+        Err(UpdateError::Overloaded)
     }
 }
 
@@ -729,7 +774,7 @@ fn signed_snapshot(
     targets_version: u64,
     expires: OffsetDateTime,
     key: &SigningKey,
-) -> Result<Metadata<Snapshot>, ApiError> {
+) -> Result<Metadata<Snapshot>, UpdateError> {
     let mut snap = Snapshot::new(expires);
     snap.version = version;
     snap.meta.insert(
@@ -749,7 +794,7 @@ fn signed_timestamp(
     snapshot_bytes: &[u8],
     expires: OffsetDateTime,
     key: &SigningKey,
-) -> Result<Metadata<Timestamp>, ApiError> {
+) -> Result<Metadata<Timestamp>, UpdateError> {
     let mut ts = Timestamp::new(expires);
     ts.version = version;
     ts.meta.insert(
@@ -782,7 +827,7 @@ fn no_keys() -> RoleKeys {
 async fn latest<T: bulwark_tuf::Role>(
     store: &dyn Store,
     role: &str,
-) -> Result<Option<Metadata<T>>, ApiError> {
+) -> Result<Option<Metadata<T>>, UpdateError> {
     match store.tuf_latest(IMAGE, role).await? {
         None => Ok(None),
         Some(r) => Metadata::<T>::from_slice(&r.body)
@@ -809,7 +854,7 @@ fn signing_status(
 }
 
 /// The proposal as metadata: its signed part and the signatures so far.
-fn proposal_metadata(p: &Proposal) -> Result<Metadata<Targets>, ApiError> {
+fn proposal_metadata(p: &Proposal) -> Result<Metadata<Targets>, UpdateError> {
     let signed: serde_json::Value = serde_json::from_slice(&p.signed).map_err(tuf_internal)?;
     let envelope = serde_json::json!({
         "signed": signed,
