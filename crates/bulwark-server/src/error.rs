@@ -245,6 +245,26 @@ fn query_rejection(rej: QueryRejection) -> ApiError {
     from_rejection(rej.status(), rej.body_text())
 }
 
+/// `axum::extract::Path` whose rejection (a segment that is not valid
+/// percent-encoded UTF-8, a value of the wrong type) is an [`ApiError`]
+/// in the JSON error shape, like every other error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rej) => Err(ApiError::BadRequest(format!(
+                "path parameter: {}",
+                rej.body_text()
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

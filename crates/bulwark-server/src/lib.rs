@@ -75,7 +75,7 @@ pub use config::{
     BrokerTls, ConfigError, DEFAULT_DEVICE_LISTEN, DEFAULT_LISTEN, RawConfig, RawSecret,
     ServerConfig,
 };
-pub use error::{ApiError, Json, Query};
+pub use error::{ApiError, Json, Path, Query};
 pub use presence::is_online;
 pub use state::{AppState, RevokedSerials, Services, Settings};
 

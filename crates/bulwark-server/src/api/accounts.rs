@@ -1,6 +1,6 @@
 //! Accounts and API tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_pki::{IssuedToken, TokenKind};
 use bulwark_store::{Account, ApiTokenRecord, NewAccount, NewApiToken, Role};
@@ -8,7 +8,7 @@ use bulwark_store::{Account, ApiTokenRecord, NewAccount, NewApiToken, Role};
 use super::dto::{AccountView, CreateAccount, CreateToken, CreatedToken, TokenView, WhoAmI};
 use super::valid_name;
 use crate::auth::{Authorized, Caller, Permission, need};
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
 
 pub(crate) fn account_view(a: Account) -> AccountView {

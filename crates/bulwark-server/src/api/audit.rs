@@ -1,7 +1,7 @@
 //! The audit journal's read API: entries, proofs, checkpoints, and the log
 //! as C2SP tlog-tiles under `/api/v1/audit/log/`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -14,7 +14,7 @@ use super::dto::{
     JournalKeyView, ProofQuery,
 };
 use crate::auth::{Authorized, need};
-use crate::error::{ApiError, Json, Query};
+use crate::error::{ApiError, Json, Path, Query};
 use crate::journal::with_nodes;
 use crate::state::AppState;
 

@@ -1,6 +1,6 @@
 //! Devices and enrollment tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_pki::{IssuedToken, TokenKind};
 use bulwark_proto::{DeviceId, Inventory};
@@ -12,7 +12,7 @@ use super::dto::{
 };
 use super::valid_name;
 use crate::auth::{Authorized, need};
-use crate::error::{ApiError, Json, Query};
+use crate::error::{ApiError, Json, Path, Query};
 use crate::presence::is_online;
 use crate::state::AppState;
 

@@ -2,7 +2,7 @@
 //! policy, waivers, advisories and alerts.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use bulwark_gate::{Policy, Stage, Waiver};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use super::dto::{
 };
 use super::releases::{find_release, updates};
 use crate::auth::{Authorized, need};
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, Path};
 use crate::gate::{Gate, status_str};
 use crate::state::AppState;
 

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use bulwark_detect::{DEFAULT_GROUP, MAX_PROFILE_BYTES, Profile};
 use bulwark_store::ProfileRow;
@@ -19,7 +19,7 @@ use super::dto::{
 };
 use super::valid_name;
 use crate::auth::{Authorized, Caller, Permission, need};
-use crate::error::{ApiError, Json, Query};
+use crate::error::{ApiError, Json, Path, Query};
 use crate::state::AppState;
 use crate::webhooks::DestinationPolicy;
 

@@ -1,7 +1,7 @@
 //! Blobs, the image repository, releases, promotion and deployments.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bulwark_gate::Stage;
@@ -13,7 +13,7 @@ use super::dto::{
 };
 use super::valid_name;
 use crate::auth::{Authorized, need};
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
 use crate::updates::Updates;
 use crate::updates::blobs::valid_sha256;

@@ -2,7 +2,7 @@
 //! director metadata, artifact downloads with `Range`, and update reports.
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bulwark_proto::{DeviceId, UpdateReport};
@@ -10,7 +10,7 @@ use bulwark_store::{Audit, UpdateStatus};
 
 use super::{DeviceConn, RequestCtx, limit_errors};
 use crate::api::releases::{json_bytes, updates};
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
 
 /// The device behind this connection: a verified, unrevoked certificate
