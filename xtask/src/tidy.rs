@@ -77,6 +77,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("bulwark-mqtt", Layer::Adapter),
     ("bulwark-yara", Layer::Adapter),
     ("bulwark-scan", Layer::Adapter),
+    ("bulwark-client", Layer::Adapter),
     ("bulwark-server", Layer::Edge),
     ("bulwark-cli", Layer::Edge),
     ("bulwark-agent", Layer::Edge),

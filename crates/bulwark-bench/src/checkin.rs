@@ -47,6 +47,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bulwark_client::Client;
 
 use crate::CheckinArgs;
 use crate::fleet;
@@ -296,7 +297,8 @@ async fn measure(
         plan.duration.as_secs_f64()
     );
     let pid = server.pid();
-    let http = reqwest::Client::builder()
+    let admin_token = std::fs::read_to_string(server.data_dir.join("admin.token"))?;
+    let api = Client::builder(format!("http://{}", server.api_addr), admin_token)
         .timeout(Duration::from_secs(5))
         .build()?;
     tokio::time::sleep_until(begin.into()).await;
@@ -309,11 +311,11 @@ async fn measure(
     let window_start_wall = time::OffsetDateTime::now_utc();
     let cpu0 = (stats::cpu_time(pid), stats::cpu_time(None));
     let busy0 = stats::machine_busy();
-    let m0 = scrape_metrics(&http, server).await;
+    let m0 = scrape_metrics(&api).await;
     tokio::time::sleep_until(window.measure_until.into()).await;
     let cpu1 = (stats::cpu_time(pid), stats::cpu_time(None));
     let busy1 = stats::machine_busy();
-    let m1 = scrape_metrics(&http, server).await;
+    let m1 = scrape_metrics(&api).await;
     let diff = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
     let counter = |name: &str| Some(m1.as_ref()?.get(name)? - m0.as_ref()?.get(name)?);
 
@@ -371,18 +373,8 @@ async fn measure(
 }
 
 /// The server's unlabelled metrics (`name value` lines of `/metrics`).
-async fn scrape_metrics(
-    http: &reqwest::Client,
-    server: &ServerProcess,
-) -> Option<HashMap<String, f64>> {
-    let text = http
-        .get(format!("http://{}/metrics", server.api_addr))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+async fn scrape_metrics(api: &Client) -> Option<HashMap<String, f64>> {
+    let text = api.metrics().await.ok()?;
     Some(
         text.lines()
             .filter(|l| !l.starts_with('#'))

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use bulwark_agent::{EnrollOptions, StateDir, StateFile};
+use bulwark_api::CreateEnrollToken;
+use bulwark_client::Client;
 use bulwark_proto::DeviceId;
 use bulwark_store::{Audit, NewDevice};
 use tokio::sync::Semaphore;
@@ -22,32 +24,19 @@ pub(crate) const ENVIRONMENT: &str = "bench";
 const INSERT_BATCH: usize = 10_000;
 
 /// Creates one one-time enrollment token through the admin API.
-async fn create_enroll_token(
-    http: &reqwest::Client,
-    api: &str,
-    admin_token: &str,
-) -> anyhow::Result<String> {
-    let resp = http
-        .post(format!("{api}/api/v1/enroll-tokens"))
-        .bearer_auth(admin_token)
-        .json(&serde_json::json!({
-            "group": GROUP,
-            "environment": ENVIRONMENT,
-            "ttl_secs": 3600,
-        }))
-        .send()
+async fn create_enroll_token(api: &Client) -> anyhow::Result<String> {
+    let body = CreateEnrollToken {
+        group: GROUP.into(),
+        environment: ENVIRONMENT.into(),
+        ttl_secs: Some(3600),
+        uses: None,
+    };
+    Ok(api
+        .create_enroll_token(&body)
         .await
-        .context("POST /api/v1/enroll-tokens")?;
-    let status = resp.status();
-    let body = resp.text().await?;
-    if status != reqwest::StatusCode::CREATED {
-        bail!("POST /api/v1/enroll-tokens answered {status}: {body}");
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).context("enroll-token response")?;
-    v["token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("enroll-token response has no `token`")
+        .context("POST /api/v1/enroll-tokens")?
+        .value
+        .token)
 }
 
 /// Enrolls `count` devices for real (`parallel` at a time): a token from the
@@ -67,21 +56,20 @@ pub(crate) async fn enroll_clients(
     let ca_path = server.data_dir.join("ca.pem");
     let ca_pem = std::fs::read_to_string(&ca_path)
         .with_context(|| format!("reading {}", ca_path.display()))?;
-    let http = reqwest::Client::builder()
+    let api = Client::builder(format!("http://{}", server.api_addr), admin_token)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let api = format!("http://{}", server.api_addr);
     let device_url = format!("https://{}", server.device_addr);
     let permits = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks = JoinSet::new();
     for i in 0..count {
         let permits = permits.clone();
-        let (http, api, admin_token) = (http.clone(), api.clone(), admin_token.clone());
+        let api = api.clone();
         let (device_url, ca_pem) = (device_url.clone(), ca_pem.clone());
         let state_dir: PathBuf = agents_dir.join(format!("client-{i:05}"));
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await?;
-            let token = create_enroll_token(&http, &api, &admin_token).await?;
+            let token = create_enroll_token(&api).await?;
             bulwark_agent::enroll(&EnrollOptions {
                 server: device_url,
                 ca_pem,

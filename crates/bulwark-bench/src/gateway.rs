@@ -97,6 +97,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use bulwark_agent::{EnrollOptions, StateDir, StateFile};
+use bulwark_api::{ApplyProfile, CreateEnrollToken, StreamEvent};
+use bulwark_client::Client;
 use bulwark_proto::DeviceId;
 use bulwark_proto::telemetry::{
     Encoding, ListeningPort, NetCounters, TELEMETRY_SCHEMA, Telemetry, TransportProto,
@@ -1166,9 +1168,9 @@ async fn throughput(
 
 #[derive(Debug, Clone)]
 struct Endpoints {
-    api: String,
+    /// The admin API, as the admin.
+    api: Client,
     device_url: String,
-    admin_token: String,
     ca_pem: String,
 }
 
@@ -1179,30 +1181,10 @@ impl Endpoints {
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
         };
         Ok(Endpoints {
-            api: format!("http://{api}"),
+            api: Client::new(&format!("http://{api}"), &read("admin.token")?)?,
             device_url: format!("https://{device}"),
-            admin_token: read("admin.token")?.trim().to_owned(),
             ca_pem: read("ca.pem")?,
         })
-    }
-
-    async fn post(
-        &self,
-        http: &reqwest::Client,
-        path: &str,
-        body: serde_json::Value,
-    ) -> anyhow::Result<serde_json::Value> {
-        let resp = http
-            .post(format!("{}{path}", self.api))
-            .bearer_auth(&self.admin_token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        ensure!(status.is_success(), "POST {path} answered {status}: {text}");
-        Ok(serde_json::from_str(&text)?)
     }
 }
 
@@ -1213,26 +1195,27 @@ async fn enroll(
     prefix: &str,
     count: usize,
 ) -> anyhow::Result<Vec<StateFile>> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
     let permits = Arc::new(Semaphore::new(ENROLL_PARALLEL));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut set = JoinSet::new();
     for i in 0..count {
-        let (ep, http, permits, done) = (ep.clone(), http.clone(), permits.clone(), done.clone());
+        let (ep, permits, done) = (ep.clone(), permits.clone(), done.clone());
         let state_dir = dir.join(format!("{prefix}-{i:06}"));
         set.spawn(async move {
             let _permit = permits.acquire_owned().await?;
-            let v = ep
-                .post(
-                    &http,
-                    "/api/v1/enroll-tokens",
-                    serde_json::json!({"group": GROUP, "environment": "staging", "ttl_secs": 3600}),
-                )
-                .await?;
-            let token = v["token"].as_str().context("no token")?.to_owned();
+            let token = ep
+                .api
+                .create_enroll_token(&CreateEnrollToken {
+                    group: GROUP.into(),
+                    environment: "staging".into(),
+                    ttl_secs: Some(3600),
+                    uses: None,
+                })
+                .await
+                .context("creating an enrollment token")?
+                .value
+                .token;
             bulwark_agent::enroll(&EnrollOptions {
                 server: ep.device_url.clone(),
                 ca_pem: ep.ca_pem.clone(),
@@ -1326,41 +1309,14 @@ async fn sse_alerts(
     tx: mpsc::UnboundedSender<AlertEvent>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) -> anyhow::Result<()> {
-    let mut resp = reqwest::Client::new()
-        .get(format!("{}/api/v1/alerts/stream", ep.api))
-        .bearer_auth(&ep.admin_token)
-        .send()
-        .await?;
-    ensure!(
-        resp.status().is_success(),
-        "alert stream: {}",
-        resp.status()
-    );
+    let mut stream = ep.api.alert_stream().await.context("alert stream")?;
     let _ = ready.send(());
-    let mut buf = String::new();
-    while let Some(chunk) = resp.chunk().await? {
+    while let Some(event) = stream.next().await? {
         let at = Instant::now();
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let mut name = "";
-            let mut data = String::new();
-            for line in event.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = v.trim();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            if name == "detection"
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&data)
-            {
-                let device = v["device"].as_str().unwrap_or_default().to_owned();
-                let behaviour = v["behaviour"].as_str().unwrap_or_default().to_owned();
-                if tx.send((device, behaviour, at)).is_err() {
-                    return Ok(());
-                }
-            }
+        if let Ok(Some(StreamEvent::Detection(a))) = event.alert()
+            && tx.send((a.device.to_string(), a.behaviour, at)).is_err()
+        {
+            return Ok(());
         }
     }
     Ok(())
@@ -1421,15 +1377,12 @@ async fn bulwark_measure(
     let monitor = server.state().monitor().clone();
     let mqtt = server.mqtt_addr().context("no gateway listener")?;
     let ep = Endpoints::new(server.api_addr(), server.device_addr(), server.data_dir())?;
-    let http = reqwest::Client::new();
-    let v = ep
-        .post(
-            &http,
-            "/api/v1/profiles",
-            serde_json::json!({"toml": profile()}),
-        )
-        .await?;
-    eprintln!("gateway: profile applied: {v}");
+    let applied = ep
+        .api
+        .apply_profile(&ApplyProfile { toml: profile() })
+        .await
+        .context("applying the profile")?;
+    eprintln!("gateway: profile applied: {}", applied.json);
 
     let agents = dir.join("agents");
     let t = Instant::now();

@@ -20,6 +20,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use bulwark_api::CreateEnrollToken;
+use bulwark_client::Client;
 use bulwark_sim::{Fleet, FleetConfig};
 
 use crate::gateway::{nofile_limit, raise_nofile, rss_bytes};
@@ -66,25 +68,19 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         &["--mqtt-listen".into(), gateway.to_string()],
     )
     .await?;
-    let token = std::fs::read_to_string(server.data_dir.join("admin.token"))?
-        .trim()
-        .to_owned();
-    let http = reqwest::Client::new();
-    let created: serde_json::Value = http
-        .post(format!("http://{}/api/v1/enroll-tokens", server.api_addr))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({
-            "group": "sim", "environment": "bench", "ttl_secs": 3600, "uses": devices,
-        }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let enroll_token = created["token"]
-        .as_str()
-        .context("no token in the enroll-token answer")?
-        .to_owned();
+    let token = std::fs::read_to_string(server.data_dir.join("admin.token"))?;
+    let api = Client::new(&format!("http://{}", server.api_addr), &token)?;
+    let enroll_token = api
+        .create_enroll_token(&CreateEnrollToken {
+            group: "sim".into(),
+            environment: "bench".into(),
+            ttl_secs: Some(3600),
+            uses: Some(u32::try_from(devices).context("too many devices for one token")?),
+        })
+        .await
+        .context("creating the enrollment token")?
+        .value
+        .token;
     let me = std::process::id();
     let rss_before = rss_bytes(me)?;
     eprintln!("sim: enrolling {devices} devices");

@@ -6,16 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use base64::Engine as _;
-use bulwark_api::{
-    AuditEntryView, AuditPage, CheckpointView, ConsistencyView, InclusionView, JournalKeyView,
-};
+use bulwark_api::{AuditEntryView, AuditQuery, CheckpointView, ProofQuery};
 use bulwark_audit::{Evidence, EvidenceEntry, verify};
 use bulwark_tlog::{Checkpoint, NoteVerifier, leaf_hash, verify_inclusion};
 use clap::Subcommand;
 use time::OffsetDateTime;
 
-use crate::client::Api;
 use crate::commands::Conn;
+use bulwark_client::Client;
 
 /// Largest bundle the CLI reads.
 const MAX_BUNDLE_BYTES: u64 = 4 << 30;
@@ -103,13 +101,15 @@ fn read_small(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
-async fn all_entries(api: &Api) -> Result<Vec<AuditEntryView>> {
+async fn all_entries(api: &Client) -> Result<Vec<AuditEntryView>> {
     let mut out = Vec::new();
     let mut start = 0u64;
     loop {
-        let (page, _): (AuditPage, _) = api
-            .get(&format!("/api/v1/audit/entries?start={start}&limit=1000"))
-            .await?;
+        let query = AuditQuery {
+            start: Some(start),
+            limit: Some(1000),
+        };
+        let page = api.audit_entries(&query).await?.value;
         out.extend(page.entries);
         match page.next {
             Some(n) if n > start => start = n,
@@ -156,7 +156,7 @@ fn parse_proof(hexes: &[String]) -> Result<Vec<[u8; 32]>> {
 }
 
 async fn verifier(
-    api: Option<&Api>,
+    api: Option<&Client>,
     key: Option<&Path>,
     fallback: Option<&str>,
 ) -> Result<NoteVerifier> {
@@ -169,7 +169,7 @@ async fn verifier(
             v.to_owned()
         }
         (None, None, Some(api)) => {
-            let (k, _): (JournalKeyView, _) = api.get("/api/v1/audit/key").await?;
+            let k = api.journal_key().await?.value;
             eprintln!(
                 "warning: using the server's verifier key ({}); pass --key to pin it",
                 k.vkey
@@ -254,7 +254,7 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let since_ms = since
                 .map(|s| {
                     OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
@@ -299,9 +299,11 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (v, raw): (InclusionView, _) =
-                api.get(&format!("/api/v1/audit/entries/{seq}")).await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (v, raw) = api
+                .audit_entry(seq, &ProofQuery::default())
+                .await?
+                .into_parts();
             let verifier = verifier(Some(&api), key.as_deref(), None).await?;
             let (cp, _) = Checkpoint::open(&v.checkpoint, std::slice::from_ref(&verifier))
                 .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
@@ -325,13 +327,12 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
             }
         }
         AuditCmd::Checkpoint { conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            print!("{}", api.get_text("/api/v1/audit/log/checkpoint").await?);
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            print!("{}", api.log_checkpoint().await?);
         }
         AuditCmd::Key { conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (k, _): (JournalKeyView, _) = api.get("/api/v1/audit/key").await?;
-            println!("{}", k.vkey);
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            println!("{}", api.journal_key().await?.value.vkey);
         }
         AuditCmd::Verify {
             trusted,
@@ -347,10 +348,9 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
                     (ev, verifier(None, key.as_deref(), Some(&vkey)).await?)
                 }
                 None => {
-                    let api = Api::from_env(conn.server, conn.token)?;
+                    let api = crate::client::from_env(conn.server, conn.token)?;
                     let verifier = verifier(Some(&api), key.as_deref(), None).await?;
-                    let (checkpoints, _): (Vec<CheckpointView>, _) =
-                        api.get("/api/v1/audit/checkpoints").await?;
+                    let checkpoints = api.checkpoints().await?.value;
                     let mut ev = to_evidence(all_entries(&api).await?, checkpoints.clone())?;
                     // Witness-style: the server's own consistency proof from the
                     // trusted size to the newest, checked like a witness would.
@@ -358,12 +358,11 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
                         && let Ok(cp) = Checkpoint::open(t, std::slice::from_ref(&verifier))
                         && cp.0.size <= newest.size
                     {
-                        let (c, _): (ConsistencyView, _) = api
-                            .get(&format!(
-                                "/api/v1/audit/consistency?from={}&size={}",
-                                cp.0.size, newest.size
-                            ))
-                            .await?;
+                        let query = ProofQuery {
+                            from: Some(cp.0.size),
+                            size: Some(newest.size),
+                        };
+                        let c = api.consistency(&query).await?.value;
                         ev.consistency
                             .push((c.from, c.size, parse_proof(&c.proof)?));
                     }
@@ -393,19 +392,17 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
             );
         }
         AuditCmd::Export { out, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (k, _): (JournalKeyView, _) = api.get("/api/v1/audit/key").await?;
-            let (checkpoints, _): (Vec<CheckpointView>, _) =
-                api.get("/api/v1/audit/checkpoints").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let k = api.journal_key().await?.value;
+            let checkpoints = api.checkpoints().await?.value;
             let newest = checkpoints.last().map(|c| c.size).unwrap_or(0);
             let mut ev = to_evidence(all_entries(&api).await?, checkpoints.clone())?;
             for c in checkpoints.iter().rev().skip(1).take(MAX_EXPORT_PROOFS) {
-                let (p, _): (ConsistencyView, _) = api
-                    .get(&format!(
-                        "/api/v1/audit/consistency?from={}&size={newest}",
-                        c.size
-                    ))
-                    .await?;
+                let query = ProofQuery {
+                    from: Some(c.size),
+                    size: Some(newest),
+                };
+                let p = api.consistency(&query).await?.value;
                 ev.consistency
                     .push((p.from, p.size, parse_proof(&p.proof)?));
             }

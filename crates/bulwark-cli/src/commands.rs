@@ -6,14 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use bulwark_api::{
-    AccountView, CreateAccount, CreateEnrollToken, CreateToken, CreatedEnrollToken, CreatedToken,
-    DeviceDetail, DeviceList, DeviceView, EnrollTokenView, QuarantineDevice, RevokeDevice,
-    TagDevice, TokenView, WhoAmI,
+    CreateAccount, CreateEnrollToken, CreateToken, DeviceQuery, DeviceView, QuarantineDevice,
+    RevokeDevice, TagDevice, TelemetryQuery,
 };
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
-
-use crate::client::Api;
 
 /// Bulwark: DevSecOps control plane for IoT fleets.
 #[derive(Debug, Parser)]
@@ -461,8 +458,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sim(args) => crate::sim::sim(args).await?,
         Command::Deployments { json, conn } => crate::release::deployments(json, conn).await?,
         Command::Whoami { conn, json } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (w, raw): (WhoAmI, _) = api.get("/api/v1/whoami").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (w, raw) = api.whoami().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -480,15 +477,14 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             json,
             conn,
         }) => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let body = CreateEnrollToken {
                 group,
                 environment,
                 ttl_secs: Some(parse_duration(&ttl)?),
                 uses: Some(uses),
             };
-            let (t, raw): (CreatedEnrollToken, _) =
-                api.post("/api/v1/enroll-tokens", &body).await?;
+            let (t, raw) = api.create_enroll_token(&body).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -507,8 +503,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::EnrollToken(EnrollTokenCmd::List { json, conn }) => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (list, raw): (Vec<EnrollTokenView>, _) = api.get("/api/v1/enroll-tokens").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (list, raw) = api.list_enroll_tokens().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -537,15 +533,16 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Devices(cmd) => devices(cmd).await?,
         Command::Tokens(cmd) => tokens(cmd).await?,
         Command::Accounts(AccountsCmd::Create { name, role, conn }) => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (a, _): (AccountView, _) = api
-                .post("/api/v1/accounts", &CreateAccount { name, role })
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let a = api
+                .create_account(&CreateAccount { name, role })
+                .await?
+                .value;
             println!("created account {} ({})", a.name, a.role);
         }
         Command::Accounts(AccountsCmd::List { json, conn }) => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (list, raw): (Vec<AccountView>, _) = api.get("/api/v1/accounts").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (list, raw) = api.list_accounts().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -607,28 +604,18 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let mut all = Vec::new();
             let mut raw_all = Vec::new();
             let mut after: Option<String> = None;
             loop {
-                let mut q = vec![("limit", "1000".to_owned())];
-                if let Some(g) = &group {
-                    q.push(("group", g.clone()));
-                }
-                if let Some(e) = &environment {
-                    q.push(("environment", e.clone()));
-                }
-                if let Some(a) = &after {
-                    q.push(("after", a.clone()));
-                }
-                let query: Vec<String> = q
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", urlencode(v)))
-                    .collect();
-                let (page, raw): (DeviceList, serde_json::Value) = api
-                    .get(&format!("/api/v1/devices?{}", query.join("&")))
-                    .await?;
+                let query = DeviceQuery {
+                    group: group.clone(),
+                    environment: environment.clone(),
+                    after: after.take(),
+                    limit: Some(1000),
+                };
+                let (page, raw) = api.list_devices(&query).await?.into_parts();
                 if let Some(arr) = raw.get("devices").and_then(|d| d.as_array()) {
                     raw_all.extend(arr.iter().cloned());
                 }
@@ -652,10 +639,8 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             }
         }
         DevicesCmd::Show { id, json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (d, raw): (DeviceDetail, _) = api
-                .get(&format!("/api/v1/devices/{}", urlencode(&id)))
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (d, raw) = api.show_device(&id).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -789,12 +774,9 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let mut path = format!("/api/v1/devices/{}/telemetry", urlencode(&id));
-            if let Some(s) = &since {
-                path.push_str(&format!("?since={}", urlencode(s)));
-            }
-            let (h, raw): (bulwark_api::TelemetryHistory, _) = api.get(&path).await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let query = TelemetryQuery { since, limit: None };
+            let (h, raw) = api.device_telemetry(&id, &query).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else if h.minutes.is_empty() {
@@ -841,7 +823,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             }
         }
         DevicesCmd::Tag { id, tags, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let mut map = BTreeMap::new();
             for t in tags {
                 let (k, v) = t
@@ -849,12 +831,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                     .with_context(|| format!("{t:?} is not key=value"))?;
                 map.insert(k.to_owned(), v.to_owned());
             }
-            let (d, _): (DeviceView, _) = api
-                .post(
-                    &format!("/api/v1/devices/{}/tags", urlencode(&id)),
-                    &TagDevice { tags: map },
-                )
-                .await?;
+            let d = api.tag_device(&id, &TagDevice { tags: map }).await?.value;
             let tags: Vec<String> = d.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!(
                 "{}: {}",
@@ -867,13 +844,11 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             );
         }
         DevicesCmd::Revoke { id, reason, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (d, _): (DeviceView, _) = api
-                .post(
-                    &format!("/api/v1/devices/{}/revoke", urlencode(&id)),
-                    &RevokeDevice { reason },
-                )
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let d = api
+                .revoke_device(&id, &RevokeDevice { reason })
+                .await?
+                .value;
             println!(
                 "revoked {} ({})",
                 d.id,
@@ -881,13 +856,11 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             );
         }
         DevicesCmd::Quarantine { id, reason, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (d, _): (DeviceView, _) = api
-                .post(
-                    &format!("/api/v1/devices/{}/quarantine", urlencode(&id)),
-                    &QuarantineDevice { reason },
-                )
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let d = api
+                .quarantine_device(&id, &QuarantineDevice { reason })
+                .await?
+                .value;
             println!(
                 "quarantined {} ({})",
                 d.id,
@@ -895,13 +868,11 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             );
         }
         DevicesCmd::Release { id, reason, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (d, _): (DeviceView, _) = api
-                .post(
-                    &format!("/api/v1/devices/{}/release", urlencode(&id)),
-                    &QuarantineDevice { reason },
-                )
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let d = api
+                .release_device(&id, &QuarantineDevice { reason })
+                .await?
+                .value;
             println!("released {}", d.id);
         }
     }
@@ -917,18 +888,16 @@ async fn tokens(cmd: TokensCmd) -> Result<()> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let expires_in_secs = expires_in.as_deref().map(parse_duration).transpose()?;
-            let (t, raw): (CreatedToken, _) = api
-                .post(
-                    "/api/v1/tokens",
-                    &CreateToken {
-                        label,
-                        account,
-                        expires_in_secs,
-                    },
-                )
-                .await?;
+            let (t, raw) = api
+                .create_token(&CreateToken {
+                    label,
+                    account,
+                    expires_in_secs,
+                })
+                .await?
+                .into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -942,8 +911,8 @@ async fn tokens(cmd: TokensCmd) -> Result<()> {
             }
         }
         TokensCmd::List { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (list, raw): (Vec<TokenView>, _) = api.get("/api/v1/tokens").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (list, raw) = api.list_tokens().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -964,24 +933,12 @@ async fn tokens(cmd: TokensCmd) -> Result<()> {
             }
         }
         TokensCmd::Revoke { id, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            api.delete(&format!("/api/v1/tokens/{}", urlencode(&id)))
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            api.revoke_token(&id).await?;
             println!("revoked token {id}");
         }
     }
     Ok(())
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The latest telemetry sample, as `devices show` prints it.

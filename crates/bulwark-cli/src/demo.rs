@@ -27,13 +27,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use bulwark_api::DeviceDetail;
+use bulwark_api::DeviceQuery;
+use bulwark_client::Client;
 use bulwark_proto::telemetry::Encoding;
 use bulwark_sim::{Attack, AttackPlan, Fleet, FleetConfig, RunningFleet};
 use clap::Args;
 use time::OffsetDateTime;
 
-use crate::client::Api;
 use crate::progress::Progress;
 
 /// The RustSec advisory archive shipped with Bulwark (CC0-1.0; see
@@ -249,7 +249,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
         token: token.clone(),
         passphrase,
     };
-    let api = Api::from_env(Some(api_url.clone()), Some(token.clone()))?;
+    let api = crate::client::from_env(Some(api_url.clone()), Some(token.clone()))?;
     let first_checkpoint = work.join("first-checkpoint.txt");
     let cp = ctl.ok(&["audit", "checkpoint"]).await?;
     std::fs::write(&first_checkpoint, &cp)?;
@@ -517,7 +517,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
         let mut q = 0;
         let mut isolated = 0;
         for id in &attackers {
-            let (d, _): (DeviceDetail, _) = api.get(&format!("/api/v1/devices/{id}")).await?;
+            let d = api.show_device(&id.to_string()).await?.value;
             if let Some(a) = d.alerts.iter().map(|a| a.created_at).min() {
                 first_alert = Some(first_alert.map_or(a, |f: OffsetDateTime| f.min(a)));
             }
@@ -556,7 +556,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<std::process::ExitCode> {
     );
     done("no other device was quarantined");
     // Staging reports in CBOR, production in JSON: the gateway read both.
-    let metrics = api.get_text("/metrics").await?;
+    let metrics = api.metrics().await?;
     let sample = |series: &str| {
         metrics
             .lines()
@@ -701,13 +701,13 @@ async fn rollout(
 
 /// Asks the server what each device reported for `reference`.
 async fn verify_rollout(
-    api: &Api,
+    api: &Client,
     fleets: &[(&str, RunningFleet, Vec<bulwark_proto::DeviceId>)],
     reference: &str,
 ) -> Result<()> {
     for (env, f, faulty) in fleets {
         for id in f.ids() {
-            let (d, _): (DeviceDetail, _) = api.get(&format!("/api/v1/devices/{id}")).await?;
+            let d = api.show_device(&id.to_string()).await?.value;
             let u = d
                 .update
                 .with_context(|| format!("{env} device {id} reported no update"))?;
@@ -727,15 +727,16 @@ async fn verify_rollout(
     Ok(())
 }
 
-async fn quarantined_devices(api: &Api) -> Result<Vec<bulwark_proto::DeviceId>> {
+async fn quarantined_devices(api: &Client) -> Result<Vec<bulwark_proto::DeviceId>> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let path = match &after {
-            Some(a) => format!("/api/v1/devices?limit=1000&after={a}"),
-            None => "/api/v1/devices?limit=1000".to_owned(),
+        let query = DeviceQuery {
+            after: after.take(),
+            limit: Some(1000),
+            ..Default::default()
         };
-        let (page, _): (bulwark_api::DeviceList, _) = api.get(&path).await?;
+        let page = api.list_devices(&query).await?.value;
         out.extend(
             page.devices
                 .iter()

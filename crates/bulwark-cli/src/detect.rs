@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use bulwark_api::{
-    AlertList, AlertView, ApplyProfile, CreateWebhook, DeliveryList, DetectionAlertView,
-    EffectiveProfile, ProfileList, ProfileView, WebhookList, WebhookView,
+    AlertView, ApplyProfile, CreateWebhook, DetectionAlertView, EffectiveProfileQuery, StreamEvent,
 };
 use bulwark_detect::Profile;
 use clap::Subcommand;
 
-use crate::client::Api;
 use crate::commands::{Conn, print_json};
 
 #[derive(Debug, Subcommand)]
@@ -300,9 +298,11 @@ pub(crate) async fn profiles(cmd: ProfilesCmd) -> Result<()> {
             load_profile(Some(&file))?;
             let toml = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (p, raw): (ProfileView, _) =
-                api.post("/api/v1/profiles", &ApplyProfile { toml }).await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (p, raw) = api
+                .apply_profile(&ApplyProfile { toml })
+                .await?
+                .into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -316,15 +316,11 @@ pub(crate) async fn profiles(cmd: ProfilesCmd) -> Result<()> {
             }
         }
         ProfilesCmd::Show { group, json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let path = match &group {
-                Some(g) => format!(
-                    "/api/v1/profiles/effective?group={}",
-                    crate::commands::urlencode(g)
-                ),
-                None => "/api/v1/profiles/effective".to_owned(),
-            };
-            let (e, raw): (EffectiveProfile, _) = api.get(&path).await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (e, raw) = api
+                .effective_profile(&EffectiveProfileQuery { group })
+                .await?
+                .into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -368,8 +364,8 @@ pub(crate) async fn profiles(cmd: ProfilesCmd) -> Result<()> {
             }
         }
         ProfilesCmd::List { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (l, raw): (ProfileList, _) = api.get("/api/v1/profiles").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (l, raw) = api.list_profiles().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -417,15 +413,13 @@ pub(crate) async fn webhooks(cmd: WebhooksCmd) -> Result<()> {
                     secret_file.display()
                 );
             }
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (w, _): (WebhookView, _) = api
-                .post("/api/v1/webhooks", &CreateWebhook { url, secret })
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let w = api.add_webhook(&CreateWebhook { url, secret }).await?.value;
             println!("{}  {}", w.id, w.url);
         }
         WebhooksCmd::List { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (l, raw): (WebhookList, _) = api.get("/api/v1/webhooks").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (l, raw) = api.list_webhooks().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -441,22 +435,13 @@ pub(crate) async fn webhooks(cmd: WebhooksCmd) -> Result<()> {
             }
         }
         WebhooksCmd::Remove { id, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            api.delete(&format!(
-                "/api/v1/webhooks/{}",
-                crate::commands::urlencode(&id)
-            ))
-            .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            api.remove_webhook(&id).await?;
             println!("removed webhook {id}");
         }
         WebhooksCmd::Deliveries { id, json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (l, raw): (DeliveryList, _) = api
-                .get(&format!(
-                    "/api/v1/webhooks/{}/deliveries",
-                    crate::commands::urlencode(&id)
-                ))
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (l, raw) = api.webhook_deliveries(&id).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -503,11 +488,21 @@ fn print_detection(a: &DetectionAlertView) {
     );
 }
 
+fn print_vulnerability(a: &AlertView) {
+    println!(
+        "{}  {}  {}  {}",
+        a.created_at.date(),
+        a.advisory,
+        a.subject,
+        a.message
+    );
+}
+
 pub(crate) async fn alerts(cmd: AlertsCmd) -> Result<()> {
     match cmd {
         AlertsCmd::List { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (l, raw): (AlertList, _) = api.get("/api/v1/alerts").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (l, raw) = api.alerts().await?.into_parts();
             if json {
                 print_json(&raw)?;
                 return Ok(());
@@ -516,19 +511,17 @@ pub(crate) async fn alerts(cmd: AlertsCmd) -> Result<()> {
                 print_detection(a);
             }
             for a in &l.alerts {
-                println!(
-                    "{}  {}  {}  {}",
-                    a.created_at.date(),
-                    a.advisory,
-                    a.subject,
-                    a.message
-                );
+                print_vulnerability(a);
             }
         }
         AlertsCmd::Watch { json, count, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let mut seen = 0u64;
-            api.sse("/api/v1/alerts/stream", |event, data| {
+            let mut stream = api.alert_stream().await?;
+            while count.is_none_or(|c| seen < c)
+                && let Some(ev) = stream.next().await?
+            {
+                let (event, data) = (ev.event.as_str(), ev.data.as_str());
                 match event {
                     "detection" | "vulnerability" => {
                         if json {
@@ -536,27 +529,23 @@ pub(crate) async fn alerts(cmd: AlertsCmd) -> Result<()> {
                                 "{}",
                                 serde_json::json!({"type": event, "alert": serde_json::from_str::<serde_json::Value>(data).unwrap_or(serde_json::Value::Null)})
                             );
-                        } else if event == "detection" {
-                            match serde_json::from_str::<DetectionAlertView>(data) {
-                                Ok(a) => print_detection(&a),
-                                Err(_) => println!("detection {data}"),
-                            }
                         } else {
-                            match serde_json::from_str::<AlertView>(data) {
-                                Ok(a) => println!("{}  {}  {}  {}", a.created_at.date(), a.advisory, a.subject, a.message),
-                                Err(_) => println!("vulnerability {data}"),
+                            match ev.alert() {
+                                Ok(Some(StreamEvent::Detection(a))) => print_detection(&a),
+                                Ok(Some(StreamEvent::Vulnerability(a))) => print_vulnerability(&a),
+                                _ => println!("{event} {data}"),
                             }
                         }
                         seen += 1;
                     }
-                    "lagged" => eprintln!("warning: {data} alerts were skipped (reading too slowly)"),
+                    "lagged" => {
+                        eprintln!("warning: {data} alerts were skipped (reading too slowly)")
+                    }
                     _ => {}
                 }
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
-                count.is_none_or(|c| seen < c)
-            })
-            .await?;
+            }
         }
     }
     Ok(())

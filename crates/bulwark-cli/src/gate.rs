@@ -5,17 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use bulwark_api::{
-    AdvisoriesView, AffectedView, CreateWaiver, GateView, ImportView, PolicyView, WaiverList,
-    WaiverView,
-};
+use bulwark_api::{CreateWaiver, GateView, WaiverView};
+use bulwark_client::{Client, Raw};
 use bulwark_gate::{Policy, Stage, Status, Subject, Verdict, Waiver, evaluate};
 use bulwark_osv::AdvisoryDb;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::client::Api;
 use crate::commands::{Conn, print_json};
 
 /// Exit code of `scan` and `release publish` when the gate blocks.
@@ -396,21 +393,16 @@ pub(crate) async fn advisories(cmd: AdvisoriesCmd) -> Result<()> {
             conn,
         } => {
             if conn.server.is_some() {
-                let api = Api::from_env(conn.server, conn.token)?;
+                let api = crate::client::from_env(conn.server, conn.token)?;
                 for f in files {
                     let name = f
                         .file_name()
                         .map_or_else(|| "upload".into(), |n| n.to_string_lossy().into_owned());
-                    let (r, raw): (ImportView, _) = api
-                        .upload_file(
-                            &format!(
-                                "/api/v1/advisories?source={}",
-                                crate::commands::urlencode(&name)
-                            ),
-                            &f,
-                        )
+                    let (r, raw) = api
+                        .import_advisories(&name, &f)
                         .await
-                        .with_context(|| format!("importing {}", f.display()))?;
+                        .with_context(|| format!("importing {}", f.display()))?
+                        .into_parts();
                     if json {
                         print_json(&raw)?;
                         continue;
@@ -484,13 +476,8 @@ pub(crate) async fn advisories(cmd: AdvisoriesCmd) -> Result<()> {
             }
         }
         AdvisoriesCmd::Affected { id, json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (a, raw): (AffectedView, _) = api
-                .get(&format!(
-                    "/api/v1/advisories/{}/affected",
-                    crate::commands::urlencode(&id)
-                ))
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (a, raw) = api.advisory_affected(&id).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -506,8 +493,8 @@ pub(crate) async fn advisories(cmd: AdvisoriesCmd) -> Result<()> {
             }
         }
         AdvisoriesCmd::Status { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (a, raw): (AdvisoriesView, _) = api.get("/api/v1/advisories").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (a, raw) = api.advisories().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -545,14 +532,14 @@ pub(crate) async fn waivers(cmd: WaiversCmd) -> Result<()> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let body = CreateWaiver {
                 finding,
                 release,
                 reason,
                 expires_at: parse_expiry(&expires)?,
             };
-            let (w, raw): (WaiverView, _) = api.post("/api/v1/waivers", &body).await?;
+            let (w, raw) = api.add_waiver(&body).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -560,8 +547,8 @@ pub(crate) async fn waivers(cmd: WaiversCmd) -> Result<()> {
             }
         }
         WaiversCmd::List { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (l, raw): (WaiverList, _) = api.get("/api/v1/waivers").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (l, raw) = api.list_waivers().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -571,12 +558,8 @@ pub(crate) async fn waivers(cmd: WaiversCmd) -> Result<()> {
             }
         }
         WaiversCmd::Revoke { id, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            api.post_empty(&format!(
-                "/api/v1/waivers/{}/revoke",
-                crate::commands::urlencode(&id)
-            ))
-            .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            api.revoke_waiver(&id).await?;
             eprintln!("waiver {id} revoked");
         }
     }
@@ -586,8 +569,8 @@ pub(crate) async fn waivers(cmd: WaiversCmd) -> Result<()> {
 pub(crate) async fn gate(cmd: GateCmd) -> Result<()> {
     match cmd {
         GateCmd::Policy { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (p, raw): (PolicyView, _) = api.get("/api/v1/gate/policy").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (p, raw) = api.gate_policy().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -604,12 +587,12 @@ pub(crate) async fn gate(cmd: GateCmd) -> Result<()> {
             }
         }
         GateCmd::SetPolicy { file, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let bytes = read_limited(&file, 1 << 20)?;
             // Checked here first, for a message that names the file.
             Policy::from_json(&bytes).with_context(|| format!("{}", file.display()))?;
             let body: serde_json::Value = serde_json::from_slice(&bytes)?;
-            let (p, _): (PolicyView, _) = api.put("/api/v1/gate/policy", &body).await?;
+            let p = api.put_gate_policy(&body).await?.value;
             eprintln!("gate policy version {} in force", p.version);
         }
     }
@@ -678,19 +661,15 @@ pub(crate) fn gate_text(g: &GateView) -> Result<String> {
 
 /// Polls a release's gate until the scan is done (at most `wait`).
 pub(crate) async fn wait_gate(
-    api: &Api,
+    api: &Client,
     reference: &str,
     wait: std::time::Duration,
-) -> Result<(GateView, serde_json::Value)> {
-    let path = format!(
-        "/api/v1/releases/{}/gate",
-        crate::commands::urlencode(reference)
-    );
+) -> Result<Raw<GateView>> {
     let start = std::time::Instant::now();
     loop {
-        let (g, raw): (GateView, _) = api.get(&path).await?;
-        if g.state != "scanning" || start.elapsed() > wait {
-            return Ok((g, raw));
+        let g = api.release_gate(reference).await?;
+        if g.value.state != "scanning" || start.elapsed() > wait {
+            return Ok(g);
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
@@ -702,18 +681,11 @@ pub(crate) async fn sbom(
     out: Option<PathBuf>,
     conn: Conn,
 ) -> Result<()> {
-    let api = Api::from_env(conn.server, conn.token)?;
+    let api = crate::client::from_env(conn.server, conn.token)?;
     if format != "cyclonedx" && format != "spdx" {
         bail!("--format {format:?}: expected cyclonedx or spdx");
     }
-    let bytes = api
-        .get_bytes(&format!(
-            "/api/v1/releases/{}/sbom?format={format}",
-            crate::commands::urlencode(&reference)
-        ))
-        .await?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&bytes).context("the server's answer is not JSON")?;
+    let v = api.release_sbom(&reference, &format).await?;
     let pretty = serde_json::to_vec_pretty(&v)?;
     match out {
         Some(p) => {

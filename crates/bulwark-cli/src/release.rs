@@ -17,9 +17,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail, ensure};
 use bulwark_api::{
-    AddSignature, BlobView, CreateDeployment, CreateRelease, DeploymentList, DeploymentView,
-    OnlineKeyView, PromoteRelease, ReleaseList, ReleaseView, RootAccepted, SigningView,
+    AddSignature, CreateDeployment, CreateRelease, PromoteRelease, ReleaseView, SigningView,
 };
+use bulwark_client::Client;
 use bulwark_tuf::{
     ExpectedTarget, Metadata, PublicKey, Role as _, Root, SigningKey, Targets, chain_root,
     check_targets_proposal,
@@ -28,8 +28,7 @@ use clap::{Subcommand, ValueEnum};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::client::Api;
-use crate::commands::{Conn, print_json, urlencode};
+use crate::commands::{Conn, print_json};
 
 /// Lifetime of a root signed by `repo init` / `repo rotate-root`.
 const ROOT_LIFETIME: time::Duration = time::Duration::days(365);
@@ -369,9 +368,9 @@ pub(crate) fn keys(cmd: KeysCmd) -> Result<()> {
 
 /// The server's current root, as it says (not verified: for display, and
 /// as the end point [`established_root`] must reach).
-async fn current_root(api: &Api) -> Result<Metadata<Root>> {
+async fn current_root(api: &Client) -> Result<Metadata<Root>> {
     let bytes = api
-        .get_bytes("/api/v1/repo/metadata/root.json")
+        .repo_metadata("root.json")
         .await
         .context("fetching the current root (run `bulwark repo init` first)")?;
     Metadata::<Root>::from_slice(&bytes).map_err(|e| anyhow::anyhow!("the server's root: {e}"))
@@ -406,7 +405,7 @@ fn load_pinned_root(path: &Path, flag: &str) -> Result<Metadata<Root>> {
 /// not checked here: intermediate roots may have expired, and whether the
 /// current one may is the caller's decision.
 async fn established_root(
-    api: &Api,
+    api: &Client,
     pinned: &Metadata<Root>,
     pinned_path: &Path,
 ) -> Result<Metadata<Root>> {
@@ -434,7 +433,7 @@ async fn established_root(
     let mut newer = Vec::new();
     for v in pinned_v + 1..=server_v {
         let bytes = api
-            .get_bytes(&format!("/api/v1/repo/metadata/{v}.root.json"))
+            .repo_metadata(&format!("{v}.root.json"))
             .await
             .with_context(|| format!("fetching root version {v} from the server"))?;
         let md = Metadata::<Root>::from_slice(&bytes)
@@ -460,9 +459,9 @@ async fn established_root(
     Ok(established)
 }
 
-async fn upload_root(api: &Api, md: &Metadata<Root>, out: &Path) -> Result<()> {
+async fn upload_root(api: &Client, md: &Metadata<Root>, out: &Path) -> Result<()> {
     let bytes = md.to_vec().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (r, _): (RootAccepted, _) = api.post_bytes("/api/v1/repo/root", bytes.clone()).await?;
+    let r = api.put_root(bytes.clone()).await?.value;
     replace_file(out, &bytes)?;
     let root = md.signed();
     println!(
@@ -491,8 +490,8 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             out,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (online, _): (OnlineKeyView, _) = api.get("/api/v1/repo/online-key").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let online = api.online_key().await?.value;
             let online_key: PublicKey = serde_json::from_value(online.key)?;
             let keys: Vec<SigningKey> = root_keys
                 .iter()
@@ -535,7 +534,7 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             out,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             // The starting point is the operator's root, never the server's
             // word: a server could otherwise slip its own keys into the
             // version the root keys sign.
@@ -591,7 +590,7 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             upload_root(&api, &md, &out).await?;
         }
         RepoCmd::Show { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let md = current_root(&api).await?;
             if json {
                 println!(
@@ -670,7 +669,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             // The SBOM is checked here first, for a message naming the file.
             let sbom_sha256 = match &sbom {
                 Some(p) => {
@@ -678,12 +677,12 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
                         std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
                     bulwark_sbom::Sbom::from_json(&bytes, &bulwark_sbom::Limits::default())
                         .with_context(|| format!("{}", p.display()))?;
-                    let (b, _): (BlobView, _) = api.upload_file("/api/v1/blobs", p).await?;
+                    let b = api.upload_blob(p, None).await?.value;
                     Some(b.sha256)
                 }
                 None => None,
             };
-            let (blob, _): (BlobView, _) = api.upload_file("/api/v1/blobs", &file).await?;
+            let blob = api.upload_blob(&file, None).await?.value;
             eprintln!(
                 "uploaded {} ({} bytes), sha256 {}",
                 file.display(),
@@ -705,7 +704,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
                 smoke_timeout_secs: smoke_timeout,
                 sbom_sha256,
             };
-            let (r, raw): (ReleaseView, _) = api.post("/api/v1/releases", &body).await?;
+            let (r, raw) = api.create_release(&body).await?.into_parts();
             let gate = if no_wait {
                 None
             } else {
@@ -720,7 +719,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             };
             if json {
                 print_json(
-                    &serde_json::json!({"release": raw, "gate": gate.as_ref().map(|g| &g.1)}),
+                    &serde_json::json!({"release": raw, "gate": gate.as_ref().map(|g| &g.json)}),
                 )?;
             } else {
                 println!("{}", blob.sha256);
@@ -728,11 +727,11 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
                     "release {} created: unsigned until enough release managers run `bulwark release sign {}`",
                     r.reference, r.reference
                 );
-                if let Some((g, _)) = &gate {
-                    eprint!("{}", crate::gate::gate_text(g)?);
+                if let Some(g) = &gate {
+                    eprint!("{}", crate::gate::gate_text(&g.value)?);
                 }
             }
-            if gate.is_some_and(|(g, _)| g.state == "block") {
+            if gate.is_some_and(|g| g.value.state == "block") {
                 return Ok(ExitCode::from(crate::gate::EXIT_BLOCKED));
             }
         }
@@ -741,10 +740,8 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (g, raw): (bulwark_api::GateView, _) = api
-                .get(&format!("/api/v1/releases/{}/gate", urlencode(&reference)))
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (g, raw) = api.release_gate(&reference).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -757,7 +754,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             root: root_path,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
             let pinned = load_pinned_root(&root_path, "--root")?;
             let key = load_key(&key)?;
             let root = established_root(&api, &pinned, &root_path).await?;
@@ -777,10 +774,8 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
                 crate::commands::ts(Some(root.signed().expires))
             );
             ensure_targets_key(root.signed(), &key)?;
-            let path = urlencode(&reference);
-            let (rel, _): (ReleaseView, _) = api.get(&format!("/api/v1/releases/{path}")).await?;
-            let (s, _): (SigningView, _) =
-                api.get(&format!("/api/v1/releases/{path}/signing")).await?;
+            let rel = api.show_release(&reference).await?.value;
+            let s = api.signing(&reference).await?.value;
             check_proposal(&api, root.signed(), &rel, &s).await?;
             let sig = key
                 .sign(s.signed_canonical.as_bytes())
@@ -789,9 +784,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
                 keyid: key.key_id().to_string(),
                 sig: hex::encode(sig),
             };
-            let (after, _): (SigningView, _) = api
-                .post(&format!("/api/v1/releases/{path}/signatures"), &body)
-                .await?;
+            let after = api.add_signature(&reference, &body).await?.value;
             if after.published {
                 println!(
                     "{}: {} of {} signatures, threshold met: published as targets version {}",
@@ -812,13 +805,11 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             environment,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (r, _): (ReleaseView, _) = api
-                .post(
-                    &format!("/api/v1/releases/{}/promote", urlencode(&reference)),
-                    &PromoteRelease { environment },
-                )
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let r = api
+                .promote_release(&reference, &PromoteRelease { environment })
+                .await?
+                .value;
             println!(
                 "{} (sha256 {}) is now in {}",
                 r.reference,
@@ -827,8 +818,8 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             );
         }
         ReleaseCmd::List { json, conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (l, raw): (ReleaseList, _) = api.get("/api/v1/releases").await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (l, raw) = api.list_releases().await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -857,10 +848,8 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             json,
             conn,
         } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (r, raw): (ReleaseView, _) = api
-                .get(&format!("/api/v1/releases/{}", urlencode(&reference)))
-                .await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let (r, raw) = api.show_release(&reference).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
@@ -868,9 +857,8 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             }
         }
         ReleaseCmd::Gc { conn } => {
-            let api = Api::from_env(conn.server, conn.token)?;
-            let (g, _): (bulwark_api::GcView, _) =
-                api.post("/api/v1/blobs/gc", &serde_json::json!({})).await?;
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let g = api.gc_blobs().await?.value;
             println!(
                 "deleted {} blobs, freed {} bytes",
                 g.deleted.len(),
@@ -916,15 +904,17 @@ fn ensure_targets_key(root: &Root, key: &SigningKey) -> Result<()> {
 /// root by [`established_root`]), and check that the proposal is them plus
 /// exactly this release, with the digest, length and install instructions
 /// the release shows ([`check_targets_proposal`] has every rule).
-async fn check_proposal(api: &Api, root: &Root, rel: &ReleaseView, s: &SigningView) -> Result<()> {
+async fn check_proposal(
+    api: &Client,
+    root: &Root,
+    rel: &ReleaseView,
+    s: &SigningView,
+) -> Result<()> {
     let published = if s.base_version == 0 {
         None
     } else {
         let bytes = api
-            .get_bytes(&format!(
-                "/api/v1/repo/metadata/{}.targets.json",
-                s.base_version
-            ))
+            .repo_metadata(&format!("{}.targets.json", s.base_version))
             .await?;
         let md = Metadata::<Targets>::from_slice(&bytes)
             .map_err(|e| anyhow::anyhow!("the published targets: {e}"))?;
@@ -985,18 +975,16 @@ pub(crate) async fn deploy(
     json: bool,
     conn: Conn,
 ) -> Result<()> {
-    let api = Api::from_env(conn.server, conn.token)?;
-    let (d, raw): (DeploymentView, _) = api
-        .post(
-            "/api/v1/deployments",
-            &CreateDeployment {
-                release: reference,
-                group,
-                environment,
-                remediation,
-            },
-        )
-        .await?;
+    let api = crate::client::from_env(conn.server, conn.token)?;
+    let (d, raw) = api
+        .create_deployment(&CreateDeployment {
+            release: reference,
+            group,
+            environment,
+            remediation,
+        })
+        .await?
+        .into_parts();
     if json {
         print_json(&raw)?;
     } else {
@@ -1018,8 +1006,8 @@ pub(crate) async fn deploy(
 
 /// `bulwark deployments`.
 pub(crate) async fn deployments(json: bool, conn: Conn) -> Result<()> {
-    let api = Api::from_env(conn.server, conn.token)?;
-    let (l, raw): (DeploymentList, _) = api.get("/api/v1/deployments").await?;
+    let api = crate::client::from_env(conn.server, conn.token)?;
+    let (l, raw) = api.list_deployments().await?.into_parts();
     if json {
         print_json(&raw)?;
     } else {
