@@ -253,7 +253,15 @@ fn ci() -> Result<(), String> {
 /// routes (mutual TLS) and the endless alert stream are left out.
 fn api_fuzz() -> Result<(), String> {
     let mut c = ci_cargo();
-    c.args(["build", "--quiet", "--locked", "-p", "bulwark-cli", "--bin", "bulwark"]);
+    c.args([
+        "build",
+        "--quiet",
+        "--locked",
+        "-p",
+        "bulwark-cli",
+        "--bin",
+        "bulwark",
+    ]);
     run(c)?;
     let dir = root().join("target/api-fuzz");
     let _ = std::fs::remove_dir_all(&dir);

@@ -1020,11 +1020,17 @@ mod stored_enum_tests {
         }
         assert!(matches!(
             ReleaseStatus::read("Published".into()),
-            Err(crate::Error::Corrupt { what: "release status", .. })
+            Err(crate::Error::Corrupt {
+                what: "release status",
+                ..
+            })
         ));
         assert!(matches!(
             Installer::read("rpm".into()),
-            Err(crate::Error::Corrupt { what: "release installer", .. })
+            Err(crate::Error::Corrupt {
+                what: "release installer",
+                ..
+            })
         ));
         assert_eq!(ReleaseStatus::Unsigned, "unsigned");
     }
