@@ -280,13 +280,17 @@ fn api_fuzz() -> Result<(), String> {
         use std::io::BufRead as _;
         let out = server.stdout.take().ok_or("no server stdout")?;
         let mut base = None;
-        for line in std::io::BufReader::new(out).lines() {
+        let mut lines = std::io::BufReader::new(out).lines();
+        for line in lines.by_ref() {
             let line = line.map_err(|e| e.to_string())?;
             if let Some(url) = line.strip_prefix("Bulwark API:") {
                 base = Some(url.trim().to_owned());
                 break;
             }
         }
+        // Keep reading what the server prints after that line: a closed
+        // pipe would make its next `println!` fail and the server stop.
+        std::thread::spawn(move || lines.for_each(drop));
         let base = base.ok_or("the server ended before printing its API address")?;
         let token = std::fs::read_to_string(data.join("admin.token"))
             .map_err(|e| format!("admin.token: {e}"))?;
