@@ -9,9 +9,31 @@ use bulwark_store::{Account, Audit, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Something an API call may need permission for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
+/// Declares [`Permission`] and, for each of its values, a type in
+/// [`need`] for `Authorized<need::…>`: one list, so the two cannot drift.
+macro_rules! permissions {
+    ($($(#[doc = $doc:literal])* $p:ident,)*) => {
+        /// Something an API call may need permission for.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Permission {
+            $($(#[doc = $doc])* $p,)*
+        }
+
+        /// One type per [`Permission`], for `Authorized<need::…>`.
+        pub(crate) mod need {
+            $(
+                #[doc = concat!("[`Permission::", stringify!($p), "`].")]
+                #[derive(Debug)]
+                pub(crate) struct $p;
+                impl super::Needs for $p {
+                    const PERMISSION: super::Permission = super::Permission::$p;
+                }
+            )*
+        }
+    };
+}
+
+permissions! {
     /// Read devices, tokens of one's own, the fleet's state.
     ReadFleet,
     /// Create and revoke one's own API tokens.
@@ -41,6 +63,12 @@ pub enum Permission {
     ManageWebhooks,
 }
 
+/// A [`Permission`] named as a type, for [`Authorized`].
+pub(crate) trait Needs {
+    /// The permission.
+    const PERMISSION: Permission;
+}
+
 /// The role → permission policy, in one place.
 pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;
@@ -56,41 +84,6 @@ pub fn allows(role: Role, p: Permission) -> bool {
         (Role::ReleaseManager, ManageAdvisories) => true,
         (Role::Operator | Role::Security | Role::ReleaseManager | Role::Viewer, _) => false,
     }
-}
-
-/// A [`Permission`] named as a type, for [`Authorized`].
-pub(crate) trait Needs {
-    /// The permission.
-    const PERMISSION: Permission;
-}
-
-/// One type per [`Permission`], for `Authorized<need::…>`.
-pub(crate) mod need {
-    macro_rules! needs {
-        ($($p:ident),* $(,)?) => {$(
-            #[doc = concat!("[`Permission::", stringify!($p), "`].")]
-            #[derive(Debug)]
-            pub(crate) struct $p;
-            impl super::Needs for $p {
-                const PERMISSION: super::Permission = super::Permission::$p;
-            }
-        )*};
-    }
-    needs!(
-        ReadFleet,
-        ManageOwnTokens,
-        ManageDevices,
-        RevokeDevices,
-        ManageEnrollment,
-        ManageAccounts,
-        ManageReleases,
-        Deploy,
-        ManageAdvisories,
-        ManageGate,
-        ManageProfiles,
-        QuarantineDevices,
-        ManageWebhooks,
-    );
 }
 
 /// A caller whose role allows `P`, as an extractor: authentication and

@@ -49,14 +49,7 @@ impl DomainEvent {
         match self {
             DomainEvent::Detection(a) => StreamEvent::Detection(crate::monitor::detection_view(a)),
             DomainEvent::Vulnerability(a) => {
-                StreamEvent::Vulnerability(crate::api::dto::AlertView {
-                    id: a.id.clone(),
-                    kind: a.kind.clone(),
-                    advisory: a.advisory.clone(),
-                    subject: a.subject.clone(),
-                    message: a.message.clone(),
-                    created_at: a.created_at,
-                })
+                StreamEvent::Vulnerability(crate::api::gate::alert_view(a.clone()))
             }
         }
     }

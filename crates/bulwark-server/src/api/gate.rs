@@ -11,7 +11,7 @@ use super::dto::{
     AdvisoriesView, AffectedView, AlertList, AlertView, CreateWaiver, GateView, ImportView,
     PolicyView, WaiverList, WaiverView,
 };
-use super::releases::{find_release, updates};
+use super::releases::find_release;
 use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Path};
 use crate::gate::{Gate, status_str};
@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// Largest advisory archive accepted (compressed).
 const MAX_ADVISORY_UPLOAD: usize = 256 << 20;
 
-fn alert_view(a: bulwark_store::Alert) -> AlertView {
+pub(crate) fn alert_view(a: bulwark_store::Alert) -> AlertView {
     AlertView {
         id: a.id,
         kind: a.kind,
@@ -44,7 +44,7 @@ pub(crate) async fn release_gate(
     _: Authorized<need::ReadFleet>,
     Path(reference): Path<String>,
 ) -> Result<Json<GateView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let rel = find_release(&state, &reference).await?;
     let now = state.0.clock.now();
     let j = upd
@@ -261,7 +261,7 @@ pub(crate) async fn import_advisories(
     Query(q): Query<ImportQuery>,
     body: Body,
 ) -> Result<Json<ImportView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let source = q.source.unwrap_or_else(|| "upload".into());
     if source.is_empty() || source.len() > 128 || source.chars().any(char::is_control) {
         return Err(ApiError::InvalidFields(vec![
@@ -301,7 +301,7 @@ pub(crate) async fn advisories(
     State(state): State<AppState>,
     _: Authorized<need::ReadFleet>,
 ) -> Result<Json<AdvisoriesView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let db = upd.gate.db();
     Ok(Json(AdvisoriesView {
         count: db.len() as u64,
@@ -318,7 +318,7 @@ pub(crate) async fn affected(
     _: Authorized<need::ReadFleet>,
     Path(id): Path<String>,
 ) -> Result<Json<AffectedView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ApiError::BadRequest(format!(
             "{id:.64?} is not an advisory id"

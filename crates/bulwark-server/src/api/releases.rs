@@ -24,10 +24,6 @@ const GC_GRACE: time::Duration = time::Duration::hours(1);
 /// Longest smoke test timeout a release may ask for.
 const MAX_SMOKE_TIMEOUT_SECS: u64 = 3600;
 
-pub(crate) fn updates(state: &AppState) -> &Updates {
-    &state.0.updates
-}
-
 fn view(r: Release) -> ReleaseView {
     ReleaseView {
         reference: r.reference(),
@@ -87,7 +83,7 @@ pub(crate) async fn upload_blob(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<BlobView>), ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let expected = match headers.get("x-bulwark-sha256") {
         None => None,
         Some(v) => {
@@ -125,7 +121,7 @@ pub(crate) async fn gc_blobs(
     State(state): State<AppState>,
     Authorized(caller, _): Authorized<need::ManageReleases>,
 ) -> Result<Json<GcView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let now = state.0.clock.now();
     let deleted = state
         .0
@@ -189,7 +185,7 @@ pub(crate) async fn create_release(
     if !errors.is_empty() {
         return Err(ApiError::InvalidFields(errors));
     }
-    let upd = updates(&state);
+    let upd = state.updates();
     let sbom = match &req.sbom_sha256 {
         Some(d) => Some(read_sbom(&state, upd, d).await?),
         None => None,
@@ -331,7 +327,7 @@ pub(crate) async fn signing(
     _: Authorized<need::ManageReleases>,
     Path(reference): Path<String>,
 ) -> Result<Json<SigningView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let rel = find_release(&state, &reference).await?;
     let now = state.0.clock.now();
     let s = upd.signing_status(&*state.0.store, &rel, now).await?;
@@ -350,7 +346,7 @@ pub(crate) async fn add_signature(
     Path(reference): Path<String>,
     Json(req): Json<AddSignature>,
 ) -> Result<Json<SigningView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     if req.keyid.len() != 64 || !req.keyid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::InvalidFields(vec![
             "keyid: expected 64 hex characters".into(),
@@ -391,7 +387,7 @@ pub(crate) async fn promote(
     Path(reference): Path<String>,
     Json(req): Json<PromoteRelease>,
 ) -> Result<Json<ReleaseView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let rel = find_release(&state, &reference).await?;
     let Some(pos) = upd.environments.iter().position(|e| *e == req.environment) else {
         return Err(ApiError::InvalidFields(vec![format!(
@@ -451,7 +447,7 @@ pub(crate) async fn create_deployment(
     Authorized(caller, _): Authorized<need::Deploy>,
     Json(req): Json<CreateDeployment>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     if !valid_name(&req.group) || !valid_name(&req.environment) {
         return Err(ApiError::InvalidFields(vec![
             "group, environment: 1-64 of a-z 0-9 - _ .".into(),
@@ -548,7 +544,7 @@ pub(crate) async fn online_key(
     State(state): State<AppState>,
     _: Authorized<need::ReadFleet>,
 ) -> Result<Json<OnlineKeyView>, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let key = upd.image_online_key();
     Ok(Json(OnlineKeyView {
         keyid: key.key_id().to_string(),
@@ -568,7 +564,7 @@ pub(crate) async fn put_root(
     Authorized(caller, _): Authorized<need::ManageReleases>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<RootAccepted>), ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let now = state.0.clock.now();
     let version = upd
         .put_root(&*state.0.store, &body, &caller.audit(now))
@@ -591,7 +587,7 @@ pub(crate) async fn repo_metadata(
     _: Authorized<need::ReadFleet>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let now = state.0.clock.now();
     Ok(json_bytes(
         upd.image_file(&*state.0.store, &name, now).await?,
@@ -610,7 +606,7 @@ pub(crate) async fn repo_target(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let upd = updates(&state);
+    let upd = state.updates();
     let base = path.rsplit('/').next().unwrap_or("");
     let digest = base.split('.').next().unwrap_or("");
     if !valid_sha256(digest) {

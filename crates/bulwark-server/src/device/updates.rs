@@ -9,7 +9,7 @@ use bulwark_proto::{DeviceId, UpdateReport};
 use bulwark_store::{Audit, UpdateStatus};
 
 use super::{DeviceConn, RequestCtx, limit_errors};
-use crate::api::releases::{json_bytes, updates};
+use crate::api::releases::json_bytes;
 use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
 
@@ -33,7 +33,7 @@ pub(crate) async fn image_metadata(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     authenticated_device(&state, conn).await?;
-    let upd = updates(&state);
+    let upd = state.updates();
     let now = state.0.clock.now();
     Ok(json_bytes(
         upd.image_file(&*state.0.store, &name, now).await?,
@@ -51,7 +51,7 @@ pub(crate) async fn director_metadata(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = authenticated_device(&state, conn).await?;
-    let upd = updates(&state);
+    let upd = state.updates();
     let now = state.0.clock.now();
     Ok(json_bytes(
         upd.director_file(&*state.0.store, id, &name, now).await?,
@@ -72,7 +72,7 @@ pub(crate) async fn blob(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authenticated_device(&state, conn).await?;
-    let upd = updates(&state);
+    let upd = state.updates();
     Ok(upd.blobs.serve(&sha256, &headers).await?)
 }
 
