@@ -16,11 +16,11 @@
 //! once, when the server starts; a bad file stops the start.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bulwark_mqtt::{Client, ClientOptions, Qos, Version};
+use bulwark_mqtt::{ClientOptions, Qos, Version};
 use bulwark_proto::DeviceId;
 use bulwark_proto::telemetry::decode;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -129,23 +129,7 @@ impl Tls {
 /// The subscription: every device's telemetry.
 pub const TELEMETRY_FILTER: &str = "bulwark/v1/devices/+/telemetry";
 
-/// The broker connection, shared with quarantine (to publish commands).
-#[derive(Debug, Default)]
-pub struct BrokerLink(Mutex<Option<Client>>);
-
-impl BrokerLink {
-    /// The connected client, if any.
-    pub fn client(&self) -> Option<Client> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn set(&self, c: Option<Client>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = c;
-    }
-}
+pub use crate::monitor::BrokerLink;
 
 /// Consumes telemetry from the broker at `addr` (`host:port`; over `tls`
 /// if set, else plain TCP) until `stop` resolves; reconnects with backoff.

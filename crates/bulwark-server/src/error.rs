@@ -157,6 +157,28 @@ impl From<crate::gate::GateError> for ApiError {
     }
 }
 
+/// The journal's read failures as HTTP answers.
+impl From<crate::journal::JournalError> for ApiError {
+    fn from(e: crate::journal::JournalError) -> Self {
+        use crate::journal::JournalError;
+        match e {
+            JournalError::Damaged(m) => ApiError::JournalDamaged(m),
+            JournalError::Store(e) => ApiError::from(e),
+            JournalError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// The devices service's failures as HTTP answers.
+impl From<bulwark_services::devices::DeviceError> for ApiError {
+    fn from(e: bulwark_services::devices::DeviceError) -> Self {
+        use bulwark_services::devices::DeviceError;
+        match e {
+            DeviceError::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
 impl From<bulwark_store::Error> for ApiError {
     fn from(e: bulwark_store::Error) -> Self {
         match e {

@@ -49,24 +49,22 @@
 
 pub mod api;
 mod auth;
+mod blobs;
 mod bootstrap;
 pub mod broker;
-mod clock;
 mod config;
 pub mod device;
 mod error;
-pub mod events;
 pub mod follow;
-pub mod gate;
 pub mod gateway;
-mod journal;
 pub mod listen;
 mod metrics;
-pub mod monitor;
-mod presence;
 mod state;
-pub mod updates;
-pub mod webhooks;
+mod wire;
+
+// The application services (their own crate); re-exported under the
+// paths the edges and tests use.
+pub use bulwark_services::{clock, events, gate, journal, monitor, presence, updates, webhooks};
 
 pub use auth::{Caller, Permission, allows};
 pub use bootstrap::{ensure_data_dir, write_secret_file};
@@ -163,10 +161,12 @@ impl Server {
                 gate::Gate::open(&config.data_dir, rules_dir.as_deref())?,
             ),
             monitor: monitor.clone(),
-            webhooks: webhooks::Webhooks::new(
+            webhooks: Arc::new(webhooks::Webhooks::new(
+                Arc::clone(&store),
+                Arc::clone(&clock),
                 bulwark_pki::MasterKey::from_bytes(master.as_bytes())?,
                 config.webhook_policy.clone(),
-            )?,
+            )?),
         };
         let state = AppState::new(
             store,
@@ -177,7 +177,7 @@ impl Server {
             settings,
             services,
         );
-        monitor::spawn_alert_pipeline(state.clone(), engine_out);
+        monitor::spawn_alert_pipeline(state.monitor(), state.alert_pipeline(), engine_out);
         let u = state.updates();
         u.ensure_director_root(&**state.store(), now)
             .await
@@ -313,7 +313,7 @@ impl Server {
             },
             stopped(stop_rx.clone()),
         ));
-        tasks.spawn(webhooks::worker(state.clone(), stopped(stop_rx.clone())));
+        tasks.spawn(Arc::clone(state.webhooks()).worker(stopped(stop_rx.clone())));
         // Other processes sharing the store: their changes reach this one.
         tasks.spawn(follow::run(state.clone(), stopped(stop_rx.clone())));
         tasks.spawn(background(
@@ -375,7 +375,7 @@ impl Server {
     /// Stops accepting, lets requests in flight finish, flushes buffered
     /// check-ins.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        self.state.monitor().close_streams();
+        self.state.events().close_streams();
         let _ = self.stop.send(true);
         while let Some(r) = self.tasks.join_next().await {
             if let Err(e) = r {

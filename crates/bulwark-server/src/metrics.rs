@@ -20,12 +20,6 @@ pub(crate) struct ResultLabels {
     pub(crate) result: &'static str,
 }
 
-/// Labels of the gateway's rejection counter.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct ReasonLabels {
-    pub(crate) reason: &'static str,
-}
-
 /// Every metric the server exports.
 #[derive(Debug)]
 pub(crate) struct Metrics {

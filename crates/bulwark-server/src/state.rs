@@ -7,6 +7,9 @@ use std::time::Duration;
 use bulwark_pki::{DeviceCa, RandomSource};
 use bulwark_store::Store;
 
+use bulwark_services::devices::Devices;
+use bulwark_services::events::EventBus;
+
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
@@ -61,10 +64,10 @@ pub struct Services {
     pub journal_signer: bulwark_tlog::NoteSigner,
     /// Blobs, releases, TUF repositories, the gate.
     pub updates: crate::updates::Updates,
-    /// Detection, sessions, the alert stream.
+    /// Detection, gateway sessions, telemetry history.
     pub monitor: Arc<crate::monitor::Monitor>,
-    /// Alert webhooks.
-    pub webhooks: crate::webhooks::Webhooks,
+    /// Alert webhooks (built over the same store and clock).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for Services {
@@ -84,13 +87,15 @@ pub(crate) struct Inner {
     pub(crate) rng: Arc<dyn RandomSource>,
     pub(crate) ca: Arc<DeviceCa>,
     pub(crate) revoked: Arc<RevokedSerials>,
-    pub(crate) presence: Presence,
+    pub(crate) presence: Arc<Presence>,
     pub(crate) metrics: Metrics,
     pub(crate) settings: Settings,
     pub(crate) journal: crate::journal::Journal,
     pub(crate) updates: Arc<crate::updates::Updates>,
     pub(crate) monitor: Arc<crate::monitor::Monitor>,
     pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
+    pub(crate) devices: Arc<Devices>,
+    pub(crate) events: Arc<EventBus>,
 }
 
 impl AppState {
@@ -113,19 +118,31 @@ impl AppState {
         let origin = journal_signer.name().to_owned();
         let mut metrics = Metrics::new();
         metrics.register_monitor(&monitor);
+        let presence = Arc::new(Presence::new());
+        let devices = Arc::new(Devices::new(
+            Arc::clone(&store),
+            Arc::clone(&presence),
+            Arc::clone(&monitor),
+        ));
+        let events = Arc::new(EventBus::new(
+            Arc::clone(&webhooks),
+            Arc::new(crate::wire::encode),
+        ));
         Self(Arc::new(Inner {
             store,
             clock,
             rng,
             ca,
             revoked,
-            presence: Presence::new(),
+            presence,
             metrics,
             settings,
             journal: crate::journal::Journal::new(journal_signer, origin),
             updates: Arc::new(updates),
             monitor,
-            webhooks: Arc::new(webhooks),
+            webhooks,
+            devices,
+            events,
         }))
     }
 
@@ -139,6 +156,26 @@ impl AppState {
         &self.0.monitor
     }
 
+    /// The devices service (quarantine, release, the device cache).
+    pub fn devices(&self) -> &Arc<Devices> {
+        &self.0.devices
+    }
+
+    /// The event bus (live stream, webhook outbox).
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.0.events
+    }
+
+    /// What the monitor's alert task hands alerts to.
+    pub fn alert_pipeline(&self) -> crate::monitor::AlertPipeline {
+        crate::monitor::AlertPipeline {
+            store: Arc::clone(&self.0.store),
+            clock: Arc::clone(&self.0.clock),
+            events: Arc::clone(&self.0.events),
+            devices: Arc::clone(&self.0.devices),
+        }
+    }
+
     /// The update service.
     pub fn updates(&self) -> &Arc<crate::updates::Updates> {
         &self.0.updates
@@ -150,14 +187,9 @@ impl AppState {
         &self,
         id: &bulwark_proto::DeviceId,
     ) -> Result<Option<crate::presence::Cached>, bulwark_store::Error> {
-        if let Some(c) = self.0.presence.cached(id) {
-            return Ok(Some(c));
-        }
-        let Some(d) = self.0.store.device(*id).await? else {
-            return Ok(None);
-        };
-        self.0.presence.load(&d);
-        Ok(self.0.presence.cached(id))
+        self.0.devices.cached(id).await.map_err(|e| match e {
+            bulwark_services::devices::DeviceError::Store(e) => e,
+        })
     }
 
     /// Signs a checkpoint if the journal grew; returns the size signed.

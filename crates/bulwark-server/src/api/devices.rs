@@ -153,7 +153,7 @@ pub(crate) async fn show_device(
         .detection_alerts(Some(device.id), 20)
         .await?
         .iter()
-        .map(crate::monitor::detection_view)
+        .map(crate::wire::detection_view)
         .collect();
     let latest_telemetry = state
         .0

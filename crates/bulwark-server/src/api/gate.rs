@@ -287,7 +287,7 @@ pub(crate) async fn import_advisories(
                 .cloned()
                 .map(crate::events::DomainEvent::Vulnerability)
                 .collect();
-            crate::events::publish(&state, &events).await;
+            state.events().publish(&events).await;
             s.alerts.into_iter().map(alert_view).collect()
         },
         errors: s.errors,
@@ -343,9 +343,6 @@ pub(crate) async fn alerts(
     let detections = state.0.store.detection_alerts(None, 500).await?;
     Ok(Json(AlertList {
         alerts: alerts.into_iter().map(alert_view).collect(),
-        detections: detections
-            .iter()
-            .map(crate::monitor::detection_view)
-            .collect(),
+        detections: detections.iter().map(crate::wire::detection_view).collect(),
     }))
 }

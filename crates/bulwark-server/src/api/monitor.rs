@@ -151,9 +151,9 @@ async fn set_quarantine(
     let reason = check_reason(&req.reason)?;
     let audit = caller.audit(state.0.clock.now());
     let device = if on {
-        crate::monitor::quarantine(state, id, reason, None, &audit).await?
+        state.devices().quarantine(id, reason, None, &audit).await?
     } else {
-        crate::monitor::release(state, id, reason, &audit).await?
+        state.devices().release(id, reason, &audit).await?
     }
     .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
     Ok(Json(device_view(state, device)))
@@ -198,9 +198,9 @@ pub(crate) async fn alert_stream(
     State(state): State<AppState>,
     _: Authorized<need::ReadFleet>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let monitor = state.monitor();
-    let rx = monitor.subscribe();
-    let closed = Box::pin(monitor.closed());
+    let events = state.events();
+    let rx = events.subscribe();
+    let closed = Box::pin(events.closed());
     let stream = futures_util::stream::unfold((rx, closed), |(mut rx, mut closed)| async move {
         let next = tokio::select! {
             r = rx.recv() => r,
@@ -208,7 +208,7 @@ pub(crate) async fn alert_stream(
         };
         let event = match next {
             Ok(e) => {
-                let data = match e.wire() {
+                let data = match crate::wire::event(&e) {
                     StreamEvent::Detection(a) => serde_json::to_string(&a),
                     StreamEvent::Vulnerability(a) => serde_json::to_string(&a),
                 }

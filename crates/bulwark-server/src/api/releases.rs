@@ -104,7 +104,10 @@ pub(crate) async fn upload_blob(
     {
         return Err(ApiError::PayloadTooLarge);
     }
-    let (sha256, length) = upd.blobs.ingest(body, expected.as_deref()).await?;
+    let (sha256, length) = upd
+        .blobs
+        .ingest(body.into_data_stream(), expected.as_deref())
+        .await?;
     let now = state.0.clock.now();
     state
         .0
@@ -612,5 +615,5 @@ pub(crate) async fn repo_target(
     if !valid_sha256(digest) {
         return Err(ApiError::NotFound(format!("target {path}")));
     }
-    Ok(upd.blobs.serve(digest, &headers).await?)
+    crate::blobs::serve(&upd.blobs, digest, &headers).await
 }

@@ -73,7 +73,7 @@ pub(crate) async fn blob(
 ) -> Result<Response, ApiError> {
     authenticated_device(&state, conn).await?;
     let upd = state.updates();
-    Ok(upd.blobs.serve(&sha256, &headers).await?)
+    crate::blobs::serve(&upd.blobs, &sha256, &headers).await
 }
 
 /// Report update progress or a refusal.

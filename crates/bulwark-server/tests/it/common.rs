@@ -77,13 +77,17 @@ pub async fn fixture() -> Fixture {
             bulwark_server::gate::Gate::open(blob_dir.path(), None).unwrap(),
         ),
         monitor,
-        webhooks: bulwark_server::webhooks::Webhooks::new(
-            bulwark_pki::MasterKey::generate(&SystemRandom).unwrap(),
-            // The tests' receivers listen on loopback, which production
-            // refuses unless allowed.
-            bulwark_server::webhooks::DestinationPolicy::new(&["127.0.0.0/8"]).unwrap(),
-        )
-        .unwrap(),
+        webhooks: Arc::new(
+            bulwark_server::webhooks::Webhooks::new(
+                store.clone(),
+                clock.clone(),
+                bulwark_pki::MasterKey::generate(&SystemRandom).unwrap(),
+                // The tests' receivers listen on loopback, which production
+                // refuses unless allowed.
+                bulwark_server::webhooks::DestinationPolicy::new(&["127.0.0.0/8"]).unwrap(),
+            )
+            .unwrap(),
+        ),
     };
     let state = AppState::new(
         store.clone(),
@@ -97,7 +101,11 @@ pub async fn fixture() -> Fixture {
         },
         services,
     );
-    bulwark_server::monitor::spawn_alert_pipeline(state.clone(), engine_out);
+    bulwark_server::monitor::spawn_alert_pipeline(
+        state.monitor(),
+        state.alert_pipeline(),
+        engine_out,
+    );
     state
         .updates()
         .ensure_director_root(&*store, T0)

@@ -75,7 +75,7 @@ impl Sessions {
 
     /// Takes a device's session out of the registry (to close it); `None`
     /// when it has none.
-    pub(crate) fn take(&self, device: &DeviceId) -> Option<mpsc::Sender<SessionCommand>> {
+    pub fn take(&self, device: &DeviceId) -> Option<mpsc::Sender<SessionCommand>> {
         self.map().remove(device).map(|(_, tx)| tx)
     }
 }

@@ -42,32 +42,38 @@ struct Entry {
 
 /// What the check-in path needs to know about a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cached {
-    pub(crate) revoked: bool,
+pub struct Cached {
+    pub revoked: bool,
     /// The quarantine reason, while quarantined.
-    pub(crate) quarantine: Option<String>,
+    pub quarantine: Option<String>,
     /// Its group (whose detection profile applies).
-    pub(crate) group: String,
-    pub(crate) inventory_digest: Option<String>,
+    pub group: String,
+    pub inventory_digest: Option<String>,
 }
 
 /// The freshest check-in data for a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Seen {
-    pub(crate) last_seen: Option<OffsetDateTime>,
-    pub(crate) agent_version: Option<String>,
-    pub(crate) boot_id: Option<String>,
+pub struct Seen {
+    pub last_seen: Option<OffsetDateTime>,
+    pub agent_version: Option<String>,
+    pub boot_id: Option<String>,
 }
 
 /// Sharded in-memory presence table.
 #[derive(Debug)]
-pub(crate) struct Presence {
+pub struct Presence {
     hasher: RandomState,
     shards: Vec<Mutex<HashMap<DeviceId, Entry>>>,
 }
 
+impl Default for Presence {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Presence {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -81,7 +87,7 @@ impl Presence {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn cached(&self, id: &DeviceId) -> Option<Cached> {
+    pub fn cached(&self, id: &DeviceId) -> Option<Cached> {
         self.shard(id).get(id).map(|e| Cached {
             revoked: e.revoked,
             quarantine: e.quarantine.clone(),
@@ -91,7 +97,7 @@ impl Presence {
     }
 
     /// Caches a device just read from the store (keeps fresher check-in data).
-    pub(crate) fn load(&self, d: &Device) {
+    pub fn load(&self, d: &Device) {
         let mut shard = self.shard(&d.id);
         let e = shard.entry(d.id).or_insert_with(|| Entry {
             revoked: false,
@@ -111,7 +117,7 @@ impl Presence {
         e.inventory_digest.clone_from(&d.inventory_digest);
     }
 
-    pub(crate) fn record(
+    pub fn record(
         &self,
         id: DeviceId,
         at: OffsetDateTime,
@@ -131,31 +137,31 @@ impl Presence {
         }
     }
 
-    pub(crate) fn set_inventory_digest(&self, id: &DeviceId, digest: &str) {
+    pub fn set_inventory_digest(&self, id: &DeviceId, digest: &str) {
         if let Some(e) = self.shard(id).get_mut(id) {
             e.inventory_digest = Some(digest.to_owned());
         }
     }
 
     /// Records a quarantine (`Some(reason)`) or its release (`None`).
-    pub(crate) fn set_quarantine(&self, id: &DeviceId, reason: Option<String>) {
+    pub fn set_quarantine(&self, id: &DeviceId, reason: Option<String>) {
         if let Some(e) = self.shard(id).get_mut(id) {
             e.quarantine = reason;
         }
     }
 
     /// Whether the device is cached here.
-    pub(crate) fn contains(&self, id: &DeviceId) -> bool {
+    pub fn contains(&self, id: &DeviceId) -> bool {
         self.shard(id).contains_key(id)
     }
 
-    pub(crate) fn mark_revoked(&self, id: &DeviceId) {
+    pub fn mark_revoked(&self, id: &DeviceId) {
         if let Some(e) = self.shard(id).get_mut(id) {
             e.revoked = true;
         }
     }
 
-    pub(crate) fn seen(&self, id: &DeviceId) -> Option<Seen> {
+    pub fn seen(&self, id: &DeviceId) -> Option<Seen> {
         self.shard(id).get(id).map(|e| Seen {
             last_seen: e.last_seen,
             agent_version: e.agent_version.clone(),
@@ -164,7 +170,7 @@ impl Presence {
     }
 
     /// Takes every check-in not yet written to the store.
-    pub(crate) fn drain_dirty(&self) -> Vec<CheckinUpdate> {
+    pub fn drain_dirty(&self) -> Vec<CheckinUpdate> {
         let mut out = Vec::new();
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
@@ -184,7 +190,7 @@ impl Presence {
     }
 
     /// Puts back updates whose flush failed, unless newer data arrived.
-    pub(crate) fn requeue(&self, failed: Vec<CheckinUpdate>) {
+    pub fn requeue(&self, failed: Vec<CheckinUpdate>) {
         for u in failed {
             if let Some(e) = self.shard(&u.id).get_mut(&u.id)
                 && e.last_seen == Some(u.at)

@@ -40,8 +40,10 @@ use bulwark_store::{AttemptOutcome, Delivery, NewDelivery};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use bulwark_store::Store;
+
+use crate::clock::Clock;
 use crate::events::DomainEvent;
-use crate::state::AppState;
 
 pub mod destination;
 
@@ -105,6 +107,8 @@ type Secret = Arc<Zeroizing<Vec<u8>>>;
 
 /// The webhook service: seals secrets, enqueues and delivers.
 pub struct Webhooks {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     master: MasterKey,
     http: reqwest::Client,
     policy: Arc<DestinationPolicy>,
@@ -120,9 +124,14 @@ impl std::fmt::Debug for Webhooks {
 }
 
 impl Webhooks {
-    /// The service, sealing under `master`, delivering where `policy`
-    /// allows.
-    pub fn new(master: MasterKey, policy: DestinationPolicy) -> anyhow::Result<Self> {
+    /// The service over `store`'s outbox, sealing under `master`,
+    /// delivering where `policy` allows.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        master: MasterKey,
+        policy: DestinationPolicy,
+    ) -> anyhow::Result<Self> {
         let policy = Arc::new(policy);
         // The system's trust anchors, aws-lc-rs as the only provider (no
         // reliance on a process-wide default).
@@ -150,6 +159,8 @@ impl Webhooks {
             .user_agent(concat!("bulwark-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
+            store,
+            clock,
             master,
             http,
             policy,
@@ -159,7 +170,7 @@ impl Webhooks {
     }
 
     /// Seals a secret for storage (base64).
-    pub(crate) fn seal(
+    pub fn seal(
         &self,
         secret: &[u8],
         rng: &dyn bulwark_pki::RandomSource,
@@ -272,105 +283,105 @@ fn reachable(
     }
 }
 
-/// Enqueues `events` for every registered webhook and wakes the worker.
-/// Failures are logged: alerts are stored and streamed regardless.
-pub(crate) async fn notify(state: &AppState, events: &[DomainEvent]) {
-    let w = state.webhooks();
-    if events.is_empty() {
-        return;
-    }
-    let hooks = match state.0.store.webhooks().await {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "listing webhooks failed; alerts not delivered");
+impl Webhooks {
+    /// Enqueues `events` for every registered webhook and wakes the worker.
+    /// (`encode` makes each event's wire body). Failures are logged:
+    /// alerts are stored and streamed regardless.
+    pub async fn notify(
+        &self,
+        events: &[DomainEvent],
+        encode: &(dyn Fn(&DomainEvent) -> String + Send + Sync),
+    ) {
+        if events.is_empty() {
             return;
         }
-    };
-    if hooks.is_empty() {
-        return;
-    }
-    let mut new = Vec::new();
-    for e in events {
-        let (event, alert_id) = (e.kind(), e.alert_id().to_owned());
-        let body = serde_json::to_string(&e.wire()).unwrap_or_default();
-        for h in &hooks {
-            #[expect(
-                clippy::disallowed_methods,
-                reason = "delivery row id, not a secret: ids need no RandomSource"
-            )]
-            new.push(NewDelivery {
-                id: uuid::Uuid::new_v4().simple().to_string(),
-                webhook_id: h.id.clone(),
-                event: event.to_owned(),
-                alert_id: alert_id.clone(),
-                body: body.clone(),
-            });
+        let hooks = match self.store.webhooks().await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "listing webhooks failed; alerts not delivered");
+                return;
+            }
+        };
+        if hooks.is_empty() {
+            return;
         }
+        let mut new = Vec::new();
+        for e in events {
+            let (event, alert_id) = (e.kind(), e.alert_id().to_owned());
+            let body = encode(e);
+            for h in &hooks {
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "delivery row id, not a secret: ids need no RandomSource"
+                )]
+                new.push(NewDelivery {
+                    id: uuid::Uuid::new_v4().simple().to_string(),
+                    webhook_id: h.id.clone(),
+                    event: event.to_owned(),
+                    alert_id: alert_id.clone(),
+                    body: body.clone(),
+                });
+            }
+        }
+        if let Err(e) = self.store.enqueue_deliveries(&new, self.clock.now()).await {
+            tracing::error!(error = %e, "enqueueing webhook deliveries failed");
+            return;
+        }
+        self.wake.notify_one();
     }
-    if let Err(e) = state
-        .0
-        .store
-        .enqueue_deliveries(&new, state.0.clock.now())
-        .await
-    {
-        tracing::error!(error = %e, "enqueueing webhook deliveries failed");
-        return;
-    }
-    w.wake.notify_one();
-}
 
-/// Delivers due deliveries until `stop` resolves: woken by new alerts,
-/// and every 500 ms for retries.
-pub(crate) async fn worker(state: AppState, stop: impl std::future::Future<Output = ()>) {
-    let w = Arc::clone(state.webhooks());
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = w.wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            () = &mut stop => return,
-        }
+    /// Delivers due deliveries until `stop` resolves: woken by new alerts,
+    /// and every 500 ms for retries.
+    pub async fn worker(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        let w = self;
+        tokio::pin!(stop);
         loop {
-            let now = state.0.clock.now();
-            // Claimed, not just read: several server processes may share
-            // the store, and each delivery is attempted by one of them.
-            let lease =
-                now + time::Duration::try_from(CLAIM_LEASE).unwrap_or(time::Duration::MINUTE);
-            let due = match state.0.store.claim_deliveries(now, lease, BATCH).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading due webhook deliveries failed");
+            tokio::select! {
+                () = w.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = &mut stop => return,
+            }
+            loop {
+                let now = w.clock.now();
+                // Claimed, not just read: several server processes may share
+                // the store, and each delivery is attempted by one of them.
+                let lease =
+                    now + time::Duration::try_from(CLAIM_LEASE).unwrap_or(time::Duration::MINUTE);
+                let due = match w.store.claim_deliveries(now, lease, BATCH).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading due webhook deliveries failed");
+                        break;
+                    }
+                };
+                if due.is_empty() {
                     break;
                 }
-            };
-            if due.is_empty() {
-                break;
-            }
-            let n = due.len();
-            let attempts = due.into_iter().map(|d| {
+                let n = due.len();
+                let attempts = due.into_iter().map(|d| {
                 let w = Arc::clone(&w);
-                let state = state.clone();
                 async move {
-                    let result = match state.0.store.webhook(&d.webhook_id).await {
+                    let result = match w.store.webhook(&d.webhook_id).await {
                         Ok(Some(h)) if h.removed_at.is_none() => match w.secret(&h.id, &h.secret_sealed) {
-                            Ok(secret) => w.attempt(&h.url, &d, &secret, state.0.clock.now()).await,
+                            Ok(secret) => w.attempt(&h.url, &d, &secret, w.clock.now()).await,
                             Err(e) => Err(format!("webhook secret cannot be unsealed: {e}")),
                         },
                         Ok(_) => Err("webhook removed".into()),
                         Err(e) => Err(format!("store: {e}")),
                     };
-                    let o = outcome(d.attempts, result, state.0.clock.now());
+                    let o = outcome(d.attempts, result, w.clock.now());
                     if let AttemptOutcome::GaveUp { error, .. } = &o {
                         tracing::warn!(delivery = %d.id, webhook = %d.webhook_id, %error, "webhook delivery failed for good");
                     }
-                    if let Err(e) = state.0.store.record_attempt(&d.id, &o, state.0.clock.now()).await {
+                    if let Err(e) = w.store.record_attempt(&d.id, &o, w.clock.now()).await {
                         tracing::warn!(error = %e, "recording a webhook attempt failed");
                     }
                 }
             });
-            futures_util::future::join_all(attempts).await;
-            if n < BATCH as usize {
-                break;
+                futures_util::future::join_all(attempts).await;
+                if n < BATCH as usize {
+                    break;
+                }
             }
         }
     }
@@ -418,6 +429,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let w = Webhooks::new(
+            bulwark_store::open("sqlite::memory:").await.unwrap(),
+            Arc::new(crate::clock::ManualClock::new(NOW)),
             MasterKey::generate(&bulwark_pki::SystemRandom).unwrap(),
             DestinationPolicy::default(),
         )
@@ -451,6 +464,8 @@ mod tests {
         assert!(accepted.is_err(), "a refused delivery connected");
         // Allowed explicitly, the same receiver is reached.
         let w = Webhooks::new(
+            bulwark_store::open("sqlite::memory:").await.unwrap(),
+            Arc::new(crate::clock::ManualClock::new(NOW)),
             MasterKey::generate(&bulwark_pki::SystemRandom).unwrap(),
             DestinationPolicy::new(&["127.0.0.1"]).unwrap(),
         )

@@ -132,7 +132,7 @@ fn flow(c: &Connection, direction: Direction) -> Flow {
 /// carries the increase since `previous` (this device's last sample). On
 /// the first sample, or when a counter went backwards (reboot, wrap), the
 /// traffic metrics are left out rather than guessed.
-pub(crate) fn datapoint(
+pub fn datapoint(
     device: &Arc<str>,
     t: &Telemetry,
     before: &mut PreviousSample,

@@ -12,12 +12,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bulwark_store::Store;
 use bulwark_tlog::{Checkpoint, Hash, NodeSource, NoteSigner};
 
-use crate::error::ApiError;
+/// Why a journal read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A stored node or entry is missing or altered: the journal is
+    /// damaged, and the edge says so (not a server error).
+    #[error("the journal is damaged: {0}")]
+    Damaged(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(bulwark_store::Error),
+    /// A proof could not be computed for another reason.
+    #[error("journal: {0}")]
+    Internal(bulwark_tlog::Error),
+}
 
 /// The journal's identity and signing key.
-pub(crate) struct Journal {
-    pub(crate) signer: NoteSigner,
-    pub(crate) origin: String,
+pub struct Journal {
+    /// The checkpoint signing key.
+    pub signer: NoteSigner,
+    /// The log's origin line.
+    pub origin: String,
     checkpointed: AtomicU64,
 }
 
@@ -31,7 +46,8 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
-    pub(crate) fn new(signer: NoteSigner, origin: String) -> Self {
+    /// A journal signing as `origin` with `signer`.
+    pub fn new(signer: NoteSigner, origin: String) -> Self {
         Self {
             signer,
             origin,
@@ -41,7 +57,7 @@ impl Journal {
 
     /// Signs a checkpoint for the journal's current size, if it grew since
     /// the last one. Returns the size checkpointed.
-    pub(crate) async fn checkpoint(
+    pub async fn checkpoint(
         &self,
         store: &dyn Store,
         now: time::OffsetDateTime,
@@ -58,7 +74,7 @@ impl Journal {
     }
 
     /// Remembers the newest stored checkpoint (at start-up).
-    pub(crate) fn resume(&self, size: u64) {
+    pub fn resume(&self, size: u64) {
         self.checkpointed.fetch_max(size, Ordering::AcqRel);
     }
 }
@@ -66,17 +82,17 @@ impl Journal {
 /// Runs `f` (a proof or tile computation) against the store's nodes,
 /// fetching exactly the ones it needs in one batch. A node the store
 /// cannot give (a deleted or damaged row) is
-/// [`ApiError::JournalDamaged`], not a server error.
-pub(crate) async fn with_nodes<T>(
+/// [`JournalError::Damaged`], not a server error.
+pub async fn with_nodes<T>(
     store: &dyn Store,
     f: impl Fn(&dyn NodeSource) -> bulwark_tlog::Result<T>,
-) -> Result<T, ApiError> {
+) -> Result<T, JournalError> {
     let keys = bulwark_tlog::nodes_needed(&f).map_err(tlog_error)?;
     let hashes = store.journal_nodes(&keys).await.map_err(|e| match e {
         bulwark_store::Error::Corrupt { what, detail } => {
-            ApiError::JournalDamaged(format!("{what}: {detail}"))
+            JournalError::Damaged(format!("{what}: {detail}"))
         }
-        other => ApiError::from(other),
+        other => JournalError::Store(other),
     })?;
     let map: HashMap<(u8, u64), Hash> = keys
         .into_iter()
@@ -86,9 +102,9 @@ pub(crate) async fn with_nodes<T>(
     f(&map).map_err(tlog_error)
 }
 
-fn tlog_error(e: bulwark_tlog::Error) -> ApiError {
+fn tlog_error(e: bulwark_tlog::Error) -> JournalError {
     match e {
-        bulwark_tlog::Error::MissingNode { .. } => ApiError::JournalDamaged(e.to_string()),
-        other => ApiError::internal(other),
+        bulwark_tlog::Error::MissingNode { .. } => JournalError::Damaged(e.to_string()),
+        other => JournalError::Internal(other),
     }
 }

@@ -15,9 +15,9 @@
 //! compromised server (which cannot forge the offline targets signatures)
 //! nor a stolen release key alone (which cannot assign) suffices.
 
-pub(crate) mod blobs;
+pub mod blobs;
 
-pub use blobs::BlobStore;
+pub use blobs::{BlobRead, BlobStore};
 
 use std::sync::Arc;
 
@@ -121,7 +121,7 @@ pub enum UpdateError {
 }
 
 impl UpdateError {
-    pub(crate) fn internal(e: impl Into<anyhow::Error>) -> Self {
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         UpdateError::Internal(e.into())
     }
 }
@@ -136,7 +136,7 @@ fn tuf_internal(e: impl std::fmt::Display) -> UpdateError {
 
 /// The role and optional version a metadata file name asks for:
 /// `root.json`, `3.root.json`, `timestamp.json`, `5.snapshot.json`, ….
-pub(crate) fn parse_metadata_name(name: &str) -> Option<(&str, Option<u64>)> {
+pub fn parse_metadata_name(name: &str) -> Option<(&str, Option<u64>)> {
     let stem = name.strip_suffix(".json")?;
     let (version, role) = match stem.split_once('.') {
         Some((v, r)) => (Some(v.parse::<u64>().ok()?), r),
@@ -146,7 +146,7 @@ pub(crate) fn parse_metadata_name(name: &str) -> Option<(&str, Option<u64>)> {
 }
 
 /// What a release's target entry carries in `custom`, signed offline.
-pub(crate) fn release_custom(r: &Release) -> serde_json::Value {
+pub fn release_custom(r: &Release) -> serde_json::Value {
     serde_json::json!({
         "bulwark": {
             "name": r.name,

@@ -25,7 +25,7 @@ pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 pub const MAX_BUFFERED: usize = 1_000_000;
 
 /// The start of `t`'s minute.
-pub(crate) fn minute_of(t: OffsetDateTime) -> OffsetDateTime {
+pub fn minute_of(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_second(0)
         .and_then(|t| t.replace_nanosecond(0))
         .unwrap_or(t)
@@ -120,7 +120,7 @@ pub struct DeviceHistory {
 impl DeviceHistory {
     /// Folds one sample received at `now` (taking it: it is kept as the
     /// latest); a sample of a later minute first hands the open one over.
-    pub(crate) fn record(
+    pub fn record(
         &mut self,
         device: DeviceId,
         now: OffsetDateTime,
@@ -142,7 +142,7 @@ impl DeviceHistory {
 
     /// Hands the open minute and the latest sample over (the minute
     /// ended, or the session did).
-    pub(crate) fn close(&mut self, out: &HistoryBuffer) {
+    pub fn close(&mut self, out: &HistoryBuffer) {
         let Some(row) = self.open.take() else {
             return;
         };
@@ -160,20 +160,20 @@ impl DeviceHistory {
 /// Open minutes of many devices (the external-broker consumer's), handed
 /// over when dropped.
 #[derive(Debug)]
-pub(crate) struct HistoryMap<'a> {
+pub struct HistoryMap<'a> {
     map: std::collections::HashMap<DeviceId, DeviceHistory>,
     monitor: &'a super::Monitor,
 }
 
 impl<'a> HistoryMap<'a> {
-    pub(crate) fn new(monitor: &'a super::Monitor) -> Self {
+    pub fn new(monitor: &'a super::Monitor) -> Self {
         HistoryMap {
             map: std::collections::HashMap::new(),
             monitor,
         }
     }
 
-    pub(crate) fn device(&mut self, id: DeviceId) -> &mut DeviceHistory {
+    pub fn device(&mut self, id: DeviceId) -> &mut DeviceHistory {
         self.map.entry(id).or_default()
     }
 }

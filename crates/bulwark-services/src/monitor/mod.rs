@@ -6,9 +6,10 @@
 //! gateway session ──telemetry──▶ Monitor::observe ──▶ FleetEngine (N threads)
 //!                                                          │ alerts
 //!            store ◀── alert task ◀── bridge thread ◀──────┘
-//!              │          ├─▶ broadcast (SSE /api/v1/alerts/stream)
-//!              │          └─▶ quarantine: store (journaled), presence,
-//!              │              isolate command + session closed
+//!              │          ├─▶ event bus (SSE stream, webhook outbox)
+//!              │          └─▶ quarantine (the devices service): store
+//!              │              (journaled), presence, isolate command +
+//!              │              session closed
 //! ```
 //!
 //! Detection state is in memory: a restart starts every device's warm-up
@@ -21,26 +22,25 @@ pub mod sessions;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use prometheus_client::encoding::EncodeLabelSet;
+
 use bulwark_detect::{FleetEngine, FleetOutput, Output, Profile, SubmitError};
 use bulwark_proto::DeviceId;
 use bulwark_proto::telemetry::IsolationReport;
-use bulwark_store::{Audit, DetectionAlert, Device};
+use bulwark_store::{Audit, DetectionAlert, Store};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
-use crate::api::dto::DetectionAlertView;
-use crate::events::DomainEvent;
-use crate::metrics::ReasonLabels;
-use crate::state::AppState;
+use crate::clock::Clock;
+use crate::devices::Devices;
+use crate::events::{DomainEvent, EventBus};
 pub use sessions::Sessions;
 
 /// Alerts queued between the engine and the alert task before the engine
 /// workers wait.
 const ALERT_QUEUE: usize = 10_000;
-/// Events kept for slow SSE subscribers before they are told they lagged.
-const STREAM_BUFFER: usize = 4096;
 /// Most devices with per-device rejection counts kept (oldest forgotten
 /// first would need an LRU; past this, new devices are counted only in
 /// the totals).
@@ -48,6 +48,33 @@ const MAX_COUNTED_DEVICES: usize = 1_000_000;
 
 /// Why a device's message was not used, counted per device.
 pub type RejectionCounts = BTreeMap<&'static str, u64>;
+
+/// Labels of the gateway's rejection counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// The external broker connection, shared with quarantine (to publish
+/// commands), in external broker mode.
+#[derive(Debug, Default)]
+pub struct BrokerLink(Mutex<Option<bulwark_mqtt::Client>>);
+
+impl BrokerLink {
+    /// The connected client, if any.
+    pub fn client(&self) -> Option<bulwark_mqtt::Client> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets or clears the connected client.
+    pub fn set(&self, c: Option<bulwark_mqtt::Client>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = c;
+    }
+}
 
 /// The monitoring service, shared by the gateway, the API and the alert
 /// task.
@@ -57,7 +84,6 @@ pub struct Monitor {
     rejections: Mutex<HashMap<DeviceId, RejectionCounts>>,
     /// Open gateway sessions, by device.
     pub sessions: Sessions,
-    events: broadcast::Sender<DomainEvent>,
     /// Samples handed to detection (exported as
     /// `bulwark_gateway_telemetry_accepted_total`).
     accepted: Counter,
@@ -67,9 +93,8 @@ pub struct Monitor {
     rejected: Family<ReasonLabels, Counter>,
     isolation: Mutex<HashMap<DeviceId, IsolationReport>>,
     isolation_reported: tokio::sync::Notify,
-    closing: tokio::sync::watch::Sender<bool>,
     /// The external broker connection, in external broker mode.
-    pub(crate) broker: crate::broker::BrokerLink,
+    pub broker: BrokerLink,
     /// The profile version installed for each group.
     profile_versions: Mutex<HashMap<String, String>>,
     /// Finished telemetry minutes and latest samples, waiting for the
@@ -95,19 +120,16 @@ impl Monitor {
             .map(|p| (p.group.clone(), p.version.clone()))
             .collect();
         let (engine, rx) = FleetEngine::new(profiles, shards);
-        let (events, _) = broadcast::channel(STREAM_BUFFER);
         (
             Arc::new(Monitor {
                 engine,
                 rejections: Mutex::new(HashMap::new()),
                 sessions: Sessions::default(),
-                events,
                 accepted: Counter::default(),
                 rejected: Family::default(),
                 isolation: Mutex::new(HashMap::new()),
                 isolation_reported: tokio::sync::Notify::new(),
-                closing: tokio::sync::watch::channel(false).0,
-                broker: crate::broker::BrokerLink::default(),
+                broker: BrokerLink::default(),
                 history: history::HistoryBuffer::default(),
                 profile_versions: Mutex::new(profile_versions),
             }),
@@ -232,7 +254,7 @@ impl Monitor {
     }
 
     /// Registers the fleet-wide gateway counters for `/metrics`.
-    pub(crate) fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register(
             "gateway_telemetry_accepted",
             "Telemetry samples handed to detection",
@@ -243,31 +265,6 @@ impl Monitor {
             "Rejected device messages by reason (per device: the device's detail)",
             self.rejected.clone(),
         );
-    }
-
-    /// A live feed of new alerts (detection and vulnerability).
-    pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
-        self.events.subscribe()
-    }
-
-    /// Ends every live alert stream (server shutdown: an SSE response
-    /// never finishes by itself).
-    pub fn close_streams(&self) {
-        self.closing.send_replace(true);
-    }
-
-    /// Resolves when [`Monitor::close_streams`] is called.
-    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
-        let mut rx = self.closing.subscribe();
-        async move {
-            let _ = rx.wait_for(|c| *c).await;
-        }
-    }
-
-    /// Publishes an event to live subscribers (none listening is fine);
-    /// services call [`crate::events::publish`], which also feeds webhooks.
-    pub(crate) fn publish(&self, event: DomainEvent) {
-        let _ = self.events.send(event);
     }
 
     /// Keeps a device's latest isolation report.
@@ -356,6 +353,14 @@ impl Monitor {
         }
     }
 
+    /// Forgets a device's isolation report (released from quarantine).
+    pub fn clear_isolation(&self, device: &DeviceId) {
+        self.isolation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(device);
+    }
+
     /// A device's latest isolation report, if it sent one since start.
     pub fn isolation(&self, device: &DeviceId) -> Option<IsolationReport> {
         self.isolation
@@ -368,27 +373,6 @@ impl Monitor {
     /// Drops a device's learned state (released from quarantine).
     pub fn forget(&self, device: &DeviceId) {
         self.engine.forget(&device.to_string());
-    }
-}
-
-/// The API view of a detection alert.
-pub(crate) fn detection_view(a: &DetectionAlert) -> DetectionAlertView {
-    DetectionAlertView {
-        id: a.id.clone(),
-        device: a.device_id,
-        group: a.group.clone(),
-        behaviour: a.behaviour.clone(),
-        kind: a.kind.clone(),
-        severity: a.severity.clone(),
-        profile_version: a.profile_version.clone(),
-        action: a.action.clone(),
-        message: a.message.clone(),
-        // Always a list, as documented (an unreadable stored one is empty).
-        evidence: serde_json::from_str::<Vec<serde_json::Value>>(&a.evidence)
-            .map(serde_json::Value::Array)
-            .unwrap_or_else(|_| serde_json::Value::Array(Vec::new())),
-        observed_at: a.observed_at,
-        created_at: a.created_at,
     }
 }
 
@@ -434,12 +418,28 @@ fn stored_alert(
     })
 }
 
+/// What the alert task needs: the services it hands alerts to.
+#[derive(Debug, Clone)]
+pub struct AlertPipeline {
+    /// Where alerts are stored.
+    pub store: Arc<dyn Store>,
+    /// Stamps stored alerts.
+    pub clock: Arc<dyn Clock>,
+    /// The stream and webhooks.
+    pub events: Arc<EventBus>,
+    /// Quarantines devices whose behaviour says so.
+    pub devices: Arc<Devices>,
+}
+
 /// Starts the bridge thread (engine → tokio) and the alert task (store,
-/// stream, quarantine). They end when the engine stops.
-pub fn spawn_alert_pipeline(state: AppState, engine_out: std::sync::mpsc::Receiver<FleetOutput>) {
+/// event bus, quarantine). They end when the engine stops.
+pub fn spawn_alert_pipeline(
+    monitor: &Arc<Monitor>,
+    to: AlertPipeline,
+    engine_out: std::sync::mpsc::Receiver<FleetOutput>,
+) {
     let (tx, mut rx) = mpsc::channel::<(String, bulwark_detect::Alert)>(ALERT_QUEUE);
-    let monitor = Arc::clone(state.monitor());
-    let bridge_monitor = Arc::clone(&monitor);
+    let bridge_monitor = Arc::clone(monitor);
     let spawned = std::thread::Builder::new()
         .name("detect-bridge".into())
         .spawn(move || {
@@ -477,78 +477,28 @@ pub fn spawn_alert_pipeline(state: AppState, engine_out: std::sync::mpsc::Receiv
     tokio::spawn(async move {
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 256).await > 0 {
-            let now = state.0.clock.now();
+            let now = to.clock.now();
             let stored: Vec<DetectionAlert> = batch
                 .drain(..)
                 .filter_map(|(group, a)| stored_alert(&group, &a, now))
                 .collect();
-            if let Err(e) = state.0.store.insert_detection_alerts(&stored).await {
+            if let Err(e) = to.store.insert_detection_alerts(&stored).await {
                 tracing::error!(error = %e, alerts = stored.len(), "storing detection alerts failed");
             }
             let events: Vec<DomainEvent> =
                 stored.iter().cloned().map(DomainEvent::Detection).collect();
-            crate::events::publish(&state, &events).await;
+            to.events.publish(&events).await;
             for a in stored.iter().filter(|a| a.action.is_some()) {
                 let reason = format!("behaviour {} fired: {}", a.behaviour, a.message);
                 let audit = Audit::system(now);
-                if let Err(e) = quarantine(&state, a.device_id, &reason, Some(&a.id), &audit).await
+                if let Err(e) = to
+                    .devices
+                    .quarantine(a.device_id, &reason, Some(&a.id), &audit)
+                    .await
                 {
                     tracing::error!(device = %a.device_id, error = ?e, "automatic quarantine failed");
                 }
             }
         }
     });
-}
-
-/// Quarantines a device: stored and journaled, then enforced at once —
-/// the presence cache (check-ins answer with the quarantine, updates are
-/// withheld), the isolate command on its gateway session, and the session
-/// closed. Returns the device (`None` when unknown).
-pub(crate) async fn quarantine(
-    state: &AppState,
-    id: DeviceId,
-    reason: &str,
-    alert: Option<&str>,
-    audit: &Audit,
-) -> Result<Option<Device>, bulwark_store::Error> {
-    let Some(device) = state
-        .0
-        .store
-        .quarantine_device(id, reason, alert, audit)
-        .await?
-    else {
-        return Ok(None);
-    };
-    state.0.presence.load(&device);
-    state.0.presence.set_quarantine(
-        &id,
-        device.quarantine_reason.clone().or(Some(reason.to_owned())),
-    );
-    state.monitor().isolate_and_close(id, reason);
-    tracing::warn!(device = %id, %reason, "device quarantined");
-    Ok(Some(device))
-}
-
-/// Lifts a device's quarantine (journaled) and forgets its learned state.
-pub(crate) async fn release(
-    state: &AppState,
-    id: DeviceId,
-    reason: &str,
-    audit: &Audit,
-) -> Result<Option<Device>, bulwark_store::Error> {
-    let Some(device) = state.0.store.release_device(id, reason, audit).await? else {
-        return Ok(None);
-    };
-    state.0.presence.load(&device);
-    state.0.presence.set_quarantine(&id, None);
-    {
-        let m = state.monitor();
-        m.forget(&id);
-        m.isolation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
-    }
-    tracing::info!(device = %id, %reason, "device released from quarantine");
-    Ok(Some(device))
 }

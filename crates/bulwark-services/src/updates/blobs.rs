@@ -9,10 +9,8 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt as _;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::UpdateError;
@@ -28,7 +26,7 @@ pub struct BlobStore {
 }
 
 /// Is `s` a lowercase hex SHA-256?
-pub(crate) fn valid_sha256(s: &str) -> bool {
+pub fn valid_sha256(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -63,9 +61,9 @@ impl BlobStore {
     /// Streams `body` into the store; returns (sha256, length). Refuses a
     /// body over the size limit (413) or one that does not match an
     /// expected digest (400); in both cases nothing is kept.
-    pub async fn ingest(
+    pub async fn ingest<E: std::fmt::Display>(
         &self,
-        body: Body,
+        body: impl Stream<Item = Result<Bytes, E>> + Unpin,
         expected_sha256: Option<&str>,
     ) -> Result<(String, u64), UpdateError> {
         #[expect(
@@ -83,10 +81,10 @@ impl BlobStore {
         result
     }
 
-    async fn ingest_into(
+    async fn ingest_into<E: std::fmt::Display>(
         &self,
         tmp: &Path,
-        body: Body,
+        mut stream: impl Stream<Item = Result<Bytes, E>> + Unpin,
         expected: Option<&str>,
     ) -> Result<(String, u64), UpdateError> {
         let mut file = tokio::fs::File::create(tmp)
@@ -94,7 +92,6 @@ impl BlobStore {
             .map_err(UpdateError::internal)?;
         let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         let mut len: u64 = 0;
-        let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk: Bytes =
                 chunk.map_err(|e| UpdateError::Invalid(format!("upload interrupted: {e}")))?;
@@ -153,8 +150,9 @@ impl BlobStore {
         freed
     }
 
-    /// Serves a blob, honouring a single `Range: bytes=…` request header.
-    pub async fn serve(&self, sha256: &str, headers: &HeaderMap) -> Result<Response, UpdateError> {
+    /// Opens a blob for reading, honouring one HTTP `Range` header value
+    /// (`bytes=…`); the edge turns the result into a response.
+    pub async fn read(&self, sha256: &str, range: Option<&str>) -> Result<BlobRead, UpdateError> {
         if !valid_sha256(sha256) {
             return Err(UpdateError::Invalid(
                 "digest: expected 64 lowercase hex characters".into(),
@@ -169,24 +167,18 @@ impl BlobStore {
             Err(e) => return Err(UpdateError::internal(e)),
         };
         let total = file.metadata().await.map_err(UpdateError::internal)?.len();
-        let range = match headers.get(header::RANGE) {
+        let range = match range {
             None => None,
-            Some(v) => {
-                match parse_range(v.to_str().unwrap_or(""), total) {
-                    Ok(r) => Some(r),
-                    Err(RangeError::Unsatisfiable) => {
-                        let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-                        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
-                            resp.headers_mut().insert(header::CONTENT_RANGE, v);
-                        }
-                        return Ok(resp);
-                    }
-                    Err(RangeError::Malformed) => {
-                        return Err(UpdateError::Invalid("range: expected one range of the form bytes=START-[END] or bytes=-SUFFIX"
-                            .into()));
-                    }
+            Some(v) => match parse_range(v, total) {
+                Ok(r) => Some(r),
+                Err(RangeError::Unsatisfiable) => return Ok(BlobRead::Unsatisfiable { total }),
+                Err(RangeError::Malformed) => {
+                    return Err(UpdateError::Invalid(
+                        "range: expected one range of the form bytes=START-[END] or bytes=-SUFFIX"
+                            .into(),
+                    ));
                 }
-            }
+            },
         };
         let (start, end) = range.unwrap_or((0, total.saturating_sub(1)));
         let len = if total == 0 { 0 } else { end - start + 1 };
@@ -196,26 +188,32 @@ impl BlobStore {
         // Reuses its buffer between reads (no per-chunk allocation or
         // zeroing); a file that shrinks ends the body early, which the
         // client sees as a short read against Content-Length.
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK);
-        let mut resp = Response::new(Body::from_stream(stream));
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        if let Ok(etag) = HeaderValue::from_str(&format!("\"{sha256}\"")) {
-            h.insert(header::ETAG, etag);
-        }
-        if range.is_some() {
-            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
-                resp.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-        }
-        Ok(resp)
+        let body = tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK);
+        Ok(BlobRead::Bytes {
+            body,
+            len,
+            range: range.map(|(start, end)| (start, end, total)),
+        })
     }
+}
+
+/// What [`BlobStore::read`] found.
+#[derive(Debug)]
+pub enum BlobRead {
+    /// The requested range starts past the end of a blob of `total` bytes.
+    Unsatisfiable {
+        /// The blob's length.
+        total: u64,
+    },
+    /// The bytes to send.
+    Bytes {
+        /// The blob, or the requested part of it.
+        body: tokio_util::io::ReaderStream<tokio::io::Take<tokio::fs::File>>,
+        /// How many bytes `body` yields.
+        len: u64,
+        /// `(start, end, total)` when a range was asked for (inclusive end).
+        range: Option<(u64, u64, u64)>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
