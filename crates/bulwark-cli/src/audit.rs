@@ -12,7 +12,7 @@ use bulwark_tlog::{Checkpoint, NoteVerifier, leaf_hash, verify_inclusion};
 use clap::Subcommand;
 use time::OffsetDateTime;
 
-use crate::commands::Conn;
+use crate::args::Conn;
 use bulwark_client::Client;
 
 /// Largest bundle the CLI reads.

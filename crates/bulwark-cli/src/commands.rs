@@ -10,7 +10,9 @@ use bulwark_api::{
     RevokeDevice, TagDevice, TelemetryQuery,
 };
 use clap::{Args, Parser, Subcommand};
-use time::OffsetDateTime;
+
+use crate::args::{Conn, parse_duration};
+use crate::output::{print_json, ts};
 
 /// Bulwark: DevSecOps control plane for IoT fleets.
 #[derive(Debug, Parser)]
@@ -30,18 +32,6 @@ impl Cli {
             _ => "info",
         }
     }
-}
-
-/// Where the API is and how to authenticate.
-#[derive(Debug, Args)]
-pub(crate) struct Conn {
-    /// API URL (default: $BULWARK_SERVER). Given without a value, it means
-    /// $BULWARK_SERVER (e.g. `advisories import … --server`).
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "")]
-    pub(crate) server: Option<String>,
-    /// API token (default: $BULWARK_TOKEN).
-    #[arg(long, global = true, hide_env_values = true)]
-    pub(crate) token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,35 +370,6 @@ enum AccountsCmd {
         #[command(flatten)]
         conn: Conn,
     },
-}
-
-/// Parses `30s`, `15m`, `1h`, `7d` (and bare seconds).
-pub(crate) fn parse_duration(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86_400),
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("{s:?} is not a duration like 30m, 1h or 7d"))?;
-    n.checked_mul(mult).context("duration too large")
-}
-
-pub(crate) fn ts(t: Option<OffsetDateTime>) -> String {
-    t.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_else(|| "-".into())
-}
-
-pub(crate) fn print_json(v: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
 }
 
 fn device_row(d: &DeviceView) -> String {
@@ -1007,18 +968,7 @@ fn print_latest_telemetry(l: &bulwark_api::LatestTelemetryView) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1h").unwrap(), 3600);
-        assert_eq!(parse_duration("30m").unwrap(), 1800);
-        assert_eq!(parse_duration("7d").unwrap(), 604_800);
-        assert_eq!(parse_duration("45").unwrap(), 45);
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("99999999999999999999d").is_err());
-    }
+    use super::Cli;
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -11,7 +11,8 @@ use bulwark_api::{
 use bulwark_detect::Profile;
 use clap::Subcommand;
 
-use crate::commands::{Conn, print_json};
+use crate::args::Conn;
+use crate::output::print_json;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DetectCmd {

@@ -13,7 +13,8 @@ use clap::{Args, Subcommand};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::commands::{Conn, print_json};
+use crate::args::Conn;
+use crate::output::print_json;
 
 /// Exit code of `scan` and `release publish` when the gate blocks.
 pub(crate) const EXIT_BLOCKED: u8 = 4;

@@ -1,11 +1,13 @@
 //! `bulwark`: the control plane server and its command-line client.
 
+mod args;
 mod audit;
 mod client;
 mod commands;
 mod demo;
 mod detect;
 mod gate;
+mod output;
 mod progress;
 mod release;
 mod sim;

@@ -28,7 +28,8 @@ use clap::{Subcommand, ValueEnum};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::commands::{Conn, print_json};
+use crate::args::Conn;
+use crate::output::print_json;
 
 /// Lifetime of a root signed by `repo init` / `repo rotate-root`.
 const ROOT_LIFETIME: time::Duration = time::Duration::days(365);
@@ -467,7 +468,7 @@ async fn upload_root(api: &Client, md: &Metadata<Root>, out: &Path) -> Result<()
     println!(
         "image repository root version {} accepted (expires {}); copy {} to devices to pin it",
         r.version,
-        crate::commands::ts(Some(root.expires)),
+        crate::output::ts(Some(root.expires)),
         out.display()
     );
     for (role, rk) in &root.roles {
@@ -545,7 +546,7 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
                 eprintln!(
                     "note: the current root version {} expired at {}; the new version renews it",
                     cur.signed().version,
-                    crate::commands::ts(Some(cur.signed().expires))
+                    crate::output::ts(Some(cur.signed().expires))
                 );
             }
             let mut root = cur.signed().clone();
@@ -600,7 +601,7 @@ pub(crate) async fn repo(cmd: RepoCmd) -> Result<()> {
             } else {
                 let r = md.signed();
                 println!("version:  {}", r.version);
-                println!("expires:  {}", crate::commands::ts(Some(r.expires)));
+                println!("expires:  {}", crate::output::ts(Some(r.expires)));
                 for (role, rk) in &r.roles {
                     println!("{role:<10} threshold {}:", rk.threshold);
                     for k in &rk.keyids {
@@ -771,7 +772,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
                 "the image root version {} expired at {}: devices refuse it and so does signing; \
                  renew it with `bulwark repo rotate-root` first",
                 root.signed().version,
-                crate::commands::ts(Some(root.signed().expires))
+                crate::output::ts(Some(root.signed().expires))
             );
             ensure_targets_key(root.signed(), &key)?;
             let rel = api.show_release(&reference).await?.value;
@@ -961,7 +962,7 @@ async fn check_proposal(
         summary.sha256,
         summary.length,
         summary.unchanged,
-        crate::commands::ts(Some(summary.expires))
+        crate::output::ts(Some(summary.expires))
     );
     Ok(())
 }
@@ -1022,7 +1023,7 @@ pub(crate) async fn deployments(json: bool, conn: Conn) -> Result<()> {
                 d.release,
                 d.group,
                 d.environment,
-                crate::commands::ts(Some(d.created_at))
+                crate::output::ts(Some(d.created_at))
             );
         }
     }

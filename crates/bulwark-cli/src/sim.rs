@@ -66,7 +66,7 @@ pub(crate) struct SimArgs {
 
 /// `30s`, `5m`, `1h` (the CLI's usual durations), more than zero.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    match crate::commands::parse_duration(s).map_err(|e| format!("{e:#}"))? {
+    match crate::args::parse_duration(s).map_err(|e| format!("{e:#}"))? {
         0 => Err(format!("{s:?}: must be more than zero")),
         secs => Ok(Duration::from_secs(secs)),
     }
