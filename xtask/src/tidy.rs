@@ -8,6 +8,8 @@
 //! - pure crates (layers 1 and 2) have no I/O dependencies, and their
 //!   non-test source reads no files, starts no threads, reads no clock and
 //!   draws no OS randomness ([`PURITY_EXCEPTIONS`] names the exceptions);
+//! - the modules of the crates in [`ACYCLIC_MODULES`] import one another
+//!   in no cycle;
 //! - every crate inherits the workspace lints;
 //! - no second TLS crypto backend (`ring`, OpenSSL) in the build graph.
 
@@ -25,6 +27,10 @@ enum Layer {
     /// Stores, protocols and scanners over real I/O.
     Adapter,
     /// Application services between the adapters and the edges.
+    #[allow(
+        dead_code,
+        reason = "no crate yet: the services live in bulwark-server (ARCHITECTURE.md)"
+    )]
     Service,
     /// Processes and their entry points: each edge is deployed on its own,
     /// so one edge depending on another is an [`ALLOWED_EDGES`] decision.
@@ -74,7 +80,6 @@ const LAYERS: &[(&str, Layer)] = &[
     ("bulwark-yara", Layer::Adapter),
     ("bulwark-scan", Layer::Adapter),
     ("bulwark-client", Layer::Adapter),
-    ("bulwark-services", Layer::Service),
     ("bulwark-server", Layer::Edge),
     ("bulwark-cli", Layer::Edge),
     ("bulwark-agent", Layer::Edge),
@@ -204,6 +209,17 @@ const PURITY_EXCEPTIONS: &[(&str, &str, Rule, &str)] = &[
         "key generation and ECDSA signing draw aws-lc-rs's `SystemRandom`",
     ),
 ];
+
+/// Crates whose modules import one another in no cycle (issue 18), so
+/// that each module can be read, moved or split knowing only what is
+/// below it. A module is a file under `src/` (`a/b.rs` and `a/b/mod.rs`
+/// are `a::b`; `src/bin/` is left out); `a` imports `b` when its non-test
+/// code names `crate::b…` (in a `use crate::{…}` group too) or reaches
+/// `b` by `super::`, a path naming the longest module it starts with. A
+/// module and one holding it (`a` and `a::b`, the crate root and anything)
+/// may name each other: a parent declares and dispatches to its children,
+/// and a child may lean on its parent.
+const ACYCLIC_MODULES: &[&str] = &["bulwark-cli"];
 
 /// Dependencies a pure crate may not have.
 const IO_DEPS: &[&str] = &[
@@ -536,11 +552,10 @@ fn token_at(hay: &str, at: usize, needle: &str) -> bool {
 }
 
 /// What a pure crate's file does that [`IMPURE_PATHS`] forbids, as
-/// `(line, the path, rule)`, outside comments, literals and test items;
-/// a grouped `use std::{fs, thread, …}` counts. Also the out-of-line test
-/// modules the file declares.
-fn impurities(src: &str) -> (Vec<(usize, String, Rule)>, Vec<String>) {
-    let (code, test_modules) = without_test_items(&code_only(src));
+/// `(line, the path, rule)`; `code` is the file's from [`code_only`] with
+/// test items blanked ([`non_test_sources`]). A grouped
+/// `use std::{fs, thread, …}` counts.
+fn impurities(code: &str) -> Vec<(usize, String, Rule)> {
     let mut found = Vec::new();
     for (i, line) in code.lines().enumerate() {
         for &(path, rule) in IMPURE_PATHS {
@@ -555,7 +570,7 @@ fn impurities(src: &str) -> (Vec<(usize, String, Rule)>, Vec<String>) {
     // `use std::{fs::File, thread}` names neither path in one piece.
     let mut from = 0;
     while let Some(at) = code[from..].find("use ").map(|p| p + from) {
-        if !token_at(&code, at, "use") {
+        if !token_at(code, at, "use") {
             from = at + 4;
             continue;
         }
@@ -580,27 +595,28 @@ fn impurities(src: &str) -> (Vec<(usize, String, Rule)>, Vec<String>) {
         }
     }
     found.sort_by_key(|(line, _, _)| *line);
-    (found, test_modules)
+    found
 }
 
-/// The purity rule over a pure crate's `src/`.
-fn purity_problems(root: &Path, package: &str, crate_dir: &Path) -> Vec<String> {
-    let src = crate_dir.join("src");
+/// The non-test `.rs` files under `src` with their code: comments and
+/// literals blanked ([`code_only`]), and `#[cfg(test)]` items too. A file
+/// an out-of-line `#[cfg(test)] mod x;` declares is left out, and so is
+/// everything under its directory.
+fn non_test_sources(src: &Path) -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    rust_files(src, &mut files);
     files.sort();
-    let mut texts = BTreeMap::new();
+    let mut sources = Vec::new();
     let mut test_dirs = Vec::new();
-    let mut problems = Vec::new();
-    for f in &files {
-        let Ok(text) = std::fs::read_to_string(f) else {
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
             continue; // reported as not UTF-8
         };
-        let (found, test_modules) = impurities(&text);
+        let (code, test_modules) = without_test_items(&code_only(&text));
         // `#[cfg(test)] mod x;` in a/b.rs is a/b/x.rs (in lib.rs, main.rs
         // or mod.rs: a/x.rs), or a directory module.
         let stem = f.file_stem().unwrap_or_default();
-        let dir = f.parent().unwrap_or(&src);
+        let dir = f.parent().unwrap_or(src);
         let dir = if ["lib", "main", "mod"].iter().any(|s| stem == *s) {
             dir.to_path_buf()
         } else {
@@ -610,13 +626,19 @@ fn purity_problems(root: &Path, package: &str, crate_dir: &Path) -> Vec<String> 
             test_dirs.push(dir.join(format!("{m}.rs")));
             test_dirs.push(dir.join(m));
         }
-        texts.insert(f.clone(), found);
+        sources.push((f, code));
     }
+    sources.retain(|(f, _)| !test_dirs.iter().any(|t| f.starts_with(t)));
+    sources
+}
+
+/// The purity rule over a pure crate's `src/`.
+fn purity_problems(root: &Path, package: &str, crate_dir: &Path) -> Vec<String> {
+    let src = crate_dir.join("src");
+    let mut problems = Vec::new();
     let mut used = BTreeSet::new();
-    for (f, found) in texts {
-        if test_dirs.iter().any(|t| f.starts_with(t)) {
-            continue;
-        }
+    for (f, code) in non_test_sources(&src) {
+        let found = impurities(&code);
         let in_src = f
             .strip_prefix(&src)
             .unwrap_or(&f)
@@ -648,6 +670,434 @@ fn purity_problems(root: &Path, package: &str, crate_dir: &Path) -> Vec<String> 
         }
     }
     problems
+}
+
+/// The module a file under `src/` is, by its `src/`-relative path:
+/// `a/b.rs` and `a/b/mod.rs` are `a::b`; `lib.rs` and `main.rs` are the
+/// crate root, `""`.
+fn module_of(in_src: &Path) -> String {
+    let mut parts: Vec<String> = in_src
+        .with_extension("")
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod")
+        || (parts.len() == 1 && (parts[0] == "lib" || parts[0] == "main"))
+    {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+/// A module's name in messages (the root is `crate`).
+fn module_name(module: &str) -> &str {
+    if module.is_empty() { "crate" } else { module }
+}
+
+/// Whether `a` is `b`, or one holds the other: `super::` and `self::`
+/// between them, and a parent reaching into its child, are not imports
+/// that [`ACYCLIC_MODULES`] counts.
+fn nested(a: &str, b: &str) -> bool {
+    let under = |inner: &str, outer: &str| {
+        outer.is_empty()
+            || inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with("::"))
+    };
+    under(a, b) || under(b, a)
+}
+
+/// The paths of a use tree (or a plain path) starting at `c[*i]`, each
+/// appended to `prefix`: `a::{b, c::d, self}` is `a::b`, `a::c::d`, `a`.
+/// A path ends where no `::` and a name, group or glob follows it (a
+/// turbofish, a call, `as`).
+fn use_paths(c: &[char], i: &mut usize, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+    let skip_ws = |i: &mut usize| {
+        while c.get(*i).is_some_and(|ch| ch.is_whitespace()) {
+            *i += 1;
+        }
+    };
+    let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+    let mut prefix = prefix;
+    loop {
+        skip_ws(i);
+        if c.get(*i) == Some(&'{') {
+            *i += 1;
+            loop {
+                skip_ws(i);
+                match c.get(*i) {
+                    None => return,
+                    Some('}') => {
+                        *i += 1;
+                        return;
+                    }
+                    Some(',') => *i += 1,
+                    Some(_) => {
+                        let before = *i;
+                        use_paths(c, i, prefix.clone(), out);
+                        // `as x` or anything unexpected: skip to the next
+                        // item of the group.
+                        skip_ws(i);
+                        while c
+                            .get(*i)
+                            .is_some_and(|&ch| ch != ',' && ch != '}' && ch != '{')
+                        {
+                            *i += 1;
+                        }
+                        if *i == before {
+                            *i += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if c.get(*i) == Some(&'r') && c.get(*i + 1) == Some(&'#') {
+            *i += 2;
+        }
+        let start = *i;
+        while c.get(*i).is_some_and(|&ch| ident(ch)) {
+            *i += 1;
+        }
+        let name: String = c[start..*i].iter().collect();
+        if name.is_empty() || name == "self" {
+            // A glob, or `self` in a group: the prefix itself.
+            if c.get(*i) == Some(&'*') {
+                *i += 1;
+            }
+            out.push(prefix);
+            return;
+        }
+        prefix.push(name);
+        let mut j = *i;
+        skip_ws(&mut j);
+        if c.get(j) == Some(&':') && c.get(j + 1) == Some(&':') {
+            let mut k = j + 2;
+            skip_ws(&mut k);
+            if c.get(k)
+                .is_some_and(|&ch| ident(ch) || ch == '{' || ch == '*')
+            {
+                *i = k;
+                continue;
+            }
+        }
+        out.push(prefix);
+        return;
+    }
+}
+
+/// The paths of other modules a file's `code` (from [`non_test_sources`])
+/// names, as `(line, absolute path)`: `crate::a::b` and `use crate::{a,
+/// b::c}` from anywhere, `super::x` resolved from `module` (the file's).
+/// `super::` inside an inline `mod m { … }` first climbs out of `m`;
+/// one that stays in the file is left out, and so are `self::`,
+/// `$crate::` and `pub(in crate::…)`.
+fn module_mentions(code: &str, module: &str) -> Vec<(usize, Vec<String>)> {
+    let c: Vec<char> = code.chars().collect();
+    let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+    let here: Vec<String> = if module.is_empty() {
+        Vec::new()
+    } else {
+        module.split("::").map(str::to_owned).collect()
+    };
+    let word_at = |i: usize, w: &str| {
+        w.chars()
+            .enumerate()
+            .all(|(k, ch)| c.get(i + k) == Some(&ch))
+            && (i == 0 || !(ident(c[i - 1]) || c[i - 1] == '$'))
+            && !c.get(i + w.len()).is_some_and(|&ch| ident(ch))
+    };
+    // `::` after `at`, whitespace allowed: the index after it.
+    let colons_after = |at: usize| {
+        let mut j = at;
+        while c.get(j).is_some_and(|ch| ch.is_whitespace()) {
+            j += 1;
+        }
+        (c.get(j) == Some(&':') && c.get(j + 1) == Some(&':')).then_some(j + 2)
+    };
+    // The previous word or `::` before `at`, whitespace skipped.
+    let before = |at: usize| {
+        let mut j = at;
+        while j > 0 && c[j - 1].is_whitespace() {
+            j -= 1;
+        }
+        let end = j;
+        if j >= 2 && c[j - 1] == ':' && c[j - 2] == ':' {
+            return "::".to_owned();
+        }
+        while j > 0 && ident(c[j - 1]) {
+            j -= 1;
+        }
+        c[j..end].iter().collect::<String>()
+    };
+    let mut found = Vec::new();
+    let mut line = 1;
+    let mut depth = 0usize;
+    // Brace depths at which the inline modules around `i` opened.
+    let mut inline: Vec<usize> = Vec::new();
+    let mut mod_opens = false;
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
+            '\n' => line += 1,
+            '{' => {
+                depth += 1;
+                if mod_opens {
+                    inline.push(depth);
+                    mod_opens = false;
+                }
+            }
+            '}' => {
+                if inline.last() == Some(&depth) {
+                    inline.pop();
+                }
+                depth = depth.saturating_sub(1);
+            }
+            ';' => mod_opens = false,
+            _ => {}
+        }
+        if word_at(i, "mod") {
+            // `mod name {`: the next brace opens an inline module.
+            let mut j = i + 3;
+            while c.get(j).is_some_and(|ch| ch.is_whitespace()) {
+                j += 1;
+            }
+            let name_start = j;
+            while c.get(j).is_some_and(|&ch| ident(ch)) {
+                j += 1;
+            }
+            while c.get(j).is_some_and(|ch| ch.is_whitespace()) {
+                j += 1;
+            }
+            mod_opens = j > name_start && c.get(j) == Some(&'{');
+        }
+        let at_line = line;
+        if word_at(i, "crate")
+            && before(i) != "::"
+            && before(i) != "in"
+            && let Some(next) = colons_after(i + 5)
+        {
+            let mut j = next;
+            let mut paths = Vec::new();
+            use_paths(&c, &mut j, Vec::new(), &mut paths);
+            found.extend(paths.into_iter().map(|p| (at_line, p)));
+        } else if word_at(i, "super")
+            && before(i) != "::"
+            && before(i) != "in"
+            && let Some(mut next) = colons_after(i + 5)
+        {
+            let mut supers = 1;
+            loop {
+                let mut j = next;
+                while c.get(j).is_some_and(|ch| ch.is_whitespace()) {
+                    j += 1;
+                }
+                match (word_at(j, "super"), colons_after(j + 5)) {
+                    (true, Some(after)) => {
+                        supers += 1;
+                        next = after;
+                    }
+                    _ => break,
+                }
+            }
+            // Out of the inline modules first; what stays in this file is
+            // this module.
+            if supers > inline.len() && supers - inline.len() <= here.len() {
+                let base = here[..here.len() - (supers - inline.len())].to_vec();
+                let mut j = next;
+                let mut paths = Vec::new();
+                use_paths(&c, &mut j, base, &mut paths);
+                found.extend(paths.into_iter().map(|p| (at_line, p)));
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The import graph of a crate's modules, from `(module, file, code)` per
+/// file: an edge `a → b` where `a`'s code names `crate::b…` or reaches `b`
+/// by `super::`, a path naming the longest module it starts with; never
+/// between a module and one holding it ([`nested`]). With the file and
+/// line of the first mention of each edge.
+fn module_graph(files: &[(String, String, String)]) -> BTreeMap<(String, String), (String, usize)> {
+    let modules: BTreeSet<&str> = files.iter().map(|(m, _, _)| m.as_str()).collect();
+    let mut edges = BTreeMap::new();
+    for (from, file, code) in files {
+        for (line, path) in module_mentions(code, from) {
+            let to = (1..=path.len())
+                .rev()
+                .map(|k| path[..k].join("::"))
+                .find(|m| modules.contains(m.as_str()))
+                .unwrap_or_default();
+            if !nested(from, &to) {
+                edges
+                    .entry((from.clone(), to))
+                    .or_insert_with(|| (file.clone(), line));
+            }
+        }
+    }
+    edges
+}
+
+/// The strongly connected components of a graph of `n` nodes (Tarjan),
+/// each sorted; a component of more than one node is a cycle.
+fn strongly_connected(n: usize, next: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    struct Walk<'a> {
+        next: &'a [Vec<usize>],
+        index: Vec<Option<usize>>,
+        low: Vec<usize>,
+        on_stack: Vec<bool>,
+        stack: Vec<usize>,
+        count: usize,
+        components: Vec<Vec<usize>>,
+    }
+    impl Walk<'_> {
+        fn visit(&mut self, v: usize) {
+            self.index[v] = Some(self.count);
+            self.low[v] = self.count;
+            self.count += 1;
+            self.stack.push(v);
+            self.on_stack[v] = true;
+            for &w in &self.next[v] {
+                match self.index[w] {
+                    None => {
+                        self.visit(w);
+                        self.low[v] = self.low[v].min(self.low[w]);
+                    }
+                    Some(iw) if self.on_stack[w] => self.low[v] = self.low[v].min(iw),
+                    Some(_) => {}
+                }
+            }
+            if Some(self.low[v]) == self.index[v] {
+                let mut component = Vec::new();
+                while let Some(w) = self.stack.pop() {
+                    self.on_stack[w] = false;
+                    component.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                component.sort_unstable();
+                self.components.push(component);
+            }
+        }
+    }
+    let mut walk = Walk {
+        next,
+        index: vec![None; n],
+        low: vec![0; n],
+        on_stack: vec![false; n],
+        stack: Vec::new(),
+        count: 0,
+        components: Vec::new(),
+    };
+    for v in 0..n {
+        if walk.index[v].is_none() {
+            walk.visit(v);
+        }
+    }
+    walk.components
+}
+
+/// The import cycles of a crate, from `(module, file, code)` per file:
+/// for each strongly connected component of [`module_graph`] with more
+/// than one module, its modules and a shortest cycle through the first of
+/// them, each edge with the file and line that makes it.
+fn module_cycles(files: &[(String, String, String)]) -> Vec<(Vec<String>, Vec<String>)> {
+    let edges = module_graph(files);
+    let names: Vec<&str> = files
+        .iter()
+        .map(|(m, _, _)| m.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let id = |m: &str| names.binary_search(&m).ok();
+    let mut next = vec![Vec::new(); names.len()];
+    for (from, to) in edges.keys() {
+        if let (Some(f), Some(t)) = (id(from), id(to)) {
+            next[f].push(t);
+        }
+    }
+    let mut cycles = Vec::new();
+    for component in strongly_connected(names.len(), &next) {
+        if component.len() < 2 {
+            continue;
+        }
+        // Breadth first from the first module back to it, inside the
+        // component: the shortest cycle through it.
+        let start = component[0];
+        let mut came_from: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        // Every module of the component reaches `start`, so this is found.
+        let mut last = start;
+        'search: while let Some(v) = queue.pop_front() {
+            for &w in &next[v] {
+                if component.binary_search(&w).is_err() {
+                    continue;
+                }
+                if w == start {
+                    last = v;
+                    break 'search;
+                }
+                if let std::collections::btree_map::Entry::Vacant(e) = came_from.entry(w) {
+                    e.insert(v);
+                    queue.push_back(w);
+                }
+            }
+        }
+        let mut path = vec![start];
+        let mut at = last;
+        while at != start {
+            path.push(at);
+            at = came_from[&at];
+        }
+        path[1..].reverse();
+        path.push(start);
+        let steps = path
+            .windows(2)
+            .map(|pair| {
+                let (from, to) = (names[pair[0]], names[pair[1]]);
+                let (file, line) = &edges[&(from.to_owned(), to.to_owned())];
+                format!("{file}:{line}: {} → {}", module_name(from), module_name(to))
+            })
+            .collect();
+        let members = component
+            .iter()
+            .map(|&m| module_name(names[m]).to_owned())
+            .collect();
+        cycles.push((members, steps));
+    }
+    cycles
+}
+
+/// The acyclic-imports rule over a crate's `src/` ([`ACYCLIC_MODULES`]);
+/// `src/bin/` holds other crates and is left out.
+fn module_cycle_problems(root: &Path, package: &str, crate_dir: &Path) -> Vec<String> {
+    let src = crate_dir.join("src");
+    let files: Vec<(String, String, String)> = non_test_sources(&src)
+        .into_iter()
+        .filter_map(|(f, code)| {
+            let in_src = f.strip_prefix(&src).ok()?;
+            if in_src.starts_with("bin") {
+                return None;
+            }
+            let rel = f.strip_prefix(root).unwrap_or(&f).display().to_string();
+            Some((module_of(in_src), rel, code))
+        })
+        .collect();
+    module_cycles(&files)
+        .into_iter()
+        .map(|(members, steps)| {
+            format!(
+                "{package}: modules {} import one another in a cycle; move what they share \
+                 into a module below them (ACYCLIC_MODULES in xtask/src/tidy.rs). One way \
+                 round:\n    {}",
+                members.join(", "),
+                steps.join("\n    ")
+            )
+        })
+        .collect()
 }
 
 /// Runs every check; returns all problems.
@@ -731,6 +1181,9 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
                 "crates/{name}/tests: {top_level_tests} test binaries; put them in one (tests/it/main.rs with modules)"
             ));
         }
+        if ACYCLIC_MODULES.contains(&package.as_str()) {
+            problems.extend(module_cycle_problems(root, &package, &c));
+        }
         if layer_of(&package).is_some_and(Layer::is_pure) {
             for dep in dependencies_section(&toml) {
                 if IO_DEPS.contains(&dep.as_str()) {
@@ -741,6 +1194,13 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
         }
     }
     problems.extend(layer_problems(&manifests));
+    for name in ACYCLIC_MODULES {
+        if !manifests.iter().any(|(_, package, _)| package == name) {
+            problems.push(format!(
+                "xtask/src/tidy.rs: ACYCLIC_MODULES names {name}, which is not a package"
+            ));
+        }
+    }
     // One rustls crypto backend: two linked together panic at the first
     // TLS connect (../shared/DEPENDENCIES.md). Cargo.lock also lists
     // optional dependencies that are never built, so ask cargo for the
@@ -896,9 +1356,14 @@ mod tests {
         assert!(problems[0].contains("ALLOWED_EDGES has bulwark-cli -> bulwark-agent"));
     }
 
+    /// `src`'s code as the scans see it (comments, literals and test
+    /// items blanked), and its out-of-line test modules.
+    fn scanned(src: &str) -> (String, Vec<String>) {
+        super::without_test_items(&super::code_only(src))
+    }
+
     fn impure_lines(src: &str) -> Vec<(usize, String)> {
-        super::impurities(src)
-            .0
+        super::impurities(&scanned(src).0)
             .into_iter()
             .map(|(line, path, _)| (line, path))
             .collect()
@@ -936,8 +1401,11 @@ mod tests {
                    #[cfg(test)]\nmod tests {\n    #[test]\n    fn t() { let _ = std::fs::read(\"x\"); if true { std::thread::yield_now() } }\n}\n\
                    #[cfg(test)]\nmod more;\n\
                    fn after_tests() { let _ = std::time::Instant::now(); }\n";
-        let (found, test_modules) = super::impurities(src);
-        let found: Vec<_> = found.into_iter().map(|(l, p, _)| (l, p)).collect();
+        let (code, test_modules) = scanned(src);
+        let found: Vec<_> = super::impurities(&code)
+            .into_iter()
+            .map(|(l, p, _)| (l, p))
+            .collect();
         assert_eq!(found, vec![(15, "Instant::now".to_owned())]);
         assert_eq!(test_modules, vec!["more"]);
     }
@@ -974,5 +1442,200 @@ mod tests {
                 .starts_with("src/sign.rs:2: `std::fs` in bulwark-tuf, a pure crate: no file I/O")
         );
         assert!(problems[1].contains("excuses bulwark-tuf's src/keys.rs from Random"));
+    }
+
+    #[test]
+    fn modules_are_files_under_src() {
+        let m = |p: &str| super::module_of(std::path::Path::new(p));
+        assert_eq!(m("main.rs"), "");
+        assert_eq!(m("lib.rs"), "");
+        assert_eq!(m("release.rs"), "release");
+        assert_eq!(m("foo/mod.rs"), "foo");
+        assert_eq!(m("foo/bar.rs"), "foo::bar");
+        assert_eq!(m("foo/lib.rs"), "foo::lib");
+    }
+
+    #[test]
+    fn strongly_connected_components_of_a_small_graph() {
+        // 0 → 1 → 2 → 0 is a cycle, 3 → 4 ⇄ 5 another, 3 and 6 stand alone.
+        let next = vec![
+            vec![1],
+            vec![2],
+            vec![0, 3],
+            vec![4],
+            vec![5],
+            vec![4],
+            vec![],
+        ];
+        let mut components = super::strongly_connected(next.len(), &next);
+        components.sort();
+        assert_eq!(
+            components,
+            vec![vec![0, 1, 2], vec![3], vec![4, 5], vec![6]]
+        );
+        // A chain has none.
+        let chain = vec![vec![1], vec![2], vec![]];
+        assert!(
+            super::strongly_connected(3, &chain)
+                .iter()
+                .all(|c| c.len() == 1)
+        );
+    }
+
+    /// `(src-relative path, source)` per file, as [`super::module_cycles`]
+    /// takes them.
+    fn crate_files(files: &[(&str, &str)]) -> Vec<(String, String, String)> {
+        files
+            .iter()
+            .map(|(path, src)| {
+                (
+                    super::module_of(std::path::Path::new(path)),
+                    format!("src/{path}"),
+                    scanned(src).0,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn use_groups_name_each_of_their_paths() {
+        let code = scanned(
+            "//! x\nuse crate::{a, b::{c, d as e}, f::*};\nuse crate::g::{self, H};\n\
+             fn f() { crate::h::run::<u8>(); let _ = crate :: i :: J; }\n",
+        )
+        .0;
+        let paths: Vec<(usize, String)> = super::module_mentions(&code, "x")
+            .into_iter()
+            .map(|(line, p)| (line, p.join("::")))
+            .collect();
+        let expected = [
+            (2, "a"),
+            (2, "b::c"),
+            (2, "b::d"),
+            (2, "f"),
+            (3, "g"),
+            (3, "g::H"),
+            (4, "h::run"),
+            (4, "i::J"),
+        ];
+        let expected: Vec<(usize, String)> =
+            expected.iter().map(|&(l, p)| (l, p.to_owned())).collect();
+        assert_eq!(paths, expected);
+    }
+
+    #[test]
+    fn mentions_skip_comments_strings_tests_and_non_imports() {
+        let code = scanned(
+            "//! Uses crate::a.\n\
+             // crate::b\n\
+             const S: &str = \"crate::c\";\n\
+             pub(crate) fn f() {}\n\
+             pub(in crate::d) fn g() {}\n\
+             macro_rules! m { () => { $crate::e::f() } }\n\
+             #[cfg(test)]\nmod tests {\n    use crate::h;\n}\n\
+             fn k() { other::crate_like::x(); crate::real::y(); }\n",
+        )
+        .0;
+        let paths: Vec<_> = super::module_mentions(&code, "x")
+            .into_iter()
+            .map(|(line, p)| (line, p.join("::")))
+            .collect();
+        assert_eq!(paths, vec![(11, "real::y".to_owned())]);
+    }
+
+    #[test]
+    fn super_resolves_from_the_file_and_out_of_inline_modules() {
+        let code = scanned(
+            "//! x\nuse super::sibling::T;\nuse super::super::top;\n\
+             pub mod inner {\n    use super::Own;\n    use super::super::{cousin, other::U};\n}\n\
+             fn f() { super::parent_item(); }\n",
+        )
+        .0;
+        let paths: Vec<_> = super::module_mentions(&code, "a::b")
+            .into_iter()
+            .map(|(line, p)| (line, p.join("::")))
+            .collect();
+        let expected = [
+            (2, "a::sibling::T"),
+            (3, "top"),
+            (6, "a::cousin"),
+            (6, "a::other::U"),
+            (8, "a::parent_item"),
+        ];
+        let expected: Vec<_> = expected.iter().map(|&(l, p)| (l, p.to_owned())).collect();
+        assert_eq!(paths, expected);
+    }
+
+    #[test]
+    fn a_dag_of_modules_has_no_cycle() {
+        let files = crate_files(&[
+            (
+                "main.rs",
+                "//! x\nmod a;\nmod b;\nmod c;\nfn main() { a::run(); }\n",
+            ),
+            (
+                "a.rs",
+                "//! x\nuse crate::{b::B, c};\npub fn run() { c::f(); }\n",
+            ),
+            ("b.rs", "//! x\nuse crate::c::C;\npub struct B(C);\n"),
+            ("c.rs", "//! x\npub struct C;\npub fn f() {}\n"),
+        ]);
+        assert_eq!(super::module_cycles(&files), Vec::new());
+    }
+
+    #[test]
+    fn a_cycle_is_named_with_a_path_through_it() {
+        let files = crate_files(&[
+            ("main.rs", "//! x\nmod a;\nmod b;\nmod c;\nmod d;\nmod e;\n"),
+            ("a.rs", "//! x\nuse crate::b::B;\n"),
+            ("b.rs", "//! x\n\nfn f() { crate::c::g() }\n"),
+            // The group reaches back to `a`; `d` leans on the cycle, and
+            // the cycle on `e`, but neither is in it.
+            ("c.rs", "//! x\nuse crate::{e, a::A};\n"),
+            ("d.rs", "//! x\nuse crate::a::A;\n"),
+            ("e.rs", "//! x\n"),
+        ]);
+        assert_eq!(
+            super::module_cycles(&files),
+            vec![(
+                vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
+                vec![
+                    "src/a.rs:2: a → b".to_owned(),
+                    "src/b.rs:3: b → c".to_owned(),
+                    "src/c.rs:2: c → a".to_owned(),
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn parents_and_children_may_name_each_other_siblings_may_not() {
+        let files = crate_files(&[
+            ("lib.rs", "//! x\npub mod net;\npub struct Config;\n"),
+            (
+                "net/mod.rs",
+                "//! x\nmod tls;\nmod wire;\npub use crate::net::tls::Tls;\npub struct Addr;\n",
+            ),
+            (
+                "net/tls.rs",
+                "//! x\nuse super::Addr;\nuse crate::Config;\npub struct Tls(Addr, Config);\n",
+            ),
+            ("net/wire.rs", "//! x\nuse crate::net::{Addr, tls::Tls};\n"),
+        ]);
+        assert_eq!(super::module_cycles(&files), Vec::new());
+        // Once the child reaches its sibling back, by `super::`, it is a
+        // cycle between siblings.
+        let mut files = files;
+        files[2].2 = scanned("//! x\nuse super::wire::Frame;\n").0;
+        assert_eq!(
+            super::module_cycles(&files),
+            vec![(
+                vec!["net::tls".to_owned(), "net::wire".to_owned()],
+                vec![
+                    "src/net/tls.rs:2: net::tls → net::wire".to_owned(),
+                    "src/net/wire.rs:2: net::wire → net::tls".to_owned(),
+                ]
+            )]
+        );
     }
 }
