@@ -27,10 +27,6 @@ enum Layer {
     /// Stores, protocols and scanners over real I/O.
     Adapter,
     /// Application services between the adapters and the edges.
-    #[allow(
-        dead_code,
-        reason = "no crate yet: the services live in bulwark-server (ARCHITECTURE.md)"
-    )]
     Service,
     /// Processes and their entry points: each edge is deployed on its own,
     /// so one edge depending on another is an [`ALLOWED_EDGES`] decision.
@@ -80,6 +76,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("bulwark-yara", Layer::Adapter),
     ("bulwark-scan", Layer::Adapter),
     ("bulwark-client", Layer::Adapter),
+    ("bulwark-services", Layer::Service),
     ("bulwark-server", Layer::Edge),
     ("bulwark-cli", Layer::Edge),
     ("bulwark-agent", Layer::Edge),
