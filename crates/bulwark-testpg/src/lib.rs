@@ -1,4 +1,6 @@
-//! Throwaway PostgreSQL servers for tests.
+//! Throwaway PostgreSQL servers for tests, and the one rule for a test
+//! whose external program is missing ([`require`]: skip with a clear line,
+//! or fail when `CI` is set).
 //!
 //! Bulwark's storage layer is tested against a real PostgreSQL. [`TempPostgres::start`] creates
 //! a fresh cluster with the locally installed server binaries (Debian's `postgresql` package),
@@ -25,7 +27,8 @@
 //! * **Binaries.** `initdb`/`pg_ctl` come from the newest `/usr/lib/postgresql/<ver>/bin`
 //!   (or `$BULWARK_PG_BINDIR`). `createdb` is taken from the same directory, `psql` and
 //!   `pg_isready` from there or `/usr/bin`. If the server binaries are missing, [`Error`] says
-//!   so with the `apt-get install -y postgresql` hint; tests never skip silently.
+//!   so with the `apt-get install -y postgresql` hint. Tests start servers with
+//!   [`TempPostgres::require`], which applies [`require`]'s rule: never a silent skip.
 //! * **Root.** `initdb` and `pg_ctl` refuse to run as root. When the effective uid is 0 they
 //!   are run as the `postgres` OS user via `runuser -u postgres --` (fallback:
 //!   `su postgres -s /bin/sh -c`), and the temp dir is `chown -R`ed to that user. Clients
@@ -47,6 +50,7 @@
 mod bins;
 mod error;
 mod exec;
+pub mod require;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -63,6 +67,28 @@ use tempfile::TempDir;
 use crate::bins::Binaries;
 pub use crate::error::Error;
 use crate::exec::Runner;
+pub use crate::require::{missing, require_python, require_tool, require_tools};
+
+/// How to install the PostgreSQL server and clients [`TempPostgres`] runs.
+pub const POSTGRES_INSTALL: &str = "apt-get install -y postgresql";
+
+/// PostgreSQL's binary directory if the server and client programs
+/// [`TempPostgres`] runs are installed, else [`missing`]: `None` (after a
+/// skip line) outside CI, a panic under CI.
+pub fn require_postgres() -> Option<PathBuf> {
+    match bins::find(
+        std::env::var_os(bins::BINDIR_ENV),
+        Path::new(bins::DEBIAN_ROOT),
+    ) {
+        Ok(bins) => Some(bins.bin_dir),
+        Err(Error::BinariesNotFound { searched }) => missing(
+            "PostgreSQL (initdb, pg_ctl, and createdb or psql)",
+            &format!("searched {searched}"),
+            POSTGRES_INSTALL,
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
 
 /// How many ports are tried before giving up.
 const START_ATTEMPTS: u32 = 5;
@@ -148,6 +174,14 @@ impl TempPostgres {
         pg.start_server()?;
         pg.url = pg.create_database(DEFAULT_DB)?;
         Ok(pg)
+    }
+
+    /// For a test: [`TempPostgres::start`] if PostgreSQL is installed, else
+    /// `None` (with a skip line) outside CI and a panic under CI, as
+    /// [`require_postgres`] says. Any other failure to start panics.
+    pub fn require() -> Option<TempPostgres> {
+        require_postgres()?;
+        Some(Self::start().unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/bulwark`
