@@ -3,8 +3,9 @@
 //! - `cargo xtask ci` — the whole test suite, exactly what CI runs: installs
 //!   missing Debian packages (PostgreSQL for the store conformance suite),
 //!   checks formatting, runs clippy with warnings denied, cargo-deny's
-//!   bans/licences/sources policy, the tidy checks, every test, and each
-//!   fuzz target briefly.
+//!   bans/licences/sources policy, the tidy checks, every test (with `CI`
+//!   set, so that a test missing its external program fails instead of
+//!   skipping), and each fuzz target briefly.
 //! - `cargo xtask tidy` — the house rules (also run by `cargo test -p xtask`).
 //! - `cargo xtask bench [--quick] [--only SUITE,…]` — every benchmark (or
 //!   the named suites: checkin, journal, update, gate), printed as tables and
@@ -237,8 +238,13 @@ fn ci() -> Result<(), String> {
     ]);
     run(c)?;
     deny()?;
+    // Everything the tests run (PostgreSQL, Mosquitto, the reference
+    // implementations) was installed above: a test that still misses one
+    // fails rather than skips (`bulwark_testpg::require`), here as in CI,
+    // which sets `CI` itself.
     let mut c = ci_cargo();
-    c.args(["test", "--workspace", "--locked"]);
+    c.args(["test", "--workspace", "--locked"])
+        .env("CI", "true");
     run(c)?;
     dogfood()?;
     api_fuzz()?;

@@ -2,16 +2,28 @@
 //! (`tests/tuf_interop/make_repo.py`), served by Python's `http.server` on
 //! 127.0.0.1, is consumed by the `bulwark-tuf-client` binary.
 //!
-//! Needs python-tuf with its crypto extra:
-//! `python3 -m pip install tuf==7.0.0 'securesystemslib[crypto]==1.4.0'`. The interpreter is
-//! `$BULWARK_TUF_PYTHON`, or `python3`. Without python-tuf the test fails.
+//! Needs python-tuf with its crypto extra ([`TUF_INSTALL`]). The interpreter is
+//! `$BULWARK_TUF_PYTHON`, or `python3`. Without python-tuf the test says so and
+//! returns, or fails when `CI` is set ([`tuf_python`]).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn python() -> String {
-    std::env::var("BULWARK_TUF_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+/// Installs the reference (python-tuf) for [`tuf_python`].
+pub(crate) const TUF_INSTALL: &str =
+    "python3 -m pip install tuf==7.0.0 'securesystemslib[crypto]==1.4.0'";
+
+/// `$BULWARK_TUF_PYTHON` (or `python3`) once it imports python-tuf and its
+/// crypto; `None` (after a skip line) when missing outside CI, a failure
+/// when `CI` is set (`bulwark_testpg::require_python`).
+pub(crate) fn tuf_python() -> Option<PathBuf> {
+    let python = std::env::var("BULWARK_TUF_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    bulwark_testpg::require_python(
+        &python,
+        &["tuf.ngclient", "securesystemslib.signer", "cryptography"],
+        TUF_INSTALL,
+    )
 }
 
 fn script(name: &str) -> PathBuf {
@@ -30,8 +42,8 @@ impl Drop for Server {
     }
 }
 
-fn serve(dir: &Path) -> (Server, u16) {
-    let mut child = Command::new(python())
+fn serve(python: &Path, dir: &Path) -> (Server, u16) {
+    let mut child = Command::new(python)
         .arg(script("serve.py"))
         .arg(dir)
         .stdout(Stdio::piped())
@@ -57,26 +69,19 @@ fn client(args: &[&str]) -> bool {
 
 #[test]
 fn consumes_a_python_tuf_repository() {
-    let import = Command::new(python())
-        .args(["-c", "import tuf, cryptography"])
-        .status();
-    assert!(
-        import.is_ok_and(|s| s.success()),
-        "python-tuf is required for this test: run `{} -m pip install tuf==7.0.0 \
-         'securesystemslib[crypto]==1.4.0'` \
-         (or point BULWARK_TUF_PYTHON at an interpreter that has it)",
-        python()
-    );
+    let Some(python) = tuf_python() else {
+        return;
+    };
 
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    let made = Command::new(python())
+    let made = Command::new(&python)
         .arg(script("make_repo.py"))
         .arg(&repo)
         .status()
         .unwrap();
     assert!(made.success(), "make_repo.py failed");
-    let (_server, port) = serve(&repo);
+    let (_server, port) = serve(&python, &repo);
 
     let metadata_dir = tmp.path().join("metadata");
     let target_dir = tmp.path().join("targets");

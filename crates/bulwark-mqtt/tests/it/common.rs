@@ -150,20 +150,25 @@ pub(crate) async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Locates an external tool; fails (never skips) with a clear message.
-pub(crate) fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "required tool `{name}` not found on PATH or in /usr/sbin: install it \
-                 (Debian/Ubuntu: apt-get install mosquitto mosquitto-clients python3-paho-mqtt)"
-            )
-        })
+/// Locates a Mosquitto program (`mosquitto`, `mosquitto_pub`,
+/// `mosquitto_sub`) with `bulwark_testpg::require_tool`: `None`, after a
+/// skip line, when it is missing outside CI (the test returns); a failure
+/// when `CI` is set.
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
+    let install = match name {
+        "mosquitto" => "apt-get install -y mosquitto",
+        _ => "apt-get install -y mosquitto-clients",
+    };
+    bulwark_testpg::require_tool(name, install)
+}
+
+/// A Python 3 that has paho-mqtt, as [`tool`] finds programs.
+pub(crate) fn paho_python() -> Option<PathBuf> {
+    bulwark_testpg::require_python(
+        "python3",
+        &["paho.mqtt.client"],
+        "python3 -m pip install paho-mqtt==2.2.0",
+    )
 }
 
 // ---- raw MQTT bytes ----

@@ -6,13 +6,13 @@ use std::time::Duration;
 use bulwark_mqtt::{Rejection, SessionConfig};
 use tokio::process::Command;
 
-use crate::common::{DEVICE, Gateway, OTHER, tool};
+use crate::common::{DEVICE, Gateway, OTHER, paho_python};
 
-async fn probe(gw: &Gateway, version: &str) -> serde_json::Value {
+async fn probe(python: &Path, gw: &Gateway, version: &str) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/paho_probe.py");
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        Command::new(tool("python3"))
+        Command::new(python)
             .arg(&script)
             .args([
                 "127.0.0.1",
@@ -37,8 +37,11 @@ async fn probe(gw: &Gateway, version: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn paho_v5() {
+    let Some(python) = paho_python() else {
+        return;
+    };
     let gw = Gateway::start(SessionConfig::default()).await;
-    let r = probe(&gw, "v5").await;
+    let r = probe(&python, &gw, "v5").await;
     assert_eq!(r["connack"], 0, "{r} {:?} {:?}", gw.ends(), gw.rejections());
     assert_eq!(r["suback"]["own_commands"], serde_json::json!([1]), "{r}");
     assert_eq!(r["suback"]["hash"], serde_json::json!([0x87]), "{r}");
@@ -57,8 +60,11 @@ async fn paho_v5() {
 
 #[tokio::test]
 async fn paho_v311() {
+    let Some(python) = paho_python() else {
+        return;
+    };
     let gw = Gateway::start(SessionConfig::default()).await;
-    let r = probe(&gw, "v311").await;
+    let r = probe(&python, &gw, "v311").await;
     assert_eq!(r["connack"], 0, "{r}");
     assert_eq!(r["suback"]["own_commands"], serde_json::json!([1]), "{r}");
     assert_eq!(r["suback"]["hash"], serde_json::json!([0x80]), "{r}");

@@ -6,9 +6,25 @@ use std::process::Command;
 
 use bulwark_sbom::{Limits, Sbom};
 
-pub(crate) const CYCLONEDX_INSTALL: &str =
-    "python3 -m pip install 'cyclonedx-python-lib[json-validation]==11.12.0'";
-pub(crate) const SPDX_INSTALL: &str = "python3 -m pip install 'spdx-tools==0.8.5'";
+/// A reference validator: its script in `tests/`, the Python modules it
+/// imports, and the command that installs them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reference {
+    pub(crate) script: &'static str,
+    pub(crate) modules: &'static [&'static str],
+    pub(crate) install: &'static str,
+}
+
+pub(crate) const CYCLONEDX: Reference = Reference {
+    script: "validate_cyclonedx.py",
+    modules: &["cyclonedx.validation.json", "jsonschema"],
+    install: "python3 -m pip install 'cyclonedx-python-lib[json-validation]==11.12.0'",
+};
+pub(crate) const SPDX: Reference = Reference {
+    script: "validate_spdx.py",
+    modules: &["spdx_tools.spdx.validation.document_validator"],
+    install: "python3 -m pip install 'spdx-tools==0.8.5'",
+};
 
 pub(crate) fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -83,19 +99,21 @@ pub(crate) fn python() -> String {
     std::env::var("BULWARK_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
-/// Runs `tests/<script>` on `files`. Panics, with the install command,
-/// when Python or the reference package is missing.
-pub(crate) fn run_reference(script: &str, install: &str, files: &[PathBuf]) -> Vec<Verdict> {
-    let output = Command::new(python())
+/// Runs the reference's script on `files`. When Python or the reference
+/// package is missing: `None` after a skip line (the test returns), or a
+/// failure when `CI` is set (`bulwark_testpg::require_python`).
+pub(crate) fn run_reference(reference: Reference, files: &[PathBuf]) -> Option<Vec<Verdict>> {
+    let Reference {
+        script,
+        modules,
+        install,
+    } = reference;
+    let python = bulwark_testpg::require_python(&python(), modules, install)?;
+    let output = Command::new(&python)
         .arg(crate_dir().join("tests").join(script))
         .args(files)
         .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{}` for the reference validator ({e}); install Python 3 and then: {install}",
-                python()
-            )
-        });
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.code() != Some(3),
@@ -129,5 +147,5 @@ pub(crate) fn run_reference(script: &str, install: &str, files: &[PathBuf]) -> V
         })
         .collect();
     assert_eq!(verdicts.len(), files.len(), "{script} skipped files");
-    verdicts
+    Some(verdicts)
 }

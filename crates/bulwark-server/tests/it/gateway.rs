@@ -113,6 +113,14 @@ impl Device {
     }
 }
 
+/// Whether the Mosquitto programs a test runs are installed
+/// (`bulwark_testpg::require_tools`): false, after a skip line, when one is
+/// missing outside CI (the test returns); a failure when `CI` is set.
+fn have(programs: &[&str]) -> bool {
+    bulwark_testpg::require_tools(programs, "apt-get install -y mosquitto mosquitto-clients")
+        .is_some()
+}
+
 /// Runs `mosquitto_pub` (version `v`): (exit success, stderr).
 async fn mosquitto_pub(
     dev: &Device,
@@ -201,6 +209,9 @@ async fn rejections(admin: &Admin, id: DeviceId) -> Value {
 
 #[tokio::test]
 async fn mosquitto_clients_acl_detection_and_quarantine() {
+    if !have(&["mosquitto_pub", "mosquitto_sub"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, _clock) = start_gateway(dir.path()).await;
     let monitor = server.state().monitor().clone();
@@ -481,6 +492,9 @@ fn scanning_telemetry(n: u8) -> String {
 /// same alerts.
 #[tokio::test]
 async fn monitoring_is_on_from_the_first_start_and_replay_agrees_with_the_gateway() {
+    if !have(&["mosquitto_pub"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, _clock) = start_gateway(dir.path()).await;
     let monitor = server.state().monitor().clone();
@@ -610,6 +624,9 @@ async fn monitoring_is_on_from_the_first_start_and_replay_agrees_with_the_gatewa
 /// the device detail, its minutes in the telemetry history.
 #[tokio::test]
 async fn telemetry_history_and_the_latest_sample_are_kept() {
+    if !have(&["mosquitto_pub"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, clock) = start_gateway(dir.path()).await;
     let monitor = server.state().monitor().clone();
@@ -678,6 +695,13 @@ async fn telemetry_history_and_the_latest_sample_are_kept() {
 
 #[tokio::test]
 async fn paho_mqtt_both_versions_follow_the_acl() {
+    let Some(python) = bulwark_testpg::require_python(
+        "python3",
+        &["paho.mqtt.client"],
+        "python3 -m pip install paho-mqtt==2.2.0",
+    ) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, _clock) = start_gateway(dir.path()).await;
     let monitor = server.state().monitor().clone();
@@ -692,7 +716,7 @@ async fn paho_mqtt_both_versions_follow_the_acl() {
         .await;
     for version in ["311", "5"] {
         let before = monitor.accepted();
-        let mut child = tokio::process::Command::new("python3")
+        let mut child = tokio::process::Command::new(&python)
             .args(["-c", PAHO, &port.to_string()])
             .arg(a.dir.join("ca.pem"))
             .arg(a.dir.join("device.crt"))
@@ -850,10 +874,8 @@ impl Mosquitto {
             ),
         )
         .unwrap();
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("mosquitto must be installed (Debian package mosquitto)");
+        let bin = bulwark_testpg::require_tool("mosquitto", "apt-get install -y mosquitto")
+            .expect("the test checks for mosquitto first (`have`)");
         let child = std::process::Command::new(bin)
             .arg("-c")
             .arg(&conf)
@@ -889,6 +911,9 @@ impl Drop for Mosquitto {
 
 #[tokio::test]
 async fn external_broker_mode_consumes_telemetry_and_sends_commands_through_it() {
+    if !have(&["mosquitto", "mosquitto_pub", "mosquitto_sub"]) {
+        return;
+    }
     provider();
     let broker = Mosquitto::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -1015,6 +1040,9 @@ fn test_leaf(
 
 #[tokio::test]
 async fn external_broker_mode_over_mutual_tls_verifies_the_broker() {
+    if !have(&["mosquitto", "mosquitto_pub"]) {
+        return;
+    }
     use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
     provider();
     let files = tempfile::tempdir().unwrap();
@@ -1185,6 +1213,9 @@ async fn receiver() -> (String, Seen) {
 
 #[tokio::test]
 async fn alerts_reach_webhooks_signed_and_retried() {
+    if !have(&["mosquitto_pub"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (server, admin, port, clock) = start_gateway(dir.path()).await;
     let a = Device::enroll(&server, &admin, dir.path(), "a").await;

@@ -1,7 +1,8 @@
 //! Differential tests: our answer against the reference implementation's,
 //! for thousands of generated pairs, every real-world version and every
-//! fixture. A missing reference fails the test with the command that
-//! installs it.
+//! fixture. A missing reference is named with the command that installs
+//! it: the test then returns, or fails when `CI` is set
+//! (`bulwark_testpg::require_tool`).
 
 use std::cmp::Ordering;
 use std::io::{Read, Write};
@@ -17,6 +18,7 @@ use crate::support::{Expected, cases, invalid, real_world};
 const DPKG_INSTALL: &str = "apt-get install -y dpkg";
 const PACKAGING_INSTALL: &str = "python3 -m pip install 'packaging==26.3'";
 const SEMVER_INSTALL: &str = "npm install --no-save --prefix <dir> semver@7";
+const NODE_INSTALL: &str = "apt-get install -y nodejs npm";
 
 /// Generated pairs per ecosystem. dpkg costs one or two processes per pair.
 const DPKG_PAIRS: usize = 3000;
@@ -116,15 +118,9 @@ fn parse_symbol(line: &str) -> Expected {
     }
 }
 
-fn ask_dpkg(pairs: &[(String, String)]) -> Vec<Answer> {
-    let found = Command::new("dpkg")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status();
-    assert!(
-        found.is_ok_and(|s| s.success()),
-        "reference `dpkg` not found; install it with: {DPKG_INSTALL}"
-    );
+/// `None` when `dpkg` is missing outside CI.
+fn ask_dpkg(pairs: &[(String, String)]) -> Option<Vec<Answer>> {
+    bulwark_testpg::require_tool("dpkg", DPKG_INSTALL)?;
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     // Any message on stderr (a warning) or exit code 2 (an error) means
     // dpkg found the syntax bad.
@@ -168,10 +164,12 @@ fn ask_dpkg(pairs: &[(String, String)]) -> Vec<Answer> {
             })
         })
         .collect();
-    handles
-        .into_iter()
-        .flat_map(|h| h.join().expect("dpkg thread"))
-        .collect()
+    Some(
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("dpkg thread"))
+            .collect(),
+    )
 }
 
 const PYTHON_SCRIPT: &str = r#"
@@ -201,22 +199,20 @@ fn python() -> String {
     std::env::var("BULWARK_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
-fn ask_python(pairs: &[(String, String)]) -> Vec<Answer> {
+/// `None` when Python or `packaging` is missing outside CI.
+fn ask_python(pairs: &[(String, String)]) -> Option<Vec<Answer>> {
+    let python = bulwark_testpg::require_python(&python(), &["packaging"], PACKAGING_INSTALL)?;
     let input: String = pairs
         .iter()
         .map(|(a, b)| format!("{},{}\n", hex(a), hex(b)))
         .collect();
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(&python);
     cmd.args(["-c", PYTHON_SCRIPT]);
-    let what = format!(
-        "{} (install the reference with: {PACKAGING_INSTALL})",
-        python()
-    );
+    let what = python.display().to_string();
     let (code, out) = run(cmd, input.into_bytes(), Duration::from_secs(120), &what);
     assert!(
         code == 0 && !out.starts_with("MISSING"),
-        "reference Python `packaging` not found for `{}`; install it with: {PACKAGING_INSTALL}",
-        python()
+        "reference Python `packaging` not found for `{what}`; install it with: {PACKAGING_INSTALL}"
     );
     let mut lines = out.lines();
     let header = lines.next().unwrap_or_default();
@@ -240,7 +236,7 @@ fn ask_python(pairs: &[(String, String)]) -> Vec<Answer> {
         pairs.len(),
         "python gave the wrong number of answers"
     );
-    answers
+    Some(answers)
 }
 
 const NODE_SCRIPT: &str = r#"
@@ -261,17 +257,19 @@ process.stdout.write(out.join("\n") + "\n");
 "#;
 
 /// Where the npm `semver` package is installed: `$BULWARK_SEMVER_DIR`, or
-/// under the cargo target directory, installed there on first use.
-fn semver_dir() -> PathBuf {
+/// under the cargo target directory, installed there on first use; `None`
+/// when npm is missing or the install fails, outside CI.
+fn semver_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("BULWARK_SEMVER_DIR") {
-        return PathBuf::from(dir);
+        return Some(PathBuf::from(dir));
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-semver");
     let module = dir.join("node_modules/semver/package.json");
     if !module.exists() {
+        let npm = bulwark_testpg::require_tool("npm", NODE_INSTALL)?;
         let install = SEMVER_INSTALL.replace("<dir>", &dir.display().to_string());
         eprintln!("installing the npm semver reference: {install}");
-        let mut cmd = Command::new("npm");
+        let mut cmd = Command::new(npm);
         cmd.args([
             "install",
             "--no-save",
@@ -302,38 +300,34 @@ fn semver_dir() -> PathBuf {
                 }
             }
         });
-        assert!(
-            ok && module.exists(),
-            "reference npm `semver` not found and could not be installed; install it with: {install} \
-             (or point BULWARK_SEMVER_DIR at a directory holding node_modules/semver)"
-        );
+        if !(ok && module.exists()) {
+            return bulwark_testpg::missing(
+                "the npm package `semver`",
+                &format!(
+                    "not in {}, and `npm install` failed; or point BULWARK_SEMVER_DIR at a \
+                     directory holding node_modules/semver",
+                    dir.display()
+                ),
+                &install,
+            );
+        }
     }
-    dir
+    Some(dir)
 }
 
-fn ask_node(pairs: &[(String, String)]) -> Vec<Answer> {
-    let dir = semver_dir();
+/// `None` when Node.js or npm's `semver` is missing outside CI.
+fn ask_node(pairs: &[(String, String)]) -> Option<Vec<Answer>> {
+    let node = bulwark_testpg::require_tool("node", NODE_INSTALL)?;
+    let dir = semver_dir()?;
     let module = dir.join("node_modules/semver");
     let input: String = pairs
         .iter()
         .map(|(a, b)| format!("{},{}\n", hex(a), hex(b)))
         .collect();
-    let mut cmd = Command::new("node");
+    let mut cmd = Command::new(&node);
     cmd.arg("-e").arg(NODE_SCRIPT).arg(&module);
-    let found = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status();
-    assert!(
-        found.is_ok_and(|s| s.success()),
-        "`node` not found; install Node.js 20 (e.g. apt-get install -y nodejs npm)"
-    );
-    let (code, out) = run(
-        cmd,
-        input.into_bytes(),
-        Duration::from_secs(120),
-        "node (install Node.js 20, e.g. apt-get install -y nodejs npm)",
-    );
+    let what = node.display().to_string();
+    let (code, out) = run(cmd, input.into_bytes(), Duration::from_secs(120), &what);
     assert!(
         code == 0 && !out.starts_with("MISSING"),
         "reference npm `semver` not loadable from {}; install it with: {}",
@@ -352,7 +346,7 @@ fn ask_node(pairs: &[(String, String)]) -> Vec<Answer> {
         pairs.len(),
         "node gave the wrong number of answers"
     );
-    answers
+    Some(answers)
 }
 
 /// Every pair to ask about: generated, real-world, fixtures; plus, from
@@ -483,20 +477,26 @@ fn check(eco: Ecosystem, batch: &Batch, answers: &[Answer]) {
 #[test]
 fn debian_agrees_with_dpkg() {
     let batch = batch(Ecosystem::Debian, DPKG_PAIRS, 1);
-    let answers = ask_dpkg(&batch.pairs);
+    let Some(answers) = ask_dpkg(&batch.pairs) else {
+        return;
+    };
     check(Ecosystem::Debian, &batch, &answers);
 }
 
 #[test]
 fn pep440_agrees_with_packaging() {
     let batch = batch(Ecosystem::Pep440, PYTHON_PAIRS, 2);
-    let answers = ask_python(&batch.pairs);
+    let Some(answers) = ask_python(&batch.pairs) else {
+        return;
+    };
     check(Ecosystem::Pep440, &batch, &answers);
 }
 
 #[test]
 fn semver_agrees_with_npm_semver() {
     let batch = batch(Ecosystem::Semver, NODE_PAIRS, 3);
-    let answers = ask_node(&batch.pairs);
+    let Some(answers) = ask_node(&batch.pairs) else {
+        return;
+    };
     check(Ecosystem::Semver, &batch, &answers);
 }
