@@ -39,8 +39,10 @@ pub struct AuditPage {
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// First sequence number (default 0).
+    #[param(maximum = 9223372036854775807_u64)]
     pub start: Option<u64>,
     /// Page size, 1–1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -62,9 +64,11 @@ pub struct InclusionView {
 #[serde(deny_unknown_fields)]
 pub struct ProofQuery {
     /// Older tree size (consistency).
+    #[param(maximum = 9223372036854775807_u64)]
     pub from: Option<u64>,
     /// Newer tree size (consistency) or the size to prove inclusion in
     /// (default: the newest checkpoint).
+    #[param(maximum = 9223372036854775807_u64)]
     pub size: Option<u64>,
 }
 

@@ -9,17 +9,61 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::DetectionAlertView;
+use crate::words::api_enum;
+
+api_enum! {
+    /// Whether a device may connect.
+    DeviceStatus, "device status" {
+        /// Enrolled and allowed.
+        Active = "active",
+        /// Its certificate is revoked: refused at TLS.
+        Revoked = "revoked",
+    }
+}
+
+api_enum! {
+    /// The phase of an update a device reported (each phase as it starts,
+    /// then the final one). The device protocol's `UpdateReport::phase`
+    /// takes the same words (`bulwark_proto::UPDATE_PHASES`).
+    UpdatePhase, "update phase" {
+        /// Fetching the artifact.
+        Downloading = "downloading",
+        /// Checking it against both repositories.
+        Verifying = "verifying",
+        /// Putting it in the inactive slot.
+        Staging = "staging",
+        /// Making it the live one.
+        Switching = "switching",
+        /// Running the release's smoke test.
+        SmokeTesting = "smoke_testing",
+        /// Making the switch permanent.
+        Committing = "committing",
+        /// Going back to the previous release.
+        RollingBack = "rolling_back",
+        /// Final: installed.
+        Installed = "installed",
+        /// Final: rolled back to the previous release.
+        RolledBack = "rolled_back",
+        /// Final: failed.
+        Failed = "failed",
+        /// Final: refused (an attack or a bad target detected).
+        Refused = "refused",
+    }
+}
 
 /// `POST /api/v1/enroll-tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnrollToken {
-    /// Group the device joins.
+    /// Group the device joins (a name: 1–64 of `a-z 0-9 - _ .`).
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub group: String,
-    /// Environment the device joins.
+    /// Environment the device joins (a name).
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub environment: String,
     /// Lifetime in seconds (60 – 30 days; default 1 hour).
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 2592000)]
     pub ttl_secs: Option<u64>,
     /// How many devices the token may enroll (1 – 100000; default 1, a one-time token).
     #[serde(default)]
@@ -89,8 +133,8 @@ pub struct DeviceView {
     pub environment: String,
     /// Tags.
     pub tags: BTreeMap<String, String>,
-    /// `active` or `revoked`.
-    pub status: String,
+    /// Whether it may connect.
+    pub status: DeviceStatus,
     /// Checked in within two poll intervals.
     pub online: bool,
     /// Last check-in.
@@ -183,9 +227,11 @@ pub struct LatestTelemetryView {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryQuery {
-    /// How far back, e.g. `90s`, `15m`, `1h`, `7d` (default `1h`).
+    /// How far back, 1s – 7d, e.g. `90s`, `15m`, `1h`, `7d` (default `1h`).
+    #[param(pattern = "^([1-9][0-9]{0,4}s|[1-9][0-9]{0,3}m|[1-9][0-9]?h|[1-7]d)$")]
     pub since: Option<String>,
     /// Most minutes returned, 1–10080 (default 1440).
+    #[param(minimum = 1, maximum = 10080)]
     pub limit: Option<u32>,
 }
 
@@ -259,9 +305,11 @@ pub struct DeviceQuery {
     pub group: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,
-    /// Ids after this one (pagination).
+    /// Ids after this one (pagination): a device id.
+    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub after: Option<String>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -269,15 +317,45 @@ pub struct DeviceQuery {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagDevice {
-    /// Tags to set; an empty value removes the tag.
+    /// Tags to set (1–64 per request); an empty value removes the tag.
+    /// Keys are names, values at most 256 bytes without control
+    /// characters.
+    #[schema(schema_with = tag_map)]
     pub tags: BTreeMap<String, String>,
+}
+
+/// The schema of [`TagDevice::tags`]: its rules on count, keys and values.
+fn tag_map() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(crate::words::NAME_PATTERN)),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(256))
+                .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]*$")),
+        ))
+        .min_properties(Some(1))
+        .max_properties(Some(crate::words::MAX_TAGS_PER_REQUEST))
+        .build()
 }
 
 /// `POST /api/v1/devices/{id}/revoke`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeDevice {
-    /// Why (recorded; 1–1024 characters).
+    /// Why (recorded; 1–1024 bytes once trimmed, no control characters
+    /// but line feeds).
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub reason: String,
 }
 
@@ -287,7 +365,7 @@ pub struct UpdateStatusView {
     /// `name@version`.
     pub release: String,
     /// Phase.
-    pub phase: String,
+    pub phase: UpdatePhase,
     /// Outcome code when final.
     pub outcome: Option<String>,
     /// Why.

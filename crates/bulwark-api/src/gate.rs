@@ -7,14 +7,57 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::DetectionAlertView;
+use crate::words::api_enum;
+
+api_enum! {
+    /// Where a release's gate stands.
+    GateState, "gate state" {
+        /// The artifact is being scanned: no verdict yet.
+        Scanning = "scanning",
+        /// The verdict lets it be signed, promoted and deployed.
+        Pass = "pass",
+        /// The verdict blocks it.
+        Block = "block",
+    }
+}
+
+api_enum! {
+    /// Where a release's SBOM comes from.
+    SbomSource, "SBOM source" {
+        /// Extracted from the artifact.
+        Extracted = "extracted",
+        /// Uploaded with the release (nothing extracted from the artifact).
+        Uploaded = "uploaded",
+        /// Both, merged.
+        UploadedExtracted = "uploaded+extracted",
+    }
+}
+
+api_enum! {
+    /// The document format of an SBOM export.
+    SbomFormat, "SBOM format" {
+        /// CycloneDX 1.6 JSON.
+        Cyclonedx = "cyclonedx",
+        /// SPDX 2.3 JSON.
+        Spdx = "spdx",
+    }
+}
+
+api_enum! {
+    /// What raised a (non-detection) alert.
+    AlertKind, "alert kind" {
+        /// A new advisory hits a release or a device.
+        Vulnerability = "vulnerability",
+    }
+}
 
 /// A release's gate: the stored scan and the verdict now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GateView {
     /// `name@version`.
     pub release: String,
-    /// `scanning`, `pass` or `block`.
-    pub state: String,
+    /// Scanning, or the verdict's status.
+    pub state: GateState,
     /// When the artifact was scanned.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -28,9 +71,10 @@ pub struct GateView {
     /// Components in the SBOM.
     #[serde(default)]
     pub components: u64,
-    /// `extracted`, `uploaded` or `uploaded+extracted`.
+    /// Where the SBOM comes from (absent while scanning, and when nothing
+    /// could be taken from an unreadable artifact).
     #[serde(default)]
-    pub sbom_source: Option<String>,
+    pub sbom_source: Option<SbomSource>,
     /// The verdict now (policy, waivers and advisories as of this request):
     /// `bulwark_gate::Verdict`.
     #[schema(value_type = Object)]
@@ -64,13 +108,28 @@ pub struct PolicyView {
 #[serde(deny_unknown_fields)]
 pub struct CreateWaiver {
     /// Advisory id or alias (`CVE-…`, `GHSA-…`), `malware:<namespace>.<rule>`
-    /// or `secret:<fingerprint>`.
+    /// or `secret:<fingerprint>`: one line, at most 1024 bytes.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub finding: String,
-    /// `name@version` or `name@*`.
+    /// `name@version` or `name@*`: one line, at most 1024 bytes.
+    #[schema(
+        min_length = 3,
+        max_length = 1024,
+        pattern = "^[^@\\x00-\\x1f\\x7f-\\x9f]+@[^@\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub release: String,
-    /// Why (required).
+    /// Why (required): one line, at most 1024 bytes.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub reason: String,
-    /// When it stops applying.
+    /// When it stops applying (in the future).
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
@@ -112,8 +171,8 @@ pub struct WaiverList {
 pub struct AlertView {
     /// Id.
     pub id: String,
-    /// `vulnerability`.
-    pub kind: String,
+    /// What raised it.
+    pub kind: AlertKind,
     /// Advisory id.
     pub advisory: String,
     /// `release:name@version` or `device:<uuid>`.

@@ -7,6 +7,14 @@
 //! crate knows nothing of HTTP frameworks or the server: it depends only
 //! on the device protocol's vocabulary (`bulwark-proto`), serde and the
 //! schema derive. A change to a type here is a change to the API.
+//!
+//! A field whose value is one of a fixed set of words is an enum (see
+//! [`words`]); its schema lists the words, and a body with another word is
+//! refused when it is read. Free text (names, reasons, ids, versions) stays
+//! a `String`, with the server's field rules (patterns, lengths, ranges) in
+//! its schema.
+
+pub mod words;
 
 mod accounts;
 mod audit;
@@ -21,3 +29,7 @@ pub use devices::*;
 pub use gate::*;
 pub use monitor::*;
 pub use releases::*;
+pub use words::UnknownValue;
+
+#[cfg(test)]
+mod tests;

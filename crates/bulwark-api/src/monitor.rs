@@ -7,12 +7,90 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::AlertView;
+use crate::words::api_enum;
+
+api_enum! {
+    /// What kind of behaviour fired a detection alert (a profile's `kind`).
+    DetectionKind, "detection kind" {
+        /// A fixed condition that persisted.
+        Rule = "rule",
+        /// A metric far from the device's own running mean.
+        Zscore = "zscore",
+        /// A value the device had not shown before.
+        Novelty = "novelty",
+        /// Too many distinct destinations.
+        Fanout = "fanout",
+        /// A metric far from the device's peers in its group.
+        PeerOutlier = "peer-outlier",
+        /// A value rare across the fleet.
+        Rarity = "rarity",
+        /// Scanning: many hosts or ports, mostly unanswered.
+        Scan = "scan",
+        /// Flooding one host.
+        Flood = "flood",
+        /// Command-and-control patterns: retry storms, beaconing, odd ports.
+        C2 = "c2",
+        /// Many short connections to login services.
+        Bruteforce = "bruteforce",
+    }
+}
+
+api_enum! {
+    /// How urgent a detection alert is.
+    Severity, "severity" {
+        /// Informational.
+        Low = "low",
+        /// Worth a look.
+        Medium = "medium",
+        /// Act soon.
+        High = "high",
+        /// Act now.
+        Critical = "critical",
+    }
+}
+
+api_enum! {
+    /// What a detection alert makes the server do.
+    AlertAction, "alert action" {
+        /// Quarantine the device.
+        Quarantine = "quarantine",
+    }
+}
+
+api_enum! {
+    /// The kind of an alert event: the SSE event name of
+    /// `GET /api/v1/alerts/stream` and a webhook delivery's event.
+    EventKind, "event" {
+        /// A detection alert (device behaviour).
+        Detection = "detection",
+        /// A vulnerability alert (a new advisory hit).
+        Vulnerability = "vulnerability",
+    }
+}
+
+api_enum! {
+    /// Where a webhook delivery stands.
+    DeliveryState, "delivery state" {
+        /// Not delivered yet; another attempt is due.
+        Pending = "pending",
+        /// Answered with a 2xx.
+        Delivered = "delivered",
+        /// Attempts exhausted.
+        Failed = "failed",
+    }
+}
 
 /// `POST /api/v1/devices/{id}/quarantine` and `/release`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuarantineDevice {
-    /// Why (recorded; 1–1024 characters).
+    /// Why (recorded; 1–1024 bytes once trimmed, no control characters
+    /// but line feeds).
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub reason: String,
 }
 
@@ -28,14 +106,14 @@ pub struct DetectionAlertView {
     pub group: String,
     /// The behaviour that fired.
     pub behaviour: String,
-    /// `rule`, `zscore`, `novelty`, `fanout` or `peer-outlier`.
-    pub kind: String,
-    /// `low`, `medium`, `high` or `critical`.
-    pub severity: String,
+    /// The behaviour's kind.
+    pub kind: DetectionKind,
+    /// How urgent.
+    pub severity: Severity,
     /// The profile version that fired.
     pub profile_version: String,
-    /// `quarantine` when the behaviour quarantines.
-    pub action: Option<String>,
+    /// Set when the behaviour quarantines.
+    pub action: Option<AlertAction>,
     /// What happened.
     pub message: String,
     /// The datapoints that fired it: `[{time, metric, value}]`.
@@ -60,6 +138,16 @@ pub enum StreamEvent {
     Detection(DetectionAlertView),
     /// A new advisory hit.
     Vulnerability(AlertView),
+}
+
+impl StreamEvent {
+    /// Its kind: the SSE event name, a webhook delivery's event.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            StreamEvent::Detection(_) => EventKind::Detection,
+            StreamEvent::Vulnerability(_) => EventKind::Vulnerability,
+        }
+    }
 }
 
 /// `POST /api/v1/profiles`: a profile document.
@@ -104,6 +192,7 @@ pub struct ProfileList {
 pub struct EffectiveProfileQuery {
     /// The device group (default `*`, the profile of every group without
     /// its own).
+    #[param(pattern = "^(\\*|[a-z0-9][a-z0-9._-]{0,63})$")]
     pub group: Option<String>,
 }
 
@@ -127,10 +216,17 @@ pub struct EffectiveProfile {
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// Where alerts are POSTed: `https://…` (or `http://` to a loopback
-    /// address).
+    /// Where alerts are POSTed: `https://` and a public host name (or
+    /// `http://` to a loopback address the server's `webhook_allow` lists),
+    /// at most 2048 bytes, no credentials.
+    #[schema(
+        max_length = 2048,
+        pattern = "^https://[a-z0-9-]{1,63}(\\.[a-z0-9-]{1,63})*\\.[a-z]{2,3}(/[!-~]*)?$"
+    )]
     pub url: String,
-    /// The HMAC-SHA256 key deliveries are signed with (16–1024 bytes).
+    /// The HMAC-SHA256 key deliveries are signed with (16–1024 bytes once
+    /// trimmed).
+    #[schema(min_length = 16, max_length = 1024, pattern = "^\\S(.*\\S)?$")]
     pub secret: String,
 }
 
@@ -170,12 +266,12 @@ pub struct WebhookList {
 pub struct DeliveryView {
     /// Id (sent as `x-bulwark-delivery`).
     pub id: String,
-    /// `detection` or `vulnerability`.
-    pub event: String,
+    /// The kind of alert delivered.
+    pub event: EventKind,
     /// The alert delivered.
     pub alert_id: String,
-    /// `pending`, `delivered` or `failed`.
-    pub state: String,
+    /// Where it stands.
+    pub state: DeliveryState,
     /// Attempts made.
     pub attempts: u32,
     /// HTTP status of the last attempt.

@@ -4,6 +4,30 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use crate::words::api_enum;
+
+api_enum! {
+    /// How devices install a release.
+    Installer, "installer" {
+        /// Copy the artifact to `install_path`.
+        File = "file",
+        /// Write it to the inactive A/B slot.
+        Ab = "ab",
+        /// Run it as a script.
+        Script = "script",
+    }
+}
+
+api_enum! {
+    /// Where a release stands in signing.
+    ReleaseStatus, "release status" {
+        /// Its targets signatures have not reached the threshold.
+        Unsigned = "unsigned",
+        /// Its targets metadata is published.
+        Published = "published",
+    }
+}
+
 /// `POST /api/v1/blobs`: the stored blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlobView {
@@ -26,26 +50,41 @@ pub struct GcView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRelease {
-    /// Product name (a name: `a-z 0-9 - _ .`).
+    /// Product name (a name: 1–64 of `a-z 0-9 - _ .`, starting with a
+    /// letter or digit).
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub name: String,
-    /// Version (`0-9 A-Z a-z . + - _ ~`).
+    /// Version (1–64 of `0-9 A-Z a-z . + - _ ~`, starting with a letter or
+    /// digit).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$")]
     pub version: String,
-    /// Digest of an uploaded blob.
+    /// Digest of an uploaded blob (lowercase hex SHA-256).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: String,
-    /// `file`, `ab` or `script`.
-    pub installer: String,
-    /// Where the `file` installer puts the artifact (absolute path).
+    /// How devices install it.
+    pub installer: Installer,
+    /// Where the `file` installer puts the artifact: an absolute path
+    /// without `..`, at most 1024 bytes (required by `file`, refused by the
+    /// others).
     #[serde(default)]
+    #[schema(
+        max_length = 1024,
+        pattern = "^(/([^/.][^/]*|\\.|\\.[^/.][^/]*|\\.\\.[^/]+)?)+$"
+    )]
     pub install_path: Option<String>,
-    /// Command the device runs after switching; failure rolls back.
+    /// Command the device runs after switching; failure rolls back (1–4096
+    /// bytes).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 4096)]
     pub smoke_test: Option<String>,
     /// Smoke test timeout in seconds (default 60, at most 3600).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3600)]
     pub smoke_timeout_secs: Option<u64>,
     /// Digest of an uploaded SBOM (CycloneDX 1.5/1.6 or SPDX 2.3 JSON) to
     /// judge together with what the gate extracts from the artifact.
     #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sbom_sha256: Option<String>,
 }
 
@@ -65,15 +104,15 @@ pub struct ReleaseView {
     /// Artifact length.
     pub length: u64,
     /// Installer.
-    pub installer: String,
+    pub installer: Installer,
     /// `file` installer destination.
     pub install_path: Option<String>,
     /// Smoke test.
     pub smoke_test: Option<String>,
     /// Smoke test timeout.
     pub smoke_timeout_secs: u64,
-    /// `unsigned` or `published`.
-    pub status: String,
+    /// Where it stands in signing.
+    pub status: ReleaseStatus,
     /// Environments, in promotion order.
     pub environments: Vec<String>,
     /// Created at.
@@ -117,9 +156,11 @@ pub struct SigningView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddSignature {
-    /// TUF key id of the signing key.
+    /// TUF key id of the signing key (64 hex characters).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub keyid: String,
-    /// Hex signature over `signed_canonical`.
+    /// Hex signature over `signed_canonical` (at most 2048 hex characters).
+    #[schema(pattern = "^[0-9a-fA-F]{1,2048}$")]
     pub sig: String,
 }
 
@@ -127,7 +168,9 @@ pub struct AddSignature {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromoteRelease {
-    /// Target environment; the release must be in the previous one.
+    /// Target environment (one of the server's ladder, a name); the
+    /// release must be in the previous one.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub environment: String,
 }
 
@@ -136,10 +179,13 @@ pub struct PromoteRelease {
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
     /// `name@version`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}@[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$")]
     pub release: String,
-    /// Device group.
+    /// Device group (a name).
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub group: String,
-    /// Environment (the release must be promoted to it).
+    /// Environment (a name; the release must be promoted to it).
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub environment: String,
     /// A remediation: quarantined devices of the group receive it too
     /// (every other update is withheld from them).

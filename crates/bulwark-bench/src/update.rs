@@ -51,6 +51,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bulwark_api::UpdatePhase;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -439,12 +440,17 @@ fn device_id(state: &Path) -> anyhow::Result<String> {
 }
 
 /// Server time of the newest report of `phase` for [`RELEASE`].
-fn phase_at(history: &[serde_json::Value], phase: &str) -> anyhow::Result<OffsetDateTime> {
+fn phase_at(history: &[serde_json::Value], phase: UpdatePhase) -> anyhow::Result<OffsetDateTime> {
     let at = history
         .iter()
-        .find(|e| e["release"] == RELEASE && e["phase"] == phase)
+        .find(|e| e["release"] == RELEASE && e["phase"] == phase.as_str())
         .and_then(|e| e["at"].as_str())
-        .with_context(|| format!("the device's update history has no {phase:?} report"))?;
+        .with_context(|| {
+            format!(
+                "the device's update history has no {:?} report",
+                phase.as_str()
+            )
+        })?;
     OffsetDateTime::parse(at, &Rfc3339).with_context(|| format!("parsing {at:?}"))
 }
 
@@ -654,10 +660,10 @@ fn measure(s: &Setup) -> anyhow::Result<Outcome> {
     let history = shown["update_history"]
         .as_array()
         .context("`devices show --json` has no update_history")?;
-    let downloading = phase_at(history, "downloading")?;
-    let verifying = phase_at(history, "verifying")?;
-    let staging = phase_at(history, "staging")?;
-    let done = phase_at(history, "installed")?;
+    let downloading = phase_at(history, UpdatePhase::Downloading)?;
+    let verifying = phase_at(history, UpdatePhase::Verifying)?;
+    let staging = phase_at(history, UpdatePhase::Staging)?;
+    let done = phase_at(history, UpdatePhase::Installed)?;
 
     // 6. The references, on the same file.
     eprintln!("update: timing openssl and sha256sum on the same file…");
@@ -755,11 +761,11 @@ mod tests {
             ]"#,
         )
         .unwrap_or_default();
-        let from = phase_at(&history, "downloading").ok();
-        let to = phase_at(&history, "staging").ok();
+        let from = phase_at(&history, UpdatePhase::Downloading).ok();
+        let to = phase_at(&history, UpdatePhase::Staging).ok();
         let took = from.zip(to).and_then(|(a, b)| between(a, b).ok());
         assert_eq!(took, Some(Duration::from_millis(2250)));
-        assert!(phase_at(&history, "installed").is_err());
+        assert!(phase_at(&history, UpdatePhase::Installed).is_err());
     }
 
     #[test]

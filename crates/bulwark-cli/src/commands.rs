@@ -495,6 +495,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tokens(cmd) => tokens(cmd).await?,
         Command::Accounts(AccountsCmd::Create { name, role, conn }) => {
             let api = crate::client::from_env(conn.server, conn.token)?;
+            let role = role.parse::<bulwark_api::Role>()?;
             let a = api
                 .create_account(&CreateAccount { name, role })
                 .await?

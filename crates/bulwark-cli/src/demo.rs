@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use bulwark_api::DeviceQuery;
+use bulwark_api::{DeviceQuery, UpdatePhase};
 use bulwark_client::Client;
 use bulwark_proto::telemetry::Encoding;
 use bulwark_sim::{Attack, AttackPlan, Fleet, FleetConfig, RunningFleet};
@@ -711,11 +711,11 @@ async fn verify_rollout(
             let u = d
                 .update
                 .with_context(|| format!("{env} device {id} reported no update"))?;
-            let state = u.phase.as_str();
+            let state = u.phase;
             let want = if faulty.contains(id) {
-                "rolled_back"
+                UpdatePhase::RolledBack
             } else {
-                "installed"
+                UpdatePhase::Installed
             };
             ensure!(
                 u.release == reference && state == want,

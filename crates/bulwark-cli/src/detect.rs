@@ -460,7 +460,7 @@ pub(crate) async fn webhooks(cmd: WebhooksCmd) -> Result<()> {
                             .unwrap_or_default(),
                         d.last_error
                             .as_deref()
-                            .filter(|_| d.state != "delivered")
+                            .filter(|_| d.state != bulwark_api::DeliveryState::Delivered)
                             .map(|e| format!(" ({e})"))
                             .unwrap_or_default()
                     );

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use bulwark_api::{CreateWaiver, GateView, WaiverView};
+use bulwark_api::{CreateWaiver, GateState, GateView, WaiverView};
 use bulwark_client::{Client, Raw};
 use bulwark_gate::{Policy, Stage, Status, Subject, Verdict, Waiver, evaluate};
 use bulwark_osv::AdvisoryDb;
@@ -604,7 +604,7 @@ pub(crate) async fn gate(cmd: GateCmd) -> Result<()> {
 pub(crate) fn gate_text(g: &GateView) -> Result<String> {
     use std::fmt::Write as _;
     let mut o = String::new();
-    if g.state == "scanning" {
+    if g.state == GateState::Scanning {
         writeln!(o, "{}: still being scanned", g.release)?;
         return Ok(o);
     }
@@ -615,7 +615,7 @@ pub(crate) fn gate_text(g: &GateView) -> Result<String> {
         g.format.as_deref().unwrap_or("?"),
         g.files_scanned,
         g.components,
-        g.sbom_source.as_deref().unwrap_or("?")
+        g.sbom_source.map_or("?", |s| s.as_str())
     )?;
     if let Some(f) = &g.findings {
         let findings: bulwark_gate::Findings = serde_json::from_value(f.clone())?;
@@ -669,7 +669,7 @@ pub(crate) async fn wait_gate(
     let start = std::time::Instant::now();
     loop {
         let g = api.release_gate(reference).await?;
-        if g.value.state != "scanning" || start.elapsed() > wait {
+        if g.value.state != GateState::Scanning || start.elapsed() > wait {
             return Ok(g);
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

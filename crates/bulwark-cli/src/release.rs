@@ -695,11 +695,10 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
                 version,
                 sha256: blob.sha256.clone(),
                 installer: match installer {
-                    Installer::File => "file",
-                    Installer::Ab => "ab",
-                    Installer::Script => "script",
-                }
-                .into(),
+                    Installer::File => bulwark_api::Installer::File,
+                    Installer::Ab => bulwark_api::Installer::Ab,
+                    Installer::Script => bulwark_api::Installer::Script,
+                },
                 install_path,
                 smoke_test,
                 smoke_timeout_secs: smoke_timeout,
@@ -732,7 +731,7 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
                     eprint!("{}", crate::gate::gate_text(&g.value)?);
                 }
             }
-            if gate.is_some_and(|g| g.value.state == "block") {
+            if gate.is_some_and(|g| g.value.state == bulwark_api::GateState::Block) {
                 return Ok(ExitCode::from(crate::gate::EXIT_BLOCKED));
             }
         }

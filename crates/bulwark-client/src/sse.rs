@@ -1,7 +1,7 @@
 //! Server-Sent Events: [`EventStream`] reads `event:` / `data:` lines into
 //! [`SseEvent`]s (comments, `id:` and `retry:` are ignored).
 
-use bulwark_api::StreamEvent;
+use bulwark_api::{EventKind, StreamEvent};
 
 use crate::{ClientError, MAX_EVENT_BYTES};
 
@@ -20,10 +20,14 @@ impl SseEvent {
     /// `vulnerability`); `None` for the others (`lagged`, whose data is
     /// how many alerts this reader missed).
     pub fn alert(&self) -> Result<Option<StreamEvent>, ClientError> {
-        let parsed = match self.event.as_str() {
-            "detection" => serde_json::from_str(&self.data).map(StreamEvent::Detection),
-            "vulnerability" => serde_json::from_str(&self.data).map(StreamEvent::Vulnerability),
-            _ => return Ok(None),
+        let parsed = match self.event.parse::<EventKind>() {
+            Ok(EventKind::Detection) => {
+                serde_json::from_str(&self.data).map(StreamEvent::Detection)
+            }
+            Ok(EventKind::Vulnerability) => {
+                serde_json::from_str(&self.data).map(StreamEvent::Vulnerability)
+            }
+            Err(_) => return Ok(None),
         };
         parsed.map(Some).map_err(ClientError::Shape)
     }

@@ -239,7 +239,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 }
 
 fn json_rejection(rej: JsonRejection) -> ApiError {
+    if let JsonRejection::JsonDataError(e) = &rej
+        && let Some(problem) = unknown_word(&e.body_text())
+    {
+        return ApiError::InvalidFields(vec![problem]);
+    }
     from_rejection(rej.status(), rej.body_text())
+}
+
+/// A body whose JSON is well formed but one of whose fields holds a word
+/// outside its closed vocabulary (a role, an installer: `bulwark_api`'s
+/// enums) breaks a field rule like any value a handler refuses: the
+/// problem, with the field's path, for a 400 `invalid_fields`. Serde names
+/// it in one fixed form (`de::Error::unknown_variant`), after the field's
+/// path and axum's prefix: `…: role: unknown variant `root`, expected …`.
+fn unknown_word(text: &str) -> Option<String> {
+    let (_, problem) = text.split_once(": ")?;
+    problem
+        .contains(": unknown variant `")
+        .then(|| problem.to_owned())
 }
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
@@ -303,6 +321,35 @@ mod tests {
                 .0
                 .contains("hunter2")
         );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_word_is_an_invalid_field_other_type_errors_a_bad_request() {
+        use bulwark_api::CreateAccount;
+        async fn read(body: &'static str) -> ApiError {
+            let req = axum::http::Request::post("/")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            Json::<CreateAccount>::from_request(req, &())
+                .await
+                .unwrap_err()
+        }
+        match read(r#"{"name":"eve","role":"root"}"#).await {
+            ApiError::InvalidFields(p) => {
+                assert_eq!(p.len(), 1);
+                assert!(p[0].starts_with("role: unknown variant `root`"), "{p:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            read(r#"{"name":7,"role":"admin"}"#).await,
+            ApiError::BadRequest(_)
+        ));
+        assert!(matches!(
+            read(r#"{"name":"eve","role":"admin","x":1}"#).await,
+            ApiError::BadRequest(_)
+        ));
     }
 
     #[test]

@@ -1,44 +1,33 @@
-//! Domain events and stored alerts in their wire shape: the SSE stream's
-//! event data and the webhook body ([`encode`], handed to the event bus),
-//! and the API view of a detection alert.
+//! Domain events in their wire shape: the SSE stream's event data and the
+//! webhook body ([`encode`], handed to the event bus). The alerts' API
+//! views are the API's (`api::monitor::detection_view`,
+//! `api::gate::alert_view`).
 
 use bulwark_services::events::DomainEvent;
-use bulwark_store::DetectionAlert;
 
-use crate::api::dto::{DetectionAlertView, StreamEvent};
+use crate::api::dto::StreamEvent;
+use crate::error::ApiError;
 
-/// The wire shape of an event.
-pub(crate) fn event(e: &DomainEvent) -> StreamEvent {
-    match e {
-        DomainEvent::Detection(a) => StreamEvent::Detection(detection_view(a)),
-        DomainEvent::Vulnerability(a) => {
-            StreamEvent::Vulnerability(crate::api::gate::alert_view(a.clone()))
+/// The wire shape of an event (an error when a stored word is not one the
+/// API lists: `api::words::stored`).
+pub(crate) fn event(e: &DomainEvent) -> Result<StreamEvent, ApiError> {
+    Ok(match e {
+        DomainEvent::Detection(a) => {
+            StreamEvent::Detection(crate::api::monitor::detection_view(a)?)
         }
-    }
+        DomainEvent::Vulnerability(a) => {
+            StreamEvent::Vulnerability(crate::api::gate::alert_view(a.clone())?)
+        }
+    })
 }
 
 /// The wire body of an event, as JSON text (the webhook body).
 pub(crate) fn encode(e: &DomainEvent) -> String {
-    serde_json::to_string(&event(e)).unwrap_or_default()
-}
-
-/// The API view of a detection alert.
-pub(crate) fn detection_view(a: &DetectionAlert) -> DetectionAlertView {
-    DetectionAlertView {
-        id: a.id.clone(),
-        device: a.device_id,
-        group: a.group.clone(),
-        behaviour: a.behaviour.clone(),
-        kind: a.kind.clone(),
-        severity: a.severity.clone(),
-        profile_version: a.profile_version.clone(),
-        action: a.action.clone(),
-        message: a.message.clone(),
-        // Always a list, as documented (an unreadable stored one is empty).
-        evidence: serde_json::from_str::<Vec<serde_json::Value>>(&a.evidence)
-            .map(serde_json::Value::Array)
-            .unwrap_or_else(|_| serde_json::Value::Array(Vec::new())),
-        observed_at: a.observed_at,
-        created_at: a.created_at,
+    match event(e) {
+        Ok(v) => serde_json::to_string(&v).unwrap_or_default(),
+        Err(error) => {
+            tracing::error!(%error, "alert event has no wire shape");
+            String::new()
+        }
     }
 }

@@ -3,10 +3,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_pki::{IssuedToken, TokenKind};
-use bulwark_store::{Account, ApiTokenRecord, NewAccount, NewApiToken, Role};
+use bulwark_store::{Account, ApiTokenRecord, NewAccount, NewApiToken};
 
 use super::dto::{AccountView, CreateAccount, CreateToken, CreatedToken, TokenView, WhoAmI};
 use super::valid_name;
+use super::words::{role, store_role};
 use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
@@ -15,7 +16,7 @@ pub(crate) fn account_view(a: Account) -> AccountView {
     AccountView {
         id: a.id,
         name: a.name,
-        role: a.role.as_str().to_owned(),
+        role: role(a.role),
         created_at: a.created_at,
     }
 }
@@ -50,31 +51,20 @@ pub(crate) async fn create_account(
     Authorized(caller, _): Authorized<need::ManageAccounts>,
     Json(req): Json<CreateAccount>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
-    let mut errors = Vec::new();
+    // The role is one of the API's words already (another is refused as
+    // the body is read).
     if !valid_name(&req.name) {
-        errors.push("name: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
+        return Err(ApiError::InvalidFields(vec![
+            "name: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned(),
+        ]));
     }
-    let role = Role::parse(&req.role);
-    if role.is_none() {
-        errors.push(format!(
-            "role: must be one of {}",
-            Role::ALL
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let (true, Some(role)) = (errors.is_empty(), role) else {
-        return Err(ApiError::InvalidFields(errors));
-    };
     let account = state
         .0
         .store
         .create_account(
             NewAccount {
                 name: req.name,
-                role,
+                role: store_role(req.role),
             },
             &caller.audit(state.0.clock.now()),
         )

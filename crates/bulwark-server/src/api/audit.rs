@@ -38,6 +38,18 @@ fn view(row: JournalRow) -> AuditEntryView {
     }
 }
 
+/// A position or size from a request, refused above what the journal's
+/// tables can hold (signed 64-bit) rather than clamped or wrapped.
+fn stored_int(field: &str, v: u64) -> Result<u64, ApiError> {
+    if v > super::dto::words::MAX_STORED_INT {
+        return Err(ApiError::InvalidFields(vec![format!(
+            "{field}: at most {}",
+            super::dto::words::MAX_STORED_INT
+        )]));
+    }
+    Ok(v)
+}
+
 fn hexes(proof: &[bulwark_tlog::Hash]) -> Vec<String> {
     proof.iter().map(hex::encode).collect()
 }
@@ -65,7 +77,7 @@ pub(crate) async fn entries(
             "limit: must be between 1 and 1000".into(),
         ]));
     }
-    let start = q.start.unwrap_or(0);
+    let start = stored_int("start", q.start.unwrap_or(0))?;
     let (size, _) = state.0.store.journal_root().await?;
     let rows = state.0.store.journal_entries(start, limit).await?;
     let next = rows
@@ -81,7 +93,7 @@ pub(crate) async fn entries(
 }
 
 /// One entry with its inclusion proof against a signed checkpoint.
-#[utoipa::path(get, path = "/api/v1/audit/entries/{seq}", tag = "audit", params(("seq" = u64, Path, description = "Sequence number"), ProofQuery),
+#[utoipa::path(get, path = "/api/v1/audit/entries/{seq}", tag = "audit", params(("seq" = u64, Path, description = "Sequence number", maximum = 9223372036854775807_u64), ProofQuery),
     responses((status = 200, body = InclusionView), (status = 400, body = bulwark_proto::ErrorBody), (status = 404, body = bulwark_proto::ErrorBody),
         (status = 409, description = "the stored journal is damaged (`journal_damaged`)", body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn entry(
@@ -93,7 +105,9 @@ pub(crate) async fn entry(
     let seq: u64 = seq
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("{seq:?} is not a sequence number")))?;
-    let (size, note) = match q.size {
+    let seq = stored_int("seq", seq)?;
+    let size = q.size.map(|s| stored_int("size", s)).transpose()?;
+    let (size, note) = match size {
         None => Some(newest_checkpoint(&state).await?),
         Some(s) => state.0.store.checkpoint(s).await?.map(|note| (s, note)),
     }
@@ -132,14 +146,14 @@ pub(crate) async fn consistency(
     _: Authorized<need::ReadFleet>,
     Query(q): Query<ProofQuery>,
 ) -> Result<Json<ConsistencyView>, ApiError> {
+    let from = q.from.map(|f| stored_int("from", f)).transpose()?;
+    let size = q.size.map(|s| stored_int("size", s)).transpose()?;
     let (journal_size, _) = state.0.store.journal_root().await?;
-    let size = match q.size {
+    let size = match size {
         Some(s) => s,
         None => newest_checkpoint(&state).await?.0,
     };
-    let from = q
-        .from
-        .ok_or_else(|| ApiError::InvalidFields(vec!["from: required".into()]))?;
+    let from = from.ok_or_else(|| ApiError::InvalidFields(vec!["from: required".into()]))?;
     if from > size || size > journal_size {
         return Err(ApiError::InvalidFields(vec![format!(
             "need from <= size <= {journal_size} (got {from}, {size})"

@@ -11,12 +11,13 @@ use super::dto::{
     EnrollTokenView, RevokeDevice, TagDevice,
 };
 use super::valid_name;
+use super::words::{device_status, stored};
 use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::presence::is_online;
 use crate::state::AppState;
 
-const MAX_TAGS_PER_REQUEST: usize = 64;
+use super::dto::words::MAX_TAGS_PER_REQUEST;
 
 pub(crate) fn parse_id(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(id).map_err(|e| ApiError::BadRequest(e.to_string()))
@@ -40,7 +41,7 @@ pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
         group: d.group,
         environment: d.environment,
         tags: d.tags,
-        status: d.status.as_str().to_owned(),
+        status: device_status(d.status),
         online: d.status == bulwark_store::DeviceStatus::Active
             && is_online(
                 last_seen,
@@ -98,7 +99,7 @@ pub(crate) async fn list_devices(
 
 /// One device with its inventory.
 #[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = String, Path, description = "Device id", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses((status = 200, body = DeviceDetail), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn show_device(
@@ -119,14 +120,22 @@ pub(crate) async fn show_device(
         }
         None => None,
     };
-    let view = |s: bulwark_store::UpdateStatus| super::dto::UpdateStatusView {
-        release: s.release,
-        phase: s.phase,
-        outcome: s.outcome,
-        detail: s.detail,
-        at: s.at,
+    let view = |s: bulwark_store::UpdateStatus| -> Result<_, ApiError> {
+        Ok(super::dto::UpdateStatusView {
+            release: s.release,
+            phase: stored(&s.phase)?,
+            outcome: s.outcome,
+            detail: s.detail,
+            at: s.at,
+        })
     };
-    let update = state.0.store.device_update(id).await?.map(view);
+    let update = state
+        .0
+        .store
+        .device_update(id)
+        .await?
+        .map(view)
+        .transpose()?;
     let update_history = state
         .0
         .store
@@ -134,7 +143,7 @@ pub(crate) async fn show_device(
         .await?
         .into_iter()
         .map(view)
-        .collect();
+        .collect::<Result<_, _>>()?;
     let monitor = state.monitor();
     let isolation = monitor
         .isolation(&device.id)
@@ -153,8 +162,8 @@ pub(crate) async fn show_device(
         .detection_alerts(Some(device.id), 20)
         .await?
         .iter()
-        .map(crate::wire::detection_view)
-        .collect();
+        .map(super::monitor::detection_view)
+        .collect::<Result<_, _>>()?;
     let latest_telemetry = state
         .0
         .store
@@ -183,7 +192,7 @@ pub(crate) async fn show_device(
 /// A device's per-minute telemetry history (kept for the configured
 /// retention, 7 days by default), oldest first.
 #[utoipa::path(get, path = "/api/v1/devices/{id}/telemetry", tag = "devices",
-    params(("id" = String, Path, description = "Device id"), super::dto::TelemetryQuery),
+    params(("id" = String, Path, description = "Device id", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"), super::dto::TelemetryQuery),
     responses((status = 200, body = super::dto::TelemetryHistory), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn device_telemetry(
@@ -247,7 +256,7 @@ pub(crate) async fn device_telemetry(
 
 /// Set or remove tags.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/tags", tag = "devices", request_body = TagDevice,
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = String, Path, description = "Device id", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses((status = 200, body = DeviceView), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn tag_device(
@@ -288,7 +297,7 @@ pub(crate) async fn tag_device(
 
 /// Revoke a device: its certificate is refused from now on.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/revoke", tag = "devices", request_body = RevokeDevice,
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = String, Path, description = "Device id", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses((status = 200, body = DeviceView), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn revoke_device(

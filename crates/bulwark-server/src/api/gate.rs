@@ -2,7 +2,7 @@
 //! policy, waivers, advisories and alerts.
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_gate::{Policy, Stage, Waiver};
 use serde::Deserialize;
@@ -11,24 +11,26 @@ use super::dto::{
     AdvisoriesView, AffectedView, AlertList, AlertView, CreateWaiver, GateView, ImportView,
     PolicyView, WaiverList, WaiverView,
 };
+use super::dto::{GateState, SbomFormat};
 use super::releases::find_release;
+use super::words::{gate_state, stored};
 use crate::auth::{Authorized, need};
-use crate::error::{ApiError, Json, Path};
-use crate::gate::{Gate, status_str};
+use crate::error::{ApiError, Json, Path, Query};
+use crate::gate::Gate;
 use crate::state::AppState;
 
 /// Largest advisory archive accepted (compressed).
 const MAX_ADVISORY_UPLOAD: usize = 256 << 20;
 
-pub(crate) fn alert_view(a: bulwark_store::Alert) -> AlertView {
-    AlertView {
+pub(crate) fn alert_view(a: bulwark_store::Alert) -> Result<AlertView, ApiError> {
+    Ok(AlertView {
         id: a.id,
-        kind: a.kind,
+        kind: stored(&a.kind)?,
         advisory: a.advisory,
         subject: a.subject,
         message: a.message,
         created_at: a.created_at,
-    }
+    })
 }
 
 fn json_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
@@ -37,7 +39,7 @@ fn json_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError>
 
 /// A release's gate verdict now, with its evidence.
 #[utoipa::path(get, path = "/api/v1/releases/{reference}/gate", tag = "gate",
-    params(("reference" = String, Path, description = "name@version")),
+    params(("reference" = String, Path, description = "name@version", pattern = "^[a-z0-9][a-z0-9._-]{0,63}@[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$")),
     responses((status = 200, body = GateView), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn release_gate(
     State(state): State<AppState>,
@@ -54,7 +56,7 @@ pub(crate) async fn release_gate(
     let (Some((row, scan)), Some(verdict)) = (j.scan, j.verdict) else {
         return Ok(Json(GateView {
             release: rel.reference(),
-            state: "scanning".into(),
+            state: GateState::Scanning,
             scanned_at: None,
             format: None,
             files_scanned: 0,
@@ -71,12 +73,16 @@ pub(crate) async fn release_gate(
     warnings.extend(scan.scan_errors.iter().map(|s| format!("YARA: {s}")));
     Ok(Json(GateView {
         release: rel.reference(),
-        state: status_str(verdict.status).into(),
+        state: gate_state(verdict.status),
         scanned_at: Some(row.scanned_at),
         format: Some(scan.format.clone()),
         files_scanned: scan.files_scanned,
         components: scan.sbom.components.len() as u64,
-        sbom_source: Some(row.sbom_source),
+        // Empty when nothing could be taken from an unreadable artifact.
+        sbom_source: match row.sbom_source.as_str() {
+            "" => None,
+            s => Some(stored(s)?),
+        },
         verdict: Some(json_value(&verdict)?),
         findings: Some(json_value(&j.findings)?),
         notices: j.notices,
@@ -89,12 +95,13 @@ pub(crate) async fn release_gate(
 pub(crate) struct SbomQuery {
     /// `cyclonedx` (1.6, default) or `spdx` (2.3).
     #[serde(default)]
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<SbomFormat>,
 }
 
 /// A release's SBOM as CycloneDX 1.6 or SPDX 2.3 JSON.
 #[utoipa::path(get, path = "/api/v1/releases/{reference}/sbom", tag = "gate",
-    params(("reference" = String, Path, description = "name@version"), SbomQuery),
+    params(("reference" = String, Path, description = "name@version", pattern = "^[a-z0-9][a-z0-9._-]{0,63}@[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$"), SbomQuery),
     responses((status = 200, body = Object), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 404, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn release_sbom(
@@ -114,14 +121,9 @@ pub(crate) async fn release_sbom(
     // Deterministic per release: the document's serial number is derived
     // from the release id, its time is the scan's.
     let id = uuid::Uuid::parse_str(&rel.id).unwrap_or_else(|_| uuid::Uuid::nil());
-    let doc = match q.format.as_deref().unwrap_or("cyclonedx") {
-        "cyclonedx" => sbom.to_cyclonedx_1_6(id, row.scanned_at),
-        "spdx" => sbom.to_spdx_2_3(id, row.scanned_at),
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "format {other:?}: expected cyclonedx or spdx"
-            )));
-        }
+    let doc = match q.format.unwrap_or(SbomFormat::Cyclonedx) {
+        SbomFormat::Cyclonedx => sbom.to_cyclonedx_1_6(id, row.scanned_at),
+        SbomFormat::Spdx => sbom.to_spdx_2_3(id, row.scanned_at),
     }
     .map_err(|e| ApiError::Conflict(format!("the stored SBOM cannot be written: {e}")))?;
     Ok(Json(doc))
@@ -288,7 +290,10 @@ pub(crate) async fn import_advisories(
                 .map(crate::events::DomainEvent::Vulnerability)
                 .collect();
             state.events().publish(&events).await;
-            s.alerts.into_iter().map(alert_view).collect()
+            s.alerts
+                .into_iter()
+                .map(alert_view)
+                .collect::<Result<_, _>>()?
         },
         errors: s.errors,
     }))
@@ -342,7 +347,13 @@ pub(crate) async fn alerts(
     let alerts = state.0.store.alerts(500).await?;
     let detections = state.0.store.detection_alerts(None, 500).await?;
     Ok(Json(AlertList {
-        alerts: alerts.into_iter().map(alert_view).collect(),
-        detections: detections.iter().map(crate::wire::detection_view).collect(),
+        alerts: alerts
+            .into_iter()
+            .map(alert_view)
+            .collect::<Result<_, _>>()?,
+        detections: detections
+            .iter()
+            .map(super::monitor::detection_view)
+            .collect::<Result<_, _>>()?,
     }))
 }

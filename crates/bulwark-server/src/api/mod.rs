@@ -9,6 +9,7 @@ pub use bulwark_api as dto;
 pub(crate) mod gate;
 pub(crate) mod monitor;
 pub(crate) mod releases;
+pub(crate) mod words;
 
 use std::time::Duration;
 

@@ -13,15 +13,40 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::devices::{check_reason, device_view, parse_id};
 use super::dto::{
-    ApplyProfile, CreateWebhook, DeliveryList, DeliveryView, DeviceView, EffectiveProfile,
-    EffectiveProfileQuery, ProfileList, ProfileView, QuarantineDevice, StreamEvent, WebhookList,
-    WebhookView,
+    ApplyProfile, CreateWebhook, DeliveryList, DeliveryView, DetectionAlertView, DeviceView,
+    EffectiveProfile, EffectiveProfileQuery, ProfileList, ProfileView, QuarantineDevice,
+    StreamEvent, WebhookList, WebhookView,
 };
 use super::valid_name;
+use super::words::stored;
 use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::state::AppState;
 use crate::webhooks::DestinationPolicy;
+
+/// The API view of a stored detection alert (its kind, severity and
+/// action read back as the API's words).
+pub(crate) fn detection_view(
+    a: &bulwark_store::DetectionAlert,
+) -> Result<DetectionAlertView, ApiError> {
+    Ok(DetectionAlertView {
+        id: a.id.clone(),
+        device: a.device_id,
+        group: a.group.clone(),
+        behaviour: a.behaviour.clone(),
+        kind: stored(&a.kind)?,
+        severity: stored(&a.severity)?,
+        profile_version: a.profile_version.clone(),
+        action: a.action.as_deref().map(stored).transpose()?,
+        message: a.message.clone(),
+        // Always a list, as documented (an unreadable stored one is empty).
+        evidence: serde_json::from_str::<Vec<serde_json::Value>>(&a.evidence)
+            .map(serde_json::Value::Array)
+            .unwrap_or_else(|_| serde_json::Value::Array(Vec::new())),
+        observed_at: a.observed_at,
+        created_at: a.created_at,
+    })
+}
 
 fn profile_view(row: ProfileRow) -> ProfileView {
     let behaviours = Profile::from_toml(&row.body)
@@ -163,7 +188,7 @@ async fn set_quarantine(
 /// after the isolate command), updates withheld, check-ins answered with
 /// the quarantine so the agent isolates itself.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/quarantine", tag = "monitor", request_body = QuarantineDevice,
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = String, Path, description = "Device id", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses((status = 200, body = DeviceView), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 403, body = bulwark_proto::ErrorBody), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn quarantine_device(
@@ -177,7 +202,7 @@ pub(crate) async fn quarantine_device(
 
 /// Release a device from quarantine (a separate, journaled decision).
 #[utoipa::path(post, path = "/api/v1/devices/{id}/release", tag = "monitor", request_body = QuarantineDevice,
-    params(("id" = String, Path, description = "Device id")),
+    params(("id" = String, Path, description = "Device id", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses((status = 200, body = DeviceView), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 403, body = bulwark_proto::ErrorBody), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn release_device(
@@ -209,8 +234,12 @@ pub(crate) async fn alert_stream(
         let event = match next {
             Ok(e) => {
                 let data = match crate::wire::event(&e) {
-                    StreamEvent::Detection(a) => serde_json::to_string(&a),
-                    StreamEvent::Vulnerability(a) => serde_json::to_string(&a),
+                    Ok(StreamEvent::Detection(a)) => serde_json::to_string(&a),
+                    Ok(StreamEvent::Vulnerability(a)) => serde_json::to_string(&a),
+                    Err(error) => {
+                        tracing::error!(%error, "alert event has no wire shape");
+                        Ok(String::new())
+                    }
                 }
                 .unwrap_or_default();
                 Event::default().event(e.kind()).data(data)
@@ -400,19 +429,21 @@ pub(crate) async fn webhook_deliveries(
     Ok(Json(DeliveryList {
         deliveries: log
             .into_iter()
-            .map(|d| DeliveryView {
-                id: d.id,
-                event: d.event,
-                alert_id: d.alert_id,
-                state: d.state,
-                attempts: d.attempts,
-                last_status: d.last_status,
-                last_error: d.last_error,
-                next_attempt_at: d.next_attempt_at,
-                created_at: d.created_at,
-                delivered_at: d.delivered_at,
+            .map(|d| {
+                Ok(DeliveryView {
+                    id: d.id,
+                    event: stored(&d.event)?,
+                    alert_id: d.alert_id,
+                    state: stored(&d.state)?,
+                    attempts: d.attempts,
+                    last_status: d.last_status,
+                    last_error: d.last_error,
+                    next_attempt_at: d.next_attempt_at,
+                    created_at: d.created_at,
+                    delivered_at: d.delivered_at,
+                })
             })
-            .collect(),
+            .collect::<Result<_, ApiError>>()?,
     }))
 }
 

@@ -7,11 +7,13 @@ use axum::response::{IntoResponse, Response};
 use bulwark_gate::Stage;
 use bulwark_store::Release;
 
+use super::dto::Installer;
 use super::dto::{
     AddSignature, BlobView, CreateDeployment, CreateRelease, DeploymentList, DeploymentView,
     GcView, OnlineKeyView, PromoteRelease, ReleaseList, ReleaseView, RootAccepted, SigningView,
 };
 use super::valid_name;
+use super::words::{installer, release_status, store_installer};
 use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
@@ -32,11 +34,11 @@ fn view(r: Release) -> ReleaseView {
         version: r.version,
         sha256: r.sha256,
         length: r.length,
-        installer: r.installer.as_str().to_owned(),
+        installer: installer(r.installer),
         install_path: r.install_path,
         smoke_test: r.smoke_test,
         smoke_timeout_secs: r.smoke_timeout_secs,
-        status: r.status.as_str().to_owned(),
+        status: release_status(r.status),
         environments: r.environments,
         created_at: r.created_at,
         published_at: r.published_at,
@@ -74,7 +76,7 @@ pub(crate) async fn find_release(state: &AppState, reference: &str) -> Result<Re
 /// Upload an artifact (streamed; stored by SHA-256, deduplicated).
 #[utoipa::path(post, path = "/api/v1/blobs", tag = "releases",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    params(("x-bulwark-sha256" = Option<String>, Header, description = "Expected digest; a mismatch is refused")),
+    params(("x-bulwark-sha256" = Option<String>, Header, description = "Expected digest; a mismatch is refused", pattern = "^[0-9a-f]{64}$")),
     responses((status = 201, body = BlobView), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 403, body = bulwark_proto::ErrorBody), (status = 413, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn upload_blob(
@@ -160,16 +162,15 @@ pub(crate) async fn create_release(
     if !valid_sha256(&req.sha256) {
         errors.push("sha256: expected 64 lowercase hex characters".to_owned());
     }
-    match (req.installer.as_str(), &req.install_path) {
-        ("file", Some(p))
+    match (req.installer, &req.install_path) {
+        (Installer::File, Some(p))
             if p.starts_with('/') && p.len() <= 1024 && !p.split('/').any(|c| c == "..") => {}
-        ("file", _) => errors
+        (Installer::File, _) => errors
             .push("install_path: the file installer needs an absolute path without ..".to_owned()),
-        ("ab" | "script", None) => {}
-        ("ab" | "script", Some(_)) => {
+        (Installer::Ab | Installer::Script, None) => {}
+        (Installer::Ab | Installer::Script, Some(_)) => {
             errors.push("install_path: only the file installer takes a path".to_owned())
         }
-        _ => errors.push("installer: one of file, ab, script".to_owned()),
     }
     if req
         .smoke_test
@@ -220,10 +221,7 @@ pub(crate) async fn create_release(
                 version: req.version,
                 sha256: blob.sha256,
                 length: blob.length,
-                // Checked above: one of the installers.
-                installer: bulwark_store::Installer::parse(&req.installer).ok_or_else(|| {
-                    ApiError::InvalidFields(vec!["installer: one of file, ab, script".into()])
-                })?,
+                installer: store_installer(req.installer),
                 install_path: req.install_path,
                 smoke_test: req.smoke_test,
                 smoke_timeout_secs: timeout,
@@ -295,7 +293,7 @@ pub(crate) async fn list_releases(
 
 /// One release.
 #[utoipa::path(get, path = "/api/v1/releases/{reference}", tag = "releases",
-    params(("reference" = String, Path, description = "name@version")),
+    params(("reference" = String, Path, description = "name@version", pattern = "^[a-z0-9][a-z0-9._-]{0,63}@[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$")),
     responses((status = 200, body = ReleaseView), (status = 404, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn show_release(
     State(state): State<AppState>,
@@ -322,7 +320,7 @@ fn signing_view(
 
 /// The targets metadata this release's signers must sign (offline).
 #[utoipa::path(get, path = "/api/v1/releases/{reference}/signing", tag = "releases",
-    params(("reference" = String, Path, description = "name@version")),
+    params(("reference" = String, Path, description = "name@version", pattern = "^[a-z0-9][a-z0-9._-]{0,63}@[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$")),
     responses((status = 200, body = SigningView), (status = 404, body = bulwark_proto::ErrorBody),
         (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn signing(
@@ -340,7 +338,7 @@ pub(crate) async fn signing(
 /// Add one offline signature; publishes when the threshold is met.
 #[utoipa::path(post, path = "/api/v1/releases/{reference}/signatures", tag = "releases",
     request_body = AddSignature,
-    params(("reference" = String, Path, description = "name@version")),
+    params(("reference" = String, Path, description = "name@version", pattern = "^[a-z0-9][a-z0-9._-]{0,63}@[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$")),
     responses((status = 200, body = SigningView), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 403, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn add_signature(
@@ -381,7 +379,7 @@ pub(crate) async fn add_signature(
 /// Promote a published release to the next environment (same digest).
 #[utoipa::path(post, path = "/api/v1/releases/{reference}/promote", tag = "releases",
     request_body = PromoteRelease,
-    params(("reference" = String, Path, description = "name@version")),
+    params(("reference" = String, Path, description = "name@version", pattern = "^[a-z0-9][a-z0-9._-]{0,63}@[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$")),
     responses((status = 200, body = ReleaseView), (status = 400, body = bulwark_proto::ErrorBody),
         (status = 403, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn promote(

@@ -1,6 +1,7 @@
-//! The OpenAPI document: committed (docs/openapi.json) and up to date, and
-//! every path it documents is served by a router. `UPDATE_EXPECT=1`
-//! rewrites the committed copy.
+//! The OpenAPI document: committed (docs/openapi.json) and up to date,
+//! every path it documents is served by a router, and path parameters
+//! carry the server's field rules. `UPDATE_EXPECT=1` rewrites the
+//! committed copy.
 
 use crate::common;
 
@@ -26,7 +27,7 @@ fn committed_openapi_is_up_to_date() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == fresh,
-        "docs/openapi.json is stale: run `UPDATE_EXPECT=1 cargo test -p bulwark-server --test openapi`"
+        "docs/openapi.json is stale: run `UPDATE_EXPECT=1 cargo test -p bulwark-server --test it committed_openapi`"
     );
 }
 
@@ -67,4 +68,31 @@ async fn every_documented_route_is_served() {
             );
         }
     }
+}
+
+#[test]
+fn path_parameters_carry_the_field_rules() {
+    use bulwark_api::words::{DEVICE_ID_PATTERN, REFERENCE_PATTERN};
+    let doc = serde_json::to_value(bulwark_server::api::openapi()).unwrap();
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let want = match (p["in"].as_str(), p["name"].as_str()) {
+                    (Some("path"), Some("id")) if path.starts_with("/api/v1/devices/") => {
+                        DEVICE_ID_PATTERN
+                    }
+                    (Some("path"), Some("reference")) => REFERENCE_PATTERN,
+                    _ => continue,
+                };
+                assert_eq!(
+                    p["schema"]["pattern"].as_str(),
+                    Some(want),
+                    "{method} {path}: {p}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 12, "{checked} path parameters checked");
 }
