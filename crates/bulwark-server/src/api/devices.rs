@@ -162,7 +162,7 @@ pub(crate) async fn show_device(
         .detection_alerts(Some(device.id), 20)
         .await?
         .iter()
-        .map(super::monitor::detection_view)
+        .map(crate::wire::detection_view)
         .collect::<Result<_, _>>()?;
     let latest_telemetry = state
         .0

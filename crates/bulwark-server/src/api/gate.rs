@@ -8,8 +8,8 @@ use bulwark_gate::{Policy, Stage, Waiver};
 use serde::Deserialize;
 
 use super::dto::{
-    AdvisoriesView, AffectedView, AlertList, AlertView, CreateWaiver, GateView, ImportView,
-    PolicyView, WaiverList, WaiverView,
+    AdvisoriesView, AffectedView, AlertList, CreateWaiver, GateView, ImportView, PolicyView,
+    WaiverList, WaiverView,
 };
 use super::dto::{GateState, SbomFormat};
 use super::releases::find_release;
@@ -18,20 +18,10 @@ use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::gate::Gate;
 use crate::state::AppState;
+use crate::wire::{alert_view, detection_view};
 
 /// Largest advisory archive accepted (compressed).
 const MAX_ADVISORY_UPLOAD: usize = 256 << 20;
-
-pub(crate) fn alert_view(a: bulwark_store::Alert) -> Result<AlertView, ApiError> {
-    Ok(AlertView {
-        id: a.id,
-        kind: stored(&a.kind)?,
-        advisory: a.advisory,
-        subject: a.subject,
-        message: a.message,
-        created_at: a.created_at,
-    })
-}
 
 fn json_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(v).map_err(ApiError::internal)
@@ -353,7 +343,7 @@ pub(crate) async fn alerts(
             .collect::<Result<_, _>>()?,
         detections: detections
             .iter()
-            .map(super::monitor::detection_view)
+            .map(detection_view)
             .collect::<Result<_, _>>()?,
     }))
 }

@@ -13,9 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::devices::{check_reason, device_view, parse_id};
 use super::dto::{
-    ApplyProfile, CreateWebhook, DeliveryList, DeliveryView, DetectionAlertView, DeviceView,
-    EffectiveProfile, EffectiveProfileQuery, ProfileList, ProfileView, QuarantineDevice,
-    StreamEvent, WebhookList, WebhookView,
+    ApplyProfile, CreateWebhook, DeliveryList, DeliveryView, DeviceView, EffectiveProfile,
+    EffectiveProfileQuery, ProfileList, ProfileView, QuarantineDevice, StreamEvent, WebhookList,
+    WebhookView,
 };
 use super::valid_name;
 use super::words::stored;
@@ -23,30 +23,6 @@ use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::state::AppState;
 use crate::webhooks::DestinationPolicy;
-
-/// The API view of a stored detection alert (its kind, severity and
-/// action read back as the API's words).
-pub(crate) fn detection_view(
-    a: &bulwark_store::DetectionAlert,
-) -> Result<DetectionAlertView, ApiError> {
-    Ok(DetectionAlertView {
-        id: a.id.clone(),
-        device: a.device_id,
-        group: a.group.clone(),
-        behaviour: a.behaviour.clone(),
-        kind: stored(&a.kind)?,
-        severity: stored(&a.severity)?,
-        profile_version: a.profile_version.clone(),
-        action: a.action.as_deref().map(stored).transpose()?,
-        message: a.message.clone(),
-        // Always a list, as documented (an unreadable stored one is empty).
-        evidence: serde_json::from_str::<Vec<serde_json::Value>>(&a.evidence)
-            .map(serde_json::Value::Array)
-            .unwrap_or_else(|_| serde_json::Value::Array(Vec::new())),
-        observed_at: a.observed_at,
-        created_at: a.created_at,
-    })
-}
 
 fn profile_view(row: ProfileRow) -> ProfileView {
     let behaviours = Profile::from_toml(&row.body)
