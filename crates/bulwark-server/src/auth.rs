@@ -2,7 +2,6 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use bulwark_pki::{PresentedToken, TokenKind};
 use bulwark_proto::JournalActor;
 use bulwark_store::{Account, Audit, Role};
 
@@ -157,23 +156,10 @@ impl FromRequestParts<AppState> for Caller {
         let text = header
             .strip_prefix("Bearer ")
             .ok_or(ApiError::Unauthenticated)?;
-        let presented = PresentedToken::parse(TokenKind::Api, text.trim())
-            .map_err(|_| ApiError::Unauthenticated)?;
-        let (token, account) = state
-            .0
-            .store
-            .api_token(&presented.id)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        let now = state.0.clock.now();
-        let live = token.revoked_at.is_none() && token.expires_at.is_none_or(|t| now < t);
-        // Hash compare first, always: the answer must not depend on which check failed.
-        if !presented.matches(&token.secret_hash) || !live {
-            return Err(ApiError::Unauthenticated);
-        }
+        let (account, token_id) = state.accounts().authenticate(text).await?;
         Ok(Caller {
             account,
-            token_id: token.id,
+            token_id,
             request_id: request_id(parts),
             source: source(parts),
         })
@@ -184,7 +170,7 @@ impl FromRequestParts<AppState> for Caller {
 pub(crate) fn request_id(parts: &Parts) -> Option<String> {
     parts
         .extensions
-        .get::<crate::api::RequestId>()
+        .get::<crate::http::RequestId>()
         .map(|r| r.0.clone())
 }
 
@@ -198,7 +184,7 @@ pub(crate) fn source(parts: &Parts) -> Option<String> {
     }
     parts
         .extensions
-        .get::<crate::device::DeviceConn>()
+        .get::<crate::http::DeviceConn>()
         .map(|c| c.peer.to_string())
 }
 

@@ -169,6 +169,36 @@ impl From<crate::journal::JournalError> for ApiError {
     }
 }
 
+/// The accounts service's refusals as HTTP answers.
+impl From<bulwark_services::accounts::AccountError> for ApiError {
+    fn from(e: bulwark_services::accounts::AccountError) -> Self {
+        use bulwark_services::accounts::AccountError;
+        match e {
+            AccountError::Invalid(m) => ApiError::InvalidFields(m),
+            AccountError::NotFound(m) => ApiError::NotFound(m),
+            AccountError::Conflict(m) => ApiError::Conflict(m),
+            AccountError::Unauthenticated => ApiError::Unauthenticated,
+            AccountError::Store(e) => ApiError::from(e),
+            AccountError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// Enrollment's and check-in's refusals as HTTP answers.
+impl From<bulwark_services::enrollment::EnrollError> for ApiError {
+    fn from(e: bulwark_services::enrollment::EnrollError) -> Self {
+        use bulwark_services::enrollment::EnrollError;
+        match e {
+            EnrollError::TokenInvalid => ApiError::EnrollTokenInvalid,
+            EnrollError::TokenExpired => ApiError::EnrollTokenExpired,
+            EnrollError::TokenUsedUp(m) => ApiError::Conflict(m),
+            EnrollError::Invalid(m) => ApiError::InvalidFields(m),
+            EnrollError::Store(e) => ApiError::from(e),
+            EnrollError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 /// The devices service's failures as HTTP answers.
 impl From<bulwark_services::devices::DeviceError> for ApiError {
     fn from(e: bulwark_services::devices::DeviceError) -> Self {

@@ -57,6 +57,7 @@ pub mod device;
 mod error;
 pub mod follow;
 pub mod gateway;
+mod http;
 pub mod listen;
 mod metrics;
 mod state;
@@ -93,6 +94,12 @@ use tokio::task::JoinSet;
 /// revocation made through another process arrives sooner, through the
 /// journal: see [`follow`]).
 pub const REVOCATION_RELOAD: Duration = Duration::from_secs(10);
+
+/// The wire shape of domain events, for [`Services::wire`]: the alert
+/// as the API shows it, in JSON.
+pub fn wire_encoder() -> bulwark_services::events::WireEncoder {
+    Arc::new(wire::encode)
+}
 
 /// A running server.
 #[derive(Debug)]
@@ -167,6 +174,7 @@ impl Server {
                 bulwark_pki::MasterKey::from_bytes(master.as_bytes())?,
                 config.webhook_policy.clone(),
             )?),
+            wire: wire_encoder(),
         };
         let state = AppState::new(
             store,
@@ -177,7 +185,11 @@ impl Server {
             settings,
             services,
         );
-        monitor::spawn_alert_pipeline(state.monitor(), state.alert_pipeline(), engine_out);
+        bulwark_services::alerts::spawn_alert_pipeline(
+            state.monitor(),
+            state.alert_pipeline(),
+            engine_out,
+        );
         let u = state.updates();
         u.ensure_director_root(&**state.store(), now)
             .await

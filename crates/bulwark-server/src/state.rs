@@ -7,7 +7,9 @@ use std::time::Duration;
 use bulwark_pki::{DeviceCa, RandomSource};
 use bulwark_store::Store;
 
+use bulwark_services::accounts::Accounts;
 use bulwark_services::devices::Devices;
+use bulwark_services::enrollment::Enrollment;
 use bulwark_services::events::EventBus;
 
 use crate::clock::Clock;
@@ -68,6 +70,9 @@ pub struct Services {
     pub monitor: Arc<crate::monitor::Monitor>,
     /// Alert webhooks (built over the same store and clock).
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The wire shape of domain events (SSE data, webhook bodies):
+    /// [`crate::wire_encoder`].
+    pub wire: bulwark_services::events::WireEncoder,
 }
 
 impl std::fmt::Debug for Services {
@@ -85,7 +90,6 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: Arc<dyn RandomSource>,
-    pub(crate) ca: Arc<DeviceCa>,
     pub(crate) revoked: Arc<RevokedSerials>,
     pub(crate) presence: Arc<Presence>,
     pub(crate) metrics: Metrics,
@@ -95,6 +99,8 @@ pub(crate) struct Inner {
     pub(crate) monitor: Arc<crate::monitor::Monitor>,
     pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
     pub(crate) devices: Arc<Devices>,
+    pub(crate) enrollment: Enrollment,
+    pub(crate) accounts: Accounts,
     pub(crate) events: Arc<EventBus>,
 }
 
@@ -114,6 +120,7 @@ impl AppState {
             updates,
             monitor,
             webhooks,
+            wire,
         } = services;
         let origin = journal_signer.name().to_owned();
         let mut metrics = Metrics::new();
@@ -124,15 +131,21 @@ impl AppState {
             Arc::clone(&presence),
             Arc::clone(&monitor),
         ));
-        let events = Arc::new(EventBus::new(
-            Arc::clone(&webhooks),
-            Arc::new(crate::wire::encode),
-        ));
+        let events = Arc::new(EventBus::new(Arc::clone(&webhooks), wire));
+        let accounts = Accounts::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&rng));
+        let enrollment = Enrollment::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&rng),
+            ca,
+            Arc::clone(&presence),
+            settings.device_cert_validity,
+            settings.poll_interval,
+        );
         Self(Arc::new(Inner {
             store,
             clock,
             rng,
-            ca,
             revoked,
             presence,
             metrics,
@@ -142,6 +155,8 @@ impl AppState {
             monitor,
             webhooks,
             devices,
+            enrollment,
+            accounts,
             events,
         }))
     }
@@ -161,14 +176,24 @@ impl AppState {
         &self.0.devices
     }
 
+    /// The accounts service (accounts, tokens, authentication).
+    pub fn accounts(&self) -> &Accounts {
+        &self.0.accounts
+    }
+
+    /// The enrollment service (enrollment and check-in).
+    pub fn enrollment(&self) -> &Enrollment {
+        &self.0.enrollment
+    }
+
     /// The event bus (live stream, webhook outbox).
     pub fn events(&self) -> &Arc<EventBus> {
         &self.0.events
     }
 
     /// What the monitor's alert task hands alerts to.
-    pub fn alert_pipeline(&self) -> crate::monitor::AlertPipeline {
-        crate::monitor::AlertPipeline {
+    pub fn alert_pipeline(&self) -> bulwark_services::alerts::AlertPipeline {
+        bulwark_services::alerts::AlertPipeline {
             store: Arc::clone(&self.0.store),
             clock: Arc::clone(&self.0.clock),
             events: Arc::clone(&self.0.events),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bulwark_store::{Alert, DetectionAlert};
 use tokio::sync::{broadcast, watch};
 
-use crate::webhooks::Webhooks;
+use crate::webhooks::{Notice, Webhooks};
 
 /// Events kept for slow subscribers before they are told they lagged.
 const STREAM_BUFFER: usize = 4096;
@@ -48,6 +48,16 @@ impl DomainEvent {
             DomainEvent::Detection(a) => &a.id,
             DomainEvent::Vulnerability(a) => &a.id,
         }
+    }
+}
+
+impl Notice for DomainEvent {
+    fn kind(&self) -> &'static str {
+        DomainEvent::kind(self)
+    }
+
+    fn alert_id(&self) -> &str {
+        DomainEvent::alert_id(self)
     }
 }
 

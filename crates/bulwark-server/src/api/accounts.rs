@@ -2,11 +2,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use bulwark_pki::{IssuedToken, TokenKind};
-use bulwark_store::{Account, ApiTokenRecord, NewAccount, NewApiToken};
+use bulwark_store::{Account, ApiTokenRecord};
 
 use super::dto::{AccountView, CreateAccount, CreateToken, CreatedToken, TokenView, WhoAmI};
-use super::valid_name;
 use super::words::{role, store_role};
 use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::{ApiError, Json, Path};
@@ -53,19 +51,11 @@ pub(crate) async fn create_account(
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
     // The role is one of the API's words already (another is refused as
     // the body is read).
-    if !valid_name(&req.name) {
-        return Err(ApiError::InvalidFields(vec![
-            "name: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned(),
-        ]));
-    }
     let account = state
-        .0
-        .store
-        .create_account(
-            NewAccount {
-                name: req.name,
-                role: store_role(req.role),
-            },
+        .accounts()
+        .create(
+            req.name,
+            store_role(req.role),
             &caller.audit(state.0.clock.now()),
         )
         .await?;
@@ -81,9 +71,8 @@ pub(crate) async fn list_accounts(
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     Ok(Json(
         state
-            .0
-            .store
-            .list_accounts()
+            .accounts()
+            .list()
             .await?
             .into_iter()
             .map(account_view)
@@ -100,59 +89,29 @@ pub(crate) async fn create_token(
     Authorized(caller, _): Authorized<need::ManageOwnTokens>,
     Json(req): Json<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let mut errors = Vec::new();
-    if req.label.trim().is_empty()
-        || req.label.len() > 128
-        || req.label.chars().any(char::is_control)
-    {
-        errors.push("label: 1-128 printable characters".to_owned());
-    }
-    if let Some(s) = req.expires_in_secs
-        && !(60..=5 * 365 * 86_400).contains(&s)
-    {
-        errors.push("expires_in_secs: must be between 60 and 157680000".to_owned());
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::InvalidFields(errors));
-    }
+    let accounts = state.accounts();
     let owner = match req.account {
         Some(name) if name != caller.account.name => {
             caller.require(Permission::ManageAccounts)?;
-            state
-                .0
-                .store
-                .account_by_name(&name)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("account {name:?}")))?
+            accounts.by_name(&name).await?
         }
         _ => caller.account.clone(),
     };
-    let now = state.0.clock.now();
-    let expires_at = req
-        .expires_in_secs
-        .map(|s| now + time::Duration::seconds(s as i64));
-    let token = IssuedToken::generate(TokenKind::Api, &*state.0.rng).map_err(ApiError::internal)?;
-    state
-        .0
-        .store
-        .insert_api_token(
-            NewApiToken {
-                id: token.id.clone(),
-                account_id: owner.id.clone(),
-                label: req.label,
-                secret_hash: token.secret_hash.to_vec(),
-                expires_at,
-            },
-            &caller.audit(now),
+    let token = accounts
+        .issue_token(
+            owner,
+            req.label,
+            req.expires_in_secs,
+            &caller.audit(state.0.clock.now()),
         )
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
             id: token.id,
-            token: token.plaintext.expose().to_owned(),
-            account: owner.name,
-            expires_at,
+            token: token.plaintext,
+            account: token.owner.name,
+            expires_at: token.expires_at,
         }),
     ))
 }
@@ -165,14 +124,9 @@ pub(crate) async fn list_tokens(
     Authorized(caller, _): Authorized<need::ManageOwnTokens>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     let all = caller.require(Permission::ManageAccounts).is_ok();
-    let tokens = state.0.store.list_api_tokens().await?;
-    Ok(Json(
-        tokens
-            .into_iter()
-            .filter(|t| all || t.account_id == caller.account.id)
-            .map(token_view)
-            .collect(),
-    ))
+    let owner = (!all).then_some(caller.account.id.as_str());
+    let tokens = state.accounts().tokens(owner).await?;
+    Ok(Json(tokens.into_iter().map(token_view).collect()))
 }
 
 /// Revoke an API token (one's own, or any for admins).
@@ -185,26 +139,16 @@ pub(crate) async fn revoke_token(
     Authorized(caller, _): Authorized<need::ManageOwnTokens>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "token {:?}",
-            id.chars().take(32).collect::<String>()
-        ))
-    };
-    let (token, _) = state.0.store.api_token(&id).await?.ok_or_else(not_found)?;
-    if token.account_id != caller.account.id {
-        // Someone else's token: admins only, and others learn nothing about it.
-        if caller.require(Permission::ManageAccounts).is_err() {
-            return Err(not_found());
-        }
-    }
-    if token.revoked_at.is_some() {
-        return Err(ApiError::Conflict(format!("token {id} is already revoked")));
-    }
+    // Someone else's token: admins only, and others learn nothing about it.
+    let admin = caller.require(Permission::ManageAccounts).is_ok();
+    let own = caller.account.id.clone();
     state
-        .0
-        .store
-        .revoke_api_token(&id, &caller.audit(state.0.clock.now()))
+        .accounts()
+        .revoke_token(
+            &id,
+            |owner| admin || owner == own,
+            &caller.audit(state.0.clock.now()),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,29 +15,21 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use bulwark_proto::{ErrorBody, ErrorDetail};
 use tower::ServiceBuilder;
 use utoipa::OpenApi;
 
-use crate::error::{ApiError, InternalCause};
-use crate::metrics::HttpLabels;
+use crate::error::ApiError;
+use crate::http::{middleware_error, observe};
 use crate::state::AppState;
 
-/// Names of groups, environments, accounts and tag keys:
-/// 1–64 of `a-z 0-9 - _ .`, starting with a letter or digit.
-pub(crate) fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-        })
-}
+/// Names of groups, environments, accounts and tag keys (the services'
+/// rule, one definition).
+pub(crate) use bulwark_services::valid_name;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -226,90 +218,6 @@ async fn method_not_allowed() -> Response {
         },
     };
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
-}
-
-/// The request id, also sent back as `x-request-id` and journaled.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub(crate) String);
-
-/// A process-unique request id: a random per-process prefix and a counter.
-/// (A fresh random UUID per request cost a `getrandom` system call each:
-/// about 2% of the check-in path.)
-fn next_request_id() -> String {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<String> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "request-id prefix, drawn once per process: not a secret"
-    )]
-    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_owned());
-    format!("{prefix}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Assigns a request id, counts the response, and for a 5xx logs the real
-/// cause (kept out of the body) and puts the request id in the body.
-pub(crate) async fn observe(
-    listener: &'static str,
-    state: AppState,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let id = next_request_id();
-    req.extensions_mut().insert(RequestId(id.clone()));
-    // Kept for the 5xx log line; both clones are cheap (no allocation).
-    let method = req.method().clone();
-    let uri = req.uri().clone();
-    let mut resp = next.run(req).await;
-    let status = resp.status();
-    state
-        .0
-        .metrics
-        .http_requests
-        .get_or_create(&HttpLabels {
-            listener,
-            status: status.as_u16(),
-        })
-        .inc();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    if status.is_server_error() {
-        let cause = resp
-            .extensions()
-            .get::<InternalCause>()
-            .map(|c| c.0.clone())
-            .unwrap_or_default();
-        tracing::error!(request_id = %id, %method, path = uri.path(), status = status.as_u16(), error = %cause, "request failed");
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: "internal".into(),
-                message: "internal server error; see the server log for this request id".into(),
-                request_id: Some(id),
-            },
-        };
-        let headers = resp.headers().clone();
-        let mut fresh = (status, axum::Json(body)).into_response();
-        for (k, v) in &headers {
-            if k != axum::http::header::CONTENT_LENGTH && k != axum::http::header::CONTENT_TYPE {
-                fresh.headers_mut().insert(k, v.clone());
-            }
-        }
-        return fresh;
-    }
-    resp
-}
-
-/// Turns a tower middleware failure (timeout, overload) into an [`ApiError`].
-pub(crate) async fn middleware_error(err: tower::BoxError) -> ApiError {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Timeout
-    } else if err.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::Overloaded
-    } else {
-        ApiError::Internal(anyhow::anyhow!("middleware: {err}"))
-    }
 }
 
 /// Most admin API requests in flight at once; more are refused with 503

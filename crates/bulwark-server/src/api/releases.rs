@@ -3,7 +3,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bulwark_gate::Stage;
 use bulwark_store::Release;
 
@@ -16,6 +16,7 @@ use super::valid_name;
 use super::words::{installer, release_status, store_installer};
 use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Path};
+use crate::http::json_bytes;
 use crate::state::AppState;
 use crate::updates::Updates;
 use crate::updates::blobs::valid_sha256;
@@ -571,11 +572,6 @@ pub(crate) async fn put_root(
         .put_root(&*state.0.store, &body, &caller.audit(now))
         .await?;
     Ok((StatusCode::CREATED, Json(RootAccepted { version })))
-}
-
-/// Signed metadata, served byte for byte.
-pub(crate) fn json_bytes(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// An image repository metadata file (`root.json`, `N.root.json`,

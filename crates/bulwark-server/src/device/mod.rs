@@ -13,13 +13,12 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use bulwark_pki::{PresentedToken, TokenKind};
 use bulwark_proto::{CheckinRequest, CheckinResponse, DeviceId, EnrollRequest, EnrollResponse};
-use bulwark_store::{Audit, NewDevice};
+use bulwark_services::enrollment::Origin;
 use tower::ServiceBuilder;
 
-use crate::api::{middleware_error, observe};
 use crate::error::{ApiError, Json};
+use crate::http::{middleware_error, observe};
 use crate::metrics::ResultLabels;
 use crate::state::AppState;
 
@@ -57,17 +56,13 @@ fn limit_errors(errs: Vec<bulwark_proto::LimitError>) -> ApiError {
     ApiError::InvalidFields(errs.iter().map(ToString::to_string).collect())
 }
 
-/// A token with no use left: a one-time token used, or a multi-use token
-/// used `max_uses` times. Both are the same 409.
-fn used_up(token: &bulwark_store::EnrollTokenRecord) -> ApiError {
-    ApiError::Conflict(if token.max_uses > 1 {
-        format!(
-            "enrollment token has already been used (all {} uses)",
-            token.max_uses
-        )
-    } else {
-        "enrollment token has already been used".into()
-    })
+impl RequestCtx {
+    fn origin(&self) -> Origin {
+        Origin {
+            request_id: self.request_id.clone(),
+            source: self.source.clone(),
+        }
+    }
 }
 
 /// Trade one use of an enrollment token and a CSR for a device certificate.
@@ -81,88 +76,15 @@ pub(crate) async fn enroll(
     ctx: RequestCtx,
     Json(req): Json<EnrollRequest>,
 ) -> Result<(axum::http::StatusCode, Json<EnrollResponse>), ApiError> {
-    let result = enroll_inner(&state, &ctx, req).await;
+    let result = state.enrollment().enroll(req, ctx.origin()).await;
     count(
         &state,
         match &result {
             Ok(_) => "ok",
-            Err(ApiError::EnrollTokenInvalid) => "invalid_token",
-            Err(ApiError::EnrollTokenExpired) => "expired_token",
-            Err(ApiError::Conflict(_)) => "used_token",
-            Err(_) => "error",
+            Err(e) => e.outcome(),
         },
     );
-    result.map(|r| (axum::http::StatusCode::CREATED, Json(r)))
-}
-
-async fn enroll_inner(
-    state: &AppState,
-    ctx: &RequestCtx,
-    req: EnrollRequest,
-) -> Result<EnrollResponse, ApiError> {
-    req.validate().map_err(limit_errors)?;
-    let presented = PresentedToken::parse(TokenKind::Enroll, &req.token)
-        .map_err(|_| ApiError::EnrollTokenInvalid)?;
-    let token = state
-        .0
-        .store
-        .enroll_token(&presented.id)
-        .await?
-        .ok_or(ApiError::EnrollTokenInvalid)?;
-    if !presented.matches(&token.secret_hash) {
-        return Err(ApiError::EnrollTokenInvalid);
-    }
-    let now = state.0.clock.now();
-    if token.uses >= token.max_uses {
-        return Err(used_up(&token));
-    }
-    if token.expires_at <= now {
-        return Err(ApiError::EnrollTokenExpired);
-    }
-    let mut raw = [0u8; 16];
-    state.0.rng.fill(&mut raw).map_err(ApiError::internal)?;
-    let id = DeviceId::from_uuid(uuid::Builder::from_random_bytes(raw).into_uuid());
-    let cert = state
-        .0
-        .ca
-        .sign_device_csr(
-            &req.csr_pem,
-            id,
-            &*state.0.rng,
-            now,
-            state.0.settings.device_cert_validity,
-        )
-        .map_err(|e| match e {
-            bulwark_pki::Error::InvalidCsr { reason } => {
-                ApiError::InvalidFields(vec![format!("csr_pem: {reason}")])
-            }
-            other => ApiError::internal(other),
-        })?;
-    let new = NewDevice {
-        id,
-        hostname: req.hostname,
-        cert_serial: cert.serial_hex.clone(),
-        cert_not_after: cert.not_after,
-    };
-    let device = state
-        .0
-        .store
-        .enroll_device(
-            &token.id,
-            new,
-            &Audit::device(now, id, ctx.source.clone(), ctx.request_id.clone()),
-        )
-        .await?
-        // Lost a race with other enrollments using the same token.
-        .ok_or_else(|| used_up(&token))?;
-    state.0.presence.load(&device);
-    tracing::info!(device = %id, group = %device.group, environment = %device.environment, "device enrolled");
-    Ok(EnrollResponse {
-        device_id: id,
-        certificate_pem: cert.pem,
-        ca_pem: state.0.ca.cert_pem().to_owned(),
-        poll_interval_secs: state.0.settings.poll_interval.as_secs() as u32,
-    })
+    Ok((axum::http::StatusCode::CREATED, Json(result?)))
 }
 
 /// Periodic check-in: presence, agent version, boot id, inventory.
@@ -176,40 +98,12 @@ pub(crate) async fn checkin(
     AuthenticatedDevice { id, cached }: AuthenticatedDevice,
     Json(req): Json<CheckinRequest>,
 ) -> Result<Json<CheckinResponse>, ApiError> {
-    req.validate().map_err(limit_errors)?;
-    let now = state.0.clock.now();
-    let mut known_digest = cached.inventory_digest;
-    if let Some(inv) = &req.inventory {
-        if known_digest.as_deref() != Some(req.inventory_digest.as_str()) {
-            let json = serde_json::to_string(inv).map_err(ApiError::internal)?;
-            state
-                .0
-                .store
-                .put_inventory(
-                    id,
-                    &req.inventory_digest,
-                    &json,
-                    &Audit::device(now, id, ctx.source.clone(), ctx.request_id.clone()),
-                )
-                .await?;
-            state
-                .0
-                .presence
-                .set_inventory_digest(&id, &req.inventory_digest);
-        }
-        known_digest = Some(req.inventory_digest.clone());
-    }
-    state
-        .0
-        .presence
-        .record(id, now, &req.agent_version, req.boot_id.as_deref());
+    let resp = state
+        .enrollment()
+        .checkin(id, cached, req, ctx.origin())
+        .await?;
     state.0.metrics.checkins.inc();
-    Ok(Json(CheckinResponse {
-        poll_interval_secs: state.0.settings.poll_interval.as_secs() as u32,
-        send_inventory: known_digest.as_deref() != Some(req.inventory_digest.as_str()),
-        server_time: now,
-        quarantine: cached.quarantine.clone(),
-    }))
+    Ok(Json(resp))
 }
 
 /// The authenticated device of a request, as an extractor: it runs

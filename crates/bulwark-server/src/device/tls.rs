@@ -22,16 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
+pub use crate::http::DeviceConn;
 use crate::state::{AppState, RevokedSerials};
-
-/// The verified identity of a device connection, attached to each request.
-#[derive(Debug, Clone)]
-pub struct DeviceConn {
-    /// The device, when a valid client certificate was presented.
-    pub identity: Option<PeerIdentity>,
-    /// The peer's address.
-    pub peer: SocketAddr,
-}
 
 /// Chain verification by webpki against the device CA, then a revocation
 /// check by serial. Client certificates are optional at the TLS layer

@@ -9,8 +9,8 @@ use bulwark_proto::{DeviceId, UpdateReport};
 use bulwark_store::{Audit, UpdateStatus};
 
 use super::{DeviceConn, RequestCtx, limit_errors};
-use crate::api::releases::json_bytes;
 use crate::error::{ApiError, Json, Path};
+use crate::http::json_bytes;
 use crate::state::AppState;
 
 /// The device behind this connection: a verified, unrevoked certificate

@@ -88,6 +88,7 @@ pub async fn fixture() -> Fixture {
             )
             .unwrap(),
         ),
+        wire: bulwark_server::wire_encoder(),
     };
     let state = AppState::new(
         store.clone(),
@@ -101,7 +102,7 @@ pub async fn fixture() -> Fixture {
         },
         services,
     );
-    bulwark_server::monitor::spawn_alert_pipeline(
+    bulwark_services::alerts::spawn_alert_pipeline(
         state.monitor(),
         state.alert_pipeline(),
         engine_out,
