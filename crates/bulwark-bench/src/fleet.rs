@@ -19,7 +19,7 @@ use crate::server::ServerProcess;
 /// Group and environment of every benchmark device.
 pub(crate) const GROUP: &str = "bench";
 /// See [`GROUP`].
-pub(crate) const ENVIRONMENT: &str = "bench";
+pub(crate) const ENVIRONMENT: &str = "dev";
 /// Rows generated per `insert_devices` call.
 const INSERT_BATCH: usize = 10_000;
 

@@ -73,7 +73,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     let enroll_token = api
         .create_enroll_token(&CreateEnrollToken {
             group: "sim".into(),
-            environment: "bench".into(),
+            environment: "dev".into(),
             ttl_secs: Some(3600),
             uses: Some(u32::try_from(devices).context("too many devices for one token")?),
         })

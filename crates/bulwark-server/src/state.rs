@@ -141,6 +141,7 @@ impl AppState {
             Arc::clone(&presence),
             settings.device_cert_validity,
             settings.poll_interval,
+            updates.environments.clone(),
         );
         Self(Arc::new(Inner {
             store,

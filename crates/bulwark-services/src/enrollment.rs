@@ -5,12 +5,35 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulwark_pki::{DeviceCa, PresentedToken, RandomSource, TokenKind};
+use bulwark_pki::{DeviceCa, IssuedToken, PresentedToken, RandomSource, TokenKind};
 use bulwark_proto::{CheckinRequest, CheckinResponse, DeviceId, EnrollRequest, EnrollResponse};
-use bulwark_store::{Audit, EnrollTokenRecord, NewDevice, Store};
+use bulwark_store::{Audit, EnrollTokenRecord, NewDevice, NewEnrollToken, Store};
 
 use crate::clock::Clock;
 use crate::presence::{Cached, Presence};
+use crate::valid_name;
+
+/// Most devices one enrollment token may enroll.
+pub const MAX_ENROLL_TOKEN_USES: u32 = 100_000;
+/// Token lifetime when none is asked for, in seconds.
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
+/// Longest token lifetime, in seconds (30 days).
+pub const MAX_TOKEN_TTL_SECS: u64 = 30 * 86_400;
+
+/// What an enrollment token is for.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// The group its devices join.
+    pub group: String,
+    /// The environment its devices join: one of the server's.
+    pub environment: String,
+    /// Lifetime in seconds (default [`DEFAULT_TOKEN_TTL_SECS`]).
+    pub ttl_secs: Option<u64>,
+    /// How many devices it may enroll (default 1).
+    pub uses: Option<u32>,
+    /// The account creating it.
+    pub created_by: String,
+}
 
 /// Why an enrollment or a check-in was refused.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +96,7 @@ pub struct Origin {
     pub source: Option<String>,
 }
 
-/// Enrollment and check-in.
+/// Enrollment tokens, enrollment and check-in.
 #[derive(Debug)]
 pub struct Enrollment {
     store: Arc<dyn Store>,
@@ -85,11 +108,18 @@ pub struct Enrollment {
     cert_validity: time::Duration,
     /// The agents' poll interval, told at enrollment and each check-in.
     poll_interval: Duration,
+    /// The server's environments, in promotion order.
+    environments: Vec<String>,
 }
 
 impl Enrollment {
     /// The service: certificates from `ca`, valid `cert_validity`; agents
-    /// told to poll every `poll_interval`.
+    /// told to poll every `poll_interval`; devices enrolled into one of
+    /// `environments`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each part is a distinct dependency"
+    )]
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -98,6 +128,7 @@ impl Enrollment {
         presence: Arc<Presence>,
         cert_validity: time::Duration,
         poll_interval: Duration,
+        environments: Vec<String>,
     ) -> Self {
         Self {
             store,
@@ -107,7 +138,63 @@ impl Enrollment {
             presence,
             cert_validity,
             poll_interval,
+            environments,
         }
+    }
+
+    /// Creates an enrollment token; returns its plaintext (shown once)
+    /// and its record. The environment must be one of the server's: a
+    /// typo would strand every device enrolled with it, since promotion
+    /// and deployment know only those.
+    pub async fn create_token(
+        &self,
+        req: TokenRequest,
+        audit: &Audit,
+    ) -> Result<(String, EnrollTokenRecord), EnrollError> {
+        let mut errors = Vec::new();
+        if !valid_name(&req.group) {
+            errors.push("group: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
+        }
+        if !self.environments.contains(&req.environment) {
+            errors.push(format!(
+                "environment: {:?} is not one of this server's environments ({})",
+                req.environment.chars().take(64).collect::<String>(),
+                self.environments.join(", ")
+            ));
+        }
+        let ttl = req.ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS);
+        if !(60..=MAX_TOKEN_TTL_SECS).contains(&ttl) {
+            errors.push(format!(
+                "ttl_secs: must be between 60 and {MAX_TOKEN_TTL_SECS}"
+            ));
+        }
+        let max_uses = req.uses.unwrap_or(1);
+        if !(1..=MAX_ENROLL_TOKEN_USES).contains(&max_uses) {
+            errors.push(format!(
+                "uses: must be between 1 and {MAX_ENROLL_TOKEN_USES}"
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(EnrollError::Invalid(errors));
+        }
+        let token = IssuedToken::generate(TokenKind::Enroll, &*self.rng)
+            .map_err(|e| EnrollError::Internal(e.into()))?;
+        let rec = self
+            .store
+            .insert_enroll_token(
+                NewEnrollToken {
+                    id: token.id.clone(),
+                    secret_hash: token.secret_hash.to_vec(),
+                    group: req.group,
+                    environment: req.environment,
+                    created_by: req.created_by,
+                    expires_at: audit.time + time::Duration::seconds(ttl as i64),
+                    max_uses,
+                },
+                audit,
+            )
+            .await?;
+        Ok((token.plaintext.expose().to_owned(), rec))
     }
 
     fn poll_secs(&self) -> u32 {

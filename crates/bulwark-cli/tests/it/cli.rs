@@ -377,4 +377,12 @@ fn a_multi_use_enrollment_token_enrolls_exactly_its_uses() {
     ]));
     assert_eq!(code, 1);
     assert!(err.contains("uses: must be between 1 and 100000"), "{err}");
+    // An environment the server does not have would strand the devices
+    // enrolled into it: refused, naming the ones it has.
+    assert!(
+        err.contains(
+            "environment: \"e\" is not one of this server's environments (dev, staging, production)"
+        ),
+        "{err}"
+    );
 }

@@ -2,9 +2,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use bulwark_pki::{IssuedToken, TokenKind};
 use bulwark_proto::{DeviceId, Inventory};
-use bulwark_store::{Device, DeviceFilter, EnrollTokenRecord, NewEnrollToken};
+use bulwark_services::enrollment::TokenRequest;
+use bulwark_store::{Device, DeviceFilter, EnrollTokenRecord};
 
 use super::dto::{
     CreateEnrollToken, CreatedEnrollToken, DeviceDetail, DeviceList, DeviceQuery, DeviceView,
@@ -349,9 +349,6 @@ fn enroll_token_view(t: EnrollTokenRecord) -> EnrollTokenView {
     }
 }
 
-/// The most devices one enrollment token may enroll.
-pub(crate) const MAX_ENROLL_TOKEN_USES: u32 = 100_000;
-
 /// Create an enrollment token for a group and environment (`uses`, default 1).
 #[utoipa::path(post, path = "/api/v1/enroll-tokens", tag = "enrollment", request_body = CreateEnrollToken,
     responses((status = 201, body = CreatedEnrollToken), (status = 400, body = bulwark_proto::ErrorBody),
@@ -361,51 +358,24 @@ pub(crate) async fn create_enroll_token(
     Authorized(caller, _): Authorized<need::ManageEnrollment>,
     Json(req): Json<CreateEnrollToken>,
 ) -> Result<(StatusCode, Json<CreatedEnrollToken>), ApiError> {
-    let mut errors = Vec::new();
-    if !valid_name(&req.group) {
-        errors.push("group: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
-    }
-    if !valid_name(&req.environment) {
-        errors
-            .push("environment: 1-64 of a-z 0-9 - _ . starting with a letter or digit".to_owned());
-    }
-    let ttl = req.ttl_secs.unwrap_or(3600);
-    if !(60..=30 * 86_400).contains(&ttl) {
-        errors.push("ttl_secs: must be between 60 and 2592000".to_owned());
-    }
-    let max_uses = req.uses.unwrap_or(1);
-    if !(1..=MAX_ENROLL_TOKEN_USES).contains(&max_uses) {
-        errors.push(format!(
-            "uses: must be between 1 and {MAX_ENROLL_TOKEN_USES}"
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::InvalidFields(errors));
-    }
-    let now = state.0.clock.now();
-    let token =
-        IssuedToken::generate(TokenKind::Enroll, &*state.0.rng).map_err(ApiError::internal)?;
-    let rec = state
-        .0
-        .store
-        .insert_enroll_token(
-            NewEnrollToken {
-                id: token.id.clone(),
-                secret_hash: token.secret_hash.to_vec(),
+    let (token, rec) = state
+        .enrollment()
+        .create_token(
+            TokenRequest {
                 group: req.group,
                 environment: req.environment,
+                ttl_secs: req.ttl_secs,
+                uses: req.uses,
                 created_by: caller.account.id.clone(),
-                expires_at: now + time::Duration::seconds(ttl as i64),
-                max_uses,
             },
-            &caller.audit(now),
+            &caller.audit(state.0.clock.now()),
         )
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedEnrollToken {
             id: rec.id,
-            token: token.plaintext.expose().to_owned(),
+            token,
             group: rec.group,
             environment: rec.environment,
             expires_at: rec.expires_at,

@@ -103,7 +103,7 @@ async fn every_mutating_route_journals_exactly_one_entry() {
         case(
             "POST",
             "/api/v1/enroll-tokens",
-            json!({"group":"g","environment":"e"}),
+            json!({"group":"g","environment":"dev"}),
             "enroll_token.create",
         ),
     );
