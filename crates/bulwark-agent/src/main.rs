@@ -82,6 +82,17 @@ enum Command {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
+    /// Print a shell completion script to standard output.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages into DIR (`cargo xtask dist` packages them).
+    #[command(hide = true)]
+    Manpages {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -211,6 +222,21 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Inventory { root } => {
             let inv = bulwark_agent::Collector::new(root).collect();
             println!("{}", serde_json::to_string_pretty(&inv)?);
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            // Rendered into memory first: `generate` panics on a write
+            // error, such as a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bulwark-agent", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
+        }
+        Command::Manpages { dir } => {
+            use clap::CommandFactory as _;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
         }
     }
     Ok(ExitCode::SUCCESS)

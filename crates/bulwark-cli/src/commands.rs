@@ -9,7 +9,7 @@ use bulwark_api::{
     CreateAccount, CreateEnrollToken, CreateToken, DeviceQuery, DeviceView, QuarantineDevice,
     RevokeDevice, TagDevice, TelemetryQuery,
 };
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::args::{Conn, parse_duration};
 use crate::output::{print_json, ts};
@@ -144,6 +144,22 @@ enum Command {
         json: bool,
         #[command(flatten)]
         conn: Conn,
+    },
+    /// Print a shell completion script (bash, zsh, fish, …) to standard output.
+    ///
+    /// The Debian package installs them for bash, zsh and fish; otherwise,
+    /// e.g. `bulwark completions bash >
+    /// ~/.local/share/bash-completion/completions/bulwark`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (one per command) into DIR; `cargo xtask
+    /// dist` packages them.
+    #[command(hide = true)]
+    Manpages {
+        /// Output directory.
+        dir: PathBuf,
     },
 }
 
@@ -390,6 +406,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Server(args) => server(args).await?,
         Command::Audit(cmd) => crate::audit::run(cmd).await?,
         Command::Openapi => println!("{}", bulwark_server::api::openapi().to_pretty_json()?),
+        Command::Completions { shell } => crate::manual::completions(Cli::command(), shell)?,
+        Command::Manpages { dir } => crate::manual::manpages(Cli::command(), &dir)?,
         Command::Keys(cmd) => crate::release::keys(cmd)?,
         Command::Repo(cmd) => crate::release::repo(cmd).await?,
         Command::Release(cmd) => return crate::release::release(cmd).await,

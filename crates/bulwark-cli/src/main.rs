@@ -7,6 +7,7 @@ mod commands;
 mod demo;
 mod detect;
 mod gate;
+mod manual;
 mod output;
 mod progress;
 mod release;
