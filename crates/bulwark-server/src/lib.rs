@@ -217,13 +217,14 @@ impl Server {
             .await
             .context("loading revoked devices")?;
 
-        let (server_cert, server_key) = ca.issue_server_cert(
-            &config.device_hostnames,
-            &*rng,
-            now,
-            time::Duration::days(30),
-        )?;
-        let tls = device::tls_config(ca.cert_der(), &server_cert.pem, &server_key, revoked)?;
+        // The listeners' own certificate, renewed before it expires.
+        let server_cert = Arc::new(device::tls::RenewingCert::new(
+            Arc::clone(&ca),
+            config.device_hostnames.clone(),
+            rng.clone(),
+            Arc::clone(&state.0.clock),
+        )?);
+        let tls = device::tls_config(ca.cert_der(), Arc::clone(&server_cert), revoked)?;
 
         let api_listener = TcpListener::bind(config.listen)
             .await

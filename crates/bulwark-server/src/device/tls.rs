@@ -4,24 +4,28 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use bulwark_pki::{PeerIdentity, Secret, peer_identity};
+use bulwark_pki::{DeviceCa, PeerIdentity, RandomSource, peer_identity};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
 pub use crate::http::DeviceConn;
 use crate::state::{AppState, RevokedSerials};
 
@@ -89,11 +93,142 @@ impl ClientCertVerifier for RevocationAwareVerifier {
     }
 }
 
-/// The device listener's rustls configuration (aws-lc-rs provider only).
+/// How long the listeners' own TLS certificate is valid.
+pub(crate) const SERVER_CERT_VALIDITY: time::Duration = time::Duration::days(30);
+/// How long before its expiry the listeners' certificate is replaced.
+pub(crate) const SERVER_CERT_RENEW_BEFORE: time::Duration = time::Duration::days(10);
+
+/// The device listener's and gateway's own certificate, issued by the
+/// device CA and replaced before it expires ([`SERVER_CERT_RENEW_BEFORE`],
+/// by the server's clock): a server that runs for months keeps
+/// answering handshakes, with no restart. Open connections keep the
+/// certificate they were made with; new handshakes get the new one.
+pub struct RenewingCert {
+    ca: Arc<DeviceCa>,
+    names: Vec<String>,
+    rng: Arc<dyn RandomSource>,
+    clock: Arc<dyn Clock>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    current: RwLock<Issued>,
+}
+
+/// One issued listener certificate.
+struct Issued {
+    key: Arc<CertifiedKey>,
+    serial_hex: String,
+    renew_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for RenewingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenewingCert")
+            .field("names", &self.names)
+            .field("serial", &self.serial_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RenewingCert {
+    /// Issues the first certificate for `names` (DNS names or addresses).
+    pub fn new(
+        ca: Arc<DeviceCa>,
+        names: Vec<String>,
+        rng: Arc<dyn RandomSource>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut me = Self {
+            ca,
+            names,
+            rng,
+            clock,
+            provider,
+            current: RwLock::new(Issued {
+                key: Arc::new(CertifiedKey::new(Vec::new(), placeholder_signer()?)),
+                serial_hex: String::new(),
+                renew_at: OffsetDateTime::UNIX_EPOCH,
+            }),
+        };
+        let first = me.issue(me.clock.now())?;
+        *me.current.get_mut().unwrap_or_else(PoisonError::into_inner) = first;
+        Ok(me)
+    }
+
+    /// The serial of the certificate new handshakes get.
+    pub fn serial_hex(&self) -> String {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .serial_hex
+            .clone()
+    }
+
+    fn issue(&self, now: OffsetDateTime) -> anyhow::Result<Issued> {
+        let (cert, key) =
+            self.ca
+                .issue_server_cert(&self.names, &*self.rng, now, SERVER_CERT_VALIDITY)?;
+        let key_der =
+            PrivateKeyDer::from_pem_slice(key.expose().as_bytes()).context("server key PEM")?;
+        let signer = self
+            .provider
+            .key_provider
+            .load_private_key(key_der)
+            .context("loading the server key")?;
+        Ok(Issued {
+            key: Arc::new(CertifiedKey::new(
+                vec![cert.der, self.ca.cert_der().clone()],
+                signer,
+            )),
+            serial_hex: cert.serial_hex,
+            renew_at: cert.not_after - SERVER_CERT_RENEW_BEFORE,
+        })
+    }
+}
+
+/// A signing key for the moment before the first certificate exists
+/// (never served: [`RenewingCert::new`] replaces it before returning).
+fn placeholder_signer() -> anyhow::Result<Arc<dyn rustls::sign::SigningKey>> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let der = PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| anyhow::anyhow!("placeholder key: {e}"))?;
+    Ok(rustls::crypto::aws_lc_rs::default_provider()
+        .key_provider
+        .load_private_key(der)?)
+}
+
+impl ResolvesServerCert for RenewingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let now = self.clock.now();
+        {
+            let c = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            if now < c.renew_at {
+                return Some(Arc::clone(&c.key));
+            }
+        }
+        // Due: one handshake issues the next certificate (a key pair and a
+        // signature, about a millisecond), the others wait for it.
+        let mut c = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if now >= c.renew_at {
+            match self.issue(now) {
+                Ok(next) => {
+                    tracing::info!(old = %c.serial_hex, new = %next.serial_hex, "device listener certificate renewed");
+                    *c = next;
+                }
+                // The old certificate goes on being served until it works.
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "renewing the device listener certificate failed")
+                }
+            }
+        }
+        Some(Arc::clone(&c.key))
+    }
+}
+
+/// The device listener's rustls configuration (aws-lc-rs provider only),
+/// serving `cert` (also the gateway's, cloned with other ALPN).
 pub fn tls_config(
     ca_der: &CertificateDer<'static>,
-    server_cert_pem: &str,
-    server_key_pem: &Secret,
+    cert: Arc<RenewingCert>,
     revoked: Arc<RevokedSerials>,
 ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -106,15 +241,10 @@ pub fn tls_config(
         .build()
         .context("building the client certificate verifier")?;
     let verifier = Arc::new(RevocationAwareVerifier { inner, revoked });
-    let cert = CertificateDer::from_pem_slice(server_cert_pem.as_bytes())
-        .context("server certificate PEM")?;
-    let key = PrivateKeyDer::from_pem_slice(server_key_pem.expose().as_bytes())
-        .context("server key PEM")?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![cert, ca_der.clone()], key)
-        .context("server certificate and key do not match")?;
+        .with_cert_resolver(cert);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(65_536);
     Ok(Arc::new(cfg))

@@ -539,3 +539,109 @@ async fn restart_keeps_ca_identity_and_flushed_presence() {
         .unwrap();
     server.shutdown().await.unwrap();
 }
+
+/// A raw TLS connection to the device listener, trusting `ca_pem`; returns
+/// it and the serial (hex) of the certificate the server presented.
+async fn raw_tls(
+    server: &Server,
+    ca_pem: &str,
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.device_addr())
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect("127.0.0.1".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    (tls, cert.raw_serial_as_string())
+}
+
+/// One `GET /healthz` on an open HTTP/1.1 connection.
+async fn healthz_on(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !(got.starts_with(b"HTTP/1.1 200") && got.ends_with(b"\r\n\r\nok\n")) {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no whole answer in 5 s: {:?}",
+                    String::from_utf8_lossy(&got)
+                )
+            })
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The listeners' own certificate lasts 30 days and the server renews it
+/// before it expires, by its own clock and with no restart (issue 19):
+/// a connection made before the renewal keeps working, new handshakes get
+/// the new certificate, and a server "started" 31 days ago, whose first
+/// certificate has expired, still enrolls and checks devices in.
+#[tokio::test]
+async fn the_listener_certificate_is_renewed_before_it_expires() {
+    provider();
+    let real = now();
+
+    // Up 25 days: the first certificate has 5 days left, inside the
+    // renewal window (10 days), but nobody has connected since it opened.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(real - time::Duration::days(25)));
+    let server = start(dir.path(), clock.clone(), None).await;
+    let ca_pem = std::fs::read_to_string(server.data_dir().join("ca.pem")).unwrap();
+    let (mut before, first) = raw_tls(&server, &ca_pem).await;
+    healthz_on(&mut before).await;
+    clock.advance(time::Duration::days(25));
+    let (mut after, second) = raw_tls(&server, &ca_pem).await;
+    assert_ne!(first, second, "the certificate was not renewed");
+    healthz_on(&mut after).await;
+    // The connection made with the old certificate is still served.
+    healthz_on(&mut before).await;
+    // Renewed once: the next handshake gets the same new certificate.
+    let (_, third) = raw_tls(&server, &ca_pem).await;
+    assert_eq!(second, third);
+    server.shutdown().await.unwrap();
+
+    // "Started" 31 days ago: its first certificate expired yesterday.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(real - time::Duration::days(31)));
+    let server = start(dir.path(), clock.clone(), None).await;
+    let admin = Admin::new(&server);
+    clock.advance(time::Duration::days(31));
+    let token = admin.enroll_token(3600).await;
+    let state_dir = dir.path().join("agent");
+    let enrolled = bulwark_agent::enroll(&opts(&server, token, &state_dir))
+        .await
+        .unwrap();
+    let agent = Agent::load(&state_dir, fixture_root(dir.path())).unwrap();
+    agent.checkin().await.unwrap();
+    let v = admin.device(enrolled.device_id).await;
+    assert_eq!(v["device"]["online"], json!(true));
+    server.shutdown().await.unwrap();
+}
