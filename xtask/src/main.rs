@@ -11,10 +11,15 @@
 //!   the named suites: checkin, journal, update, gate), printed as tables and
 //!   recorded in BENCHMARKS.md; `--only` keeps the other suites' results.
 //! - `cargo xtask fuzz [--seconds N]` — each fuzz target for N seconds.
+//! - `cargo xtask dist [--profile P] [--check]` — stripped binaries and the
+//!   Debian packages `bulwark` and `bulwark-agent` (`dist.rs`); `--check`
+//!   installs both here, runs them as their units say, enrolls and checks
+//!   in, and purges them (`dist/check.rs`; CI runs it on the test build).
 //!
 //! See <https://github.com/matklad/cargo-xtask> for the pattern.
 
 mod corpus;
+mod dist;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -84,6 +89,18 @@ fn ensure_packages() -> Result<(), String> {
     }
     if !have("dpkg") {
         missing.push("dpkg");
+    }
+    // `cargo xtask dist`: dpkg-shlibdeps, strip, the packages' adduser,
+    // and systemd-analyze to verify the units (systemd need not run).
+    for (tool, package) in [
+        ("dpkg-shlibdeps", "dpkg-dev"),
+        ("strip", "binutils"),
+        ("adduser", "adduser"),
+        ("systemd-analyze", "systemd"),
+    ] {
+        if !have(tool) && !std::path::Path::new("/usr/sbin").join(tool).exists() {
+            missing.push(package);
+        }
     }
     // The C YARA CLI: the reference the yara-x scanner is tested against.
     if !have("yara") {
@@ -248,6 +265,12 @@ fn ci() -> Result<(), String> {
     run(c)?;
     dogfood()?;
     api_fuzz()?;
+    // The Debian packages, made from the test build's binaries (no release
+    // build in CI), installed, run and purged.
+    dist::dist(
+        &["--profile".into(), "dev".into(), "--check".into()],
+        ci_cargo,
+    )?;
     free_disk_for_fuzzing();
     fuzz(20)
 }
@@ -432,10 +455,7 @@ const SUITES: &[(&str, &str, &str)] = &[
 /// The `dist` profile's binaries (release with thin LTO, the ones to
 /// deploy): `$CARGO_TARGET_DIR/dist`, else `target/dist` in the workspace.
 fn dist_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => root().join(d).join("dist"),
-        _ => root().join("target/dist"),
-    }
+    dist::target_dir().join("dist")
 }
 
 /// Runs one `bulwark-bench` suite in markdown mode; returns its table.
@@ -610,6 +630,7 @@ fn main() -> ExitCode {
         Some("dogfood") => dogfood(),
         Some("api-fuzz") => api_fuzz(),
         Some("corpus") => corpus::corpus(&args[1..]),
+        Some("dist") => dist::dist(&args[1..], cargo),
         Some("fuzz") => {
             let secs = args
                 .iter()
@@ -619,7 +640,7 @@ fn main() -> ExitCode {
             fuzz(secs.unwrap_or(60))
         }
         _ => Err(
-            "usage: cargo xtask <ci | tidy | dogfood | api-fuzz | corpus [OUT_DIR] | bench [--quick] [--only checkin,journal,update,gate,gateway,sim] | fuzz [--seconds N]>"
+            "usage: cargo xtask <ci | tidy | dogfood | api-fuzz | corpus [OUT_DIR] | dist [--profile dist|release|dev] [--check] | bench [--quick] [--only checkin,journal,update,gate,gateway,sim] | fuzz [--seconds N]>"
                 .into(),
         ),
     };
