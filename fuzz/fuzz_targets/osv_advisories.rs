@@ -1,5 +1,7 @@
 //! Fuzzes what `bulwark advisories import` reads from an advisory feed:
-//! any bytes as an OSV advisory (JSON and YAML) and as an advisory archive.
+//! any bytes as an OSV advisory (JSON and YAML) and as an advisory archive
+//! (zip, tar, gzip or one document, told apart by magic bytes; the zip
+//! seed in `fuzz/seeds/osv_advisories/` is shaped like OSV's `all.zip`).
 //! Nothing may panic; an advisory that parses must round-trip through its
 //! JSON form.
 #![no_main]

@@ -7,6 +7,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::error::{Error, MAX_DB_FILE_BYTES};
 use crate::model::Advisory;
@@ -61,6 +62,8 @@ pub struct AdvisoryDb {
     pub(crate) kev: HashSet<String>,
     pub(crate) kev_catalog_version: Option<String>,
     pub(crate) generation: u64,
+    /// When advisories were last imported, as the importer said.
+    pub(crate) updated_at: Option<OffsetDateTime>,
 }
 
 impl AdvisoryDb {
@@ -111,6 +114,22 @@ impl AdvisoryDb {
             .collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// When advisories were last imported, as recorded by
+    /// [`AdvisoryDb::set_updated_at`]; `None` for a database never dated
+    /// (empty, or saved by a version that did not record it). The gate
+    /// states it in every verdict and warns when it is old.
+    pub fn updated_at(&self) -> Option<OffsetDateTime> {
+        self.updated_at
+    }
+
+    /// Records when advisories were imported. The importer passes its
+    /// clock's time (this crate reads no clock); [`AdvisoryDb::save`]
+    /// persists it. An import that changed nothing still counts: the
+    /// database is as fresh as its source.
+    pub fn set_updated_at(&mut self, at: OffsetDateTime) {
+        self.updated_at = Some(at);
     }
 
     /// The version of the imported CISA KEV catalog, if one was imported.
@@ -191,7 +210,7 @@ impl AdvisoryDb {
     /// Creates `dir` if needed.
     ///
     /// The format: a header line (format name and version, generation, KEV
-    /// catalog), then one line per advisory `{"source", "generation",
+    /// catalog, the last import's time), then one line per advisory `{"source", "generation",
     /// "advisory": <OSV JSON>}`.
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
         let io = |path: &Path| {
@@ -212,6 +231,7 @@ impl AdvisoryDb {
                 generation: self.generation,
                 kev_catalog_version: self.kev_catalog_version.clone(),
                 kev: kev.into_iter().map(str::to_owned).collect(),
+                updated_at: self.updated_at,
             };
             serde_json::to_writer(&mut out, &header)?;
             out.write_all(b"\n")?;
@@ -282,6 +302,7 @@ impl AdvisoryDb {
             generation: header.generation,
             kev: header.kev.into_iter().collect(),
             kev_catalog_version: header.kev_catalog_version,
+            updated_at: header.updated_at,
             ..AdvisoryDb::default()
         };
         for (n, line) in lines.enumerate() {
@@ -343,6 +364,13 @@ struct Header {
     kev_catalog_version: Option<String>,
     #[serde(default)]
     kev: Vec<String>,
+    /// Absent in files written before it was recorded.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    updated_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Serialize)]

@@ -85,7 +85,19 @@ pub enum Error {
         /// Which limit, and its value.
         message: String,
     },
-    /// An archive format this crate does not read (zip).
+    /// A zip archive that cannot be read safely: truncated, an entry name
+    /// that escapes the archive or appears twice, entries sharing data, an
+    /// entry that inflates past its declared size or fails its checksum, an
+    /// unsupported compression method or encryption; or a `.zip` file that
+    /// is not a zip archive at all. Nothing was imported.
+    #[error("{source_name}: not a usable zip archive: {message}")]
+    Archive {
+        /// The source being imported.
+        source_name: String,
+        /// What is wrong, naming the entry when one is at fault.
+        message: String,
+    },
+    /// An archive format this crate does not read.
     #[error("{source_name}: unsupported archive format: {format}")]
     UnsupportedFormat {
         /// The source being imported.

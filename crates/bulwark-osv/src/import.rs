@@ -5,12 +5,22 @@
 //! was read (no truncated gzip, no limit hit) are the parsed advisories
 //! applied, as one generation. A file that is not a valid advisory is
 //! reported in [`ImportReport::errors`] and the rest are still imported.
+//!
+//! Zip archives (OSV's per-ecosystem `all.zip`) are read through their
+//! central directory with `rawzip`, inflated with `flate2`; nothing is
+//! unpacked to disk. A hostile archive is refused whole (see
+//! [`Error::Archive`]): entry names that escape (`..`, absolute) or repeat,
+//! entries sharing compressed data, a declared size the data exceeds, a
+//! checksum mismatch, more entries than the end record declares.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek as _};
 use std::path::Path;
 use std::rc::Rc;
+
+use rawzip::{CompressionMethod, ReaderAt, ZipArchive};
 
 use crate::db::{AdvisoryDb, Upsert};
 use crate::error::{
@@ -121,15 +131,17 @@ impl Staged {
 }
 
 impl AdvisoryDb {
-    /// Imports every advisory in `reader`: a `.tar.gz`/`.tgz`, a `.tar`, or
-    /// one plain `.json`/`.yaml` document (optionally gzipped). The kind is
-    /// recognised from the bytes (gzip, tar and zip magic); for a single
-    /// document `source_name`'s extension picks JSON or YAML (else a leading
-    /// `{` means JSON). `source_name` labels the advisories' origin.
+    /// Imports every advisory in `reader`: a `.zip` (OSV's `all.zip`), a
+    /// `.tar.gz`/`.tgz`, a `.tar`, or one plain `.json`/`.yaml` document
+    /// (optionally gzipped). The kind is recognised from the bytes (zip,
+    /// gzip and tar magic), never the name; for a single document
+    /// `source_name`'s extension picks JSON or YAML (else a leading `{`
+    /// means JSON). `source_name` labels the advisories' origin.
     ///
     /// Limits: [`MAX_ARCHIVE_ENTRIES`] entries, [`MAX_ARCHIVE_BYTES`]
-    /// decompressed bytes, [`MAX_ADVISORY_BYTES`] per advisory. Zip is not
-    /// supported. Symlinks and other non-regular entries are ignored.
+    /// decompressed bytes (and, for a zip, read into memory),
+    /// [`MAX_ADVISORY_BYTES`] per advisory. Symlinks and other non-regular
+    /// entries are ignored.
     pub fn import_archive<R: Read>(
         &mut self,
         reader: R,
@@ -141,7 +153,8 @@ impl AdvisoryDb {
 
     /// Imports a directory tree (every `.json`/`.yaml`/`.yml` file under
     /// it; symlinks are not followed) or, for a file, [`Self::import_archive`]
-    /// on it. The source is named after the path's last component.
+    /// on it (a zip file is read in place, not into memory). The source is
+    /// named after the path's last component.
     pub fn import_path(&mut self, path: &Path) -> Result<ImportReport, Error> {
         let source_name = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -156,8 +169,23 @@ impl AdvisoryDb {
             let staged = read_dir(path, &source_name)?;
             Ok(self.apply(staged, &source_name))
         } else {
-            let file = std::fs::File::open(path).map_err(read_err)?;
-            self.import_archive(file, &source_name)
+            let mut file = std::fs::File::open(path).map_err(read_err)?;
+            let mut head = Vec::with_capacity(4);
+            (&mut file)
+                .take(4)
+                .read_to_end(&mut head)
+                .map_err(read_err)?;
+            if !is_zip(&head) {
+                file.rewind().map_err(read_err)?;
+                return self.import_archive(file, &source_name);
+            }
+            let total = Cell::new(0);
+            let mut buf = vec![0u8; rawzip::RECOMMENDED_BUFFER_SIZE];
+            let staged = ZipArchive::from_file(file, &mut buf)
+                .map_err(unlocated)
+                .and_then(|archive| read_zip(&archive, &total));
+            let staged = finish(staged, &total, &source_name)?;
+            Ok(self.apply(staged, &source_name))
         }
     }
 
@@ -220,10 +248,17 @@ impl<R: Read> Read for Counted<R> {
 }
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+/// A zip archive starts with its first entry's local header…
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+/// …or, when empty, with its end-of-central-directory record.
+const ZIP_EMPTY_MAGIC: &[u8] = b"PK\x05\x06";
 
 fn is_tar(head: &[u8]) -> bool {
     head.get(257..262) == Some(b"ustar")
+}
+
+fn is_zip(head: &[u8]) -> bool {
+    head.starts_with(ZIP_MAGIC) || head.starts_with(ZIP_EMPTY_MAGIC)
 }
 
 fn read_source<R: Read>(reader: R, source_name: &str) -> Result<Staged, Error> {
@@ -231,8 +266,25 @@ fn read_source<R: Read>(reader: R, source_name: &str) -> Result<Staged, Error> {
     let result = (|| {
         let mut outer = BufReader::with_capacity(64 * 1024, reader);
         let head = outer.fill_buf()?;
-        if head.starts_with(ZIP_MAGIC) {
-            return Ok(Err("zip"));
+        if is_zip(head) {
+            // The central directory is at the end: the whole archive is
+            // read first, within the same limit as decompressed bytes.
+            let mut bytes = Vec::new();
+            outer.take(MAX_ARCHIVE_BYTES + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > MAX_ARCHIVE_BYTES {
+                return Err(ReadError::Limit(format!(
+                    "a zip archive of more than {MAX_ARCHIVE_BYTES} bytes"
+                )));
+            }
+            let archive = ZipArchive::from_slice(bytes)
+                .map_err(unlocated)?
+                .into_reader_archive();
+            return read_zip(&archive, &count);
+        }
+        if strip_suffix_ci(source_name, ".zip").is_some() {
+            return Err(ReadError::Archive(
+                "named .zip but not a zip archive (no PK\\x03\\x04 signature)".into(),
+            ));
         }
         if head.starts_with(GZIP_MAGIC) {
             let inner = Counted {
@@ -240,21 +292,31 @@ fn read_source<R: Read>(reader: R, source_name: &str) -> Result<Staged, Error> {
                 count: Rc::clone(&count),
             };
             let name = strip_suffix_ci(source_name, ".gz").unwrap_or(source_name);
-            read_plain(inner, name).map(Ok)
+            read_plain(inner, name)
         } else {
             let inner = Counted {
                 inner: outer,
                 count: Rc::clone(&count),
             };
-            read_plain(inner, source_name).map(Ok)
+            read_plain(inner, source_name)
         }
     })();
+    finish(result, &count, source_name)
+}
+
+/// A zip archive whose central directory cannot be found or read.
+fn unlocated(e: rawzip::Error) -> ReadError {
+    ReadError::Archive(format!("no readable central directory (truncated?): {e}"))
+}
+
+/// A read's outcome as the crate's error, named after the source.
+fn finish(
+    result: Result<Staged, ReadError>,
+    count: &Cell<u64>,
+    source_name: &str,
+) -> Result<Staged, Error> {
     match result {
-        Ok(Ok(staged)) => Ok(staged),
-        Ok(Err(format)) => Err(Error::UnsupportedFormat {
-            source_name: source_name.to_owned(),
-            format,
-        }),
+        Ok(staged) => Ok(staged),
         Err(_) if count.get() > MAX_ARCHIVE_BYTES => Err(Error::Limit {
             source_name: source_name.to_owned(),
             message: format!("more than {MAX_ARCHIVE_BYTES} bytes when decompressed"),
@@ -267,6 +329,10 @@ fn read_source<R: Read>(reader: R, source_name: &str) -> Result<Staged, Error> {
             source_name: source_name.to_owned(),
             message,
         }),
+        Err(ReadError::Archive(message)) => Err(Error::Archive {
+            source_name: source_name.to_owned(),
+            message,
+        }),
     }
 }
 
@@ -274,6 +340,8 @@ fn read_source<R: Read>(reader: R, source_name: &str) -> Result<Staged, Error> {
 enum ReadError {
     Io(io::Error),
     Limit(String),
+    /// A zip archive that is malformed or hostile.
+    Archive(String),
 }
 
 impl From<io::Error> for ReadError {
@@ -349,6 +417,136 @@ fn read_tar<R: Read>(reader: R) -> Result<Staged, ReadError> {
         staged.file(path, format, &buf);
     }
     Ok(staged)
+}
+
+/// Reads a zip archive's advisories through its central directory (the
+/// source of truth; local headers only locate the data). `total` counts
+/// inflated bytes.
+fn read_zip<R: ReaderAt>(archive: &ZipArchive<R>, total: &Cell<u64>) -> Result<Staged, ReadError> {
+    let bad = |message: String| ReadError::Archive(message);
+    let declared = archive.entries_hint();
+    if declared > MAX_ARCHIVE_ENTRIES as u64 {
+        return Err(ReadError::Limit(format!(
+            "declares {declared} entries, more than {MAX_ARCHIVE_ENTRIES}"
+        )));
+    }
+    let mut staged = Staged::default();
+    let mut names: HashSet<Vec<u8>> = HashSet::new();
+    // Compressed data ranges, checked for overlap at the end (sorting once
+    // instead of keeping a sorted list: no quadratic work on hostile order).
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    let mut seen = 0u64;
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; rawzip::RECOMMENDED_BUFFER_SIZE];
+    let mut entries = archive.entries(&mut buf);
+    while let Some(entry) = entries
+        .next_entry()
+        .map_err(|e| bad(format!("central directory: {e}")))?
+    {
+        seen += 1;
+        if seen > declared {
+            return Err(bad(format!(
+                "the central directory holds more entries than the {declared} its end record declares"
+            )));
+        }
+        let name = entry.file_path();
+        let raw: &[u8] = name.as_ref();
+        let path = String::from_utf8_lossy(raw).into_owned();
+        if let Err(why) = check_entry_name(raw) {
+            return Err(bad(format!("entry {path:?}: {why}")));
+        }
+        if !names.insert(raw.to_vec()) {
+            return Err(bad(format!("entry {path:?} appears twice")));
+        }
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(format) = Format::from_path(&path) else {
+            staged.skipped += 1;
+            continue;
+        };
+        let method = entry.compression_method();
+        if method != CompressionMethod::STORE && method != CompressionMethod::DEFLATE {
+            return Err(bad(format!(
+                "entry {path:?}: compression method {method} is not supported (stored and deflate are)"
+            )));
+        }
+        if entry.flags().is_encrypted() {
+            return Err(bad(format!("entry {path:?} is encrypted")));
+        }
+        let size = entry.uncompressed_size_hint();
+        if size > MAX_ADVISORY_BYTES as u64 {
+            staged.osv_files += 1;
+            staged.errors.push(FileError {
+                path,
+                error: AdvisoryError::TooLarge {
+                    len: usize::try_from(size).unwrap_or(usize::MAX),
+                },
+            });
+            continue;
+        }
+        let local = archive
+            .get_entry(entry.wayfinder())
+            .map_err(|e| bad(format!("entry {path:?}: {e}")))?;
+        ranges.push(local.compressed_data_range());
+        data.clear();
+        // The verifier fails the read that passes the declared size, and
+        // checks the size and CRC at the end: a bomb lying about its size
+        // is stopped one byte past its claim, at most MAX_ADVISORY_BYTES.
+        let reader = local.reader();
+        let read = if method == CompressionMethod::STORE {
+            local
+                .verifying_reader(reader)
+                .take(size + 1)
+                .read_to_end(&mut data)
+        } else {
+            local
+                .verifying_reader(flate2::read::DeflateDecoder::new(reader))
+                .take(size + 1)
+                .read_to_end(&mut data)
+        };
+        read.map_err(|e| bad(format!("entry {path:?} does not inflate as declared: {e}")))?;
+        total.set(total.get() + data.len() as u64);
+        if total.get() > MAX_ARCHIVE_BYTES {
+            return Err(ReadError::Limit(format!(
+                "more than {MAX_ARCHIVE_BYTES} bytes when decompressed"
+            )));
+        }
+        staged.file(path, format, &data);
+    }
+    if seen != declared {
+        return Err(bad(format!(
+            "its end record declares {declared} entries, the central directory holds {seen}"
+        )));
+    }
+    ranges.sort_unstable();
+    if ranges.windows(2).any(|w| w[0].1 > w[1].0) {
+        return Err(bad(
+            "entries share compressed data (the layout of a zip bomb)".into(),
+        ));
+    }
+    Ok(staged)
+}
+
+/// Why a zip entry name is refused: names are only labels here (nothing
+/// is unpacked), but one that escapes the archive marks it as hostile.
+fn check_entry_name(raw: &[u8]) -> Result<(), &'static str> {
+    if raw.is_empty() {
+        return Err("an empty name");
+    }
+    if raw.contains(&0) {
+        return Err("a NUL byte in the name");
+    }
+    if matches!(raw[0], b'/' | b'\\') {
+        return Err("an absolute path");
+    }
+    if raw.len() >= 2 && raw[0].is_ascii_alphabetic() && raw[1] == b':' {
+        return Err("a drive letter");
+    }
+    if raw.split(|b| matches!(b, b'/' | b'\\')).any(|c| c == b"..") {
+        return Err("a path that escapes the archive (`..`)");
+    }
+    Ok(())
 }
 
 /// Walks a directory tree without following symlinks.

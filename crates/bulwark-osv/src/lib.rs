@@ -13,12 +13,14 @@
 //!   bounded, and is the fuzzing entry point.
 //! - [`AdvisoryDb`] holds advisories in memory, indexed by (OSV ecosystem,
 //!   normalised package name). [`AdvisoryDb::import_archive`] and
-//!   [`AdvisoryDb::import_path`] load `.tar.gz`/`.tar` archives, single
-//!   files and directory trees and return an [`ImportReport`] (new,
+//!   [`AdvisoryDb::import_path`] load `.zip` (OSV's `all.zip`),
+//!   `.tar.gz`/`.tar` archives, single files and directory trees and return an [`ImportReport`] (new,
 //!   updated, unchanged, withdrawn, skipped, per-file errors);
 //!   [`AdvisoryDb::import_kev`] loads CISA's known-exploited catalog.
 //!   [`AdvisoryDb::save`] / [`AdvisoryDb::load`] persist it to one
-//!   JSON-lines file in a directory.
+//!   JSON-lines file in a directory, with the last import's time
+//!   ([`AdvisoryDb::set_updated_at`], passed in by the importer), which the
+//!   gate states in every verdict.
 //! - [`AdvisoryDb::scan`] (and [`AdvisoryDb::matches`] for one component)
 //!   turns `bulwark_sbom::Component`s into [`Finding`]s: one per
 //!   vulnerability and component, with advisories linked by `aliases`
@@ -77,7 +79,6 @@
 //!   on the name as the component records it (OSV names Debian *source*
 //!   packages).
 //! - OpenWrt and generic components are not matched (no OSV ecosystem).
-//! - Zip archives are not read.
 //! - For ranges that were evaluated, the `versions` list is compared as
 //!   exact strings (it is their expansion); only without evaluable ranges is
 //!   it compared with the ecosystem's equality (`1.0` == `1.0.0`).
@@ -85,7 +86,8 @@
 //! # Trust
 //!
 //! Advisory archives are input from the network: every size is bounded
-//! (see the `MAX_*` constants), YAML is parsed by the pure-Rust
+//! (see the `MAX_*` constants), a zip entry is inflated no further than
+//! its declared size and hostile layouts are refused whole, YAML is parsed by the pure-Rust
 //! `serde-saphyr` with its resource budget, archives are never unpacked to
 //! disk, and no input panics.
 

@@ -194,7 +194,8 @@ fn broken_archives_change_nothing() {
     let err = db
         .import_archive(&b"PK\x03\x04rest of a zip"[..], "db.zip")
         .unwrap_err();
-    expect!["db.zip: unsupported archive format: zip"].assert_eq(&err.to_string());
+    expect!["db.zip: not a usable zip archive: no readable central directory (truncated?): Missing end of central directory"]
+        .assert_eq(&err.to_string());
 }
 
 #[test]
@@ -260,4 +261,24 @@ fn corrupt_database_files_are_rejected() {
         let err = AdvisoryDb::load(tmp.path()).unwrap_err().to_string();
         assert!(err.contains(expected), "{err}");
     }
+}
+
+#[test]
+fn the_import_time_is_saved_and_older_files_have_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = AdvisoryDb::new();
+    assert_eq!(db.updated_at(), None);
+    db.import_archive(&advisory("GO-1", "2024-01-01T00:00:00Z", "")[..], "a.json")
+        .unwrap();
+    let at = time::macros::datetime!(2026-11-20 10:00 UTC);
+    db.set_updated_at(at);
+    db.save(tmp.path()).unwrap();
+    assert_eq!(AdvisoryDb::load(tmp.path()).unwrap().updated_at(), Some(at));
+    // A file saved before the time was recorded loads undated.
+    std::fs::write(
+        AdvisoryDb::file_in(tmp.path()),
+        "{\"format\":\"bulwark-osv-db\",\"version\":1,\"generation\":0}\n",
+    )
+    .unwrap();
+    assert_eq!(AdvisoryDb::load(tmp.path()).unwrap().updated_at(), None);
 }

@@ -8,6 +8,7 @@ mod match_cases;
 mod parse_cases;
 mod range_model;
 mod real_data;
+mod zip;
 
 use std::path::PathBuf;
 
