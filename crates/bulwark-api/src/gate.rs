@@ -76,7 +76,9 @@ pub struct GateView {
     #[serde(default)]
     pub sbom_source: Option<SbomSource>,
     /// The verdict now (policy, waivers and advisories as of this request):
-    /// `bulwark_gate::Verdict`.
+    /// `bulwark_gate::Verdict`, with the advisory database's size and age
+    /// (`advisories`) and non-blocking `warnings` (an empty or stale
+    /// database).
     #[schema(value_type = Object)]
     #[serde(default)]
     pub verdict: Option<serde_json::Value>,
@@ -215,6 +217,12 @@ pub struct ImportView {
 pub struct AdvisoriesView {
     /// Advisories stored.
     pub count: u64,
+    /// When OSV advisories were last imported (absent when never, or
+    /// before the server recorded it); verdicts warn when it is older than
+    /// the policy's `stale_advisories_days`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<OffsetDateTime>,
     /// Version of the imported known-exploited catalog, if any.
     pub kev_catalog: Option<String>,
 }

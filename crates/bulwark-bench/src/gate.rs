@@ -967,6 +967,10 @@ fn full_gate(
                 findings: &findings,
                 stage: Stage::Sign,
                 unreadable: None,
+                advisories: bulwark_gate::AdvisoryInput {
+                    count: db.len() as u64,
+                    updated_at: db.updated_at(),
+                },
             },
             &[],
             now,

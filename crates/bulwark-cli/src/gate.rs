@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use bulwark_api::{CreateWaiver, GateState, GateView, WaiverView};
 use bulwark_client::{Client, Raw};
-use bulwark_gate::{Policy, Stage, Status, Subject, Verdict, Waiver, evaluate};
+use bulwark_gate::{
+    AdvisoryInput, AdvisoryState, Policy, Stage, Status, Subject, Verdict, Waiver, evaluate,
+};
 use bulwark_osv::AdvisoryDb;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -16,7 +18,8 @@ use time::OffsetDateTime;
 use crate::args::Conn;
 use crate::output::print_json;
 
-/// Exit code of `scan` and `release publish` when the gate blocks.
+/// Exit code of `scan`, `release publish` and `release gate` when the gate
+/// blocks.
 pub(crate) const EXIT_BLOCKED: u8 = 4;
 
 /// `bulwark scan`.
@@ -57,8 +60,9 @@ pub(crate) struct ScanArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdvisoriesCmd {
-    /// Import OSV archives (tar.gz, tar, one JSON/YAML advisory) or a CISA
-    /// KEV catalog into the local database, or with --server into the server.
+    /// Import OSV archives (OSV's all.zip, tar.gz, tar, one JSON/YAML
+    /// advisory) or a CISA KEV catalog into the local database, or with
+    /// --server into the server.
     Import {
         /// Files to import.
         #[arg(required = true)]
@@ -82,7 +86,7 @@ pub(crate) enum AdvisoriesCmd {
         #[command(flatten)]
         conn: Conn,
     },
-    /// How many advisories the server holds.
+    /// How many advisories the server holds, and when they were imported.
     Status {
         /// Print JSON.
         #[arg(long)]
@@ -192,11 +196,58 @@ fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// `1234567` → `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An age in words: `just now`, `5 minutes ago`, `3 hours ago`, `2 days ago`.
+fn ago(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s < 60 => return "just now".into(),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// RFC 3339 to the second.
+fn whole_seconds(t: OffsetDateTime) -> String {
+    crate::output::ts(Some(t.replace_nanosecond(0).unwrap_or(t)))
+}
+
+/// `advisories: 1,234, updated 2 days ago (2026-11-21T10:00:00Z)`.
+fn advisories_line(a: &AdvisoryState) -> String {
+    if a.count == 0 {
+        return "advisories: none loaded".into();
+    }
+    let when = match (a.updated_at, a.age_seconds) {
+        (Some(t), Some(age)) => format!("updated {} ({})", ago(age), whole_seconds(t)),
+        _ => "import time unknown".into(),
+    };
+    format!("advisories: {}, {when}", thousands(a.count))
+}
+
 fn verdict_text(v: &Verdict) -> String {
     let mut o = match v.status {
         Status::Pass => format!("gate: PASS (policy version {})\n", v.policy_version),
         Status::Block => format!("gate: BLOCKED (policy version {})\n", v.policy_version),
     };
+    if let Some(a) = &v.advisories {
+        o.push_str(&format!("  {}\n", advisories_line(a)));
+    }
+    for w in &v.warnings {
+        o.push_str(&format!("  warning [{}] {}\n", w.code, w.message));
+    }
     for r in &v.reasons {
         o.push_str(&format!("  blocks  [{}] {}\n", r.code, r.message));
         if !r.finding.is_empty() {
@@ -225,14 +276,10 @@ pub(crate) fn scan(a: ScanArgs) -> Result<ExitCode> {
         Some(d) => d,
         None => default_db()?,
     };
+    // An empty or stale database is the verdict's warning (or, by policy,
+    // its blocking reason).
     let db = AdvisoryDb::load_or_new(&db_dir)
         .with_context(|| format!("loading advisories from {}", db_dir.display()))?;
-    if db.is_empty() {
-        eprintln!(
-            "warning: no advisories in {}: vulnerabilities are not checked (run `bulwark advisories import`)",
-            db_dir.display()
-        );
-    }
     let rules = match &a.rules {
         Some(d) => Some(
             bulwark_yara::Rules::compile_dir(d)
@@ -297,6 +344,10 @@ pub(crate) fn scan(a: ScanArgs) -> Result<ExitCode> {
         findings: &findings,
         stage: Stage::Sign,
         unreadable: None,
+        advisories: AdvisoryInput {
+            count: db.len() as u64,
+            updated_at: db.updated_at(),
+        },
     };
     let verdict = evaluate(&policy, 0, subject, &waivers, now);
     if let Some(out) = &a.sbom_out {
@@ -455,6 +506,13 @@ pub(crate) async fn advisories(cmd: AdvisoriesCmd) -> Result<()> {
                         .with_context(|| format!("importing {}", f.display()))?;
                     if r.contains_no_osv() {
                         eprintln!("warning: {} contains no OSV advisories", f.display());
+                    } else {
+                        #[expect(
+                            clippy::disallowed_methods,
+                            reason = "the CLI is an edge: it dates the local advisory database"
+                        )]
+                        let now = OffsetDateTime::now_utc();
+                        adb.set_updated_at(now);
                     }
                     for e in &r.errors {
                         eprintln!("  error: {e}");
@@ -500,8 +558,9 @@ pub(crate) async fn advisories(cmd: AdvisoriesCmd) -> Result<()> {
                 print_json(&raw)?;
             } else {
                 println!(
-                    "{} advisories; known-exploited catalog: {}",
+                    "{} advisories, last imported {}; known-exploited catalog: {}",
                     a.count,
+                    a.updated_at.map_or_else(|| "never".into(), whole_seconds),
                     a.kev_catalog.as_deref().unwrap_or("none")
                 );
             }

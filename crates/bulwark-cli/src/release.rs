@@ -747,6 +747,9 @@ pub(crate) async fn release(cmd: ReleaseCmd) -> Result<ExitCode> {
             } else {
                 print!("{}", crate::gate::gate_text(&g)?);
             }
+            if g.state == bulwark_api::GateState::Block {
+                return Ok(ExitCode::from(crate::gate::EXIT_BLOCKED));
+            }
         }
         ReleaseCmd::Sign {
             reference,

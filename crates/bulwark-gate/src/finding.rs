@@ -102,6 +102,13 @@ impl VulnerabilityFinding {
     pub fn is_named(&self, id: &str) -> bool {
         self.id == id || self.aliases.iter().any(|a| a == id)
     }
+
+    /// Whether its advisories gave no severity at all: no CVSS vector and
+    /// no database label (a CVSS score of 0.0 is a score). The policy's
+    /// `unscored_severity` says how such a vulnerability is judged.
+    pub fn is_unscored(&self) -> bool {
+        self.severity == Severity::None && self.score.is_none()
+    }
 }
 
 /// A YARA rule that matched a file.

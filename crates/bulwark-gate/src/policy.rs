@@ -26,6 +26,21 @@ pub struct Policy {
     /// Signatures a release needs before it is promoted beyond its first
     /// environment or deployed to a later one (0 disables).
     pub require_signatures: u32,
+    /// The severity given to a vulnerability whose advisories carry neither
+    /// a CVSS vector nor a severity label, before `block_severity` is
+    /// applied. The default, `none`, means such a vulnerability never
+    /// blocks on severity alone.
+    pub unscored_severity: Severity,
+    /// Warn when the advisory database was last imported more than this
+    /// many days before the verdict, or records no import time at all;
+    /// `None` disables the check.
+    pub stale_advisories_days: Option<u32>,
+    /// Block, instead of warning, when the advisory database is stale (by
+    /// `stale_advisories_days`).
+    pub block_stale_advisories: bool,
+    /// Block, instead of warning, when the advisory database is empty:
+    /// no vulnerability can have been found.
+    pub block_without_advisories: bool,
 }
 
 impl Default for Policy {
@@ -38,9 +53,20 @@ impl Default for Policy {
             block_secret_severity: Some(Severity::High),
             require_sbom: true,
             require_signatures: 1,
+            unscored_severity: Severity::None,
+            stale_advisories_days: Some(DEFAULT_STALE_ADVISORIES_DAYS),
+            block_stale_advisories: false,
+            block_without_advisories: false,
         }
     }
 }
+
+/// [`Policy::stale_advisories_days`] by default: OSV databases change
+/// daily, so a week-old copy misses a week of advisories.
+pub const DEFAULT_STALE_ADVISORIES_DAYS: u32 = 7;
+
+/// The largest accepted [`Policy::stale_advisories_days`] (ten years).
+const MAX_STALE_ADVISORIES_DAYS: u32 = 3650;
 
 /// A policy document that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +92,25 @@ impl Policy {
                 "require_signatures {} is more than 100",
                 p.require_signatures
             )));
+        }
+        match p.stale_advisories_days {
+            Some(0) => {
+                return Err(PolicyError::Invalid(
+                    "stale_advisories_days 0 would call every database stale (null disables the check)"
+                        .into(),
+                ));
+            }
+            Some(d) if d > MAX_STALE_ADVISORIES_DAYS => {
+                return Err(PolicyError::Invalid(format!(
+                    "stale_advisories_days {d} is more than {MAX_STALE_ADVISORIES_DAYS}"
+                )));
+            }
+            None if p.block_stale_advisories => {
+                return Err(PolicyError::Invalid(
+                    "block_stale_advisories needs stale_advisories_days".into(),
+                ));
+            }
+            _ => {}
         }
         Ok(p)
     }

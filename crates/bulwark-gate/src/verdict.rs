@@ -28,11 +28,12 @@ pub enum Status {
     Block,
 }
 
-/// One blocking reason, with its evidence.
+/// One blocking reason (or warning), with its evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// `vulnerability`, `known_exploited`, `malware`, `private_key`,
-    /// `secret`, `unreadable`, `sbom_missing` or `signatures`.
+    /// `secret`, `unreadable`, `sbom_missing`, `signatures`,
+    /// `advisories_empty` or `advisories_stale`.
     pub code: String,
     /// The waiver key that would let it through (empty when none can).
     pub finding: String,
@@ -70,6 +71,39 @@ pub struct Verdict {
     pub waived: Vec<Waived>,
     /// Counts of the findings, blocking or not.
     pub counts: Counts,
+    /// The advisory database the vulnerabilities were matched against
+    /// (absent from verdicts stored before it was recorded).
+    #[serde(default)]
+    pub advisories: Option<AdvisoryState>,
+    /// What the gate warns about without blocking: an empty or stale
+    /// advisory database the policy does not block on.
+    #[serde(default)]
+    pub warnings: Vec<Reason>,
+}
+
+/// The advisory database as a verdict records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdvisoryState {
+    /// Advisories stored (withdrawn ones included).
+    pub count: u64,
+    /// When advisories were last imported, if the database records it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    /// Seconds from `updated_at` to the verdict (0 when `updated_at` is
+    /// later than the verdict).
+    #[serde(default)]
+    pub age_seconds: Option<u64>,
+}
+
+/// What the caller knows about its advisory database, handed to
+/// [`evaluate`] with the [`Subject`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AdvisoryInput {
+    /// Advisories stored.
+    pub count: u64,
+    /// When advisories were last imported (`None`: never, or before the
+    /// database recorded it).
+    pub updated_at: Option<OffsetDateTime>,
 }
 
 /// How many findings of each kind.
@@ -101,6 +135,10 @@ pub struct Subject<'a> {
     /// release is blocked whatever the policy says, and no waiver applies
     /// (nothing in it was inspected).
     pub unreadable: Option<&'a str>,
+    /// The advisory database `findings` were matched against: the verdict
+    /// states its size and age, and warns (or, by policy, blocks) when it
+    /// is empty or stale.
+    pub advisories: AdvisoryInput,
 }
 
 /// Judges `subject` against `policy` (of `policy_version`) and the
@@ -118,6 +156,7 @@ pub fn evaluate(
         findings,
         stage,
         unreadable,
+        advisories,
     } = subject;
     let mut blocking: Vec<(Reason, Vec<String>)> = Vec::new();
     for v in &findings.vulnerabilities {
@@ -145,15 +184,25 @@ pub fn evaluate(
                 },
                 names,
             ));
-        } else if policy.block_severity.is_some_and(|min| v.severity >= min) {
-            blocking.push((
-                Reason {
-                    code: "vulnerability".into(),
-                    finding: v.id.clone(),
-                    message: format!("{}{aka} ({}) affects {}; {fix}", v.id, v.severity, v.purl),
-                },
-                names,
-            ));
+        } else {
+            let (severity, rated) = if v.is_unscored() {
+                (
+                    policy.unscored_severity,
+                    format!("no score; {} by policy", policy.unscored_severity),
+                )
+            } else {
+                (v.severity, v.severity.to_string())
+            };
+            if policy.block_severity.is_some_and(|min| severity >= min) {
+                blocking.push((
+                    Reason {
+                        code: "vulnerability".into(),
+                        finding: v.id.clone(),
+                        message: format!("{}{aka} ({rated}) affects {}; {fix}", v.id, v.purl),
+                    },
+                    names,
+                ));
+            }
         }
     }
     if policy.block_malware {
@@ -240,6 +289,15 @@ pub fn evaluate(
             ),
         });
     }
+    let (state, concerns) = judge_advisories(policy, advisories, now);
+    let mut warnings = Vec::new();
+    for (reason, blocks) in concerns {
+        if blocks {
+            reasons.push(reason);
+        } else {
+            warnings.push(reason);
+        }
+    }
     Verdict {
         status: if reasons.is_empty() {
             Status::Pass
@@ -256,5 +314,64 @@ pub fn evaluate(
             malware: findings.malware.len() as u64,
             secrets: findings.secrets.len() as u64,
         },
+        advisories: Some(state),
+        warnings,
     }
+}
+
+/// The advisory database's state at `now`, and what the policy says about
+/// it: each concern with whether it blocks (no waiver applies to either).
+fn judge_advisories(
+    policy: &Policy,
+    db: AdvisoryInput,
+    now: OffsetDateTime,
+) -> (AdvisoryState, Vec<(Reason, bool)>) {
+    let age_seconds = db
+        .updated_at
+        .map(|t| u64::try_from((now - t).whole_seconds()).unwrap_or(0));
+    let state = AdvisoryState {
+        count: db.count,
+        updated_at: db.updated_at,
+        age_seconds,
+    };
+    let mut concerns = Vec::new();
+    if db.count == 0 {
+        concerns.push((
+            Reason {
+                code: "advisories_empty".into(),
+                finding: String::new(),
+                message: "the advisory database is empty: no vulnerability can be found \
+                          (import an OSV archive with `bulwark advisories import`)"
+                    .into(),
+            },
+            policy.block_without_advisories,
+        ));
+    } else if let Some(days) = policy.stale_advisories_days {
+        let limit = u64::from(days) * 86_400;
+        let message = match age_seconds {
+            None => Some(
+                "the advisory database records no import time (imported by an older \
+                 version): import advisories again to date it"
+                    .to_owned(),
+            ),
+            Some(age) if age > limit => Some(format!(
+                "the advisory database was last updated {:.1} days ago, more than the \
+                 policy's {days}: advisories published since are missed \
+                 (import a fresh OSV archive)",
+                age as f64 / 86_400.0
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = message {
+            concerns.push((
+                Reason {
+                    code: "advisories_stale".into(),
+                    finding: String::new(),
+                    message,
+                },
+                policy.block_stale_advisories,
+            ));
+        }
+    }
+    (state, concerns)
 }

@@ -2,7 +2,9 @@
 //! JSON, SARIF, SBOM out, waivers file, exit codes), then against a real
 //! server: `release publish` shows the verdict and exits 4 when blocked,
 //! `advisories import --server` raises an alert, `advisories affected`,
-//! `waivers add`, `release gate` and `sbom`.
+//! `waivers add`, `release gate` (exit 4 when blocked) and `sbom`; an OSV
+//! `all.zip` imported through the server, the verdict's advisory line and
+//! warnings, and the policy's `unscored_severity`.
 
 use std::path::Path;
 
@@ -186,7 +188,8 @@ fn scan_locally_then_gate_releases_on_a_server() {
     );
     let (_, out, _) = run(srv.cli().args(["alerts", "list"]));
     assert!(out.contains("release:fw@1.1"), "{out}");
-    let (_, out, _) = run(srv.cli().args(["release", "gate", "fw@1.1"]));
+    let (code, out, _) = run(srv.cli().args(["release", "gate", "fw@1.1"]));
+    assert_eq!(code, 4, "a blocked release's gate exits 4: {out}");
     assert!(
         out.contains("gate: BLOCKED") && out.contains("PYSEC-0000-9"),
         "{out}"
@@ -218,7 +221,8 @@ fn scan_locally_then_gate_releases_on_a_server() {
     ]));
     assert_eq!(code, 1);
     assert!(err.contains("--expires"), "{err}");
-    let (_, out, _) = run(srv.cli().args(["release", "gate", "fw@1.1"]));
+    let (code, out, _) = run(srv.cli().args(["release", "gate", "fw@1.1"]));
+    assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("gate: PASS") && out.contains("waived"),
         "{out}"
@@ -252,4 +256,156 @@ fn scan_locally_then_gate_releases_on_a_server() {
     ]));
     assert_eq!(code, 1);
     assert!(err.contains("bad.cdx.json"), "{err}");
+}
+
+/// The advisory archives: `$BULWARK_ADVISORY_DATA`, else the vendored
+/// `data/advisories`, else `/work/shared/data/advisories`.
+fn advisory_data() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("BULWARK_ADVISORY_DATA") {
+        return dir.into();
+    }
+    let vendored = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/advisories");
+    if vendored.is_dir() {
+        return vendored;
+    }
+    "/work/shared/data/advisories".into()
+}
+
+/// An archive shaped like OSV's `all.zip`: flat `<ID>.json` entries,
+/// deflated. The first `n` Go advisories of the vendored snapshot
+/// (CC-BY-4.0, attributed in `data/advisories/PROVENANCE.md`), plus `extra`.
+fn all_zip(n: usize, extra: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let tarball = advisory_data().join("golang/golang-vulndb-osv-a752ea54.tar.gz");
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(tarball).unwrap(),
+    ));
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().into_owned();
+        if files.len() < n && path.extension().is_some_and(|x| x == "json") {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            files.push((name, bytes));
+        }
+    }
+    assert_eq!(files.len(), n);
+    files.extend(extra.iter().map(|(n, b)| (n.to_string(), b.to_vec())));
+    let mut out = Vec::new();
+    let mut zip = rawzip::ZipArchiveWriter::new(&mut out);
+    for (name, bytes) in &files {
+        let (mut entry, config) = zip
+            .new_file(name)
+            .compression_method(rawzip::CompressionMethod::DEFLATE)
+            .start()
+            .unwrap();
+        let encoder = flate2::write::DeflateEncoder::new(&mut entry, flate2::Compression::fast());
+        let mut writer = config.wrap(encoder);
+        writer.write_all(bytes).unwrap();
+        let (encoder, descriptor) = writer.finish().unwrap();
+        encoder.finish().unwrap();
+        entry.finish(descriptor).unwrap();
+    }
+    zip.finish().unwrap();
+    out
+}
+
+#[test]
+fn osv_all_zip_through_the_server_and_what_the_gate_says_about_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let srv = start_server(&t.join("data"));
+    let rootfs_dir = t.join("rootfs");
+    rootfs(&rootfs_dir, false);
+    let tgz = t.join("fw.tar.gz");
+    tar_gz(&rootfs_dir, &tgz);
+
+    // No advisories yet: the verdict passes, and says why that means little.
+    let (code, _, err) = run(srv.cli().args([
+        "release",
+        "publish",
+        &s(&tgz),
+        "--name",
+        "fw",
+        "--version",
+        "1.0",
+        "--installer",
+        "ab",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "gate: PASS",
+        "advisories: none loaded",
+        "warning [advisories_empty]",
+    ] {
+        assert!(err.contains(needle), "missing {needle} in {err}");
+    }
+
+    // OSV's all.zip, with one advisory (no score at all) that hits fw@1.0.
+    let unscored = ADVISORY.replace(r#""database_specific": {"severity": "CRITICAL"},"#, "");
+    let zip = all_zip(20, &[("PYSEC-0000-9.json", unscored.as_bytes())]);
+    std::fs::write(t.join("all.zip"), &zip).unwrap();
+    let (code, out, err) =
+        run(srv
+            .cli()
+            .args(["advisories", "import", &s(&t.join("all.zip")), "--server"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("all.zip: 21 new"), "{out}");
+    assert!(out.contains("alert PYSEC-0000-9 release:fw@1.0"), "{out}");
+    let (_, out, _) = run(srv.cli().args(["advisories", "status"]));
+    assert!(out.starts_with("21 advisories, last imported 20"), "{out}");
+
+    // Unscored counts as "none" by default: a pass, with the database's line.
+    let (code, out, _) = run(srv.cli().args(["release", "gate", "fw@1.0"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("gate: PASS"), "{out}");
+    assert!(out.contains("advisories: 21, updated just now"), "{out}");
+    assert!(!out.contains("warning ["), "{out}");
+    let (_, out, _) = run(srv.cli().args(["release", "gate", "fw@1.0", "--json"]));
+    let g: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(g["verdict"]["advisories"]["count"], 21, "{g}");
+    assert_eq!(g["verdict"]["warnings"], serde_json::json!([]), "{g}");
+
+    // The policy says unscored means critical: blocked, exit 4.
+    std::fs::write(
+        t.join("policy.json"),
+        br#"{"unscored_severity": "critical"}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(srv
+        .cli()
+        .args(["gate", "set-policy", &s(&t.join("policy.json"))]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = run(srv.cli().args(["release", "gate", "fw@1.0"]));
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("gate: BLOCKED") && out.contains("(no score; critical by policy)"),
+        "{out}"
+    );
+
+    // Hostile or empty archives: refused with the reason, nothing changes.
+    std::fs::write(t.join("fake.zip"), ADVISORY).unwrap();
+    std::fs::write(
+        t.join("empty.zip"),
+        b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    )
+    .unwrap();
+    std::fs::write(t.join("cut.zip"), &zip[..zip.len() / 2]).unwrap();
+    for (file, needle) in [
+        ("fake.zip", "named .zip but not a zip archive"),
+        ("empty.zip", "empty.zip contains no OSV advisories"),
+        ("cut.zip", "not a usable zip archive"),
+    ] {
+        let (code, _, err) =
+            run(srv
+                .cli()
+                .args(["advisories", "import", &s(&t.join(file)), "--server"]));
+        assert_eq!(code, 1, "{file}: {err}");
+        assert!(err.contains(needle), "{file}: {err}");
+    }
+    let (_, out, _) = run(srv.cli().args(["advisories", "status"]));
+    assert!(out.starts_with("21 advisories"), "{out}");
 }

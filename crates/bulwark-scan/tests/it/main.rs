@@ -81,8 +81,13 @@ fn every_file_is_scanned_and_judged() {
         findings: &findings,
         stage: Stage::Sign,
         unreadable: None,
+        advisories: bulwark_gate::AdvisoryInput {
+            count: db.len() as u64,
+            updated_at: Some(now),
+        },
     };
     let v = evaluate(&Policy::default(), 0, subject, &[], now);
+    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
     assert_eq!(v.status, Status::Block);
     let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
     assert!(

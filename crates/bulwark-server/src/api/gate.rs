@@ -240,8 +240,9 @@ pub(crate) struct ImportQuery {
     source: Option<String>,
 }
 
-/// Import an OSV archive (tar.gz, tar, or one advisory); re-judges every
-/// release and device inventory and raises alerts for new hits.
+/// Import an OSV archive (OSV's all.zip, tar.gz, tar, or one advisory) or a
+/// CISA KEV catalog; re-judges every release and device inventory and
+/// raises alerts for new hits.
 #[utoipa::path(post, path = "/api/v1/advisories", tag = "gate",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     params(ImportQuery),
@@ -289,7 +290,7 @@ pub(crate) async fn import_advisories(
     }))
 }
 
-/// The advisory database's size.
+/// The advisory database's size and when it was last imported.
 #[utoipa::path(get, path = "/api/v1/advisories", tag = "gate",
     responses((status = 200, body = AdvisoriesView)))]
 pub(crate) async fn advisories(
@@ -300,6 +301,7 @@ pub(crate) async fn advisories(
     let db = upd.gate.db();
     Ok(Json(AdvisoriesView {
         count: db.len() as u64,
+        updated_at: db.updated_at(),
         kev_catalog: db.kev_catalog_version().map(str::to_owned),
     }))
 }

@@ -159,6 +159,12 @@ async fn advisories_block_promotion_raise_alerts_and_waivers_let_through() {
     let g = api.gate("fw@1.0", &admin).await;
     assert_eq!(g["state"], "pass", "{g}");
     assert_eq!(g["components"], 1);
+    // No advisories yet: the verdict says so (a warning, by default).
+    assert_eq!(g["verdict"]["advisories"]["count"], 0, "{g}");
+    assert_eq!(
+        g["verdict"]["warnings"][0]["code"], "advisories_empty",
+        "{g}"
+    );
     let signing = api.get("/api/v1/releases/fw@1.0/signing", &admin).await;
     let signed = signing["signed_canonical"].as_str().unwrap();
     let sig = targets_key.sign(signed.as_bytes()).unwrap();
@@ -195,6 +201,13 @@ async fn advisories_block_promotion_raise_alerts_and_waivers_let_through() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["verdicts_changed"], 1, "{v}");
+    // The import dates the database with the server's clock.
+    let db = api.get("/api/v1/advisories", &admin).await;
+    assert_eq!(
+        (&db["count"], &db["updated_at"]),
+        (&json!(1), &json!("2026-11-23T12:00:00Z")),
+        "{db}"
+    );
     assert_eq!(v["alerts"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["alerts"][0]["subject"], "release:fw@1.0");
     let (_, again) = api
@@ -227,6 +240,8 @@ async fn advisories_block_promotion_raise_alerts_and_waivers_let_through() {
     // Blocked: promotion and deployment are refused with the reason.
     let g = api.gate("fw@1.0", &admin).await;
     assert_eq!(g["state"], "block", "{g}");
+    assert_eq!(g["verdict"]["advisories"]["age_seconds"], 0, "{g}");
+    assert_eq!(g["verdict"]["warnings"], json!([]), "{g}");
     let (s, v) = api
         .json(
             "POST",
@@ -296,6 +311,17 @@ async fn advisories_block_promotion_raise_alerts_and_waivers_let_through() {
         )
         .await;
     assert_eq!(v["error"]["code"], "gate_blocked", "{s} {v}");
+    // …and the advisories are 60 days old: a warning (the default policy).
+    let g = api.gate("fw@1.0", &admin).await;
+    assert_eq!(
+        g["verdict"]["advisories"]["age_seconds"],
+        60 * 86_400,
+        "{g}"
+    );
+    assert_eq!(
+        g["verdict"]["warnings"][0]["code"], "advisories_stale",
+        "{g}"
+    );
 
     // The SBOM exports in both formats.
     let cdx = api

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context as _;
-use bulwark_gate::{Findings, Policy, Stage, Status, Subject, Verdict, Waiver, evaluate};
+use bulwark_gate::{
+    AdvisoryInput, Findings, Policy, Stage, Status, Subject, Verdict, Waiver, evaluate,
+};
 use bulwark_osv::AdvisoryDb;
 use bulwark_sbom::Sbom;
 use bulwark_scan::ArtifactScan;
@@ -207,6 +209,10 @@ impl Gate {
             findings: &findings,
             stage,
             unreadable: scan.unreadable.as_deref(),
+            advisories: AdvisoryInput {
+                count: db.len() as u64,
+                updated_at: db.updated_at(),
+            },
         };
         let verdict = evaluate(policy.1, policy.0, subject, waivers, now);
         (findings, notices, verdict)
@@ -359,7 +365,8 @@ impl Gate {
     /// Imports an advisory archive, saves the database, re-judges every
     /// stored scan and device inventory, and raises alerts for new hits —
     /// journaled as one `advisories.import` entry with the verdict changes
-    /// and alerts in the same transaction.
+    /// and alerts in the same transaction. An OSV import dates the
+    /// database (`audit.time`): verdicts state its age from then.
     pub async fn import(
         &self,
         store: &dyn Store,
@@ -370,6 +377,7 @@ impl Gate {
         let _serial = self.import_lock.lock().await;
         let dir = self.dir.clone();
         let source_name = source.to_owned();
+        let time = audit.time;
         let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&archive));
         let (db, report) = tokio::task::spawn_blocking(move || {
             // The file always equals the database in memory (imports are
@@ -394,6 +402,9 @@ impl Gate {
                     // file), and nothing is saved.
                     return Ok(Err(format!("{source_name} contains no OSV advisories")));
                 }
+                // The verdicts' "advisories updated …" is this time; a KEV
+                // catalog alone does not refresh the advisories.
+                db.set_updated_at(time);
                 Imported {
                     summary: r.to_string(),
                     changed_ids: r.changed_ids.clone(),
