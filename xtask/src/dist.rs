@@ -423,7 +423,13 @@ fn copyright(pkg: &Package, cargo: fn() -> Command) -> Result<String, String> {
     let mut crates: Vec<String> = tree
         .lines()
         .map(|l| l.trim_end_matches(" (*)").trim().to_owned())
-        .filter(|l| !l.is_empty() && !l.starts_with("bulwark") && !l.starts_with("xtask"))
+        .filter(|l| {
+            // Proc macros run at build time; they are not in the binary.
+            !l.is_empty()
+                && !l.starts_with("bulwark")
+                && !l.starts_with("xtask")
+                && !l.contains("(proc-macro)")
+        })
         .collect();
     crates.sort();
     crates.dedup();

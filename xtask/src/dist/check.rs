@@ -306,9 +306,11 @@ fn exercise(debs: &[PathBuf; 2], work: &Path, machine: &mut Machine) -> Result<(
     };
     let size = std::fs::metadata("/usr/bin/bulwark-agent").map_or(0, |m| m.len());
     eprintln!(
-        "bulwark-agent: {:.1} MiB installed; idle 3 s after its first check-in: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        "bulwark-agent: {:.1} MiB installed; idle 3 s after its first check-in: VmRSS {:.1} MiB \
+         (RssAnon {:.1} MiB; the rest is the binary's clean pages), VmHWM {:.1} MiB",
         size as f64 / f64::from(1 << 20),
         kib("VmRSS:") as f64 / 1024.0,
+        kib("RssAnon:") as f64 / 1024.0,
         kib("VmHWM:") as f64 / 1024.0
     );
 
