@@ -6,7 +6,7 @@
 //!   100,000 devices reporting every 10 s that is 100,000 minute rows (and
 //!   as many latest samples) a minute, about 1,667 rows/s on average, in
 //!   batches of about 16,700. The suite writes `--minutes` such batches of
-//!   `--devices` rows through `TelemetryStore::put_telemetry`, exactly as
+//!   `--devices` rows through `MonitorRepo::put_telemetry`, exactly as
 //!   the server does (latest samples included: the `typical` sample's
 //!   JSON, 690 B), and reports rows/s and how far above the needed rate
 //!   that is.

@@ -169,7 +169,7 @@ impl Server {
             ),
             monitor: monitor.clone(),
             webhooks: Arc::new(webhooks::Webhooks::new(
-                Arc::clone(&store),
+                store.clone(),
                 Arc::clone(&clock),
                 bulwark_pki::MasterKey::from_bytes(master.as_bytes())?,
                 config.webhook_policy.clone(),

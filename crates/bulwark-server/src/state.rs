@@ -127,14 +127,14 @@ impl AppState {
         metrics.register_monitor(&monitor);
         let presence = Arc::new(Presence::new());
         let devices = Arc::new(Devices::new(
-            Arc::clone(&store),
+            store.clone(),
             Arc::clone(&presence),
             Arc::clone(&monitor),
         ));
         let events = Arc::new(EventBus::new(Arc::clone(&webhooks), wire));
-        let accounts = Accounts::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&rng));
+        let accounts = Accounts::new(store.clone(), Arc::clone(&clock), Arc::clone(&rng));
         let enrollment = Enrollment::new(
-            Arc::clone(&store),
+            store.clone(),
             Arc::clone(&clock),
             Arc::clone(&rng),
             ca,
@@ -195,7 +195,7 @@ impl AppState {
     /// What the monitor's alert task hands alerts to.
     pub fn alert_pipeline(&self) -> bulwark_services::alerts::AlertPipeline {
         bulwark_services::alerts::AlertPipeline {
-            store: Arc::clone(&self.0.store),
+            store: self.0.store.clone(),
             clock: Arc::clone(&self.0.clock),
             events: Arc::clone(&self.0.events),
             devices: Arc::clone(&self.0.devices),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bulwark_pki::{IssuedToken, PresentedToken, RandomSource, TokenKind};
-use bulwark_store::{Account, ApiTokenRecord, Audit, NewAccount, NewApiToken, Role, Store};
+use bulwark_store::{Account, AccountRepo, ApiTokenRecord, Audit, NewAccount, NewApiToken, Role};
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
@@ -56,14 +56,18 @@ pub struct NewToken {
 /// Accounts, tokens, authentication.
 #[derive(Debug)]
 pub struct Accounts {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AccountRepo>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
 }
 
 impl Accounts {
     /// The service over `store`; tokens drawn from `rng`.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, rng: Arc<dyn RandomSource>) -> Self {
+    pub fn new(
+        store: Arc<dyn AccountRepo>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn RandomSource>,
+    ) -> Self {
         Self { store, clock, rng }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bulwark_detect::{FleetOutput, Output};
 use bulwark_proto::DeviceId;
-use bulwark_store::{Audit, DetectionAlert, Store};
+use bulwark_store::{AlertAction, Audit, DetectionAlert, DetectionKind, MonitorRepo, Severity};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
@@ -36,6 +36,10 @@ fn stored_alert(
     now: OffsetDateTime,
 ) -> Option<DetectionAlert> {
     let device_id = DeviceId::parse(&a.device).ok()?;
+    let Some(kind) = DetectionKind::parse(a.kind) else {
+        tracing::error!(kind = a.kind, behaviour = %a.behaviour, "the engine named a kind the store does not know; alert not stored");
+        return None;
+    };
     let evidence: Vec<serde_json::Value> = a
         .evidence
         .iter()
@@ -56,10 +60,10 @@ fn stored_alert(
         device_id,
         group: group.to_owned(),
         behaviour: a.behaviour.clone(),
-        kind: a.kind.to_owned(),
-        severity: a.severity.to_string(),
+        kind,
+        severity: severity(a.severity),
         profile_version: a.profile_version.clone(),
-        action: a.action.map(|_| "quarantine".to_owned()),
+        action: a.action.map(action),
         message: a.reason.clone(),
         evidence: serde_json::Value::Array(evidence).to_string(),
         observed_at: a.time,
@@ -67,11 +71,28 @@ fn stored_alert(
     })
 }
 
+/// An engine severity as the store keeps it.
+fn severity(s: bulwark_detect::Severity) -> Severity {
+    match s {
+        bulwark_detect::Severity::Low => Severity::Low,
+        bulwark_detect::Severity::Medium => Severity::Medium,
+        bulwark_detect::Severity::High => Severity::High,
+        bulwark_detect::Severity::Critical => Severity::Critical,
+    }
+}
+
+/// An engine action as the store keeps it.
+fn action(a: bulwark_detect::Action) -> AlertAction {
+    match a {
+        bulwark_detect::Action::Quarantine => AlertAction::Quarantine,
+    }
+}
+
 /// What the alert task needs: the services it hands alerts to.
 #[derive(Debug, Clone)]
 pub struct AlertPipeline {
     /// Where alerts are stored.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn MonitorRepo>,
     /// Stamps stored alerts.
     pub clock: Arc<dyn Clock>,
     /// The stream and webhooks.
@@ -150,4 +171,21 @@ pub fn spawn_alert_pipeline(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_the_engine_names_is_a_stored_word() {
+        for s in bulwark_detect::Semantic::ALL {
+            assert!(DetectionKind::parse(s.name()).is_some(), "{}", s.name());
+        }
+        let profile = bulwark_detect::Profile::from_toml(bulwark_detect::BUILTIN_PROFILE).unwrap();
+        for b in &profile.behaviours {
+            let name = b.kind.name();
+            assert!(DetectionKind::parse(name).is_some(), "{name}");
+        }
+    }
 }

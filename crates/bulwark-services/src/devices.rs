@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bulwark_proto::DeviceId;
-use bulwark_store::{Audit, Device, Store};
+use bulwark_store::{Audit, Device, DeviceRepo};
 
 use crate::monitor::Monitor;
 use crate::presence::{Cached, Presence};
@@ -20,7 +20,7 @@ pub enum DeviceError {
 /// Quarantine, release and the device cache.
 #[derive(Debug)]
 pub struct Devices {
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeviceRepo>,
     presence: Arc<Presence>,
     monitor: Arc<Monitor>,
 }
@@ -28,7 +28,7 @@ pub struct Devices {
 impl Devices {
     /// The service over `store`, keeping `presence` and `monitor` (the
     /// gateway sessions) in step.
-    pub fn new(store: Arc<dyn Store>, presence: Arc<Presence>, monitor: Arc<Monitor>) -> Self {
+    pub fn new(store: Arc<dyn DeviceRepo>, presence: Arc<Presence>, monitor: Arc<Monitor>) -> Self {
         Self {
             store,
             presence,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bulwark_pki::{DeviceCa, IssuedToken, PresentedToken, RandomSource, TokenKind};
 use bulwark_proto::{CheckinRequest, CheckinResponse, DeviceId, EnrollRequest, EnrollResponse};
-use bulwark_store::{Audit, EnrollTokenRecord, NewDevice, NewEnrollToken, Store};
+use bulwark_store::{Audit, DeviceRepo, EnrollTokenRecord, NewDevice, NewEnrollToken};
 
 use crate::clock::Clock;
 use crate::presence::{Cached, Presence};
@@ -99,7 +99,7 @@ pub struct Origin {
 /// Enrollment tokens, enrollment and check-in.
 #[derive(Debug)]
 pub struct Enrollment {
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeviceRepo>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
     ca: Arc<DeviceCa>,
@@ -121,7 +121,7 @@ impl Enrollment {
         reason = "each part is a distinct dependency"
     )]
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn DeviceRepo>,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn RandomSource>,
         ca: Arc<DeviceCa>,

@@ -52,8 +52,11 @@ impl DomainEvent {
 }
 
 impl Notice for DomainEvent {
-    fn kind(&self) -> &'static str {
-        DomainEvent::kind(self)
+    fn kind(&self) -> bulwark_store::DeliveryEvent {
+        match self {
+            DomainEvent::Detection(_) => bulwark_store::DeliveryEvent::Detection,
+            DomainEvent::Vulnerability(_) => bulwark_store::DeliveryEvent::Vulnerability,
+        }
     }
 
     fn alert_id(&self) -> &str {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bulwark_store::Store;
+use bulwark_store::JournalRepo;
 use bulwark_tlog::{Checkpoint, Hash, NodeSource, NoteSigner};
 
 /// Why a journal read failed.
@@ -59,7 +59,7 @@ impl Journal {
     /// the last one. Returns the size checkpointed.
     pub async fn checkpoint(
         &self,
-        store: &dyn Store,
+        store: &dyn JournalRepo,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<Option<u64>> {
         let (size, root) = store.journal_root().await?;
@@ -84,7 +84,7 @@ impl Journal {
 /// cannot give (a deleted or damaged row) is
 /// [`JournalError::Damaged`], not a server error.
 pub async fn with_nodes<T>(
-    store: &dyn Store,
+    store: &dyn JournalRepo,
     f: impl Fn(&dyn NodeSource) -> bulwark_tlog::Result<T>,
 ) -> Result<T, JournalError> {
     let keys = bulwark_tlog::nodes_needed(&f).map_err(tlog_error)?;

@@ -1,4 +1,5 @@
-//! Release gates: scans and verdicts, gate policies, waivers and alerts.
+//! Release gates: scans and verdicts, gate policies, waivers and the
+//! alerts an advisory import raises.
 //!
 //! Like the rest of the store, every mutating method takes an [`Audit`]
 //! and journals its change in the same transaction. Verdicts are JSON
@@ -10,22 +11,53 @@ use sqlx::Row as _;
 use time::OffsetDateTime;
 
 use crate::backend::{PostgresStore, SqliteStore, conflict, from_ms, new_id, opt_from_ms};
-use crate::model::ms;
+use crate::model::{ms, stored_enum};
 use crate::{Audit, Result};
+
+stored_enum! {
+    /// A release's gate verdict.
+    GateStatus, "gate status" {
+        /// Nothing blocks it.
+        Pass = "pass",
+        /// Something blocks it (the verdict says what).
+        Block = "block",
+    }
+}
+
+stored_enum! {
+    /// Where a scan's SBOM came from (none when nothing could be taken
+    /// from an unreadable artifact: stored as empty text).
+    SbomSource, "SBOM source" {
+        /// From the artifact's bytes.
+        Extracted = "extracted",
+        /// Uploaded with the release.
+        Uploaded = "uploaded",
+        /// Both, merged.
+        UploadedExtracted = "uploaded+extracted",
+    }
+}
+
+stored_enum! {
+    /// What an alert reports.
+    AlertKind, "alert kind" {
+        /// A new advisory affects a release or a device.
+        Vulnerability = "vulnerability",
+    }
+}
 
 /// A release's scan and its latest verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseScan {
     /// The release.
     pub release_id: String,
-    /// `extracted`, `uploaded` or `uploaded+extracted`.
-    pub sbom_source: String,
+    /// Where the SBOM came from; `None` when there is none.
+    pub sbom_source: Option<SbomSource>,
     /// The SBOM (JSON of `bulwark_sbom::Sbom`).
     pub sbom: String,
     /// Malware and secret findings plus extraction warnings (JSON).
     pub findings: String,
-    /// `pass`, `block` or `error`.
-    pub status: String,
+    /// The latest verdict's status.
+    pub status: GateStatus,
     /// The latest verdict (JSON of `bulwark_gate::Verdict`).
     pub verdict: String,
     /// When scanned.
@@ -39,8 +71,8 @@ pub struct ReleaseScan {
 pub struct VerdictChange {
     /// The release.
     pub release_id: String,
-    /// `pass` or `block`.
-    pub status: String,
+    /// Its status.
+    pub status: GateStatus,
     /// The verdict JSON.
     pub verdict: String,
 }
@@ -69,8 +101,8 @@ pub struct WaiverRow {
 /// An alert to raise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlert {
-    /// `vulnerability`.
-    pub kind: String,
+    /// What it reports.
+    pub kind: AlertKind,
     /// The advisory's primary id.
     pub advisory: String,
     /// `release:name@version` or `device:<uuid>`.
@@ -84,8 +116,8 @@ pub struct NewAlert {
 pub struct Alert {
     /// Id.
     pub id: String,
-    /// `vulnerability`.
-    pub kind: String,
+    /// What it reports.
+    pub kind: AlertKind,
     /// Advisory id.
     pub advisory: String,
     /// What it concerns.
@@ -96,9 +128,9 @@ pub struct Alert {
     pub created_at: OffsetDateTime,
 }
 
-/// The gate half of the store.
+/// Release scans and verdicts, the gate policy, waivers and alerts.
 #[async_trait]
-pub trait GateStore: Send + Sync {
+pub trait GateRepo: Send + Sync + std::fmt::Debug {
     /// Stores (or replaces) a release's scan and verdict; journals
     /// `release.scan` with the status.
     async fn put_release_scan(&self, scan: &ReleaseScan, audit: &Audit) -> Result<()>;
@@ -136,8 +168,6 @@ pub trait GateStore: Send + Sync {
 
     /// Alerts, newest first.
     async fn alerts(&self, limit: u32) -> Result<Vec<Alert>>;
-    /// Every device's stored inventory JSON, by device id.
-    async fn inventories(&self) -> Result<Vec<(String, String)>>;
 }
 
 fn waiver_digest(w: &WaiverRow) -> String {
@@ -152,16 +182,22 @@ const SCAN_COLUMNS: &str =
 const WAIVER_COLUMNS: &str =
     "id, finding, release, reason, expires_at, created_by, created_at, revoked_at";
 
-macro_rules! impl_gate_store {
+/// The stored text of a scan's SBOM source (empty for none).
+fn sbom_source_text(s: Option<SbomSource>) -> &'static str {
+    s.map_or("", SbomSource::as_str)
+}
+
+macro_rules! impl_gate_repo {
     ($store:ty, $db:ty, $row:ty) => {
         impl $store {
             fn scan_rec(row: &$row) -> Result<ReleaseScan> {
+                let source: String = row.try_get("sbom_source")?;
                 Ok(ReleaseScan {
                     release_id: row.try_get("release_id")?,
-                    sbom_source: row.try_get("sbom_source")?,
+                    sbom_source: if source.is_empty() { None } else { Some(SbomSource::read(source)?) },
                     sbom: row.try_get("sbom")?,
                     findings: row.try_get("findings")?,
-                    status: row.try_get("status")?,
+                    status: GateStatus::read(row.try_get("status")?)?,
                     verdict: row.try_get("verdict")?,
                     scanned_at: from_ms("scan time", row.try_get("scanned_at")?)?,
                     evaluated_at: from_ms("verdict time", row.try_get("evaluated_at")?)?,
@@ -184,7 +220,7 @@ macro_rules! impl_gate_store {
             fn alert_rec(row: &$row) -> Result<Alert> {
                 Ok(Alert {
                     id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
+                    kind: AlertKind::read(row.try_get("kind")?)?,
                     advisory: row.try_get("advisory")?,
                     subject: row.try_get("subject")?,
                     message: row.try_get("message")?,
@@ -194,7 +230,7 @@ macro_rules! impl_gate_store {
         }
 
         #[async_trait]
-        impl GateStore for $store {
+        impl GateRepo for $store {
             async fn put_release_scan(&self, scan: &ReleaseScan, audit: &Audit) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
@@ -218,10 +254,10 @@ macro_rules! impl_gate_store {
                      scanned_at = excluded.scanned_at, evaluated_at = excluded.evaluated_at"
                 )))
                 .bind(&scan.release_id)
-                .bind(&scan.sbom_source)
+                .bind(sbom_source_text(scan.sbom_source))
                 .bind(&scan.sbom)
                 .bind(&scan.findings)
-                .bind(&scan.status)
+                .bind(scan.status.as_str())
                 .bind(&scan.verdict)
                 .bind(ms(scan.scanned_at))
                 .bind(ms(scan.evaluated_at))
@@ -229,7 +265,7 @@ macro_rules! impl_gate_store {
                 .await?;
                 let entry = audit.entry(JournalAction::ReleaseScan, format!("release:{reference}"),
                     before.map(|b| state_digest(&b)), Some(state_digest(&scan.verdict)),
-                    &[("status", scan.status.clone()), ("sbom_source", scan.sbom_source.clone()),
+                    &[("status", scan.status.as_str().to_owned()), ("sbom_source", sbom_source_text(scan.sbom_source).to_owned()),
                       ("findings_digest", state_digest(&scan.findings))]);
                 Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
                 tx.commit().await?;
@@ -270,7 +306,7 @@ macro_rules! impl_gate_store {
                     sqlx::query::<$db>(
                         "UPDATE release_scans SET status = $1, verdict = $2, evaluated_at = $3 WHERE release_id = $4",
                     )
-                    .bind(&v.status)
+                    .bind(v.status.as_str())
                     .bind(&v.verdict)
                     .bind(ms(audit.time))
                     .bind(&v.release_id)
@@ -281,7 +317,7 @@ macro_rules! impl_gate_store {
                 for a in alerts {
                     let alert = Alert {
                         id: new_id(),
-                        kind: a.kind.clone(),
+                        kind: a.kind,
                         advisory: a.advisory.clone(),
                         subject: a.subject.clone(),
                         message: a.message.clone(),
@@ -292,7 +328,7 @@ macro_rules! impl_gate_store {
                          ON CONFLICT (kind, advisory, subject) DO NOTHING",
                     )
                     .bind(&alert.id)
-                    .bind(&alert.kind)
+                    .bind(alert.kind.as_str())
                     .bind(&alert.advisory)
                     .bind(&alert.subject)
                     .bind(&alert.message)
@@ -422,18 +458,9 @@ macro_rules! impl_gate_store {
                 .await?;
                 rows.iter().map(Self::alert_rec).collect()
             }
-
-            async fn inventories(&self) -> Result<Vec<(String, String)>> {
-                let rows = sqlx::query::<$db>("SELECT device_id, inventory FROM device_inventory ORDER BY device_id")
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("device_id")?, r.try_get("inventory")?)))
-                    .collect()
-            }
         }
     };
 }
 
-impl_gate_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
-impl_gate_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
+impl_gate_repo!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+impl_gate_repo!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);

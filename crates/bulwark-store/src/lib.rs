@@ -1,14 +1,25 @@
-//! Bulwark's state: one [`Store`] interface, two real backends.
+//! Bulwark's state: a repository trait per domain, two real backends.
 //!
 //! # Brief overview
 //!
-//! - [`Store`] — the repository trait the server holds as `Arc<dyn Store>`.
+//! - [`Store`] — what the server holds as `Arc<dyn Store>`: every
+//!   repository below, plus [`Backend`]. A service that needs one domain
+//!   takes that repository alone (`Arc<dyn WebhookRepo>`: a `dyn Store`
+//!   coerces to it).
+//! - The repositories: [`AccountRepo`] (accounts, API tokens),
+//!   [`DeviceRepo`] (enrollment tokens, devices, check-ins, inventories,
+//!   tags, quarantine, revocation), [`ReleaseRepo`] (blobs, releases,
+//!   promotions, deployments, update reports), [`TufRepo`] (TUF metadata,
+//!   signing proposals and signatures, the director's per-device state),
+//!   [`JournalRepo`] (entries, Merkle nodes, checkpoints), [`GateRepo`]
+//!   (scans, verdicts, the gate policy, waivers, alerts), [`MonitorRepo`]
+//!   (detection profiles and alerts, telemetry history) and
+//!   [`WebhookRepo`] (webhooks, the delivery outbox and its claims).
+//!   `use bulwark_store::prelude::*;` brings them all into scope.
 //! - [`SqliteStore`] — the embedded default: a WAL-mode SQLite file
 //!   (bundled SQLite, extension loading off).
 //! - [`PostgresStore`] — the scale-out backend.
 //! - [`open`] — picks a backend from a URL (`sqlite://…`, `postgres://…`).
-//! - Records: [`Account`], [`ApiTokenRecord`], [`EnrollTokenRecord`],
-//!   [`Device`], [`CheckinUpdate`].
 //!
 //! # Example
 //!
@@ -29,57 +40,85 @@
 //!
 //! # Design
 //!
-//! Both backends are generated from one implementation per trait: a macro
-//! body expanded for each backend, one in each of `backend.rs` ([`Store`]),
-//! `updates.rs`, `gates.rs`, `monitor.rs`, `telemetry.rs` and `webhooks.rs`.
-//! The SQL is written once, in the dialect common to SQLite and PostgreSQL
-//! (`$N` placeholders, `ON CONFLICT`, `RETURNING`), and timestamps are Unix
-//! milliseconds in both. Schema changes are sqlx migrations, one directory
-//! per dialect, applied at [`open`]. One conformance suite
-//! (`tests/conformance.rs`) runs every case against both backends.
+//! Each repository is one module (`accounts.rs`, `devices.rs`, …) holding
+//! its trait, its records and its implementation: a macro body expanded
+//! for each backend. The SQL is written once, in the dialect common to
+//! SQLite and PostgreSQL (`$N` placeholders, `ON CONFLICT`, `RETURNING`),
+//! and timestamps are Unix milliseconds in both. Schema changes are sqlx
+//! migrations, one directory per dialect, applied at [`open`]. One
+//! conformance suite (`tests/conformance.rs`) runs every case against
+//! both backends.
 //!
 //! Every mutating method takes an [`Audit`] and appends its journal entry
-//! (an RFC 6962 Merkle leaf) in the same transaction as the change; the
-//! first statement of such a transaction locks the journal head, so entries
-//! are totally ordered and a change without its entry cannot commit.
-//! Check-ins (`record_checkins`) are observations, not state changes, and are
-//! not journaled.
+//! (an RFC 6962 Merkle leaf, its action a `bulwark_proto::JournalAction`)
+//! in the same transaction as the change; the first statement of such a
+//! transaction locks the journal head, so entries are totally ordered and a
+//! change without its entry cannot commit. Check-ins, detection alerts and
+//! telemetry are observations, not state changes, and are not journaled.
 //!
-//! Operations that must be atomic (consuming an enrollment token and
-//! creating the device) are one transaction inside the store, so callers
-//! cannot get them half right.
+//! Operations that must be atomic stay one method, on the repository of
+//! their main entity: enrolling consumes an enrollment token's use and
+//! creates the device ([`DeviceRepo::enroll_device`]); a signature that
+//! meets the threshold stores metadata, publishes the release and puts it
+//! in its first environment ([`TufRepo::add_signature`]); an advisory
+//! import's verdicts and alerts are one entry
+//! ([`GateRepo::record_evaluation`]). Callers cannot get them half right.
+//!
+//! States kept as text (release status, installer, TUF role and
+//! repository, gate status, delivery state, …) are enums, stored as the
+//! same words they always were and read back strictly: another word is
+//! [`Error::Corrupt`].
 //!
 //! # Current limitations
 //!
 //! No in-memory backend: SQLite's `:memory:` serves that purpose and runs the
 //! same SQL as production.
 
-mod backend;
-mod gates;
 mod model;
+
+mod accounts;
+mod backend;
+mod devices;
+mod gates;
+mod journal;
 mod monitor;
-mod telemetry;
-mod updates;
+mod releases;
+mod tuf;
 mod webhooks;
 
+pub use accounts::{Account, AccountRepo, ApiTokenRecord, NewAccount, NewApiToken, Role};
 pub use backend::{PostgresStore, SqliteStore, open};
-pub use gates::{Alert, GateStore, NewAlert, ReleaseScan, VerdictChange, WaiverRow};
-pub use model::{
-    Account, ApiTokenRecord, Audit, CheckinUpdate, Device, DeviceFilter, DeviceStatus,
-    EnrollTokenRecord, JournalRow, NewAccount, NewApiToken, NewDevice, NewEnrollToken, Role,
-    StoredInventory,
+pub use devices::{
+    CheckinUpdate, Device, DeviceFilter, DeviceRepo, DeviceStatus, EnrollTokenRecord, NewDevice,
+    NewEnrollToken, StoredInventory,
 };
-pub use monitor::{DetectionAlert, MonitorStore, ProfileRow};
-pub use telemetry::{LatestTelemetry, TelemetryMinute, TelemetryStore};
-pub use updates::{
-    BlobRecord, Deployment, DirectorState, Installer, NewRelease, Proposal, Publication, Release,
-    ReleaseStatus, TufRow, UpdateStatus, UpdateStore,
+pub use gates::{
+    Alert, AlertKind, GateRepo, GateStatus, NewAlert, ReleaseScan, SbomSource, VerdictChange,
+    WaiverRow,
 };
-pub use webhooks::{AttemptOutcome, Delivery, NewDelivery, WebhookRow, WebhookStore};
+pub use journal::{JournalRepo, JournalRow};
+pub use model::Audit;
+pub use monitor::{
+    AlertAction, DetectionAlert, DetectionKind, LatestTelemetry, MonitorRepo, ProfileRow, Severity,
+    TelemetryMinute,
+};
+pub use releases::{
+    BlobRecord, Deployment, Installer, NewRelease, Release, ReleaseRepo, ReleaseStatus,
+    UpdatePhase, UpdateStatus,
+};
+pub use tuf::{DirectorState, Proposal, Publication, Repository, TufRepo, TufRole, TufRow};
+pub use webhooks::{
+    AttemptOutcome, Delivery, DeliveryEvent, DeliveryState, NewDelivery, WebhookRepo, WebhookRow,
+};
 
-use async_trait::async_trait;
-use bulwark_proto::{DeviceId, JournalEntry};
-use time::OffsetDateTime;
+/// The repository traits, for callers that call them on a concrete store
+/// or a single repository: `use bulwark_store::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        AccountRepo, Backend, DeviceRepo, GateRepo, JournalRepo, MonitorRepo, ReleaseRepo, Store,
+        TufRepo, WebhookRepo,
+    };
+}
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -113,123 +152,44 @@ pub enum Error {
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The repository. Every method is one transaction.
-#[async_trait]
+/// Which database keeps the repositories.
+pub trait Backend: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Every repository of one database: what the server holds as
+/// `Arc<dyn Store>`. Implemented for anything that implements them all;
+/// each method is one transaction.
 pub trait Store:
-    UpdateStore
-    + GateStore
-    + MonitorStore
-    + TelemetryStore
-    + WebhookStore
+    Backend
+    + AccountRepo
+    + DeviceRepo
+    + ReleaseRepo
+    + TufRepo
+    + JournalRepo
+    + GateRepo
+    + MonitorRepo
+    + WebhookRepo
     + Send
     + Sync
     + std::fmt::Debug
 {
-    /// Which backend this is (`sqlite` or `postgres`).
-    fn backend(&self) -> &'static str;
+}
 
-    /// Creates an account; [`Error::Conflict`] when the name is taken.
-    async fn create_account(&self, new: NewAccount, audit: &Audit) -> Result<Account>;
-    /// Looks an account up by name.
-    async fn account_by_name(&self, name: &str) -> Result<Option<Account>>;
-    /// All accounts, by name.
-    async fn list_accounts(&self) -> Result<Vec<Account>>;
-
-    /// Stores a new API token (its hash only).
-    async fn insert_api_token(&self, new: NewApiToken, audit: &Audit) -> Result<ApiTokenRecord>;
-    /// A token and its account, by token id.
-    async fn api_token(&self, id: &str) -> Result<Option<(ApiTokenRecord, Account)>>;
-    /// All API tokens, newest first.
-    async fn list_api_tokens(&self) -> Result<Vec<ApiTokenRecord>>;
-    /// Marks a token revoked; false (and no journal entry) when there was
-    /// no such unrevoked token.
-    async fn revoke_api_token(&self, id: &str, audit: &Audit) -> Result<bool>;
-
-    /// Stores a new enrollment token (its hash only).
-    async fn insert_enroll_token(
-        &self,
-        new: NewEnrollToken,
-        audit: &Audit,
-    ) -> Result<EnrollTokenRecord>;
-    /// An enrollment token by id.
-    async fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRecord>>;
-    /// All enrollment tokens, newest first.
-    async fn list_enroll_tokens(&self) -> Result<Vec<EnrollTokenRecord>>;
-    /// In one transaction: consumes one use of the token (only while
-    /// `uses < max_uses` and unexpired at `audit.time`; one `UPDATE`, so
-    /// concurrent enrollments never exceed `max_uses`) and creates the device
-    /// with the token's group and environment. `None` (and no journal entry)
-    /// when the token was not usable.
-    async fn enroll_device(
-        &self,
-        token_id: &str,
-        device: NewDevice,
-        audit: &Audit,
-    ) -> Result<Option<Device>>;
-
-    /// Inserts devices directly (bulk provisioning and benchmarks); one
-    /// journal entry for the batch.
-    async fn insert_devices(
-        &self,
-        devices: &[NewDevice],
-        group: &str,
-        environment: &str,
-        audit: &Audit,
-    ) -> Result<()>;
-    /// One device.
-    async fn device(&self, id: DeviceId) -> Result<Option<Device>>;
-    /// Devices matching `filter`, ordered by id.
-    async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>>;
-    /// Number of devices.
-    async fn count_devices(&self) -> Result<u64>;
-    /// Merges `tags` into the device's tags (an empty value removes the key).
-    async fn tag_device(
-        &self,
-        id: DeviceId,
-        tags: &[(String, String)],
-        audit: &Audit,
-    ) -> Result<Option<Device>>;
-    /// Revokes a device; `None` when it does not exist. Revoking twice keeps
-    /// the first time and reason (and journals nothing).
-    async fn revoke_device(
-        &self,
-        id: DeviceId,
-        reason: &str,
-        audit: &Audit,
-    ) -> Result<Option<Device>>;
-    /// Certificate serials of every revoked device.
-    async fn revoked_serials(&self) -> Result<Vec<String>>;
-    /// Applies a batch of check-ins (last seen, agent version, boot id).
-    /// Observations, not state changes: not journaled.
-    async fn record_checkins(&self, batch: &[CheckinUpdate]) -> Result<()>;
-    /// Replaces a device's stored inventory.
-    async fn put_inventory(
-        &self,
-        id: DeviceId,
-        digest: &str,
-        inventory_json: &str,
-        audit: &Audit,
-    ) -> Result<()>;
-    /// A device's stored inventory.
-    async fn inventory(&self, id: DeviceId) -> Result<Option<StoredInventory>>;
-
-    /// Appends entries that record no other state change (engine events);
-    /// returns the new journal size.
-    async fn append_journal(&self, entries: &[JournalEntry]) -> Result<u64>;
-    /// The journal's size and root hash, read together.
-    async fn journal_root(&self) -> Result<(u64, [u8; 32])>;
-    /// Entries `start..start+limit` as stored: sequence number, canonical
-    /// bytes and the leaf hash recorded at append time.
-    async fn journal_entries(&self, start: u64, limit: u32) -> Result<Vec<JournalRow>>;
-    /// Hashes of complete subtrees `(level, index)`; `None` for a node that
-    /// does not exist (yet).
-    async fn journal_nodes(&self, keys: &[(u8, u64)]) -> Result<Vec<Option<[u8; 32]>>>;
-    /// Stores a signed checkpoint for `size` (idempotent per size).
-    async fn put_checkpoint(&self, size: u64, note: &str, now: OffsetDateTime) -> Result<()>;
-    /// Every stored checkpoint, by size.
-    async fn checkpoints(&self) -> Result<Vec<(u64, String)>>;
-    /// The newest checkpoint (one row, not the whole list).
-    async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>>;
-    /// The checkpoint for exactly `size`.
-    async fn checkpoint(&self, size: u64) -> Result<Option<String>>;
+impl<T> Store for T where
+    T: Backend
+        + AccountRepo
+        + DeviceRepo
+        + ReleaseRepo
+        + TufRepo
+        + JournalRepo
+        + GateRepo
+        + MonitorRepo
+        + WebhookRepo
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + ?Sized
+{
 }

@@ -1,21 +1,72 @@
-//! Monitoring: detection profiles per device group, detection alerts, and
-//! device quarantine.
+//! Monitoring: detection profiles per device group, the detection alerts
+//! they raise, and telemetry history (per device and minute, the
+//! aggregates of every metric, and each device's latest sample).
 //!
-//! Profile changes and quarantine/release are state changes: each journals
-//! one entry in its own transaction. Detection alerts are observations
-//! (like check-ins) and are not journaled one by one; the action an alert
-//! triggers (a quarantine) is, naming the alert.
+//! Profile changes are state changes: each journals one entry in its own
+//! transaction. Detection alerts and telemetry are observations (like
+//! check-ins) and are not journaled; the action an alert triggers (a
+//! quarantine, [`crate::DeviceRepo::quarantine_device`]) is, naming the
+//! alert. Telemetry writes come in batches from the server's telemetry
+//! writer; a minute written twice (two partial flushes, or a late sample)
+//! merges: counts and sums add, maxima keep the larger.
 
 use async_trait::async_trait;
 use bulwark_proto::{DeviceId, JournalAction, state_digest};
 use sqlx::Row as _;
 use time::OffsetDateTime;
 
-use crate::backend::{
-    DEVICE_COLUMNS, DEVICE_FROM, PostgresStore, SqliteStore, device_digest, device_id, from_ms,
-};
-use crate::model::ms;
-use crate::{Audit, Device, Error, Result};
+use crate::backend::{PostgresStore, SqliteStore, device_id, from_ms, u64_of};
+use crate::model::{ms, stored_enum};
+use crate::{Audit, Error, Result};
+
+stored_enum! {
+    /// What kind of behaviour fired a detection alert (a profile
+    /// behaviour's `kind`, `bulwark_detect::Kind::name`).
+    DetectionKind, "detection kind" {
+        /// A fixed condition that persisted.
+        Rule = "rule",
+        /// A metric far from the device's own running mean.
+        Zscore = "zscore",
+        /// A value the device had not shown before.
+        Novelty = "novelty",
+        /// Too many distinct destinations.
+        Fanout = "fanout",
+        /// A metric far from the device's peers in its group.
+        PeerOutlier = "peer-outlier",
+        /// A value rare across the fleet.
+        Rarity = "rarity",
+        /// Scanning: many hosts or ports, mostly unanswered.
+        Scan = "scan",
+        /// Flooding one host.
+        Flood = "flood",
+        /// Command-and-control patterns.
+        C2 = "c2",
+        /// Many short connections to login services.
+        Bruteforce = "bruteforce",
+    }
+}
+
+stored_enum! {
+    /// How urgent a detection alert is.
+    Severity, "alert severity" {
+        /// Informational.
+        Low = "low",
+        /// Worth a look.
+        Medium = "medium",
+        /// Act soon.
+        High = "high",
+        /// Act now.
+        Critical = "critical",
+    }
+}
+
+stored_enum! {
+    /// What a detection alert's behaviour does besides alerting.
+    AlertAction, "alert action" {
+        /// Quarantine the device.
+        Quarantine = "quarantine",
+    }
+}
 
 /// One stored version of a group's detection profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,14 +96,14 @@ pub struct DetectionAlert {
     pub group: String,
     /// The behaviour's name.
     pub behaviour: String,
-    /// `rule`, `zscore`, `novelty`, `fanout` or `peer-outlier`.
-    pub kind: String,
-    /// `low`, `medium`, `high` or `critical`.
-    pub severity: String,
+    /// The behaviour's kind.
+    pub kind: DetectionKind,
+    /// How urgent.
+    pub severity: Severity,
     /// The profile version that fired.
     pub profile_version: String,
-    /// `quarantine` when the behaviour carries that action.
-    pub action: Option<String>,
+    /// The behaviour's action, if it carries one.
+    pub action: Option<AlertAction>,
     /// One line for humans.
     pub message: String,
     /// The evidence (JSON array of datapoints).
@@ -63,9 +114,64 @@ pub struct DetectionAlert {
     pub created_at: OffsetDateTime,
 }
 
-/// The monitoring half of the store.
+/// One device's telemetry over one minute (or the part of it one flush
+/// carries).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryMinute {
+    /// The device.
+    pub device_id: DeviceId,
+    /// Start of the minute (UTC, whole minute).
+    pub minute: OffsetDateTime,
+    /// Samples received.
+    pub samples: u64,
+    /// Sum of `cpu_percent` (the average is sum / samples).
+    pub cpu_sum: f64,
+    /// Highest `cpu_percent`.
+    pub cpu_max: f64,
+    /// Sum of `memory_percent`.
+    pub memory_sum: f64,
+    /// Highest `memory_percent`.
+    pub memory_max: f64,
+    /// Most processes.
+    pub processes_max: u64,
+    /// Bytes received (interface counter increases).
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Packets received.
+    pub packets_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Outgoing TCP connection attempts.
+    pub connection_attempts: u64,
+    /// Failed logins.
+    pub failed_logins: u64,
+    /// Failed outgoing connection attempts (refused, reset, timed out).
+    pub failed_attempts: u64,
+    /// Most listening sockets in one sample.
+    pub listening_max: u64,
+    /// Most connections in one sample.
+    pub connections_max: u64,
+    /// Most distinct outbound destinations in one sample.
+    pub destinations_max: u64,
+    /// Most unanswered outbound attempts in one sample.
+    pub unanswered_max: u64,
+}
+
+/// A device's latest telemetry sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestTelemetry {
+    /// The device.
+    pub device_id: DeviceId,
+    /// When the server received it.
+    pub received_at: OffsetDateTime,
+    /// The sample as JSON (the agent's telemetry schema).
+    pub body: String,
+}
+
+/// Detection profiles, detection alerts and telemetry history.
 #[async_trait]
-pub trait MonitorStore: Send + Sync {
+pub trait MonitorRepo: Send + Sync + std::fmt::Debug {
     /// Stores a profile version for a group; journals `profile.apply`.
     /// [`Error::Conflict`] when the group already has this version with a
     /// different body; the same body again is a no-op returning the stored
@@ -89,41 +195,44 @@ pub trait MonitorStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<DetectionAlert>>;
 
-    /// Quarantines a device; journals `device.quarantine` with the reason
-    /// and the alert that caused it, if any. Returns the device (`None`
-    /// when unknown). Already quarantined: unchanged, no entry.
-    async fn quarantine_device(
+    /// Adds minutes (merged into any row of the same device and minute)
+    /// and replaces latest samples (unless the stored one is newer).
+    async fn put_telemetry(
         &self,
-        id: DeviceId,
-        reason: &str,
-        alert: Option<&str>,
-        audit: &Audit,
-    ) -> Result<Option<Device>>;
-    /// Lifts a quarantine; journals `device.release` with the reason.
-    /// Returns the device (`None` when unknown). Not quarantined:
-    /// unchanged, no entry.
-    async fn release_device(
+        minutes: &[TelemetryMinute],
+        latest: &[LatestTelemetry],
+    ) -> Result<()>;
+    /// A device's minutes from `since` on, oldest first, at most `limit`.
+    async fn telemetry_minutes(
         &self,
-        id: DeviceId,
-        reason: &str,
-        audit: &Audit,
-    ) -> Result<Option<Device>>;
-    /// Every quarantined device.
-    async fn quarantined_devices(&self) -> Result<Vec<DeviceId>>;
-}
-
-fn u64_of(what: &'static str, v: i64) -> Result<u64> {
-    u64::try_from(v).map_err(|_| Error::Corrupt {
-        what,
-        detail: format!("negative value {v}"),
-    })
+        device: DeviceId,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<TelemetryMinute>>;
+    /// A device's latest sample.
+    async fn latest_telemetry(&self, device: DeviceId) -> Result<Option<LatestTelemetry>>;
+    /// Deletes minutes before `before`; returns how many.
+    async fn prune_telemetry(&self, before: OffsetDateTime) -> Result<u64>;
 }
 
 const PROFILE_COLUMNS: &str = "revision, device_group, version, body, created_by, created_at";
 const ALERT_COLUMNS: &str = "id, device_id, device_group, behaviour, kind, severity, \
      profile_version, action, message, evidence, observed_at, created_at";
 
-macro_rules! impl_monitor_store {
+const MINUTE_COLUMNS: &str = "device_id, minute, samples, cpu_sum, cpu_max, memory_sum, memory_max, \
+     processes_max, bytes_in, bytes_out, packets_in, packets_out, connection_attempts, \
+     failed_logins, listening_max, connections_max, destinations_max, unanswered_max, failed_attempts";
+
+/// Largest value stored in a BIGINT column.
+fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+macro_rules! impl_monitor_repo {
     ($store:ty, $db:ty, $row:ty) => {
         impl $store {
             fn profile_rec(row: &$row) -> Result<ProfileRow> {
@@ -144,10 +253,10 @@ macro_rules! impl_monitor_store {
                     device_id: device_id("alert device", &device)?,
                     group: row.try_get("device_group")?,
                     behaviour: row.try_get("behaviour")?,
-                    kind: row.try_get("kind")?,
-                    severity: row.try_get("severity")?,
+                    kind: DetectionKind::read(row.try_get("kind")?)?,
+                    severity: Severity::read(row.try_get("severity")?)?,
                     profile_version: row.try_get("profile_version")?,
-                    action: row.try_get("action")?,
+                    action: row.try_get::<Option<String>, _>("action")?.map(AlertAction::read).transpose()?,
                     message: row.try_get("message")?,
                     evidence: row.try_get("evidence")?,
                     observed_at: from_ms("alert observed_at", row.try_get("observed_at")?)?,
@@ -155,48 +264,34 @@ macro_rules! impl_monitor_store {
                 })
             }
 
-            /// Sets or clears the quarantine columns, journaling `action`.
-            async fn set_quarantine(
-                &self,
-                id: DeviceId,
-                quarantine: bool,
-                reason: &str,
-                alert: Option<&str>,
-                audit: &Audit,
-            ) -> Result<Option<Device>> {
-                let action = if quarantine { JournalAction::DeviceQuarantine } else { JournalAction::DeviceRelease };
-                let mut tx = self.pool.begin().await?;
-                let mut edge = Self::lock_journal(&mut tx).await?;
-                let select = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1"));
-                let row = sqlx::query::<$db>(select).bind(id.to_string()).fetch_optional(&mut *tx).await?;
-                let Some(row) = row else { return Ok(None) };
-                let before = Self::device_rec(&row)?;
-                if before.quarantined_at.is_some() == quarantine {
-                    return Ok(Some(before));
-                }
-                let (at, why) = if quarantine { (Some(ms(audit.time)), Some(reason)) } else { (None, None) };
-                sqlx::query::<$db>("UPDATE devices SET quarantined_at = $1, quarantine_reason = $2 WHERE id = $3")
-                    .bind(at)
-                    .bind(why)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                let select = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1"));
-                let row = sqlx::query::<$db>(select).bind(id.to_string()).fetch_one(&mut *tx).await?;
-                let device = Self::device_rec(&row)?;
-                let mut detail = vec![("reason", reason.to_owned())];
-                if let Some(a) = alert {
-                    detail.push(("alert", a.to_owned()));
-                }
-                let entry = audit.entry(action, format!("device:{id}"), Some(device_digest(&before)), Some(device_digest(&device)), &detail);
-                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
-                tx.commit().await?;
-                Ok(Some(device))
+            fn minute_rec(row: &$row) -> Result<TelemetryMinute> {
+                let device: String = row.try_get("device_id")?;
+                Ok(TelemetryMinute {
+                    device_id: device_id("telemetry device", &device)?,
+                    minute: from_ms("telemetry minute", row.try_get("minute")?)?,
+                    samples: count(row.try_get("samples")?),
+                    cpu_sum: row.try_get("cpu_sum")?,
+                    cpu_max: row.try_get("cpu_max")?,
+                    memory_sum: row.try_get("memory_sum")?,
+                    memory_max: row.try_get("memory_max")?,
+                    processes_max: count(row.try_get("processes_max")?),
+                    bytes_in: count(row.try_get("bytes_in")?),
+                    bytes_out: count(row.try_get("bytes_out")?),
+                    packets_in: count(row.try_get("packets_in")?),
+                    packets_out: count(row.try_get("packets_out")?),
+                    connection_attempts: count(row.try_get("connection_attempts")?),
+                    failed_logins: count(row.try_get("failed_logins")?),
+                    listening_max: count(row.try_get("listening_max")?),
+                    connections_max: count(row.try_get("connections_max")?),
+                    destinations_max: count(row.try_get("destinations_max")?),
+                    unanswered_max: count(row.try_get("unanswered_max")?),
+                    failed_attempts: count(row.try_get("failed_attempts")?),
+                })
             }
         }
 
         #[async_trait]
-        impl MonitorStore for $store {
+        impl MonitorRepo for $store {
             async fn put_profile(&self, group: &str, version: &str, body: &str, audit: &Audit) -> Result<ProfileRow> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
@@ -273,10 +368,10 @@ macro_rules! impl_monitor_store {
                         .bind(a.device_id.to_string())
                         .bind(&a.group)
                         .bind(&a.behaviour)
-                        .bind(&a.kind)
-                        .bind(&a.severity)
+                        .bind(a.kind.as_str())
+                        .bind(a.severity.as_str())
                         .bind(&a.profile_version)
-                        .bind(&a.action)
+                        .bind(a.action.map(AlertAction::as_str))
                         .bind(&a.message)
                         .bind(&a.evidence)
                         .bind(ms(a.observed_at))
@@ -308,25 +403,107 @@ macro_rules! impl_monitor_store {
                 rows.iter().map(Self::detection_alert_rec).collect()
             }
 
-            async fn quarantine_device(&self, id: DeviceId, reason: &str, alert: Option<&str>, audit: &Audit) -> Result<Option<Device>> {
-                self.set_quarantine(id, true, reason, alert, audit).await
+            async fn put_telemetry(&self, minutes: &[TelemetryMinute], latest: &[LatestTelemetry]) -> Result<()> {
+                const SUMS: &[&str] = &["samples", "cpu_sum", "memory_sum", "bytes_in", "bytes_out", "packets_in",
+                    "packets_out", "connection_attempts", "failed_logins", "failed_attempts"];
+                const MAXES: &[&str] = &["cpu_max", "memory_max", "processes_max", "listening_max",
+                    "connections_max", "destinations_max", "unanswered_max"];
+                let set: Vec<String> = SUMS
+                    .iter()
+                    .map(|c| format!("{c} = telemetry_minutes.{c} + excluded.{c}"))
+                    .chain(MAXES.iter().map(|c| {
+                        format!("{c} = CASE WHEN excluded.{c} > telemetry_minutes.{c} THEN excluded.{c} ELSE telemetry_minutes.{c} END")
+                    }))
+                    .collect();
+                let upsert = format!(
+                    "INSERT INTO telemetry_minutes ({MINUTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                     $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (device_id, minute) DO UPDATE SET {}",
+                    set.join(", ")
+                );
+                for chunk in minutes.chunks(500) {
+                    let mut tx = self.pool.begin().await?;
+                    for m in chunk {
+                        sqlx::query::<$db>(sqlx::AssertSqlSafe(upsert.clone()))
+                            .bind(m.device_id.to_string())
+                            .bind(ms(m.minute))
+                            .bind(big(m.samples))
+                            .bind(m.cpu_sum)
+                            .bind(m.cpu_max)
+                            .bind(m.memory_sum)
+                            .bind(m.memory_max)
+                            .bind(big(m.processes_max))
+                            .bind(big(m.bytes_in))
+                            .bind(big(m.bytes_out))
+                            .bind(big(m.packets_in))
+                            .bind(big(m.packets_out))
+                            .bind(big(m.connection_attempts))
+                            .bind(big(m.failed_logins))
+                            .bind(big(m.listening_max))
+                            .bind(big(m.connections_max))
+                            .bind(big(m.destinations_max))
+                            .bind(big(m.unanswered_max))
+                            .bind(big(m.failed_attempts))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                }
+                for chunk in latest.chunks(500) {
+                    let mut tx = self.pool.begin().await?;
+                    for l in chunk {
+                        sqlx::query::<$db>(
+                            "INSERT INTO telemetry_latest (device_id, received_at, body) VALUES ($1, $2, $3) \
+                             ON CONFLICT (device_id) DO UPDATE SET received_at = excluded.received_at, body = excluded.body \
+                             WHERE excluded.received_at >= telemetry_latest.received_at",
+                        )
+                        .bind(l.device_id.to_string())
+                        .bind(ms(l.received_at))
+                        .bind(&l.body)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                }
+                Ok(())
             }
 
-            async fn release_device(&self, id: DeviceId, reason: &str, audit: &Audit) -> Result<Option<Device>> {
-                self.set_quarantine(id, false, reason, None, audit).await
+            async fn telemetry_minutes(&self, device: DeviceId, since: OffsetDateTime, limit: u32) -> Result<Vec<TelemetryMinute>> {
+                let rows = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {MINUTE_COLUMNS} FROM telemetry_minutes WHERE device_id = $1 AND minute >= $2 ORDER BY minute LIMIT $3"
+                )))
+                .bind(device.to_string())
+                .bind(ms(since))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::minute_rec).collect()
             }
 
-            async fn quarantined_devices(&self) -> Result<Vec<DeviceId>> {
-                let rows = sqlx::query::<$db>("SELECT id FROM devices WHERE quarantined_at IS NOT NULL ORDER BY id")
-                    .fetch_all(&self.pool)
+            async fn latest_telemetry(&self, device: DeviceId) -> Result<Option<LatestTelemetry>> {
+                let row = sqlx::query::<$db>("SELECT received_at, body FROM telemetry_latest WHERE device_id = $1")
+                    .bind(device.to_string())
+                    .fetch_optional(&self.pool)
                     .await?;
-                rows.iter()
-                    .map(|r| device_id("quarantined device", &r.try_get::<String, _>("id")?))
-                    .collect()
+                row.map(|r| {
+                    Ok(LatestTelemetry {
+                        device_id: device,
+                        received_at: from_ms("telemetry received_at", r.try_get("received_at")?)?,
+                        body: r.try_get("body")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn prune_telemetry(&self, before: OffsetDateTime) -> Result<u64> {
+                let r = sqlx::query::<$db>("DELETE FROM telemetry_minutes WHERE minute < $1")
+                    .bind(ms(before))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected())
             }
         }
     };
 }
 
-impl_monitor_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
-impl_monitor_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
+impl_monitor_repo!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+impl_monitor_repo!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);

@@ -10,8 +10,30 @@ use sqlx::Row as _;
 use time::OffsetDateTime;
 
 use crate::backend::{PostgresStore, SqliteStore, from_ms, opt_from_ms};
-use crate::model::ms;
+use crate::model::{ms, stored_enum};
 use crate::{Audit, Error, Result};
+
+stored_enum! {
+    /// What a delivery reports (`x-bulwark-event`).
+    DeliveryEvent, "delivery event" {
+        /// A detection alert.
+        Detection = "detection",
+        /// A vulnerability alert.
+        Vulnerability = "vulnerability",
+    }
+}
+
+stored_enum! {
+    /// Where a delivery stands.
+    DeliveryState, "delivery state" {
+        /// Not delivered yet; attempted when due.
+        Pending = "pending",
+        /// A 2xx answer came.
+        Delivered = "delivered",
+        /// Attempts exhausted, or the webhook was removed.
+        Failed = "failed",
+    }
+}
 
 /// A registered webhook.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,8 +72,8 @@ pub struct NewDelivery {
     pub id: String,
     /// The webhook.
     pub webhook_id: String,
-    /// `detection` or `vulnerability`.
-    pub event: String,
+    /// What it reports.
+    pub event: DeliveryEvent,
     /// The alert delivered.
     pub alert_id: String,
     /// The exact body to POST (JSON).
@@ -65,14 +87,14 @@ pub struct Delivery {
     pub id: String,
     /// The webhook.
     pub webhook_id: String,
-    /// `detection` or `vulnerability`.
-    pub event: String,
+    /// What it reports.
+    pub event: DeliveryEvent,
     /// The alert delivered.
     pub alert_id: String,
     /// The body POSTed.
     pub body: String,
-    /// `pending`, `delivered` or `failed` (attempts exhausted).
-    pub state: String,
+    /// Where it stands.
+    pub state: DeliveryState,
     /// Attempts made.
     pub attempts: u32,
     /// HTTP status of the last attempt, if one was received.
@@ -113,9 +135,9 @@ pub enum AttemptOutcome {
     },
 }
 
-/// The webhook half of the store.
+/// Webhooks and their delivery outbox.
 #[async_trait]
-pub trait WebhookStore: Send + Sync {
+pub trait WebhookRepo: Send + Sync + std::fmt::Debug {
     /// Registers a webhook; journals `webhook.add` (the URL, never the
     /// secret).
     async fn add_webhook(&self, hook: &WebhookRow, audit: &Audit) -> Result<()>;
@@ -162,7 +184,7 @@ fn hook_digest(h: &WebhookRow) -> String {
     }))
 }
 
-macro_rules! impl_webhook_store {
+macro_rules! impl_webhook_repo {
     ($store:ty, $db:ty, $row:ty) => {
         impl $store {
             fn hook_rec(row: &$row) -> Result<WebhookRow> {
@@ -182,10 +204,10 @@ macro_rules! impl_webhook_store {
                 Ok(Delivery {
                     id: row.try_get("id")?,
                     webhook_id: row.try_get("webhook_id")?,
-                    event: row.try_get("event")?,
+                    event: DeliveryEvent::read(row.try_get("event")?)?,
                     alert_id: row.try_get("alert_id")?,
                     body: row.try_get("body")?,
-                    state: row.try_get("state")?,
+                    state: DeliveryState::read(row.try_get("state")?)?,
                     attempts: u32::try_from(attempts).map_err(|_| Error::Corrupt { what: "delivery attempts", detail: attempts.to_string() })?,
                     last_status: status.and_then(|s| u16::try_from(s).ok()),
                     last_error: row.try_get("last_error")?,
@@ -197,7 +219,7 @@ macro_rules! impl_webhook_store {
         }
 
         #[async_trait]
-        impl WebhookStore for $store {
+        impl WebhookRepo for $store {
             async fn add_webhook(&self, hook: &WebhookRow, audit: &Audit) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
@@ -281,7 +303,7 @@ macro_rules! impl_webhook_store {
                         )))
                         .bind(&d.id)
                         .bind(&d.webhook_id)
-                        .bind(&d.event)
+                        .bind(d.event.as_str())
                         .bind(&d.alert_id)
                         .bind(&d.body)
                         .bind(ms(now))
@@ -331,15 +353,15 @@ macro_rules! impl_webhook_store {
 
             async fn record_attempt(&self, id: &str, outcome: &AttemptOutcome, now: OffsetDateTime) -> Result<()> {
                 let (state, status, error, next, delivered) = match outcome {
-                    AttemptOutcome::Delivered { status } => ("delivered", Some(*status), None, None, Some(ms(now))),
-                    AttemptOutcome::Retry { status, error, next_attempt_at } => ("pending", *status, Some(error.as_str()), Some(ms(*next_attempt_at)), None),
-                    AttemptOutcome::GaveUp { status, error } => ("failed", *status, Some(error.as_str()), None, None),
+                    AttemptOutcome::Delivered { status } => (DeliveryState::Delivered, Some(*status), None, None, Some(ms(now))),
+                    AttemptOutcome::Retry { status, error, next_attempt_at } => (DeliveryState::Pending, *status, Some(error.as_str()), Some(ms(*next_attempt_at)), None),
+                    AttemptOutcome::GaveUp { status, error } => (DeliveryState::Failed, *status, Some(error.as_str()), None, None),
                 };
                 sqlx::query::<$db>(
                     "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, \
                      last_error = $3, next_attempt_at = $4, delivered_at = $5 WHERE id = $6 AND state = 'pending'",
                 )
-                .bind(state)
+                .bind(state.as_str())
                 .bind(status.map(i64::from))
                 .bind(error)
                 .bind(next)
@@ -365,5 +387,5 @@ macro_rules! impl_webhook_store {
     };
 }
 
-impl_webhook_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
-impl_webhook_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
+impl_webhook_repo!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+impl_webhook_repo!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);

@@ -832,7 +832,10 @@ async fn checkpoints_are_kept_per_size(store: Arc<dyn Store>) {
 /// deployments, director state and update reports: every method of the
 /// update half of the store, each change journaled once.
 async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
-    use bulwark_store::{DirectorState, NewRelease, Publication, TufRow, UpdateStatus};
+    use bulwark_store::{
+        DirectorState, NewRelease, Publication, Repository, TufRole, TufRow, UpdatePhase,
+        UpdateStatus,
+    };
     let sha = "ab".repeat(32);
     let j0 = journal_size(&*store).await;
     let b = store.put_blob(&sha, 42, &at(T0)).await.unwrap();
@@ -868,16 +871,16 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
     assert_eq!(store.release_by_id(&rel.id).await.unwrap().unwrap(), rel);
     // Binary bodies survive byte for byte (BYTEA / BLOB).
     let body: Vec<u8> = (0..=255u8).collect();
-    let row = |role: &str, version: u64| TufRow {
-        repo: "image".into(),
-        role: role.into(),
+    let row = |role: TufRole, version: u64| TufRow {
+        repo: Repository::Image,
+        role,
         version,
         body: body.clone(),
         expires_at: T0 + Duration::days(1),
     };
     store
         .put_tuf(
-            &[row("root", 1)],
+            &[row(TufRole::Root, 1)],
             bulwark_proto::JournalAction::RepoInit,
             "repo:image",
             &at(T0),
@@ -887,7 +890,7 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
     assert!(matches!(
         store
             .put_tuf(
-                &[row("root", 1)],
+                &[row(TufRole::Root, 1)],
                 bulwark_proto::JournalAction::RepoInit,
                 "repo:image",
                 &at(T0)
@@ -925,7 +928,11 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
             "k2",
             "bb",
             Some(Publication {
-                metadata: vec![row("targets", 1), row("snapshot", 1), row("timestamp", 1)],
+                metadata: vec![
+                    row(TufRole::Targets, 1),
+                    row(TufRole::Snapshot, 1),
+                    row(TufRole::Timestamp, 1),
+                ],
                 first_environment: "dev".into(),
             }),
             &at(T0),
@@ -939,14 +946,14 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
     );
     assert_eq!(rel.environments, vec!["dev".to_owned()]);
     let ts = store
-        .tuf_latest("image", "timestamp")
+        .tuf_latest(Repository::Image, TufRole::Timestamp)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((ts.version, ts.body.clone()), (1, body.clone()));
     assert_eq!(
         store
-            .tuf_version("image", "root", 1)
+            .tuf_version(Repository::Image, TufRole::Root, 1)
             .await
             .unwrap()
             .unwrap()
@@ -1043,13 +1050,16 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
     );
     assert_eq!(store.director_state(did(1)).await.unwrap().unwrap(), ds);
     // Update reports: latest and history.
-    for (i, phase) in ["downloading", "installed"].iter().enumerate() {
+    for (i, phase) in [UpdatePhase::Downloading, UpdatePhase::Installed]
+        .into_iter()
+        .enumerate()
+    {
         store
             .record_update(
                 did(1),
                 &UpdateStatus {
                     release: "fw@1.0".into(),
-                    phase: (*phase).into(),
+                    phase,
                     outcome: (i == 1).then(|| "installed".to_owned()),
                     detail: None,
                     at: T0 + Duration::seconds(i as i64),
@@ -1094,7 +1104,7 @@ async fn updates_round_trip_and_journal(store: Arc<dyn Store>) {
 /// Scans and verdicts, policy versions, waivers, re-evaluations with
 /// deduplicated alerts: every change journaled once.
 async fn monitor_profiles_alerts_and_quarantine(store: Arc<dyn Store>) {
-    use bulwark_store::DetectionAlert;
+    use bulwark_store::{AlertAction, DetectionAlert, DetectionKind, Severity};
     store
         .insert_devices(
             &[new_device(1), new_device(2)],
@@ -1144,10 +1154,10 @@ async fn monitor_profiles_alerts_and_quarantine(store: Arc<dyn Store>) {
         device_id: did(dev),
         group: "cams".into(),
         behaviour: "scan".into(),
-        kind: "fanout".into(),
-        severity: "critical".into(),
+        kind: DetectionKind::Fanout,
+        severity: Severity::Critical,
         profile_version: "2".into(),
-        action: (n == 2).then(|| "quarantine".to_owned()),
+        action: (n == 2).then_some(AlertAction::Quarantine),
         message: "many destinations".into(),
         evidence: "[]".into(),
         observed_at: T0 + time::Duration::seconds(secs),
@@ -1213,7 +1223,7 @@ async fn monitor_profiles_alerts_and_quarantine(store: Arc<dyn Store>) {
 }
 
 async fn webhooks_and_the_delivery_outbox(store: Arc<dyn Store>) {
-    use bulwark_store::{AttemptOutcome, NewDelivery, WebhookRow};
+    use bulwark_store::{AttemptOutcome, DeliveryEvent, NewDelivery, WebhookRow};
     let j0 = journal_size(&*store).await;
     let hook = WebhookRow {
         id: "h1".into(),
@@ -1237,7 +1247,7 @@ async fn webhooks_and_the_delivery_outbox(store: Arc<dyn Store>) {
     let d = |n: u8| NewDelivery {
         id: format!("d{n}"),
         webhook_id: "h1".into(),
-        event: "detection".into(),
+        event: DeliveryEvent::Detection,
         alert_id: format!("a{n}"),
         body: "{}".into(),
     };
@@ -1341,7 +1351,10 @@ async fn webhooks_and_the_delivery_outbox(store: Arc<dyn Store>) {
 }
 
 async fn gates_round_trip_and_journal(store: Arc<dyn Store>) {
-    use bulwark_store::{NewAlert, NewRelease, ReleaseScan, VerdictChange, WaiverRow};
+    use bulwark_store::{
+        AlertKind, GateStatus, NewAlert, NewRelease, ReleaseScan, SbomSource, VerdictChange,
+        WaiverRow,
+    };
     let sha = "ab".repeat(32);
     store.put_blob(&sha, 42, &at(T0)).await.unwrap();
     let rel = store
@@ -1364,16 +1377,16 @@ async fn gates_round_trip_and_journal(store: Arc<dyn Store>) {
     assert_eq!(store.release_scan(&rel.id).await.unwrap(), None);
     let mut scan = ReleaseScan {
         release_id: rel.id.clone(),
-        sbom_source: "extracted".into(),
+        sbom_source: Some(SbomSource::Extracted),
         sbom: "{\"components\":[]}".into(),
         findings: "{}".into(),
-        status: "block".into(),
+        status: GateStatus::Block,
         verdict: "{\"status\":\"block\"}".into(),
         scanned_at: T0,
         evaluated_at: T0,
     };
     store.put_release_scan(&scan, &at(T0)).await.unwrap();
-    scan.status = "pass".into();
+    scan.status = GateStatus::Pass;
     store.put_release_scan(&scan, &at(T0)).await.unwrap();
     assert_eq!(store.release_scan(&rel.id).await.unwrap().unwrap(), scan);
     assert_eq!(store.release_scans().await.unwrap(), vec![scan.clone()]);
@@ -1417,14 +1430,14 @@ async fn gates_round_trip_and_journal(store: Arc<dyn Store>) {
     assert!(store.waivers().await.unwrap().is_empty());
 
     let alert = NewAlert {
-        kind: "vulnerability".into(),
+        kind: AlertKind::Vulnerability,
         advisory: "GHSA-x".into(),
         subject: "release:fw@1.0".into(),
         message: "fw@1.0 is hit".into(),
     };
     let change = VerdictChange {
         release_id: rel.id.clone(),
-        status: "block".into(),
+        status: GateStatus::Block,
         verdict: "{\"status\":\"block\"}".into(),
     };
     let raised = store

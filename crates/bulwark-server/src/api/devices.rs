@@ -11,7 +11,7 @@ use super::dto::{
     EnrollTokenView, RevokeDevice, TagDevice,
 };
 use super::valid_name;
-use super::words::{device_status, stored};
+use super::words::{self, device_status};
 use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::presence::is_online;
@@ -123,7 +123,7 @@ pub(crate) async fn show_device(
     let view = |s: bulwark_store::UpdateStatus| -> Result<_, ApiError> {
         Ok(super::dto::UpdateStatusView {
             release: s.release,
-            phase: stored(&s.phase)?,
+            phase: words::update_phase(s.phase),
             outcome: s.outcome,
             detail: s.detail,
             at: s.at,
@@ -163,7 +163,7 @@ pub(crate) async fn show_device(
         .await?
         .iter()
         .map(crate::wire::detection_view)
-        .collect::<Result<_, _>>()?;
+        .collect();
     let latest_telemetry = state
         .0
         .store

@@ -13,7 +13,7 @@ use super::dto::{
 };
 use super::dto::{GateState, SbomFormat};
 use super::releases::find_release;
-use super::words::{gate_state, stored};
+use super::words::{self, gate_state};
 use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::gate::Gate;
@@ -69,10 +69,7 @@ pub(crate) async fn release_gate(
         files_scanned: scan.files_scanned,
         components: scan.sbom.components.len() as u64,
         // Empty when nothing could be taken from an unreadable artifact.
-        sbom_source: match row.sbom_source.as_str() {
-            "" => None,
-            s => Some(stored(s)?),
-        },
+        sbom_source: row.sbom_source.map(words::sbom_source),
         verdict: Some(json_value(&verdict)?),
         findings: Some(json_value(&j.findings)?),
         notices: j.notices,
@@ -281,10 +278,7 @@ pub(crate) async fn import_advisories(
                 .map(crate::events::DomainEvent::Vulnerability)
                 .collect();
             state.events().publish(&events).await;
-            s.alerts
-                .into_iter()
-                .map(alert_view)
-                .collect::<Result<_, _>>()?
+            s.alerts.into_iter().map(alert_view).collect()
         },
         errors: s.errors,
     }))
@@ -339,13 +333,7 @@ pub(crate) async fn alerts(
     let alerts = state.0.store.alerts(500).await?;
     let detections = state.0.store.detection_alerts(None, 500).await?;
     Ok(Json(AlertList {
-        alerts: alerts
-            .into_iter()
-            .map(alert_view)
-            .collect::<Result<_, _>>()?,
-        detections: detections
-            .iter()
-            .map(detection_view)
-            .collect::<Result<_, _>>()?,
+        alerts: alerts.into_iter().map(alert_view).collect(),
+        detections: detections.iter().map(detection_view).collect(),
     }))
 }

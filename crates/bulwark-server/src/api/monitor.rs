@@ -18,7 +18,7 @@ use super::dto::{
     WebhookView,
 };
 use super::valid_name;
-use super::words::stored;
+use super::words;
 use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::state::AppState;
@@ -210,12 +210,8 @@ pub(crate) async fn alert_stream(
         let event = match next {
             Ok(e) => {
                 let data = match crate::wire::event(&e) {
-                    Ok(StreamEvent::Detection(a)) => serde_json::to_string(&a),
-                    Ok(StreamEvent::Vulnerability(a)) => serde_json::to_string(&a),
-                    Err(error) => {
-                        tracing::error!(%error, "alert event has no wire shape");
-                        Ok(String::new())
-                    }
+                    StreamEvent::Detection(a) => serde_json::to_string(&a),
+                    StreamEvent::Vulnerability(a) => serde_json::to_string(&a),
                 }
                 .unwrap_or_default();
                 Event::default().event(e.kind()).data(data)
@@ -408,9 +404,9 @@ pub(crate) async fn webhook_deliveries(
             .map(|d| {
                 Ok(DeliveryView {
                     id: d.id,
-                    event: stored(&d.event)?,
+                    event: words::event_kind(d.event),
                     alert_id: d.alert_id,
-                    state: stored(&d.state)?,
+                    state: words::delivery_state(d.state),
                     attempts: d.attempts,
                     last_status: d.last_status,
                     last_error: d.last_error,

@@ -1,14 +1,12 @@
 //! The store's and the services' vocabularies in the API's words
 //! (`bulwark_api`'s enums), one exhaustive `match` each way, so a value
 //! added on either side is a compile error here rather than a word the
-//! document does not list; and [`stored`], for the words kept as text.
+//! document does not list. (The store reads its states strictly: a word
+//! it does not know is `bulwark_store::Error::Corrupt`, an internal error.)
 
-use std::str::FromStr;
-
-use bulwark_api::UnknownValue;
+use bulwark_store as store;
 
 use super::dto;
-use crate::error::ApiError;
 
 /// An account role as the API names it.
 pub(crate) fn role(r: bulwark_store::Role) -> dto::Role {
@@ -76,19 +74,135 @@ pub(crate) fn gate_state(s: bulwark_gate::Status) -> dto::GateState {
     }
 }
 
-/// A word the server stored as text (alert kinds, severities, delivery
-/// states, update phases), read back strictly: the server writes only the
-/// words the API lists, so another is a damaged or foreign row, reported
-/// as an internal error (logged with the row's text), never passed on as
-/// a word the document does not list.
-pub(crate) fn stored<T: FromStr<Err = UnknownValue>>(text: &str) -> Result<T, ApiError> {
-    text.parse()
-        .map_err(|e: UnknownValue| ApiError::internal(anyhow::anyhow!("stored {e}")))
+/// A device's reported update phase as the API names it.
+pub(crate) fn update_phase(p: store::UpdatePhase) -> dto::UpdatePhase {
+    use store::UpdatePhase as S;
+    match p {
+        S::Downloading => dto::UpdatePhase::Downloading,
+        S::Verifying => dto::UpdatePhase::Verifying,
+        S::Staging => dto::UpdatePhase::Staging,
+        S::Switching => dto::UpdatePhase::Switching,
+        S::SmokeTesting => dto::UpdatePhase::SmokeTesting,
+        S::Committing => dto::UpdatePhase::Committing,
+        S::RollingBack => dto::UpdatePhase::RollingBack,
+        S::Installed => dto::UpdatePhase::Installed,
+        S::RolledBack => dto::UpdatePhase::RolledBack,
+        S::Failed => dto::UpdatePhase::Failed,
+        S::Refused => dto::UpdatePhase::Refused,
+    }
+}
+
+/// A scan's SBOM source as the API names it.
+pub(crate) fn sbom_source(s: store::SbomSource) -> dto::SbomSource {
+    match s {
+        store::SbomSource::Extracted => dto::SbomSource::Extracted,
+        store::SbomSource::Uploaded => dto::SbomSource::Uploaded,
+        store::SbomSource::UploadedExtracted => dto::SbomSource::UploadedExtracted,
+    }
+}
+
+/// A vulnerability alert's kind as the API names it.
+pub(crate) fn alert_kind(k: store::AlertKind) -> dto::AlertKind {
+    match k {
+        store::AlertKind::Vulnerability => dto::AlertKind::Vulnerability,
+    }
+}
+
+/// A detection alert's kind as the API names it.
+pub(crate) fn detection_kind(k: store::DetectionKind) -> dto::DetectionKind {
+    use store::DetectionKind as S;
+    match k {
+        S::Rule => dto::DetectionKind::Rule,
+        S::Zscore => dto::DetectionKind::Zscore,
+        S::Novelty => dto::DetectionKind::Novelty,
+        S::Fanout => dto::DetectionKind::Fanout,
+        S::PeerOutlier => dto::DetectionKind::PeerOutlier,
+        S::Rarity => dto::DetectionKind::Rarity,
+        S::Scan => dto::DetectionKind::Scan,
+        S::Flood => dto::DetectionKind::Flood,
+        S::C2 => dto::DetectionKind::C2,
+        S::Bruteforce => dto::DetectionKind::Bruteforce,
+    }
+}
+
+/// A detection alert's severity as the API names it.
+pub(crate) fn severity(s: store::Severity) -> dto::Severity {
+    match s {
+        store::Severity::Low => dto::Severity::Low,
+        store::Severity::Medium => dto::Severity::Medium,
+        store::Severity::High => dto::Severity::High,
+        store::Severity::Critical => dto::Severity::Critical,
+    }
+}
+
+/// A detection alert's action as the API names it.
+pub(crate) fn alert_action(a: store::AlertAction) -> dto::AlertAction {
+    match a {
+        store::AlertAction::Quarantine => dto::AlertAction::Quarantine,
+    }
+}
+
+/// A webhook delivery's event as the API names it.
+pub(crate) fn event_kind(e: store::DeliveryEvent) -> dto::EventKind {
+    match e {
+        store::DeliveryEvent::Detection => dto::EventKind::Detection,
+        store::DeliveryEvent::Vulnerability => dto::EventKind::Vulnerability,
+    }
+}
+
+/// A webhook delivery's state as the API names it.
+pub(crate) fn delivery_state(s: store::DeliveryState) -> dto::DeliveryState {
+    match s {
+        store::DeliveryState::Pending => dto::DeliveryState::Pending,
+        store::DeliveryState::Delivered => dto::DeliveryState::Delivered,
+        store::DeliveryState::Failed => dto::DeliveryState::Failed,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
+    use bulwark_api::UnknownValue;
+
     use super::*;
+    use crate::error::ApiError;
+
+    /// A word read back as the API's, strictly (what the server did with
+    /// the states it kept as text before the store typed them; the
+    /// engine's words are still checked against the API's with it).
+    fn stored<T: FromStr<Err = UnknownValue>>(text: &str) -> Result<T, ApiError> {
+        text.parse()
+            .map_err(|e: UnknownValue| ApiError::internal(anyhow::anyhow!("stored {e}")))
+    }
+
+    /// Every stored state has the same word in the API.
+    macro_rules! same_words {
+        ($($map:ident: $ty:ident),* $(,)?) => {$(
+            for v in store::$ty::ALL {
+                assert_eq!($map(*v).as_str(), v.as_str());
+            }
+        )*};
+    }
+
+    #[test]
+    fn stored_states_are_the_api_words() {
+        same_words!(
+            update_phase: UpdatePhase,
+            sbom_source: SbomSource,
+            alert_kind: AlertKind,
+            detection_kind: DetectionKind,
+            severity: Severity,
+            alert_action: AlertAction,
+            event_kind: DeliveryEvent,
+            delivery_state: DeliveryState,
+        );
+        assert_eq!(store::UpdatePhase::ALL.len(), dto::UpdatePhase::ALL.len());
+        assert_eq!(
+            store::DetectionKind::ALL.len(),
+            dto::DetectionKind::ALL.len()
+        );
+    }
 
     #[test]
     fn store_words_are_the_api_words() {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bulwark_proto::{DeviceId, UpdateReport};
-use bulwark_store::{Audit, UpdateStatus};
+use bulwark_store::{Audit, UpdatePhase, UpdateStatus};
 
 use super::{DeviceConn, RequestCtx, limit_errors};
 use crate::error::{ApiError, Json, Path};
@@ -89,14 +89,24 @@ pub(crate) async fn update_report(
 ) -> Result<StatusCode, ApiError> {
     req.validate().map_err(limit_errors)?;
     let now = state.0.clock.now();
+    // `validate` refused any other phase.
+    let phase = UpdatePhase::parse(&req.phase).ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "update phase {:?} is valid but not stored",
+            req.phase
+        ))
+    })?;
     let status = UpdateStatus {
         release: req.release,
-        phase: req.phase,
+        phase,
         outcome: req.outcome,
         detail: req.detail,
         at: now,
     };
-    if status.phase == "refused" || status.phase == "rolled_back" || status.phase == "failed" {
+    if matches!(
+        status.phase,
+        UpdatePhase::Refused | UpdatePhase::RolledBack | UpdatePhase::Failed
+    ) {
         tracing::warn!(device = %id, release = %status.release, phase = %status.phase,
             outcome = ?status.outcome, detail = ?status.detail, "device update did not install");
     }

@@ -239,7 +239,7 @@ impl World {
             .await
             .unwrap()
             .unwrap();
-        (u.phase, u.outcome)
+        (u.phase.as_str().to_owned(), u.outcome)
     }
 
     async fn sql(&self, q: &str) {
@@ -469,9 +469,10 @@ async fn targets_below_threshold_are_refused() {
     let mut ts = Metadata::new(ts);
     ts.sign(&online).unwrap();
     let store = w.server.state().store();
-    let row = |role: &str, version: u64, body: Vec<u8>| bulwark_store::TufRow {
-        repo: "image".into(),
-        role: role.into(),
+    use bulwark_store::TufRole;
+    let row = |role: TufRole, version: u64, body: Vec<u8>| bulwark_store::TufRow {
+        repo: bulwark_store::Repository::Image,
+        role,
         version,
         body,
         expires_at: w.now + time::Duration::days(1),
@@ -479,9 +480,9 @@ async fn targets_below_threshold_are_refused() {
     store
         .put_tuf(
             &[
-                row("targets", 1, targets.to_vec().unwrap()),
-                row("snapshot", 1, snap.to_vec().unwrap()),
-                row("timestamp", 1, ts.to_vec().unwrap()),
+                row(TufRole::Targets, 1, targets.to_vec().unwrap()),
+                row(TufRole::Snapshot, 1, snap.to_vec().unwrap()),
+                row(TufRole::Timestamp, 1, ts.to_vec().unwrap()),
             ],
             // Written as if the server refreshed the repository.
             bulwark_proto::JournalAction::RepoRefresh,

@@ -21,7 +21,10 @@ use bulwark_gate::{
 use bulwark_osv::AdvisoryDb;
 use bulwark_sbom::Sbom;
 use bulwark_scan::ArtifactScan;
-use bulwark_store::{Audit, NewAlert, Release, ReleaseScan, Store, VerdictChange, WaiverRow};
+use bulwark_store::{
+    AlertKind, Audit, GateStatus, NewAlert, Release, ReleaseScan, SbomSource, Store, VerdictChange,
+    WaiverRow,
+};
 use bulwark_yara::Rules;
 use time::OffsetDateTime;
 
@@ -292,10 +295,10 @@ impl Gate {
         );
         let row = ReleaseScan {
             release_id: release.id.clone(),
-            sbom_source: scan.sbom_source.clone(),
+            sbom_source: sbom_source(&scan.sbom_source)?,
             sbom: serde_json::to_string(&scan.sbom)?,
             findings: serde_json::to_string(&scan)?,
-            status: status_str(verdict.status).into(),
+            status: gate_status(verdict.status),
             verdict: serde_json::to_string(&verdict)?,
             scanned_at: started,
             evaluated_at: now,
@@ -448,11 +451,11 @@ impl Gate {
                 &format!("release:{reference}"),
                 &mut alerts,
             );
-            let status = status_str(verdict.status);
+            let status = gate_status(verdict.status);
             if status != row.status {
                 verdicts.push(VerdictChange {
                     release_id: row.release_id.clone(),
-                    status: status.into(),
+                    status,
                     verdict: serde_json::to_string(&verdict).map_err(GateError::internal)?,
                 });
             }
@@ -566,7 +569,7 @@ fn new_hits(
     for v in vulns {
         if changed.contains(&v.id) || v.aliases.iter().any(|a| changed.contains(a)) {
             alerts.push(NewAlert {
-                kind: "vulnerability".into(),
+                kind: AlertKind::Vulnerability,
                 advisory: v.id.clone(),
                 subject: subject.to_owned(),
                 message: format!("{} ({}) affects {} in {subject}", v.id, v.severity, v.purl),
@@ -584,8 +587,24 @@ struct Imported {
 
 /// `pass` or `block`.
 pub fn status_str(s: Status) -> &'static str {
+    gate_status(s).as_str()
+}
+
+/// A verdict's status as the store keeps it.
+pub fn gate_status(s: Status) -> GateStatus {
     match s {
-        Status::Pass => "pass",
-        Status::Block => "block",
+        Status::Pass => GateStatus::Pass,
+        Status::Block => GateStatus::Block,
+    }
+}
+
+/// A scan's SBOM source as the store keeps it (`bulwark-scan` writes one
+/// of the store's words, or nothing when the artifact was unreadable).
+fn sbom_source(text: &str) -> anyhow::Result<Option<SbomSource>> {
+    match text {
+        "" => Ok(None),
+        s => SbomSource::parse(s)
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("the scan named an unknown SBOM source {s:?}")),
     }
 }

@@ -1,12 +1,12 @@
 //! Signed updates on the server: the blob store, the TUF image repository
 //! and the Uptane-style director.
 //!
-//! - **Image repository** (`repo = "image"`): root and targets are signed
+//! - **Image repository** ([`Repository::Image`]): root and targets are signed
 //!   offline by release managers (the CLI holds their keys); the server
 //!   only checks those signatures and signs snapshot and timestamp with its
 //!   online key. A release is published when its signing proposal (the
 //!   published targets plus the release) gathers the targets threshold.
-//! - **Director** (`repo = "director"`): one root for all devices, signed by
+//! - **Director** ([`Repository::Director`]): one root for all devices, signed by
 //!   the server's director root key; per-device targets, snapshot and
 //!   timestamp signed online, listing exactly what the device's newest
 //!   deployment assigns. Recomputed lazily when a device asks.
@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use bulwark_proto::DeviceId;
 use bulwark_store::{
-    Audit, DirectorState, Proposal, Publication, Release, ReleaseStatus, Store, TufRow,
+    Audit, DirectorState, Proposal, Publication, Release, ReleaseStatus, Repository, Store,
+    TufRole, TufRow,
 };
 use bulwark_tuf::{
     MetaFile, Metadata, PublicKey, Role as _, RoleKeys, Root, SigningKey, Snapshot, TargetFile,
@@ -31,10 +32,10 @@ use bulwark_tuf::{
 };
 use time::{Duration, OffsetDateTime};
 
-/// The image repository's name in the store.
-pub const IMAGE: &str = "image";
-/// The director's name in the store.
-pub const DIRECTOR: &str = "director";
+/// The image repository.
+const IMAGE: Repository = Repository::Image;
+/// The director.
+const DIRECTOR: Repository = Repository::Director;
 
 /// How long online-signed metadata lives, and when it is re-signed.
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +143,15 @@ pub fn parse_metadata_name(name: &str) -> Option<(&str, Option<u64>)> {
         Some((v, r)) => (Some(v.parse::<u64>().ok()?), r),
         None => (None, stem),
     };
-    matches!(role, "root" | "targets" | "snapshot" | "timestamp").then_some((role, version))
+    TufRole::parse(role).is_some().then_some((role, version))
+}
+
+/// The role and optional version a metadata file name asks for, or
+/// not found.
+fn metadata_role(name: &str) -> Result<(TufRole, Option<u64>), UpdateError> {
+    parse_metadata_name(name)
+        .and_then(|(role, version)| Some((TufRole::parse(role)?, version)))
+        .ok_or_else(|| UpdateError::NotFound(format!("metadata file {name}")))
 }
 
 /// What a release's target entry carries in `custom`, signed offline.
@@ -170,13 +179,13 @@ fn target_file(r: &Release, custom: serde_json::Value) -> TargetFile {
 }
 
 fn row<T: bulwark_tuf::Role>(
-    repo: &str,
-    role: &str,
+    repo: Repository,
+    role: TufRole,
     md: &Metadata<T>,
 ) -> Result<TufRow, UpdateError> {
     Ok(TufRow {
-        repo: repo.to_owned(),
-        role: role.to_owned(),
+        repo,
+        role,
         version: md.signed().version(),
         body: md.to_vec().map_err(tuf_internal)?,
         expires_at: md.signed().expires(),
@@ -232,7 +241,7 @@ impl Updates {
         store: &dyn Store,
         now: OffsetDateTime,
     ) -> Result<(), UpdateError> {
-        if store.tuf_latest(DIRECTOR, "root").await?.is_some() {
+        if store.tuf_latest(DIRECTOR, TufRole::Root).await?.is_some() {
             return Ok(());
         }
         let mut root = Root::new(now + self.lifetimes.director_root);
@@ -244,7 +253,7 @@ impl Updates {
         md.sign(&self.director_root).map_err(tuf_internal)?;
         store
             .put_tuf(
-                &[row(DIRECTOR, "root", &md)?],
+                &[row(DIRECTOR, TufRole::Root, &md)?],
                 bulwark_proto::JournalAction::DirectorInit,
                 "repo:director",
                 &Audit::system(now),
@@ -260,7 +269,7 @@ impl Updates {
         &self,
         store: &dyn Store,
     ) -> Result<Option<Metadata<Root>>, UpdateError> {
-        latest(store, "root").await
+        latest(store, TufRole::Root).await
     }
 
     /// Accepts root version 1 (initialization) or the next version
@@ -344,8 +353,8 @@ impl Updates {
             }
         };
         let r = TufRow {
-            repo: IMAGE.into(),
-            role: "root".into(),
+            repo: IMAGE,
+            role: TufRole::Root,
             version: new.version,
             body: body.to_vec(),
             expires_at: new.expires(),
@@ -358,7 +367,7 @@ impl Updates {
         &self,
         store: &dyn Store,
     ) -> Result<Option<Metadata<Targets>>, UpdateError> {
-        latest(store, "targets").await
+        latest(store, TufRole::Targets).await
     }
 
     /// The trusted image root and the published targets, which a signing
@@ -504,9 +513,9 @@ impl Updates {
             .await?;
         Ok(Publication {
             metadata: vec![
-                row(IMAGE, "targets", targets)?,
-                row(IMAGE, "snapshot", &snapshot)?,
-                row(IMAGE, "timestamp", &timestamp)?,
+                row(IMAGE, TufRole::Targets, targets)?,
+                row(IMAGE, TufRole::Snapshot, &snapshot)?,
+                row(IMAGE, TufRole::Timestamp, &timestamp)?,
             ],
             first_environment: self
                 .environments
@@ -523,7 +532,7 @@ impl Updates {
         now: OffsetDateTime,
     ) -> Result<(Metadata<Snapshot>, Metadata<Timestamp>), UpdateError> {
         let version = store
-            .tuf_latest(IMAGE, "snapshot")
+            .tuf_latest(IMAGE, TufRole::Snapshot)
             .await?
             .map_or(0, |r| r.version)
             + 1;
@@ -544,7 +553,7 @@ impl Updates {
         now: OffsetDateTime,
     ) -> Result<Metadata<Timestamp>, UpdateError> {
         let version = store
-            .tuf_latest(IMAGE, "timestamp")
+            .tuf_latest(IMAGE, TufRole::Timestamp)
             .await?
             .map_or(0, |r| r.version)
             + 1;
@@ -564,31 +573,31 @@ impl Updates {
         store: &dyn Store,
         now: OffsetDateTime,
     ) -> Result<bool, UpdateError> {
-        let Some(ts) = store.tuf_latest(IMAGE, "timestamp").await? else {
+        let Some(ts) = store.tuf_latest(IMAGE, TufRole::Timestamp).await? else {
             return Ok(false);
         };
         if ts.expires_at - now > self.lifetimes.timestamp / 2 {
             return Ok(false);
         }
         let snap_row = store
-            .tuf_latest(IMAGE, "snapshot")
+            .tuf_latest(IMAGE, TufRole::Snapshot)
             .await?
             .ok_or_else(|| tuf_internal("timestamp without snapshot"))?;
         let rows = if snap_row.expires_at - now <= self.lifetimes.snapshot / 2 {
             let targets_v = store
-                .tuf_latest(IMAGE, "targets")
+                .tuf_latest(IMAGE, TufRole::Targets)
                 .await?
                 .map_or(0, |r| r.version);
             let (snapshot, timestamp) = self.sign_snapshot(store, targets_v, now).await?;
             vec![
-                row(IMAGE, "snapshot", &snapshot)?,
-                row(IMAGE, "timestamp", &timestamp)?,
+                row(IMAGE, TufRole::Snapshot, &snapshot)?,
+                row(IMAGE, TufRole::Timestamp, &timestamp)?,
             ]
         } else {
             let snapshot =
                 Metadata::<Snapshot>::from_slice(&snap_row.body).map_err(tuf_internal)?;
             let timestamp = self.sign_timestamp(store, &snapshot, now).await?;
-            vec![row(IMAGE, "timestamp", &timestamp)?]
+            vec![row(IMAGE, TufRole::Timestamp, &timestamp)?]
         };
         self.store_refresh(store, rows, now).await
     }
@@ -622,9 +631,8 @@ impl Updates {
         name: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, UpdateError> {
-        let (role, version) = parse_metadata_name(name)
-            .ok_or_else(|| UpdateError::NotFound(format!("metadata file {name}")))?;
-        if role == "timestamp" {
+        let (role, version) = metadata_role(name)?;
+        if role == TufRole::Timestamp {
             self.refresh_image(store, now).await?;
         }
         let row = match version {
@@ -646,12 +654,11 @@ impl Updates {
         name: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, UpdateError> {
-        let (role, version) = parse_metadata_name(name)
-            .ok_or_else(|| UpdateError::NotFound(format!("metadata file {name}")))?;
-        if role == "root" {
+        let (role, version) = metadata_role(name)?;
+        if role == TufRole::Root {
             let row = match version {
-                Some(v) => store.tuf_version(DIRECTOR, "root", v).await?,
-                None => store.tuf_latest(DIRECTOR, "root").await?,
+                Some(v) => store.tuf_version(DIRECTOR, TufRole::Root, v).await?,
+                None => store.tuf_latest(DIRECTOR, TufRole::Root).await?,
             };
             return row
                 .map(|r| r.body)
@@ -659,9 +666,9 @@ impl Updates {
         }
         let state = self.director_state(store, device, now).await?;
         let (body, current) = match role {
-            "timestamp" => (state.timestamp, state.timestamp_version),
-            "snapshot" => (state.snapshot, state.targets_version),
-            _ => (state.targets, state.targets_version),
+            TufRole::Timestamp => (state.timestamp, state.timestamp_version),
+            TufRole::Snapshot => (state.snapshot, state.targets_version),
+            TufRole::Root | TufRole::Targets => (state.targets, state.targets_version),
         };
         match version {
             Some(v) if v != current => Err(UpdateError::NotFound(format!("director {name}"))),
@@ -826,7 +833,7 @@ fn no_keys() -> RoleKeys {
 /// The newest stored image repository metadata of one role, parsed.
 async fn latest<T: bulwark_tuf::Role>(
     store: &dyn Store,
-    role: &str,
+    role: TufRole,
 ) -> Result<Option<Metadata<T>>, UpdateError> {
     match store.tuf_latest(IMAGE, role).await? {
         None => Ok(None),

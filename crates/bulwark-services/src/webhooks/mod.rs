@@ -36,11 +36,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bulwark_pki::MasterKey;
-use bulwark_store::{AttemptOutcome, Delivery, NewDelivery};
+use bulwark_store::{AttemptOutcome, Delivery, DeliveryEvent, NewDelivery, WebhookRepo};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
-
-use bulwark_store::Store;
 
 use crate::clock::Clock;
 
@@ -106,7 +104,7 @@ type Secret = Arc<Zeroizing<Vec<u8>>>;
 
 /// The webhook service: seals secrets, enqueues and delivers.
 pub struct Webhooks {
-    store: Arc<dyn Store>,
+    store: Arc<dyn WebhookRepo>,
     clock: Arc<dyn Clock>,
     master: MasterKey,
     http: reqwest::Client,
@@ -126,7 +124,7 @@ impl Webhooks {
     /// The service over `store`'s outbox, sealing under `master`,
     /// delivering where `policy` allows.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn WebhookRepo>,
         clock: Arc<dyn Clock>,
         master: MasterKey,
         policy: DestinationPolicy,
@@ -217,7 +215,7 @@ impl Webhooks {
             .http
             .post(url)
             .header("content-type", "application/json")
-            .header("x-bulwark-event", &d.event)
+            .header("x-bulwark-event", d.event.as_str())
             .header("x-bulwark-delivery", &d.id)
             .header("x-bulwark-timestamp", ts.to_string())
             .header(
@@ -285,7 +283,7 @@ fn reachable(
 /// What a delivery is about: an event with a kind and an alert.
 pub trait Notice {
     /// The event kind (`x-bulwark-event`).
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> DeliveryEvent;
     /// The alert it carries.
     fn alert_id(&self) -> &str;
 }
@@ -325,7 +323,7 @@ impl Webhooks {
                 new.push(NewDelivery {
                     id: uuid::Uuid::new_v4().simple().to_string(),
                     webhook_id: h.id.clone(),
-                    event: event.to_owned(),
+                    event,
                     alert_id: alert_id.clone(),
                     body: body.clone(),
                 });
@@ -446,10 +444,10 @@ mod tests {
         let d = Delivery {
             id: "d1".into(),
             webhook_id: "w1".into(),
-            event: "detection".into(),
+            event: DeliveryEvent::Detection,
             alert_id: "a1".into(),
             body: "{}".into(),
-            state: "pending".into(),
+            state: bulwark_store::DeliveryState::Pending,
             attempts: 0,
             last_status: None,
             last_error: None,

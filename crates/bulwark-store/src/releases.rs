@@ -1,12 +1,9 @@
-//! Signed updates: blobs, TUF metadata, releases, promotions, deployments,
-//! the director's per-device state and device update reports.
+//! Releases and how they reach devices: blobs (the bytes live on disk,
+//! named by digest), releases, promotions along the environment ladder,
+//! deployments, and devices' update reports.
 //!
-//! [`UpdateStore`] is a supertrait of [`crate::Store`], so an
-//! `Arc<dyn Store>` reaches these methods too. Like the rest of the store,
-//! every mutating method takes an [`Audit`] and journals its change in the
-//! same transaction. Two writes are derived data and not journaled: the
-//! signing proposal of a release (recomputed from published state) and the
-//! director's per-device metadata (a function of the journaled deployments).
+//! Signing (proposals, signatures, the TUF metadata a signature publishes)
+//! is [`crate::TufRepo`]'s.
 
 use async_trait::async_trait;
 use bulwark_proto::{DeviceId, JournalAction, state_digest};
@@ -14,9 +11,9 @@ use sqlx::Row as _;
 use time::OffsetDateTime;
 
 use crate::backend::{
-    PostgresStore, SqliteStore, conflict, device_id, from_ms, new_id, opt_from_ms,
+    PostgresStore, SqliteStore, conflict, from_ms, i64_of, new_id, opt_from_ms, u64_of,
 };
-use crate::model::ms;
+use crate::model::{ms, stored_enum};
 use crate::{Audit, Error, Result};
 
 /// A stored blob (the bytes live on disk, named by digest).
@@ -28,54 +25,6 @@ pub struct BlobRecord {
     pub length: u64,
     /// When first stored.
     pub created_at: OffsetDateTime,
-}
-
-/// Defines a stored state: an enum kept as text in the database, read
-/// back strictly (an unknown text is [`crate::Error::Corrupt`]).
-macro_rules! stored_enum {
-    ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $variant:ident = $text:literal,)* }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $variant,)*
-        }
-
-        impl $name {
-            /// Every value.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
-
-            /// The stored (and shown) text.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)*
-                }
-            }
-
-            /// The value a text names, if any.
-            pub fn parse(text: &str) -> Option<$name> {
-                match text {
-                    $($text => Some($name::$variant),)*
-                    _ => None,
-                }
-            }
-
-            fn read(text: String) -> crate::Result<$name> {
-                $name::parse(&text).ok_or(crate::Error::Corrupt { what: $what, detail: format!("{text:?}") })
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl PartialEq<&str> for $name {
-            fn eq(&self, other: &&str) -> bool {
-                self.as_str() == *other
-            }
-        }
-    };
 }
 
 stored_enum! {
@@ -100,19 +49,34 @@ stored_enum! {
     }
 }
 
-/// One stored TUF metadata file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TufRow {
-    /// `image` or `director`.
-    pub repo: String,
-    /// `root`, `targets`, `snapshot` or `timestamp`.
-    pub role: String,
-    /// Its version.
-    pub version: u64,
-    /// The signed JSON, byte for byte as served.
-    pub body: Vec<u8>,
-    /// Its expiry.
-    pub expires_at: OffsetDateTime,
+stored_enum! {
+    /// The phase of an update a device reported (each phase as it starts,
+    /// then the final one): `bulwark_proto::UPDATE_PHASES`, which a report
+    /// is validated against.
+    UpdatePhase, "update phase" {
+        /// Fetching the artifact.
+        Downloading = "downloading",
+        /// Checking it against both repositories.
+        Verifying = "verifying",
+        /// Putting it in the inactive slot.
+        Staging = "staging",
+        /// Making it the live one.
+        Switching = "switching",
+        /// Running the release's smoke test.
+        SmokeTesting = "smoke_testing",
+        /// Making the switch permanent.
+        Committing = "committing",
+        /// Going back to the previous release.
+        RollingBack = "rolling_back",
+        /// Final: installed.
+        Installed = "installed",
+        /// Final: rolled back to the previous release.
+        RolledBack = "rolled_back",
+        /// Final: failed.
+        Failed = "failed",
+        /// Final: refused (an attack or a bad target detected).
+        Refused = "refused",
+    }
 }
 
 /// A release to create.
@@ -181,27 +145,6 @@ impl Release {
     }
 }
 
-/// The pending targets metadata a release's signers sign.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proposal {
-    /// Targets version it was built on.
-    pub base_version: u64,
-    /// Canonical JSON of the proposed `signed` part.
-    pub signed: Vec<u8>,
-    /// Signatures collected so far: (keyid, hex signature).
-    pub signatures: Vec<(String, String)>,
-}
-
-/// What a signature that meets the threshold publishes, in the same
-/// transaction: new image repository metadata rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publication {
-    /// targets, snapshot and timestamp rows.
-    pub metadata: Vec<TufRow>,
-    /// The first environment of the promotion ladder.
-    pub first_environment: String,
-}
-
 /// A deployment: a release assigned to a group in an environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
@@ -225,36 +168,13 @@ pub struct Deployment {
     pub remediation: bool,
 }
 
-/// The director's current signed metadata for one device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectorState {
-    /// Which device.
-    pub device_id: DeviceId,
-    /// The deployment the targets reflect (`None`: nothing assigned).
-    pub deployment_seq: Option<u64>,
-    /// Version of targets and snapshot.
-    pub targets_version: u64,
-    /// Version of timestamp.
-    pub timestamp_version: u64,
-    /// Signed targets JSON.
-    pub targets: Vec<u8>,
-    /// Signed snapshot JSON.
-    pub snapshot: Vec<u8>,
-    /// Signed timestamp JSON.
-    pub timestamp: Vec<u8>,
-    /// Snapshot expiry.
-    pub snapshot_expires: OffsetDateTime,
-    /// Timestamp expiry.
-    pub timestamp_expires: OffsetDateTime,
-}
-
 /// A device's update progress as it reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateStatus {
     /// `name@version`.
     pub release: String,
     /// Phase (downloading, verifying, …, installed, rolled_back, refused).
-    pub phase: String,
+    pub phase: UpdatePhase,
     /// Outcome code when final (e.g. `installed`, `smoke-failed`, `rollback`).
     pub outcome: Option<String>,
     /// Human detail (why it rolled back or was refused).
@@ -263,9 +183,9 @@ pub struct UpdateStatus {
     pub at: OffsetDateTime,
 }
 
-/// The update-related half of the store.
+/// Blobs, releases, promotions, deployments and devices' update reports.
 #[async_trait]
-pub trait UpdateStore: Send + Sync {
+pub trait ReleaseRepo: Send + Sync + std::fmt::Debug {
     /// Records a blob whose file is in place. Journals `blob.put` (also
     /// when the bytes were already stored: the upload happened).
     async fn put_blob(&self, sha256: &str, length: u64, audit: &Audit) -> Result<BlobRecord>;
@@ -283,42 +203,6 @@ pub trait UpdateStore: Send + Sync {
     async fn release_by_id(&self, id: &str) -> Result<Option<Release>>;
     /// All releases, newest first.
     async fn list_releases(&self) -> Result<Vec<Release>>;
-
-    /// The newest version of a role's metadata.
-    async fn tuf_latest(&self, repo: &str, role: &str) -> Result<Option<TufRow>>;
-    /// One version of a role's metadata.
-    async fn tuf_version(&self, repo: &str, role: &str, version: u64) -> Result<Option<TufRow>>;
-    /// Stores metadata rows ([`Error::Conflict`] if a version exists) with
-    /// one journal entry `action` on `target`.
-    async fn put_tuf(
-        &self,
-        rows: &[TufRow],
-        action: JournalAction,
-        target: &str,
-        audit: &Audit,
-    ) -> Result<()>;
-
-    /// Replaces a release's signing proposal (dropping its signatures).
-    async fn put_proposal(
-        &self,
-        release_id: &str,
-        base_version: u64,
-        signed: &[u8],
-        now: OffsetDateTime,
-    ) -> Result<()>;
-    /// A release's signing proposal and its signatures.
-    async fn proposal(&self, release_id: &str) -> Result<Option<Proposal>>;
-    /// Adds a signature to the proposal; with `publish`, also stores the new
-    /// metadata, marks the release published and puts it in the first
-    /// environment — one transaction, one journal entry.
-    async fn add_signature(
-        &self,
-        release_id: &str,
-        keyid: &str,
-        sig: &str,
-        publish: Option<Publication>,
-        audit: &Audit,
-    ) -> Result<()>;
     /// Adds an environment to a release; false when already there.
     async fn promote_release(
         &self,
@@ -338,7 +222,7 @@ pub trait UpdateStore: Send + Sync {
         self.create_deployment_marked(release_id, group, environment, false, audit)
             .await
     }
-    /// Like [`UpdateStore::create_deployment`]; `remediation` marks a
+    /// Like [`ReleaseRepo::create_deployment`]; `remediation` marks a
     /// deployment that quarantined devices receive too.
     async fn create_deployment_marked(
         &self,
@@ -363,17 +247,6 @@ pub trait UpdateStore: Send + Sync {
         environment: &str,
     ) -> Result<Option<Deployment>>;
 
-    /// The director's state for a device.
-    async fn director_state(&self, device: DeviceId) -> Result<Option<DirectorState>>;
-    /// Stores the director's state for a device if its timestamp version is
-    /// still `expected_timestamp_version` (optimistic; false when another
-    /// request won).
-    async fn put_director_state(
-        &self,
-        state: &DirectorState,
-        expected_timestamp_version: Option<u64>,
-    ) -> Result<bool>;
-
     /// Records a device's update report (journaled, actor = the device).
     async fn record_update(
         &self,
@@ -387,18 +260,7 @@ pub trait UpdateStore: Send + Sync {
     async fn update_events(&self, device: DeviceId, limit: u32) -> Result<Vec<UpdateStatus>>;
 }
 
-fn u64_of(what: &'static str, v: i64) -> Result<u64> {
-    u64::try_from(v).map_err(|_| Error::Corrupt {
-        what,
-        detail: format!("negative value {v}"),
-    })
-}
-
-fn i64_of(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn release_digest(r: &Release) -> String {
+pub(crate) fn release_digest(r: &Release) -> String {
     state_digest(&serde_json::json!({
         "id": r.id, "name": r.name, "version": r.version, "sha256": r.sha256, "length": r.length,
         "installer": r.installer.as_str(), "install_path": r.install_path, "smoke_test": r.smoke_test,
@@ -406,13 +268,13 @@ fn release_digest(r: &Release) -> String {
     }))
 }
 
-const RELEASE_COLUMNS: &str = "id, name, version, sha256, length, installer, install_path, \
+pub(crate) const RELEASE_COLUMNS: &str = "id, name, version, sha256, length, installer, install_path, \
      smoke_test, smoke_timeout_secs, status, created_by, created_at, published_at";
 
-macro_rules! impl_update_store {
+macro_rules! impl_release_repo {
     ($store:ty, $db:ty, $row:ty) => {
         impl $store {
-            fn release_rec(row: &$row, environments: Vec<String>) -> Result<Release> {
+            pub(crate) fn release_rec(row: &$row, environments: Vec<String>) -> Result<Release> {
                 Ok(Release {
                     id: row.try_get("id")?,
                     name: row.try_get("name")?,
@@ -431,7 +293,7 @@ macro_rules! impl_update_store {
                 })
             }
 
-            async fn release_envs<'c, E>(exec: E, id: &str) -> Result<Vec<String>>
+            pub(crate) async fn release_envs<'c, E>(exec: E, id: &str) -> Result<Vec<String>>
             where
                 E: sqlx::Executor<'c, Database = $db>,
             {
@@ -456,16 +318,6 @@ macro_rules! impl_update_store {
                 Ok(Some(Self::release_rec(&row, envs)?))
             }
 
-            fn tuf_rec(row: &$row) -> Result<TufRow> {
-                Ok(TufRow {
-                    repo: row.try_get("repo")?,
-                    role: row.try_get("role")?,
-                    version: u64_of("tuf version", row.try_get("version")?)?,
-                    body: row.try_get("body")?,
-                    expires_at: from_ms("tuf expires_at", row.try_get("expires_at")?)?,
-                })
-            }
-
             fn deployment_rec(row: &$row) -> Result<Deployment> {
                 let name: String = row.try_get("r_name")?;
                 let version: String = row.try_get("r_version")?;
@@ -485,34 +337,16 @@ macro_rules! impl_update_store {
             fn update_rec(row: &$row, at: &str) -> Result<UpdateStatus> {
                 Ok(UpdateStatus {
                     release: row.try_get("release")?,
-                    phase: row.try_get("phase")?,
+                    phase: UpdatePhase::read(row.try_get("phase")?)?,
                     outcome: row.try_get("outcome")?,
                     detail: row.try_get("detail")?,
                     at: from_ms("update time", row.try_get(at)?)?,
                 })
             }
-
-            async fn insert_tuf(tx: &mut sqlx::Transaction<'static, $db>, rows: &[TufRow], now: OffsetDateTime) -> Result<()> {
-                for r in rows {
-                    sqlx::query::<$db>(
-                        "INSERT INTO tuf_metadata (repo, role, version, body, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(&r.repo)
-                    .bind(&r.role)
-                    .bind(i64_of(r.version))
-                    .bind(r.body.as_slice())
-                    .bind(ms(r.expires_at))
-                    .bind(ms(now))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(conflict(&format!("{} {} version {}", r.repo, r.role, r.version)))?;
-                }
-                Ok(())
-            }
         }
 
         #[async_trait]
-        impl UpdateStore for $store {
+        impl ReleaseRepo for $store {
             async fn put_blob(&self, sha256: &str, length: u64, audit: &Audit) -> Result<BlobRecord> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
@@ -636,141 +470,6 @@ macro_rules! impl_update_store {
                     .collect()
             }
 
-            async fn tuf_latest(&self, repo: &str, role: &str) -> Result<Option<TufRow>> {
-                let row = sqlx::query::<$db>(
-                    "SELECT repo, role, version, body, expires_at FROM tuf_metadata WHERE repo = $1 AND role = $2 \
-                     ORDER BY version DESC LIMIT 1",
-                )
-                .bind(repo)
-                .bind(role)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(Self::tuf_rec).transpose()
-            }
-
-            async fn tuf_version(&self, repo: &str, role: &str, version: u64) -> Result<Option<TufRow>> {
-                let row = sqlx::query::<$db>(
-                    "SELECT repo, role, version, body, expires_at FROM tuf_metadata WHERE repo = $1 AND role = $2 AND version = $3",
-                )
-                .bind(repo)
-                .bind(role)
-                .bind(i64_of(version))
-                .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(Self::tuf_rec).transpose()
-            }
-
-            async fn put_tuf(&self, rows: &[TufRow], action: JournalAction, target: &str, audit: &Audit) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
-                let mut edge = Self::lock_journal(&mut tx).await?;
-                Self::insert_tuf(&mut tx, rows, audit.time).await?;
-                let detail: Vec<(&str, String)> = rows
-                    .iter()
-                    .map(|r| (r.role.as_str(), format!("{} sha256:{}", r.version, hex_sha256(&r.body))))
-                    .collect();
-                let entry = audit.entry(action, target.to_owned(), None, None, &detail);
-                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn put_proposal(&self, release_id: &str, base_version: u64, signed: &[u8], now: OffsetDateTime) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query::<$db>("DELETE FROM release_signatures WHERE release_id = $1")
-                    .bind(release_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query::<$db>(
-                    "INSERT INTO release_proposals (release_id, base_version, signed, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (release_id) DO UPDATE SET base_version = excluded.base_version, signed = excluded.signed, \
-                     created_at = excluded.created_at",
-                )
-                .bind(release_id)
-                .bind(i64_of(base_version))
-                .bind(signed)
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn proposal(&self, release_id: &str) -> Result<Option<Proposal>> {
-                let Some(row) = sqlx::query::<$db>("SELECT base_version, signed FROM release_proposals WHERE release_id = $1")
-                    .bind(release_id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let sigs = sqlx::query::<$db>("SELECT keyid, sig FROM release_signatures WHERE release_id = $1 ORDER BY keyid")
-                    .bind(release_id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(Some(Proposal {
-                    base_version: u64_of("proposal base version", row.try_get("base_version")?)?,
-                    signed: row.try_get("signed")?,
-                    signatures: sigs
-                        .iter()
-                        .map(|s| Ok((s.try_get("keyid")?, s.try_get("sig")?)))
-                        .collect::<Result<_>>()?,
-                }))
-            }
-
-            async fn add_signature(&self, release_id: &str, keyid: &str, sig: &str, publish: Option<Publication>, audit: &Audit) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
-                let mut edge = Self::lock_journal(&mut tx).await?;
-                let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1")))
-                    .bind(release_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| Error::Corrupt { what: "release", detail: format!("{release_id} vanished") })?;
-                let envs = Self::release_envs(&mut *tx, release_id).await?;
-                let before = Self::release_rec(&row, envs)?;
-                sqlx::query::<$db>(
-                    "INSERT INTO release_signatures (release_id, keyid, sig, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (release_id, keyid) DO UPDATE SET sig = excluded.sig, created_at = excluded.created_at",
-                )
-                .bind(release_id)
-                .bind(keyid)
-                .bind(sig)
-                .bind(ms(audit.time))
-                .execute(&mut *tx)
-                .await?;
-                let mut detail = vec![("keyid", keyid.to_owned())];
-                let mut after = before.clone();
-                if let Some(p) = &publish {
-                    Self::insert_tuf(&mut tx, &p.metadata, audit.time).await?;
-                    sqlx::query::<$db>("UPDATE releases SET status = 'published', published_at = $1 WHERE id = $2")
-                        .bind(ms(audit.time))
-                        .bind(release_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query::<$db>(
-                        "INSERT INTO release_environments (release_id, environment, promoted_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (release_id, environment) DO NOTHING",
-                    )
-                    .bind(release_id)
-                    .bind(&p.first_environment)
-                    .bind(ms(audit.time))
-                    .execute(&mut *tx)
-                    .await?;
-                    after.status = ReleaseStatus::Published;
-                    if !after.environments.contains(&p.first_environment) {
-                        after.environments.push(p.first_environment.clone());
-                    }
-                    detail.push(("published", "true".into()));
-                    for m in &p.metadata {
-                        detail.push((m.role.as_str(), format!("{} sha256:{}", m.version, hex_sha256(&m.body))));
-                    }
-                }
-                let entry = audit.entry(JournalAction::ReleaseSign, format!("release:{}", before.reference()),
-                    Some(release_digest(&before)), Some(release_digest(&after)), &detail);
-                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
             async fn promote_release(&self, release_id: &str, environment: &str, audit: &Audit) -> Result<bool> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
@@ -876,59 +575,6 @@ macro_rules! impl_update_store {
                 row.as_ref().map(Self::deployment_rec).transpose()
             }
 
-            async fn director_state(&self, device: DeviceId) -> Result<Option<DirectorState>> {
-                let row = sqlx::query::<$db>(
-                    "SELECT device_id, deployment_seq, targets_version, timestamp_version, targets, snapshot, timestamp, \
-                     snapshot_expires, timestamp_expires FROM director_state WHERE device_id = $1",
-                )
-                .bind(device.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                let id: String = row.try_get("device_id")?;
-                let seq: Option<i64> = row.try_get("deployment_seq")?;
-                Ok(Some(DirectorState {
-                    device_id: device_id("director device", &id)?,
-                    deployment_seq: seq.map(|s| u64_of("director deployment", s)).transpose()?,
-                    targets_version: u64_of("director targets version", row.try_get("targets_version")?)?,
-                    timestamp_version: u64_of("director timestamp version", row.try_get("timestamp_version")?)?,
-                    targets: row.try_get("targets")?,
-                    snapshot: row.try_get("snapshot")?,
-                    timestamp: row.try_get("timestamp")?,
-                    snapshot_expires: from_ms("director snapshot expiry", row.try_get("snapshot_expires")?)?,
-                    timestamp_expires: from_ms("director timestamp expiry", row.try_get("timestamp_expires")?)?,
-                }))
-            }
-
-            async fn put_director_state(&self, s: &DirectorState, expected: Option<u64>) -> Result<bool> {
-                let q = match expected {
-                    None => sqlx::query::<$db>(
-                        "INSERT INTO director_state (device_id, deployment_seq, targets_version, timestamp_version, targets, \
-                         snapshot, timestamp, snapshot_expires, timestamp_expires) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                         ON CONFLICT (device_id) DO NOTHING",
-                    ),
-                    Some(_) => sqlx::query::<$db>(
-                        "UPDATE director_state SET deployment_seq = $2, targets_version = $3, timestamp_version = $4, \
-                         targets = $5, snapshot = $6, timestamp = $7, snapshot_expires = $8, timestamp_expires = $9 \
-                         WHERE device_id = $1 AND timestamp_version = $10",
-                    ),
-                };
-                let mut q = q
-                    .bind(s.device_id.to_string())
-                    .bind(s.deployment_seq.map(i64_of))
-                    .bind(i64_of(s.targets_version))
-                    .bind(i64_of(s.timestamp_version))
-                    .bind(s.targets.as_slice())
-                    .bind(s.snapshot.as_slice())
-                    .bind(s.timestamp.as_slice())
-                    .bind(ms(s.snapshot_expires))
-                    .bind(ms(s.timestamp_expires));
-                if let Some(v) = expected {
-                    q = q.bind(i64_of(v));
-                }
-                Ok(q.execute(&self.pool).await?.rows_affected() == 1)
-            }
-
             async fn record_update(&self, device: DeviceId, st: &UpdateStatus, audit: &Audit) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 let mut edge = Self::lock_journal(&mut tx).await?;
@@ -942,7 +588,7 @@ macro_rules! impl_update_store {
                 .bind(next)
                 .bind(device.to_string())
                 .bind(&st.release)
-                .bind(&st.phase)
+                .bind(st.phase.as_str())
                 .bind(&st.outcome)
                 .bind(&st.detail)
                 .bind(ms(st.at))
@@ -955,13 +601,13 @@ macro_rules! impl_update_store {
                 )
                 .bind(device.to_string())
                 .bind(&st.release)
-                .bind(&st.phase)
+                .bind(st.phase.as_str())
                 .bind(&st.outcome)
                 .bind(&st.detail)
                 .bind(ms(st.at))
                 .execute(&mut *tx)
                 .await?;
-                let mut detail = vec![("release", st.release.clone()), ("phase", st.phase.clone())];
+                let mut detail = vec![("release", st.release.clone()), ("phase", st.phase.as_str().to_owned())];
                 if let Some(o) = &st.outcome {
                     detail.push(("outcome", o.clone()));
                 }
@@ -998,13 +644,8 @@ macro_rules! impl_update_store {
     };
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
-impl_update_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
-impl_update_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
+impl_release_repo!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+impl_release_repo!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
 
 #[cfg(test)]
 mod stored_enum_tests {
