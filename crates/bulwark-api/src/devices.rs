@@ -22,6 +22,27 @@ api_enum! {
 }
 
 api_enum! {
+    /// What a device is doing, one word (first match): revoked,
+    /// quarantined, updating (its latest update report is not final),
+    /// rolled back (its latest report is `rolled_back`), online (checked in
+    /// within two poll intervals), offline.
+    DeviceState, "device state" {
+        /// Its certificate is revoked.
+        Revoked = "revoked",
+        /// Quarantined: refused on the gateway, updates withheld.
+        Quarantined = "quarantined",
+        /// An update is in progress.
+        Updating = "updating",
+        /// Its last update rolled back to the previous release.
+        RolledBack = "rolled_back",
+        /// Checked in recently.
+        Online = "online",
+        /// Not checked in recently, or never.
+        Offline = "offline",
+    }
+}
+
+api_enum! {
     /// The phase of an update a device reported (each phase as it starts,
     /// then the final one). The device protocol's `UpdateReport::phase`
     /// takes the same words (`bulwark_proto::UPDATE_PHASES`).
@@ -137,6 +158,11 @@ pub struct DeviceView {
     pub status: DeviceStatus,
     /// Checked in within two poll intervals.
     pub online: bool,
+    /// What it is doing: see [`DeviceState`].
+    pub state: DeviceState,
+    /// The release it last reported installed (`name@version`).
+    #[serde(default)]
+    pub release: Option<String>,
     /// Last check-in.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -305,6 +331,16 @@ pub struct DeviceQuery {
     pub group: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,
+    /// Only devices in this state.
+    pub state: Option<DeviceState>,
+    /// Only devices whose installed release is this (`name@version`, or a
+    /// product name for any of its versions).
+    #[param(max_length = 129)]
+    pub release: Option<String>,
+    /// Only devices whose hostname or a tag (`key=value`) contains this
+    /// text, or whose id starts with it (case-insensitive).
+    #[param(min_length = 1, max_length = 256)]
+    pub search: Option<String>,
     /// Ids after this one (pagination): a device id.
     #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub after: Option<String>,

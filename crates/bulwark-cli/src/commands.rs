@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use bulwark_api::{
-    CreateAccount, CreateEnrollToken, CreateToken, DeviceQuery, DeviceView, QuarantineDevice,
-    RevokeDevice, TagDevice, TelemetryQuery,
+    CreateAccount, CreateEnrollToken, CreateToken, DeviceQuery, DeviceState, DeviceView,
+    QuarantineDevice, RevokeDevice, TagDevice, TelemetryQuery,
 };
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
@@ -249,7 +249,7 @@ enum EnrollTokenCmd {
 
 #[derive(Debug, Subcommand)]
 enum DevicesCmd {
-    /// List devices.
+    /// List devices: name, state, release, group, environment, last seen.
     List {
         /// Only this group.
         #[arg(long)]
@@ -257,6 +257,21 @@ enum DevicesCmd {
         /// Only this environment.
         #[arg(long = "env")]
         environment: Option<String>,
+        /// Only devices in this state: online, offline, quarantined,
+        /// updating, rolled-back, revoked.
+        #[arg(long, value_parser = parse_device_state)]
+        state: Option<DeviceState>,
+        /// Only devices whose installed release is this (name@version, or a
+        /// product name for any version).
+        #[arg(long)]
+        release: Option<String>,
+        /// Only devices whose hostname or a tag (key=value) contains this
+        /// text, or whose id starts with it.
+        #[arg(long)]
+        search: Option<String>,
+        /// Show at most this many devices.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -388,17 +403,57 @@ enum AccountsCmd {
     },
 }
 
-fn device_row(d: &DeviceView) -> String {
-    format!(
-        "{:<36}  {:<20}  {:<12}  {:<16}  {:<7}  {:<8}  {}",
-        d.id,
-        d.hostname.as_deref().unwrap_or("-"),
-        d.environment,
-        d.group,
-        if d.online { "online" } else { "offline" },
-        d.status,
-        ts(d.last_seen)
-    )
+/// A device state from the command line (`rolled-back` or `rolled_back`).
+fn parse_device_state(s: &str) -> Result<DeviceState, String> {
+    s.replace('-', "_").parse().map_err(|e| format!("{e}"))
+}
+
+/// The device listing's header and rows.
+const DEVICE_HEADER: [&str; 7] = [
+    "NAME",
+    "STATE",
+    "RELEASE",
+    "GROUP",
+    "ENV",
+    "LAST SEEN",
+    "ID",
+];
+
+fn device_row(d: &DeviceView) -> [String; 7] {
+    [
+        d.hostname.clone().unwrap_or_else(|| "-".into()),
+        d.state.to_string().replace('_', "-"),
+        d.release.clone().unwrap_or_else(|| "-".into()),
+        d.group.clone(),
+        d.environment.clone(),
+        ts(d.last_seen),
+        d.id.to_string(),
+    ]
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.zip(widths).enumerate() {
+            if i + 1 == N {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
 }
 
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
@@ -581,6 +636,10 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
         DevicesCmd::List {
             group,
             environment,
+            state,
+            release,
+            search,
+            limit,
             json,
             conn,
         } => {
@@ -589,11 +648,15 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             let mut raw_all = Vec::new();
             let mut after: Option<String> = None;
             loop {
+                let left = limit.map_or(1000, |l| (l as usize - all.len()).min(1000));
                 let query = DeviceQuery {
                     group: group.clone(),
                     environment: environment.clone(),
+                    state,
+                    release: release.clone(),
+                    search: search.clone(),
                     after: after.take(),
-                    limit: Some(1000),
+                    limit: Some(u32::try_from(left).unwrap_or(1000)),
                 };
                 let (page, raw) = api.list_devices(&query).await?.into_parts();
                 if let Some(arr) = raw.get("devices").and_then(|d| d.as_array()) {
@@ -601,20 +664,17 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                 }
                 all.extend(page.devices);
                 match page.next_after {
-                    Some(n) => after = Some(n.to_string()),
-                    None => break,
+                    Some(n) if limit.is_none_or(|l| all.len() < l as usize) => {
+                        after = Some(n.to_string());
+                    }
+                    _ => break,
                 }
             }
             if json {
                 print_json(&serde_json::Value::Array(raw_all))?;
             } else {
-                println!(
-                    "{:<36}  {:<20}  {:<12}  {:<16}  {:<7}  {:<8}  LAST SEEN",
-                    "ID", "HOSTNAME", "ENV", "GROUP", "ONLINE", "STATUS"
-                );
-                for d in &all {
-                    println!("{}", device_row(d));
-                }
+                let rows: Vec<_> = all.iter().map(device_row).collect();
+                print_table(DEVICE_HEADER, &rows);
                 eprintln!("{} device(s)", all.len());
             }
         }
@@ -637,6 +697,8 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                         .map(|r| format!(" ({r})"))
                         .unwrap_or_default()
                 );
+                println!("state:          {}", v.state.to_string().replace('_', "-"));
+                println!("release:        {}", v.release.as_deref().unwrap_or("-"));
                 println!("online:         {}", if v.online { "yes" } else { "no" });
                 println!("last seen:      {}", ts(v.last_seen));
                 println!("enrolled:       {}", ts(Some(v.enrolled_at)));

@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bulwark_proto::DeviceId;
-use bulwark_store::{CheckinUpdate, Device, DeviceStatus};
+use bulwark_store::{CheckinUpdate, Device, DeviceStatus, UpdatePhase};
 use time::OffsetDateTime;
 
 const SHARDS: usize = 32;
@@ -26,6 +26,62 @@ pub fn is_online(last_seen: Option<OffsetDateTime>, now: OffsetDateTime, poll: D
     let grace = time::Duration::try_from(poll * 2).unwrap_or(time::Duration::MAX)
         + time::Duration::seconds(10);
     last_seen.is_some_and(|t| now - t <= grace)
+}
+
+/// What a device is doing, as every listing and view shows it: one word,
+/// computed once by [`device_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceState {
+    /// Its certificate is revoked.
+    Revoked,
+    /// Quarantined (refused on the gateway, updates withheld).
+    Quarantined,
+    /// An update is in progress (its latest report is not a final phase).
+    Updating,
+    /// Its last update rolled back to the previous release.
+    RolledBack,
+    /// Checked in recently ([`is_online`]).
+    Online,
+    /// Not checked in recently, or never.
+    Offline,
+}
+
+/// A device's state, first match wins: revoked, quarantined, updating (its
+/// latest update report is not final), rolled back (its latest report is
+/// the final `rolled_back`), then online or offline by `last_seen` (pass
+/// the check-in not yet flushed, if newer than the stored one).
+pub fn device_state(
+    d: &Device,
+    last_seen: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    poll: Duration,
+) -> DeviceState {
+    use UpdatePhase as P;
+    if d.status == DeviceStatus::Revoked {
+        return DeviceState::Revoked;
+    }
+    if d.quarantined_at.is_some() {
+        return DeviceState::Quarantined;
+    }
+    match d.update_phase {
+        Some(
+            P::Downloading
+            | P::Verifying
+            | P::Staging
+            | P::Switching
+            | P::SmokeTesting
+            | P::Committing
+            | P::RollingBack,
+        ) => DeviceState::Updating,
+        Some(P::RolledBack) => DeviceState::RolledBack,
+        Some(P::Installed | P::Failed | P::Refused) | None => {
+            if is_online(last_seen, now, poll) {
+                DeviceState::Online
+            } else {
+                DeviceState::Offline
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -225,7 +281,32 @@ mod tests {
             revoked_reason: None,
             quarantined_at: None,
             quarantine_reason: None,
+            update_phase: None,
+            installed_release: None,
         }
+    }
+
+    #[test]
+    fn state_is_revoked_then_quarantined_then_update_then_presence() {
+        let now = datetime!(2026-11-23 12:00 UTC);
+        let poll = Duration::from_secs(60);
+        let recent = Some(now - time::Duration::seconds(30));
+        let mut d = device(1);
+        assert_eq!(device_state(&d, None, now, poll), DeviceState::Offline);
+        assert_eq!(device_state(&d, recent, now, poll), DeviceState::Online);
+        d.update_phase = Some(UpdatePhase::RolledBack);
+        assert_eq!(device_state(&d, recent, now, poll), DeviceState::RolledBack);
+        d.update_phase = Some(UpdatePhase::Staging);
+        assert_eq!(device_state(&d, recent, now, poll), DeviceState::Updating);
+        d.update_phase = Some(UpdatePhase::Installed);
+        assert_eq!(device_state(&d, recent, now, poll), DeviceState::Online);
+        d.quarantined_at = Some(now);
+        assert_eq!(
+            device_state(&d, recent, now, poll),
+            DeviceState::Quarantined
+        );
+        d.status = DeviceStatus::Revoked;
+        assert_eq!(device_state(&d, recent, now, poll), DeviceState::Revoked);
     }
 
     #[test]

@@ -134,6 +134,10 @@ pub struct Device {
     pub quarantined_at: Option<OffsetDateTime>,
     /// Why quarantined.
     pub quarantine_reason: Option<String>,
+    /// The phase of its latest update report, if it ever reported one.
+    pub update_phase: Option<crate::UpdatePhase>,
+    /// The release it last reported installed (`name@version`).
+    pub installed_release: Option<String>,
 }
 
 /// A device to create.
@@ -312,8 +316,11 @@ fn device_digest(d: &Device) -> String {
 const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.device_group, d.environment, d.tags, \
      d.cert_serial, d.cert_not_after, d.enrolled_at, d.last_seen, d.agent_version, d.boot_id, \
      d.status, d.revoked_at, d.revoked_reason, d.quarantined_at, d.quarantine_reason, \
-     i.digest AS inventory_digest";
-const DEVICE_FROM: &str = "devices d LEFT JOIN device_inventory i ON i.device_id = d.id";
+     i.digest AS inventory_digest, u.phase AS update_phase, \
+     (SELECT e.release FROM update_events e WHERE e.device_id = d.id AND e.phase = 'installed' \
+      ORDER BY e.seq DESC LIMIT 1) AS installed_release";
+const DEVICE_FROM: &str = "devices d LEFT JOIN device_inventory i ON i.device_id = d.id \
+     LEFT JOIN device_updates u ON u.device_id = d.id";
 const ENROLL_TOKEN_COLUMNS: &str = "id, secret_hash, device_group, environment, created_by, \
      created_at, expires_at, used_at, device_id, max_uses, uses";
 
@@ -341,6 +348,7 @@ macro_rules! impl_device_repo {
                 let id: String = row.try_get("id")?;
                 let tags: String = row.try_get("tags")?;
                 let status: String = row.try_get("status")?;
+                let phase: Option<String> = row.try_get("update_phase")?;
                 Ok(Device {
                     id: device_id("device id", &id)?,
                     hostname: row.try_get("hostname")?,
@@ -360,6 +368,8 @@ macro_rules! impl_device_repo {
                     revoked_reason: row.try_get("revoked_reason")?,
                     quarantined_at: opt_from_ms("device quarantined_at", row.try_get("quarantined_at")?)?,
                     quarantine_reason: row.try_get("quarantine_reason")?,
+                    update_phase: phase.map(crate::UpdatePhase::read).transpose()?,
+                    installed_release: row.try_get("installed_release")?,
                 })
             }
 

@@ -11,10 +11,10 @@ use super::dto::{
     EnrollTokenView, RevokeDevice, TagDevice,
 };
 use super::valid_name;
-use super::words::{self, device_status};
+use super::words::{self, device_state, device_status};
 use crate::auth::{Authorized, need};
 use crate::error::{ApiError, Json, Path, Query};
-use crate::presence::is_online;
+use crate::presence::{self, is_online};
 use crate::state::AppState;
 
 use super::dto::words::MAX_TAGS_PER_REQUEST;
@@ -25,9 +25,11 @@ pub(crate) fn parse_id(id: &str) -> Result<DeviceId, ApiError> {
 
 /// The API view of a device, with check-ins not yet flushed overlaid.
 pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
+    let now = state.0.clock.now();
+    let poll = state.0.settings.poll_interval;
     let mut last_seen = d.last_seen;
-    let mut agent_version = d.agent_version;
-    let mut boot_id = d.boot_id;
+    let mut agent_version = d.agent_version.clone();
+    let mut boot_id = d.boot_id.clone();
     if let Some(seen) = state.0.presence.seen(&d.id)
         && seen.last_seen > last_seen
     {
@@ -36,18 +38,15 @@ pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
         boot_id = seen.boot_id;
     }
     DeviceView {
+        state: device_state(presence::device_state(&d, last_seen, now, poll)),
+        release: d.installed_release,
         id: d.id,
         hostname: d.hostname,
         group: d.group,
         environment: d.environment,
         tags: d.tags,
         status: device_status(d.status),
-        online: d.status == bulwark_store::DeviceStatus::Active
-            && is_online(
-                last_seen,
-                state.0.clock.now(),
-                state.0.settings.poll_interval,
-            ),
+        online: d.status == bulwark_store::DeviceStatus::Active && is_online(last_seen, now, poll),
         last_seen,
         enrolled_at: d.enrolled_at,
         agent_version,
@@ -61,6 +60,41 @@ pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
         quarantine_reason: d.quarantine_reason,
     }
 }
+
+/// Whether a device view passes the listing's filters that the store
+/// does not apply (state, release, search).
+fn listed(v: &DeviceView, q: &DeviceQuery, search: Option<&str>) -> bool {
+    if q.state.is_some_and(|s| s != v.state) {
+        return false;
+    }
+    if let Some(want) = q.release.as_deref() {
+        let Some(have) = v.release.as_deref() else {
+            return false;
+        };
+        let product = have.split_once('@').map_or(have, |(name, _)| name);
+        if have != want && (want.contains('@') || product != want) {
+            return false;
+        }
+    }
+    if let Some(needle) = search {
+        let id = v.id.to_string();
+        let hit = id.starts_with(needle)
+            || v.hostname
+                .as_deref()
+                .is_some_and(|h| h.to_lowercase().contains(needle))
+            || v.tags
+                .iter()
+                .any(|(k, val)| format!("{k}={val}").to_lowercase().contains(needle));
+        if !hit {
+            return false;
+        }
+    }
+    true
+}
+
+/// Devices read from the store per pass while filtering on state, release
+/// or search.
+const SCAN_PAGE: u32 = 1000;
 
 /// List devices, filtered and paginated by id.
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceQuery),
@@ -76,21 +110,58 @@ pub(crate) async fn list_devices(
             "limit: must be between 1 and 1000".into(),
         ]));
     }
-    let after = q.after.as_deref().map(parse_id).transpose()?;
-    let filter = DeviceFilter {
-        group: q.group,
-        environment: q.environment,
-        after,
-        limit,
+    let search = match q.search.as_deref().map(str::trim) {
+        Some("") => {
+            return Err(ApiError::InvalidFields(vec![
+                "search: must not be empty".into(),
+            ]));
+        }
+        Some(s) if s.len() > 256 => {
+            return Err(ApiError::InvalidFields(vec![
+                "search: at most 256 bytes".into(),
+            ]));
+        }
+        other => other.map(str::to_lowercase),
     };
-    let devices = state.0.store.list_devices(&filter).await?;
+    if q.release
+        .as_deref()
+        .is_some_and(|r| r.is_empty() || r.len() > 129)
+    {
+        return Err(ApiError::InvalidFields(vec![
+            "release: 1-129 bytes, name@version or a product name".into(),
+        ]));
+    }
+    let filtered = q.state.is_some() || q.release.is_some() || search.is_some();
+    let mut filter = DeviceFilter {
+        group: q.group.clone(),
+        environment: q.environment.clone(),
+        after: q.after.as_deref().map(parse_id).transpose()?,
+        limit: if filtered { SCAN_PAGE } else { limit },
+    };
+    // The store applies group and environment; state depends on check-ins
+    // not yet flushed, so it (and release and search, with it) is applied
+    // here, reading on until the page is full or the fleet is exhausted.
+    let mut devices = Vec::new();
+    'scan: loop {
+        let page = state.0.store.list_devices(&filter).await?;
+        let read = page.len();
+        for d in page {
+            filter.after = Some(d.id);
+            let v = device_view(&state, d);
+            if listed(&v, &q, search.as_deref()) {
+                devices.push(v);
+                if devices.len() == limit as usize {
+                    break 'scan;
+                }
+            }
+        }
+        if read < filter.limit as usize {
+            break;
+        }
+    }
     let next_after = (devices.len() == limit as usize)
         .then(|| devices.last().map(|d| d.id))
         .flatten();
-    let devices = devices
-        .into_iter()
-        .map(|d| device_view(&state, d))
-        .collect();
     Ok(Json(DeviceList {
         devices,
         next_after,

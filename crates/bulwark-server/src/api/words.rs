@@ -40,6 +40,19 @@ pub(crate) fn device_status(s: bulwark_store::DeviceStatus) -> dto::DeviceStatus
     }
 }
 
+/// A device's state as the API names it.
+pub(crate) fn device_state(s: crate::presence::DeviceState) -> dto::DeviceState {
+    use crate::presence::DeviceState as S;
+    match s {
+        S::Revoked => dto::DeviceState::Revoked,
+        S::Quarantined => dto::DeviceState::Quarantined,
+        S::Updating => dto::DeviceState::Updating,
+        S::RolledBack => dto::DeviceState::RolledBack,
+        S::Online => dto::DeviceState::Online,
+        S::Offline => dto::DeviceState::Offline,
+    }
+}
+
 /// A release's installer as the API names it.
 pub(crate) fn installer(i: bulwark_store::Installer) -> dto::Installer {
     match i {

@@ -11,6 +11,7 @@ mod auth_first;
 mod blobs;
 mod common;
 mod conform;
+mod device_listing;
 mod device_tls;
 mod edges;
 mod gate;
