@@ -146,6 +146,10 @@ pub struct EnrollTokenView {
 pub struct DeviceView {
     /// Id.
     pub id: DeviceId,
+    /// Unique name: the hostname at enrollment (deduplicated with `-2`,
+    /// `-3`, …) unless renamed.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
+    pub name: String,
     /// Hostname given at enrollment.
     pub hostname: Option<String>,
     /// Group.
@@ -331,14 +335,17 @@ pub struct DeviceQuery {
     pub group: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,
+    /// Only the device of this name.
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
+    pub name: Option<String>,
     /// Only devices in this state.
     pub state: Option<DeviceState>,
     /// Only devices whose installed release is this (`name@version`, or a
     /// product name for any of its versions).
     #[param(max_length = 129)]
     pub release: Option<String>,
-    /// Only devices whose hostname or a tag (`key=value`) contains this
-    /// text, or whose id starts with it (case-insensitive).
+    /// Only devices whose name, hostname or a tag (`key=value`) contains
+    /// this text, or whose id starts with it (case-insensitive).
     #[param(min_length = 1, max_length = 256)]
     pub search: Option<String>,
     /// Ids after this one (pagination): a device id.
@@ -379,6 +386,15 @@ fn tag_map() -> utoipa::openapi::schema::Object {
         .min_properties(Some(1))
         .max_properties(Some(crate::words::MAX_TAGS_PER_REQUEST))
         .build()
+}
+
+/// `POST /api/v1/devices/{id}/rename`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameDevice {
+    /// The new name: 1–64 of `a-z 0-9 - _ .`, unique, not a device id.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
+    pub name: String,
 }
 
 /// `POST /api/v1/devices/{id}/revoke`.

@@ -265,8 +265,8 @@ enum DevicesCmd {
         /// product name for any version).
         #[arg(long)]
         release: Option<String>,
-        /// Only devices whose hostname or a tag (key=value) contains this
-        /// text, or whose id starts with it.
+        /// Only devices whose name, hostname or a tag (key=value) contains
+        /// this text, or whose id starts with it.
         #[arg(long)]
         search: Option<String>,
         /// Show at most this many devices.
@@ -280,7 +280,7 @@ enum DevicesCmd {
     },
     /// Show one device with its inventory.
     Show {
-        /// Device id.
+        /// Device id or name.
         id: String,
         /// Print JSON.
         #[arg(long)]
@@ -291,7 +291,7 @@ enum DevicesCmd {
     /// A device's per-minute telemetry: CPU, memory, processes, traffic,
     /// connections, destinations, unanswered attempts, failed logins.
     Telemetry {
-        /// Device id.
+        /// Device id or name.
         id: String,
         /// How far back (90s, 15m, 1h, 7d) [default: 1h].
         #[arg(long)]
@@ -304,7 +304,7 @@ enum DevicesCmd {
     },
     /// Set tags (key=value; key= removes).
     Tag {
-        /// Device id.
+        /// Device id or name.
         id: String,
         /// key=value pairs.
         #[arg(required = true)]
@@ -312,9 +312,19 @@ enum DevicesCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Rename a device (names are unique; a device's name is accepted
+    /// wherever its id is).
+    Rename {
+        /// Device id or name.
+        id: String,
+        /// The new name: 1-64 of a-z 0-9 - _ .
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Revoke a device: its certificate is refused from now on.
     Revoke {
-        /// Device id.
+        /// Device id or name.
         id: String,
         /// Why (recorded).
         #[arg(long)]
@@ -325,7 +335,7 @@ enum DevicesCmd {
     /// Quarantine a device: refused on the gateway, updates withheld, told
     /// to isolate itself.
     Quarantine {
-        /// Device id.
+        /// Device id or name.
         id: String,
         /// Why (recorded).
         #[arg(long)]
@@ -335,7 +345,7 @@ enum DevicesCmd {
     },
     /// Release a device from quarantine.
     Release {
-        /// Device id.
+        /// Device id or name.
         id: String,
         /// Why (recorded).
         #[arg(long)]
@@ -403,6 +413,29 @@ enum AccountsCmd {
     },
 }
 
+/// The device id of `arg`: an id as it is, a name resolved through the
+/// listing's exact `name` filter (the API's paths take ids only: a name
+/// can change, an id never does).
+async fn device_ref(api: &bulwark_client::Client, arg: &str) -> Result<String> {
+    let is_name = !arg.is_empty()
+        && arg.len() <= 64
+        && arg
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(&c));
+    if !is_name || bulwark_proto::DeviceId::parse(arg).is_ok() {
+        return Ok(arg.to_owned());
+    }
+    let query = DeviceQuery {
+        name: Some(arg.to_owned()),
+        limit: Some(1),
+        ..Default::default()
+    };
+    match api.list_devices(&query).await?.value.devices.first() {
+        Some(d) => Ok(d.id.to_string()),
+        None => bail!("no device has the id or name {arg:?}"),
+    }
+}
+
 /// A device state from the command line (`rolled-back` or `rolled_back`).
 fn parse_device_state(s: &str) -> Result<DeviceState, String> {
     s.replace('-', "_").parse().map_err(|e| format!("{e}"))
@@ -421,7 +454,7 @@ const DEVICE_HEADER: [&str; 7] = [
 
 fn device_row(d: &DeviceView) -> [String; 7] {
     [
-        d.hostname.clone().unwrap_or_else(|| "-".into()),
+        d.name.clone(),
         d.state.to_string().replace('_', "-"),
         d.release.clone().unwrap_or_else(|| "-".into()),
         d.group.clone(),
@@ -652,6 +685,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                 let query = DeviceQuery {
                     group: group.clone(),
                     environment: environment.clone(),
+                    name: None,
                     state,
                     release: release.clone(),
                     search: search.clone(),
@@ -680,12 +714,14 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
         }
         DevicesCmd::Show { id, json, conn } => {
             let api = crate::client::from_env(conn.server, conn.token)?;
+            let id = device_ref(&api, &id).await?;
             let (d, raw) = api.show_device(&id).await?.into_parts();
             if json {
                 print_json(&raw)?;
             } else {
                 let v = &d.device;
                 println!("id:             {}", v.id);
+                println!("name:           {}", v.name);
                 println!("hostname:       {}", v.hostname.as_deref().unwrap_or("-"));
                 println!("environment:    {}", v.environment);
                 println!("group:          {}", v.group);
@@ -817,6 +853,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
             conn,
         } => {
             let api = crate::client::from_env(conn.server, conn.token)?;
+            let id = device_ref(&api, &id).await?;
             let query = TelemetryQuery { since, limit: None };
             let (h, raw) = api.device_telemetry(&id, &query).await?.into_parts();
             if json {
@@ -866,6 +903,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
         }
         DevicesCmd::Tag { id, tags, conn } => {
             let api = crate::client::from_env(conn.server, conn.token)?;
+            let id = device_ref(&api, &id).await?;
             let mut map = BTreeMap::new();
             for t in tags {
                 let (k, v) = t
@@ -885,8 +923,18 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
                 }
             );
         }
+        DevicesCmd::Rename { id, name, conn } => {
+            let api = crate::client::from_env(conn.server, conn.token)?;
+            let id = device_ref(&api, &id).await?;
+            let d = api
+                .rename_device(&id, &bulwark_api::RenameDevice { name })
+                .await?
+                .value;
+            println!("renamed {} to {}", d.id, d.name);
+        }
         DevicesCmd::Revoke { id, reason, conn } => {
             let api = crate::client::from_env(conn.server, conn.token)?;
+            let id = device_ref(&api, &id).await?;
             let d = api
                 .revoke_device(&id, &RevokeDevice { reason })
                 .await?
@@ -899,6 +947,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
         }
         DevicesCmd::Quarantine { id, reason, conn } => {
             let api = crate::client::from_env(conn.server, conn.token)?;
+            let id = device_ref(&api, &id).await?;
             let d = api
                 .quarantine_device(&id, &QuarantineDevice { reason })
                 .await?
@@ -911,6 +960,7 @@ async fn devices(cmd: DevicesCmd) -> Result<()> {
         }
         DevicesCmd::Release { id, reason, conn } => {
             let api = crate::client::from_env(conn.server, conn.token)?;
+            let id = device_ref(&api, &id).await?;
             let d = api
                 .release_device(&id, &QuarantineDevice { reason })
                 .await?

@@ -17,8 +17,8 @@ use bulwark_api::{
     DeviceQuery, DeviceView, EffectiveProfile, EffectiveProfileQuery, EnrollTokenView, GateView,
     GcView, ImportView, InclusionView, JournalKeyView, OnlineKeyView, PolicyView, ProfileList,
     ProfileView, PromoteRelease, ProofQuery, QuarantineDevice, ReleaseList, ReleaseView,
-    RevokeDevice, RootAccepted, SigningView, TagDevice, TelemetryHistory, TelemetryQuery,
-    TokenView, WaiverList, WaiverView, WebhookList, WebhookView, WhoAmI,
+    RenameDevice, RevokeDevice, RootAccepted, SigningView, TagDevice, TelemetryHistory,
+    TelemetryQuery, TokenView, WaiverList, WaiverView, WebhookList, WebhookView, WhoAmI,
 };
 use bytes::Bytes;
 use serde::Serialize;
@@ -100,6 +100,12 @@ impl Client {
     /// `POST /api/v1/devices/{id}/tags`.
     pub async fn tag_device(&self, id: &str, body: &TagDevice) -> Answer<DeviceView> {
         self.post(&format!("/api/v1/devices/{}/tags", enc(id)), body)
+            .await
+    }
+
+    /// `POST /api/v1/devices/{id}/rename`.
+    pub async fn rename_device(&self, id: &str, body: &RenameDevice) -> Answer<DeviceView> {
+        self.post(&format!("/api/v1/devices/{}/rename", enc(id)), body)
             .await
     }
 

@@ -57,6 +57,7 @@ journal_actions! {
     DeviceBulkInsert = "device.bulk_insert": "Devices inserted in bulk (simulation, benchmarks).",
     DeviceInventory = "device.inventory": "A device's inventory changed.",
     DeviceTag = "device.tag": "A device's tags changed.",
+    DeviceRename = "device.rename": "A device renamed.",
     DeviceRevoke = "device.revoke": "A device revoked.",
     DeviceUpdate = "device.update": "A device reported an update's progress or outcome.",
     DeviceQuarantine = "device.quarantine": "A device quarantined.",

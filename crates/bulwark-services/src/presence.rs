@@ -265,6 +265,7 @@ mod tests {
     fn device(n: u128) -> Device {
         Device {
             id: DeviceId::from_uuid(uuid::Uuid::from_u128(n)),
+            name: format!("d{n}"),
             hostname: None,
             group: "g".into(),
             environment: "e".into(),

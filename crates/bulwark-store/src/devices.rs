@@ -2,7 +2,7 @@
 //! transaction with the token's use), check-ins, inventories, tags,
 //! quarantine and revocation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use async_trait::async_trait;
@@ -101,6 +101,9 @@ stored_enum! {
 pub struct Device {
     /// Identity (also the certificate SAN).
     pub id: DeviceId,
+    /// Unique name (1–64 of `a-z 0-9 . _ -`): the hostname at enrollment
+    /// unless renamed, see [`name_base`].
+    pub name: String,
     /// Reported at enrollment.
     pub hostname: Option<String>,
     /// Group, from the enrollment token.
@@ -160,6 +163,8 @@ pub struct DeviceFilter {
     pub group: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,
+    /// Only the device of this name.
+    pub name: Option<String>,
     /// Only ids greater than this (keyset pagination).
     pub after: Option<DeviceId>,
     /// At most this many (capped by the caller).
@@ -231,6 +236,15 @@ pub trait DeviceRepo: Send + Sync + std::fmt::Debug {
     async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>>;
     /// Number of devices.
     async fn count_devices(&self) -> Result<u64>;
+    /// Renames a device; journals `device.rename`. `None` when it does not
+    /// exist; [`Error::Conflict`] when another device has the name. The same
+    /// name: unchanged, no entry. The caller checks the name's rule.
+    async fn rename_device(
+        &self,
+        id: DeviceId,
+        name: &str,
+        audit: &Audit,
+    ) -> Result<Option<Device>>;
     /// Merges `tags` into the device's tags (an empty value removes the key).
     async fn tag_device(
         &self,
@@ -305,15 +319,60 @@ fn enroll_token_digest(t: &EnrollTokenRecord) -> String {
     }))
 }
 
+/// The name a device is given when it joins: its hostname in lower case
+/// when that is a name of at most 55 characters (room for a suffix), else
+/// `device-` and the first 8 characters of its id. [`free_name`] then
+/// deduplicates it. The migration that added names used the same rule.
+pub fn name_base(hostname: Option<&str>, id: DeviceId) -> String {
+    let fits = |h: &str| {
+        let b = h.as_bytes();
+        (1..=55).contains(&b.len())
+            && b[0].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    };
+    match hostname {
+        Some(h) if fits(h) && DeviceId::parse(&h.to_ascii_lowercase()).is_err() => {
+            h.to_ascii_lowercase()
+        }
+        _ => format!("device-{}", &id.to_string()[..8]),
+    }
+}
+
+/// `base`, or the first of `base-2`, `base-3`, … not in `taken`.
+pub fn free_name(base: &str, taken: &HashSet<String>) -> String {
+    if !taken.contains(base) {
+        return base.to_owned();
+    }
+    (2u64..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|n| !taken.contains(n))
+        .unwrap_or_else(|| base.to_owned())
+}
+
+/// `LIKE` pattern of `base-` followed by anything (`_` and `%` escaped
+/// with `\`).
+fn suffixed_like(base: &str) -> String {
+    let mut p = String::with_capacity(base.len() + 2);
+    for c in base.chars() {
+        if matches!(c, '_' | '%' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push_str("-%");
+    p
+}
+
 fn device_digest(d: &Device) -> String {
     state_digest(&serde_json::json!({
-        "id": d.id.to_string(), "group": d.group, "environment": d.environment, "tags": d.tags,
+        "id": d.id.to_string(), "name": d.name, "group": d.group, "environment": d.environment, "tags": d.tags,
         "status": d.status.as_str(), "revoked_reason": d.revoked_reason, "cert_serial": d.cert_serial,
         "quarantine_reason": d.quarantine_reason,
     }))
 }
 
-const DEVICE_COLUMNS: &str = "d.id, d.hostname, d.device_group, d.environment, d.tags, \
+const DEVICE_COLUMNS: &str = "d.id, d.name, d.hostname, d.device_group, d.environment, d.tags, \
      d.cert_serial, d.cert_not_after, d.enrolled_at, d.last_seen, d.agent_version, d.boot_id, \
      d.status, d.revoked_at, d.revoked_reason, d.quarantined_at, d.quarantine_reason, \
      i.digest AS inventory_digest, u.phase AS update_phase, \
@@ -351,6 +410,7 @@ macro_rules! impl_device_repo {
                 let phase: Option<String> = row.try_get("update_phase")?;
                 Ok(Device {
                     id: device_id("device id", &id)?,
+                    name: row.try_get("name")?,
                     hostname: row.try_get("hostname")?,
                     group: row.try_get("device_group")?,
                     environment: row.try_get("environment")?,
@@ -377,13 +437,31 @@ macro_rules! impl_device_repo {
             /// transaction, so writers queue here instead of deadlocking on a
             /// read-to-write upgrade) and returns the tree's right edge.
 
-            async fn insert_device_in<'c, E>(exec: E, d: &NewDevice, group: &str, env: &str, now: OffsetDateTime) -> Result<()>
+            /// Names taken among `base` and `base-…` (or every name, when
+            /// `all`: bulk inserts ask once).
+            async fn taken_names<'c, E>(exec: E, base: &str, all: bool) -> Result<HashSet<String>>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                let rows = if all {
+                    sqlx::query::<$db>("SELECT name FROM devices").fetch_all(exec).await?
+                } else {
+                    sqlx::query::<$db>("SELECT name FROM devices WHERE name = $1 OR name LIKE $2 ESCAPE '\\'")
+                        .bind(base)
+                        .bind(suffixed_like(base))
+                        .fetch_all(exec)
+                        .await?
+                };
+                rows.iter().map(|r| Ok(r.try_get::<String, _>("name")?)).collect()
+            }
+
+            async fn insert_device_in<'c, E>(exec: E, d: &NewDevice, name: &str, group: &str, env: &str, now: OffsetDateTime) -> Result<()>
             where
                 E: sqlx::Executor<'c, Database = $db>,
             {
                 sqlx::query::<$db>(
-                    "INSERT INTO devices (id, hostname, device_group, environment, tags, cert_serial, \
-                     cert_not_after, enrolled_at, status) VALUES ($1, $2, $3, $4, '{}', $5, $6, $7, 'active')",
+                    "INSERT INTO devices (id, name, hostname, device_group, environment, tags, cert_serial, \
+                     cert_not_after, enrolled_at, status) VALUES ($1, $8, $2, $3, $4, '{}', $5, $6, $7, 'active')",
                 )
                 .bind(d.id.to_string())
                 .bind(d.hostname.clone())
@@ -392,6 +470,7 @@ macro_rules! impl_device_repo {
                 .bind(&d.cert_serial)
                 .bind(ms(d.cert_not_after))
                 .bind(ms(now))
+                .bind(name)
                 .execute(exec)
                 .await
                 .map_err(conflict("device"))?;
@@ -506,7 +585,9 @@ macro_rules! impl_device_repo {
                 let env: String = row.try_get("environment")?;
                 let uses = count_u32("enroll token uses", row.try_get("uses")?)?;
                 let max_uses = count_u32("enroll token max_uses", row.try_get("max_uses")?)?;
-                Self::insert_device_in(&mut *tx, &device, &group, &env, audit.time).await?;
+                let base = name_base(device.hostname.as_deref(), device.id);
+                let name = free_name(&base, &Self::taken_names(&mut *tx, &base, false).await?);
+                Self::insert_device_in(&mut *tx, &device, &name, &group, &env, audit.time).await?;
                 let row = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1")))
                     .bind(device.id.to_string())
                     .fetch_one(&mut *tx)
@@ -528,8 +609,11 @@ macro_rules! impl_device_repo {
                 for chunk in devices.chunks(5_000) {
                     let mut tx = self.pool.begin().await?;
                     let mut edge = Self::lock_journal(&mut tx).await?;
+                    let mut taken = Self::taken_names(&mut *tx, "", true).await?;
                     for d in chunk {
-                        Self::insert_device_in(&mut *tx, d, group, environment, audit.time).await?;
+                        let name = free_name(&name_base(d.hostname.as_deref(), d.id), &taken);
+                        Self::insert_device_in(&mut *tx, d, &name, group, environment, audit.time).await?;
+                        taken.insert(name);
                     }
                     let entry = audit.entry(JournalAction::DeviceBulkInsert, format!("group:{environment}/{group}"), None, None, &[
                         ("count", chunk.len().to_string()),
@@ -554,12 +638,13 @@ macro_rules! impl_device_repo {
                 let rows = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
                     "SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} \
                      WHERE ($1 IS NULL OR d.device_group = $1) AND ($2 IS NULL OR d.environment = $2) \
-                     AND ($3 IS NULL OR d.id > $3) ORDER BY d.id LIMIT $4"
+                     AND ($3 IS NULL OR d.id > $3) AND ($5 IS NULL OR d.name = $5) ORDER BY d.id LIMIT $4"
                 )))
                 .bind(filter.group.clone())
                 .bind(filter.environment.clone())
                 .bind(filter.after.map(|a| a.to_string()))
                 .bind(i64::from(filter.limit))
+                .bind(filter.name.clone())
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::device_rec).collect()
@@ -571,6 +656,32 @@ macro_rules! impl_device_repo {
                     .await?
                     .try_get("n")?;
                 Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn rename_device(&self, id: DeviceId, name: &str, audit: &Audit) -> Result<Option<Device>> {
+                let mut tx = self.pool.begin().await?;
+                let mut edge = Self::lock_journal(&mut tx).await?;
+                let select = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1"));
+                let row = sqlx::query::<$db>(select).bind(id.to_string()).fetch_optional(&mut *tx).await?;
+                let Some(row) = row else { return Ok(None) };
+                let before = Self::device_rec(&row)?;
+                if before.name == name {
+                    return Ok(Some(before));
+                }
+                sqlx::query::<$db>("UPDATE devices SET name = $1 WHERE id = $2")
+                    .bind(name)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict("device name"))?;
+                let select = sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM {DEVICE_FROM} WHERE d.id = $1"));
+                let row = sqlx::query::<$db>(select).bind(id.to_string()).fetch_one(&mut *tx).await?;
+                let device = Self::device_rec(&row)?;
+                let entry = audit.entry(JournalAction::DeviceRename, format!("device:{id}"), Some(device_digest(&before)), Some(device_digest(&device)),
+                    &[("from", before.name.clone()), ("to", device.name.clone())]);
+                Self::journal_in(&mut tx, &mut edge, &[entry]).await?;
+                tx.commit().await?;
+                Ok(Some(device))
             }
 
             async fn tag_device(&self, id: DeviceId, tags: &[(String, String)], audit: &Audit) -> Result<Option<Device>> {

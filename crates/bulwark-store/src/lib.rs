@@ -90,7 +90,7 @@ pub use accounts::{Account, AccountRepo, ApiTokenRecord, NewAccount, NewApiToken
 pub use backend::{PostgresStore, SqliteStore, open};
 pub use devices::{
     CheckinUpdate, Device, DeviceFilter, DeviceRepo, DeviceStatus, EnrollTokenRecord, NewDevice,
-    NewEnrollToken, StoredInventory,
+    NewEnrollToken, StoredInventory, free_name, name_base,
 };
 pub use gates::{
     Alert, AlertKind, GateRepo, GateStatus, NewAlert, ReleaseScan, SbomSource, VerdictChange,

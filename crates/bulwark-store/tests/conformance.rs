@@ -400,6 +400,99 @@ async fn concurrent_enrollments_never_exceed_max_uses(store: Arc<dyn Store>) {
     assert_eq!((rec.uses, rec.max_uses), (3, 3));
 }
 
+/// Names (issue 19): the hostname, deduplicated with `-2`, `-3`, … at
+/// enrollment and in bulk; unique on rename (journaled once, the same name
+/// is no change); listed by name.
+async fn device_names_are_unique_and_renamed(store: Arc<dyn Store>) {
+    let named = |n: u128, host: Option<&str>| NewDevice {
+        hostname: host.map(str::to_owned),
+        ..new_device(n)
+    };
+    enroll_token_uses(&*store, "nnnnnnnnnnnnnnnn", T0 + Duration::hours(1), 3).await;
+    let mut names = Vec::new();
+    for n in 1..=3 {
+        let d = store
+            .enroll_device("nnnnnnnnnnnnnnnn", named(n, Some("Cam_1")), &at(T0))
+            .await
+            .unwrap()
+            .unwrap();
+        names.push(d.name);
+    }
+    assert_eq!(names, ["cam_1", "cam_1-2", "cam_1-3"]);
+    store
+        .insert_devices(
+            &[
+                named(4, Some("cam_1")),
+                named(5, None),
+                named(6, Some("cam_1")),
+            ],
+            "g",
+            "e",
+            &at(T0),
+        )
+        .await
+        .unwrap();
+    let name = |n| {
+        let store = store.clone();
+        async move { store.device(did(n)).await.unwrap().unwrap().name }
+    };
+    assert_eq!(name(4).await, "cam_1-4");
+    assert_eq!(
+        name(5).await,
+        format!("device-{}", &did(5).to_string()[..8])
+    );
+    assert_eq!(name(6).await, "cam_1-5");
+
+    let j0 = journal_size(&*store).await;
+    let renamed = store
+        .rename_device(did(2), "porch", &at(T0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renamed.name, "porch");
+    assert_eq!(journal_size(&*store).await, j0 + 1);
+    store
+        .rename_device(did(2), "porch", &at(T0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(journal_size(&*store).await, j0 + 1, "no change, no entry");
+    let taken = store
+        .rename_device(did(3), "porch", &at(T0))
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, Error::Conflict { .. }), "{taken}");
+    assert_eq!(journal_size(&*store).await, j0 + 1);
+    assert!(
+        store
+            .rename_device(did(99), "x", &at(T0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The freed name is free again.
+    let d = store
+        .enroll_token("nnnnnnnnnnnnnnnn")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.uses, 3);
+    store
+        .insert_devices(&[named(7, Some("cam_1"))], "g", "e", &at(T0))
+        .await
+        .unwrap();
+    assert_eq!(name(7).await, "cam_1-2");
+    let found = store
+        .list_devices(&DeviceFilter {
+            name: Some("porch".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|d| d.id).collect::<Vec<_>>(), [did(2)]);
+}
+
 async fn devices_list_filter_tag_and_revoke(store: Arc<dyn Store>) {
     let batch: Vec<_> = (1..=30).map(new_device).collect();
     store
@@ -1639,6 +1732,7 @@ backends!(
     multi_use_token_enrolls_exactly_max_uses_devices,
     concurrent_enrollments_never_exceed_max_uses,
     devices_list_filter_tag_and_revoke,
+    device_names_are_unique_and_renamed,
     checkins_and_inventory,
     timestamps_round_trip_to_the_millisecond,
     every_change_journals_exactly_one_entry,

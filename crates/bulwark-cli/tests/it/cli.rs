@@ -364,6 +364,48 @@ fn a_multi_use_enrollment_token_enrolls_exactly_its_uses() {
     for id in &ids {
         assert!(out.contains(id.as_str()), "{out}");
     }
+    // The listing has a header and a state per device (issue 19).
+    assert_eq!(
+        out.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [
+            "NAME", "STATE", "RELEASE", "GROUP", "ENV", "LAST", "SEEN", "ID"
+        ],
+        "{out}"
+    );
+    // Names: a name is accepted wherever an id is; renamed uniquely.
+    let (code, out, err) = run(srv.cli().args(["devices", "rename", &ids[0], "lobby-a"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("to lobby-a"), "{out}");
+    let (code, _, err) = run(srv.cli().args(["devices", "rename", &ids[1], "lobby-a"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, out, err) = run(srv.cli().args(["devices", "show", "lobby-a"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(ids[0].as_str()), "{out}");
+    let (code, _, err) =
+        run(srv
+            .cli()
+            .args(["devices", "quarantine", "lobby-a", "--reason", "test"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(srv
+        .cli()
+        .args(["devices", "list", "--state", "quarantined"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("lobby-a") && out.contains("quarantined"),
+        "{out}"
+    );
+    assert!(!out.contains(ids[1].as_str()), "{out}");
+    let (code, out, err) = run(srv.cli().args(["devices", "list", "--search", "lobby-"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (code, _, err) = run(srv.cli().args(["devices", "show", "no-such-device"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("no-such-device"), "{err}");
     // Out of range is the server's clear 400.
     let (code, _, err) = run(srv.cli().args([
         "enroll-token",

@@ -8,7 +8,7 @@ use bulwark_store::{Device, DeviceFilter, EnrollTokenRecord};
 
 use super::dto::{
     CreateEnrollToken, CreatedEnrollToken, DeviceDetail, DeviceList, DeviceQuery, DeviceView,
-    EnrollTokenView, RevokeDevice, TagDevice,
+    EnrollTokenView, RenameDevice, RevokeDevice, TagDevice,
 };
 use super::valid_name;
 use super::words::{self, device_state, device_status};
@@ -38,6 +38,7 @@ pub(crate) fn device_view(state: &AppState, d: Device) -> DeviceView {
         boot_id = seen.boot_id;
     }
     DeviceView {
+        name: d.name.clone(),
         state: device_state(presence::device_state(&d, last_seen, now, poll)),
         release: d.installed_release,
         id: d.id,
@@ -79,6 +80,7 @@ fn listed(v: &DeviceView, q: &DeviceQuery, search: Option<&str>) -> bool {
     if let Some(needle) = search {
         let id = v.id.to_string();
         let hit = id.starts_with(needle)
+            || v.name.contains(needle)
             || v.hostname
                 .as_deref()
                 .is_some_and(|h| h.to_lowercase().contains(needle))
@@ -132,9 +134,15 @@ pub(crate) async fn list_devices(
         ]));
     }
     let filtered = q.state.is_some() || q.release.is_some() || search.is_some();
+    if q.name.as_deref().is_some_and(|n| !valid_name(n)) {
+        return Err(ApiError::InvalidFields(vec![
+            "name: 1-64 of a-z 0-9 - _ .".into(),
+        ]));
+    }
     let mut filter = DeviceFilter {
         group: q.group.clone(),
         environment: q.environment.clone(),
+        name: q.name.clone(),
         after: q.after.as_deref().map(parse_id).transpose()?,
         limit: if filtered { SCAN_PAGE } else { limit },
     };
@@ -361,6 +369,32 @@ pub(crate) async fn tag_device(
         .0
         .store
         .tag_device(id, &tags, &caller.audit(state.0.clock.now()))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
+    Ok(Json(device_view(&state, device)))
+}
+
+/// Rename a device (names are unique).
+#[utoipa::path(post, path = "/api/v1/devices/{id}/rename", tag = "devices", request_body = RenameDevice,
+    params(("id" = String, Path, description = "Device id", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
+    responses((status = 200, body = DeviceView), (status = 400, body = bulwark_proto::ErrorBody),
+        (status = 404, body = bulwark_proto::ErrorBody), (status = 409, body = bulwark_proto::ErrorBody)))]
+pub(crate) async fn rename_device(
+    State(state): State<AppState>,
+    Authorized(caller, _): Authorized<need::ManageDevices>,
+    Path(id): Path<String>,
+    Json(req): Json<RenameDevice>,
+) -> Result<Json<DeviceView>, ApiError> {
+    let id = parse_id(&id)?;
+    if !valid_name(&req.name) || DeviceId::parse(&req.name).is_ok() {
+        return Err(ApiError::InvalidFields(vec![
+            "name: 1-64 of a-z 0-9 - _ . and not a device id".into(),
+        ]));
+    }
+    let device = state
+        .0
+        .store
+        .rename_device(id, &req.name, &caller.audit(state.0.clock.now()))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {id}")))?;
     Ok(Json(device_view(&state, device)))

@@ -37,7 +37,7 @@ pub(crate) use bulwark_services::valid_name;
     paths(
         accounts::whoami, accounts::create_account, accounts::list_accounts,
         accounts::create_token, accounts::list_tokens, accounts::revoke_token,
-        devices::list_devices, devices::show_device, devices::device_telemetry, devices::tag_device, devices::revoke_device,
+        devices::list_devices, devices::show_device, devices::device_telemetry, devices::tag_device, devices::rename_device, devices::revoke_device,
         devices::create_enroll_token, devices::list_enroll_tokens,
         audit::entries, audit::entry, audit::consistency, audit::checkpoints, audit::key,
         audit::log_checkpoint, audit::log_tile,
@@ -245,6 +245,7 @@ pub fn router(state: AppState, max_body_bytes: usize, timeout: Duration) -> Rout
         .route("/devices/{id}", get(devices::show_device))
         .route("/devices/{id}/telemetry", get(devices::device_telemetry))
         .route("/devices/{id}/tags", post(devices::tag_device))
+        .route("/devices/{id}/rename", post(devices::rename_device))
         .route("/devices/{id}/revoke", post(devices::revoke_device))
         .route("/audit/entries", get(audit::entries))
         .route("/audit/entries/{seq}", get(audit::entry))

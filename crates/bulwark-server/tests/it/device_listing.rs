@@ -1,7 +1,7 @@
 //! `GET /api/v1/devices` answers questions (issue 19): each device's state
 //! (revoked > quarantined > updating > rolled back > online/offline) and
-//! installed release, filtered by state, release and search on the server,
-//! paged.
+//! installed release, filtered by state, release, name and search on the
+//! server, paged; names are unique and renamed through the API.
 
 use crate::common::{self, T0};
 
@@ -169,8 +169,56 @@ async fn listing_shows_state_and_release_and_filters_them() {
     assert_eq!(hosts_of(&p3), ["gw-1", "gw-2"]);
     assert!(p3["next_after"].is_null());
 
+    // Names: the hostname by default, found by name, renamed uniquely.
+    let (_, v) = get("name=door-2").await;
+    assert_eq!(hosts_of(&v), ["door-2"]);
+    assert_eq!(v["devices"][0]["name"], "door-2");
+    let rename = |id: DeviceId, body: &str| {
+        let app = app.clone();
+        let uri = format!("/api/v1/devices/{id}/rename");
+        let token = fx.vars["operator"].clone();
+        let body = body.to_owned();
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri(&uri)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            crate::conform::check("POST", &uri, status, &bytes).unwrap();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let (status, v) = rename(id(2), r#"{"name":"front-door"}"#).await;
+    assert_eq!(
+        (status, &v["name"]),
+        (200, &Value::from("front-door")),
+        "{v}"
+    );
+    let (_, v) = get("search=front").await;
+    assert_eq!(hosts_of(&v), ["door-1"]);
+    let (status, v) = rename(id(3), r#"{"name":"front-door"}"#).await;
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (409, &Value::from("conflict")),
+        "{v}"
+    );
+    for bad in [
+        r#"{"name":"Front Door"}"#,
+        &format!(r#"{{"name":"{}"}}"#, id(9)),
+    ] {
+        let (status, v) = rename(id(3), bad).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+    let (status, _) = rename(id(77), r#"{"name":"x"}"#).await;
+    assert_eq!(status, 404);
+
     // Bad filters are 400s in the error shape.
-    for bad in ["state=asleep", "search=", "release="] {
+    for bad in ["state=asleep", "search=", "release=", "name=Not%20A%20Name"] {
         let (status, v) = get(bad).await;
         assert_eq!(status, 400, "{bad}: {v}");
         assert!(v["error"]["code"].is_string(), "{bad}: {v}");

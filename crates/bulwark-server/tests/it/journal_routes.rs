@@ -116,6 +116,15 @@ async fn every_mutating_route_journals_exactly_one_entry() {
             "device.tag",
         ),
     );
+    add(
+        "post /api/v1/devices/{id}/rename",
+        case(
+            "POST",
+            &format!("/api/v1/devices/{device}/rename"),
+            json!({"name":"renamed-1"}),
+            "device.rename",
+        ),
+    );
     // Monitoring: a profile, and a quarantine then its release (keys run
     // in order: quarantine < release < revoke).
     add(
