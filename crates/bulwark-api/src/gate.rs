@@ -187,6 +187,26 @@ pub struct AlertView {
     pub created_at: OffsetDateTime,
 }
 
+/// Query of `GET /api/v1/alerts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// Only detection alerts of this severity (vulnerability alerts have
+    /// none, so they are left out).
+    pub severity: Option<crate::Severity>,
+    /// Only alerts about this device (detections, and advisory hits whose
+    /// subject is `device:<id>`): a device id.
+    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    pub device: Option<String>,
+    /// Only alerts raised within this long, 1s – 7d, e.g. `90s`, `15m`,
+    /// `1h`, `7d`.
+    #[param(pattern = "^([1-9][0-9]{0,4}s|[1-9][0-9]{0,3}m|[1-9][0-9]?h|[1-7]d)$")]
+    pub since: Option<String>,
+    /// Most alerts of each kind, 1–500 (default 500).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
 /// Alerts, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AlertList {

@@ -21,3 +21,26 @@ pub(crate) fn from_env(server: Option<String>, token: Option<String>) -> Result<
         .user_agent(concat!("bulwark-cli/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }
+
+/// The device id of `arg`: an id as it is, a name resolved through the
+/// listing's exact `name` filter (the API's paths take ids only: a name
+/// can change, an id never does).
+pub(crate) async fn device_ref(api: &Client, arg: &str) -> Result<String> {
+    let is_name = !arg.is_empty()
+        && arg.len() <= 64
+        && arg
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(&c));
+    if !is_name || bulwark_proto::DeviceId::parse(arg).is_ok() {
+        return Ok(arg.to_owned());
+    }
+    let query = bulwark_api::DeviceQuery {
+        name: Some(arg.to_owned()),
+        limit: Some(1),
+        ..Default::default()
+    };
+    match api.list_devices(&query).await?.value.devices.first() {
+        Some(d) => Ok(d.id.to_string()),
+        None => anyhow::bail!("no device has the id or name {arg:?}"),
+    }
+}

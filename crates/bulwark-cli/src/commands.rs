@@ -12,7 +12,8 @@ use bulwark_api::{
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::args::{Conn, parse_duration};
-use crate::output::{print_json, ts};
+use crate::client::device_ref;
+use crate::output::{print_json, print_table, ts};
 
 /// Bulwark: DevSecOps control plane for IoT fleets.
 #[derive(Debug, Parser)]
@@ -413,29 +414,6 @@ enum AccountsCmd {
     },
 }
 
-/// The device id of `arg`: an id as it is, a name resolved through the
-/// listing's exact `name` filter (the API's paths take ids only: a name
-/// can change, an id never does).
-async fn device_ref(api: &bulwark_client::Client, arg: &str) -> Result<String> {
-    let is_name = !arg.is_empty()
-        && arg.len() <= 64
-        && arg
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(&c));
-    if !is_name || bulwark_proto::DeviceId::parse(arg).is_ok() {
-        return Ok(arg.to_owned());
-    }
-    let query = DeviceQuery {
-        name: Some(arg.to_owned()),
-        limit: Some(1),
-        ..Default::default()
-    };
-    match api.list_devices(&query).await?.value.devices.first() {
-        Some(d) => Ok(d.id.to_string()),
-        None => bail!("no device has the id or name {arg:?}"),
-    }
-}
-
 /// A device state from the command line (`rolled-back` or `rolled_back`).
 fn parse_device_state(s: &str) -> Result<DeviceState, String> {
     s.replace('-', "_").parse().map_err(|e| format!("{e}"))
@@ -462,31 +440,6 @@ fn device_row(d: &DeviceView) -> [String; 7] {
         ts(d.last_seen),
         d.id.to_string(),
     ]
-}
-
-/// Prints rows under a header, each column as wide as its widest cell.
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.zip(widths).enumerate() {
-            if i + 1 == N {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(&mut header.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
-    }
 }
 
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {

@@ -12,7 +12,7 @@ use bulwark_detect::Profile;
 use clap::Subcommand;
 
 use crate::args::Conn;
-use crate::output::print_json;
+use crate::output::{print_json, print_table, ts};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DetectCmd {
@@ -144,8 +144,21 @@ pub(crate) enum WebhooksCmd {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AlertsCmd {
-    /// Stored alerts, newest first: detections and advisory hits.
+    /// Stored alerts, newest first: detections and advisory hits (id,
+    /// time, kind, severity, subject, what fired, message).
     List {
+        /// Only detections of this severity: low, medium, high, critical.
+        #[arg(long)]
+        severity: Option<bulwark_api::Severity>,
+        /// Only alerts about this device (id or name).
+        #[arg(long)]
+        device: Option<String>,
+        /// Only alerts raised within this long (90s, 15m, 1h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many of each kind (1-500) [default: 500].
+        #[arg(long)]
+        limit: Option<u32>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -501,19 +514,76 @@ fn print_vulnerability(a: &AlertView) {
 
 pub(crate) async fn alerts(cmd: AlertsCmd) -> Result<()> {
     match cmd {
-        AlertsCmd::List { json, conn } => {
+        AlertsCmd::List {
+            severity,
+            device,
+            since,
+            limit,
+            json,
+            conn,
+        } => {
             let api = crate::client::from_env(conn.server, conn.token)?;
-            let (l, raw) = api.alerts().await?.into_parts();
+            let device = match device {
+                Some(d) => Some(crate::client::device_ref(&api, &d).await?),
+                None => None,
+            };
+            let query = bulwark_api::AlertQuery {
+                severity,
+                device,
+                since,
+                limit,
+            };
+            let (l, raw) = api.alerts(&query).await?.into_parts();
             if json {
                 print_json(&raw)?;
                 return Ok(());
             }
+            let mut rows: Vec<(time::OffsetDateTime, [String; 7])> = Vec::new();
             for a in &l.detections {
-                print_detection(a);
+                rows.push((
+                    a.created_at,
+                    [
+                        a.id.clone(),
+                        ts(Some(a.created_at)),
+                        "detection".into(),
+                        a.severity.to_string(),
+                        format!("device:{}", a.device),
+                        a.behaviour.clone(),
+                        format!(
+                            "{}{}",
+                            a.message,
+                            if a.action.is_some() {
+                                " (quarantined)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ],
+                ));
             }
             for a in &l.alerts {
-                print_vulnerability(a);
+                rows.push((
+                    a.created_at,
+                    [
+                        a.id.clone(),
+                        ts(Some(a.created_at)),
+                        "vulnerability".into(),
+                        "-".into(),
+                        a.subject.clone(),
+                        a.advisory.clone(),
+                        a.message.clone(),
+                    ],
+                ));
             }
+            rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+            let rows: Vec<[String; 7]> = rows.into_iter().map(|(_, r)| r).collect();
+            print_table(
+                [
+                    "ID", "TIME", "KIND", "SEVERITY", "SUBJECT", "WHAT", "MESSAGE",
+                ],
+                &rows,
+            );
+            eprintln!("{} alert(s)", rows.len());
         }
         AlertsCmd::Watch { json, count, conn } => {
             let api = crate::client::from_env(conn.server, conn.token)?;

@@ -10,15 +10,16 @@
 use std::path::Path;
 
 use bulwark_api::{
-    AccountView, AddSignature, AdvisoriesView, AffectedView, AlertList, ApplyProfile, AuditPage,
-    AuditQuery, BlobView, CheckpointView, ConsistencyView, CreateAccount, CreateDeployment,
-    CreateEnrollToken, CreateRelease, CreateToken, CreateWaiver, CreateWebhook, CreatedEnrollToken,
-    CreatedToken, DeliveryList, DeploymentList, DeploymentView, DeviceDetail, DeviceList,
-    DeviceQuery, DeviceView, EffectiveProfile, EffectiveProfileQuery, EnrollTokenView, GateView,
-    GcView, ImportView, InclusionView, JournalKeyView, OnlineKeyView, PolicyView, ProfileList,
-    ProfileView, PromoteRelease, ProofQuery, QuarantineDevice, ReleaseList, ReleaseView,
-    RenameDevice, RevokeDevice, RootAccepted, SigningView, TagDevice, TelemetryHistory,
-    TelemetryQuery, TokenView, WaiverList, WaiverView, WebhookList, WebhookView, WhoAmI,
+    AccountView, AddSignature, AdvisoriesView, AffectedView, AlertList, AlertQuery, ApplyProfile,
+    AuditPage, AuditQuery, BlobView, CheckpointView, ConsistencyView, CreateAccount,
+    CreateDeployment, CreateEnrollToken, CreateRelease, CreateToken, CreateWaiver, CreateWebhook,
+    CreatedEnrollToken, CreatedToken, DeliveryList, DeploymentList, DeploymentView, DeviceDetail,
+    DeviceList, DeviceQuery, DeviceView, EffectiveProfile, EffectiveProfileQuery, EnrollTokenView,
+    GateView, GcView, ImportView, InclusionView, JournalKeyView, OnlineKeyView, PolicyView,
+    ProfileList, ProfileView, PromoteRelease, ProofQuery, QuarantineDevice, ReleaseList,
+    ReleaseView, RenameDevice, RevokeDevice, RootAccepted, SigningView, TagDevice,
+    TelemetryHistory, TelemetryQuery, TokenView, WaiverList, WaiverView, WebhookList, WebhookView,
+    WhoAmI,
 };
 use bytes::Bytes;
 use serde::Serialize;
@@ -338,8 +339,8 @@ impl Client {
 /// Detection: alerts, profiles, webhooks.
 impl Client {
     /// `GET /api/v1/alerts`: vulnerability and detection alerts.
-    pub async fn alerts(&self) -> Answer<AlertList> {
-        self.get("/api/v1/alerts").await
+    pub async fn alerts(&self, query: &AlertQuery) -> Answer<AlertList> {
+        self.get(&with_query("/api/v1/alerts", query)?).await
     }
 
     /// `GET /api/v1/alerts/stream`: alerts as they are raised

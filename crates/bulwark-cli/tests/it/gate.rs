@@ -188,6 +188,26 @@ fn scan_locally_then_gate_releases_on_a_server() {
     );
     let (_, out, _) = run(srv.cli().args(["alerts", "list"]));
     assert!(out.contains("release:fw@1.1"), "{out}");
+    // A header, the id first; filters (issue 19).
+    assert_eq!(
+        out.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [
+            "ID", "TIME", "KIND", "SEVERITY", "SUBJECT", "WHAT", "MESSAGE"
+        ],
+        "{out}"
+    );
+    let (_, out, _) = run(srv.cli().args(["alerts", "list", "--since", "1h"]));
+    assert!(out.contains("release:fw@1.1"), "{out}");
+    let (code, out, err) = run(srv.cli().args(["alerts", "list", "--severity", "high"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("release:fw@1.1"), "{out}");
+    let (code, _, err) = run(srv.cli().args(["alerts", "list", "--severity", "urgent"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("severity"), "{err}");
     let (code, out, _) = run(srv.cli().args(["release", "gate", "fw@1.1"]));
     assert_eq!(code, 4, "a blocked release's gate exits 4: {out}");
     assert!(

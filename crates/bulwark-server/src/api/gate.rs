@@ -323,17 +323,58 @@ pub(crate) async fn affected(
     }))
 }
 
-/// Alerts, newest first (at most 500).
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "gate",
-    responses((status = 200, body = AlertList)))]
+/// Alerts, newest first (at most `limit`, 500, of each kind), filtered by
+/// severity, device and age.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "gate", params(super::dto::AlertQuery),
+    responses((status = 200, body = AlertList), (status = 400, body = bulwark_proto::ErrorBody)))]
 pub(crate) async fn alerts(
     State(state): State<AppState>,
     _: Authorized<need::ReadFleet>,
+    Query(q): Query<super::dto::AlertQuery>,
 ) -> Result<Json<AlertList>, ApiError> {
-    let alerts = state.0.store.alerts(500).await?;
-    let detections = state.0.store.detection_alerts(None, 500).await?;
-    Ok(Json(AlertList {
-        alerts: alerts.into_iter().map(alert_view).collect(),
-        detections: detections.iter().map(detection_view).collect(),
-    }))
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::InvalidFields(vec!["limit: 1-500".into()]));
+    }
+    let device = q
+        .device
+        .as_deref()
+        .map(super::devices::parse_id)
+        .transpose()?;
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(
+            state.0.clock.now()
+                - bulwark_detect::parse_duration(s)
+                    .map_err(|e| ApiError::InvalidFields(vec![format!("since: {e}")]))?,
+        ),
+    };
+    let recent = |t: time::OffsetDateTime| since.is_none_or(|s| t >= s);
+    // Filtered here from the newest 500 of each kind.
+    let alerts = if q.severity.is_some() {
+        Vec::new()
+    } else {
+        let subject = device.map(|d| format!("device:{d}"));
+        state
+            .0
+            .store
+            .alerts(500)
+            .await?
+            .into_iter()
+            .filter(|a| subject.as_ref().is_none_or(|s| &a.subject == s) && recent(a.created_at))
+            .take(limit as usize)
+            .map(alert_view)
+            .collect()
+    };
+    let detections = state
+        .0
+        .store
+        .detection_alerts(device, 500)
+        .await?
+        .iter()
+        .map(detection_view)
+        .filter(|d| q.severity.is_none_or(|s| d.severity == s) && recent(d.created_at))
+        .take(limit as usize)
+        .collect();
+    Ok(Json(AlertList { alerts, detections }))
 }
