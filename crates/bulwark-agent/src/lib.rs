@@ -12,6 +12,8 @@
 //!   download, verify, stage, switch, smoke-test, commit or roll back.
 //! - [`Collector`] — reads os-release, kernel, hostname, boot id and the
 //!   installed packages (dpkg, opkg, apk) under a root directory.
+//! - [`logging`] — the agent's and the `bulwark` binary's log output:
+//!   plain text off a terminal, `--log-format json` for collectors.
 //!
 //! # Example
 //!
@@ -40,6 +42,7 @@
 //! authenticated by that CA; the device by its certificate.
 
 mod inventory;
+pub mod logging;
 pub mod monitor;
 mod state;
 pub mod telemetry;

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "bulwark-agent", version)]
 struct Cli {
+    #[command(flatten)]
+    log: bulwark_agent::logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,25 +98,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let format = cli.log.log_format;
+    bulwark_agent::logging::init(format, "info");
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("bulwark-agent: error: {e:#}");
+            bulwark_agent::logging::exit_error("bulwark-agent", format, &e);
             ExitCode::FAILURE
         }
     }
 }
 
-fn run() -> anyhow::Result<ExitCode> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -19,11 +19,18 @@ use crate::output::{print_json, print_table, ts};
 #[derive(Debug, Parser)]
 #[command(name = "bulwark", version, propagate_version = true)]
 pub(crate) struct Cli {
+    #[command(flatten)]
+    log: bulwark_agent::logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 impl Cli {
+    /// `--log-format`, or `BULWARK_LOG_FORMAT`.
+    pub(crate) fn log_format(&self) -> bulwark_agent::logging::LogFormat {
+        self.log.log_format
+    }
+
     /// The log filter when `BULWARK_LOG` is not set: the demo and the
     /// simulator run a server and many agents in one process, whose
     /// routine logs would drown their own output.
@@ -38,7 +45,7 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the control plane server.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Create or list device enrollment tokens (one-time or multi-use).
     #[command(name = "enroll-token", subcommand)]
     EnrollToken(EnrollTokenCmd),
@@ -164,56 +171,24 @@ enum Command {
     },
 }
 
+/// `bulwark server`: every setting of the configuration file is also a
+/// flag (the same definition, `bulwark_server::RawConfig`).
 #[derive(Debug, Args)]
 struct ServerArgs {
-    /// Data directory (database, device CA, keys); created 0700.
-    #[arg(long, env = "BULWARK_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// API listen address [default: 127.0.0.1:8080].
-    #[arg(long)]
-    listen: Option<String>,
-    /// Device (mTLS) listen address [default: 127.0.0.1:8443].
-    #[arg(long)]
-    device_listen: Option<String>,
-    /// postgres://… to use PostgreSQL [default: SQLite in the data dir].
-    #[arg(long, env = "BULWARK_DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    /// Extra DNS name or IP for the device listener certificate (repeatable).
-    #[arg(long = "device-hostname")]
-    device_hostnames: Vec<String>,
-    /// Agent poll interval in seconds [default: 60].
-    #[arg(long)]
-    poll_interval: Option<u32>,
-    /// Device gateway (MQTT 3.1.1/5 over mTLS) listen address, e.g.
-    /// 127.0.0.1:8883 [default: no gateway].
-    #[arg(long)]
-    mqtt_listen: Option<String>,
-    /// Consume device telemetry from this external MQTT 5 broker,
-    /// HOST:PORT (plain TCP unless --mqtt-broker-ca is given).
-    #[arg(long)]
-    mqtt_broker: Option<String>,
-    /// Connect to the external broker over TLS; its certificate must chain
-    /// to this PEM CA and name the broker's host.
-    #[arg(long, value_name = "PEM")]
-    mqtt_broker_ca: Option<PathBuf>,
-    /// Client certificate (PEM chain) to present to the external broker
-    /// (mutual TLS); with --mqtt-broker-key.
-    #[arg(long, value_name = "PEM")]
-    mqtt_broker_cert: Option<PathBuf>,
-    /// Private key (PEM, mode 0600) of --mqtt-broker-cert.
-    #[arg(long, value_name = "PEM")]
-    mqtt_broker_key: Option<PathBuf>,
-    /// Days of per-minute telemetry history kept [default: 7].
-    #[arg(long)]
-    telemetry_retention_days: Option<u32>,
-    /// A non-public destination webhooks may reach anyway: a network
-    /// (10.1.2.0/24), an address (127.0.0.1) or a host name (repeatable)
-    /// [default: public addresses only].
-    #[arg(long = "webhook-allow", value_name = "NET|HOST")]
-    webhook_allow: Vec<String>,
-    /// TOML configuration file (command-line flags override it).
-    #[arg(long)]
+    /// TOML configuration file; flags override it. `--print-config` writes
+    /// one with every setting.
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Print the reference configuration and exit: every setting,
+    /// described, commented out at its default.
+    ///
+    /// Settings from --config and flags are printed set, so `bulwark server
+    /// --data-dir DIR --print-config > server.toml` writes a configuration
+    /// file (with a database_url given, password included).
+    #[arg(long)]
+    print_config: bool,
+    #[command(flatten)]
+    settings: bulwark_server::RawConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -444,7 +419,7 @@ fn device_row(d: &DeviceView) -> [String; 7] {
 
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Server(args) => server(args).await?,
+        Command::Server(args) => server(*args).await?,
         Command::Audit(cmd) => crate::audit::run(cmd).await?,
         Command::Openapi => println!("{}", bulwark_server::api::openapi().to_pretty_json()?),
         Command::Completions { shell } => crate::manual::completions(Cli::command(), shell)?,
@@ -587,23 +562,15 @@ async fn server(args: ServerArgs) -> Result<()> {
         }
         None => bulwark_server::RawConfig::default(),
     };
-    let cli = bulwark_server::RawConfig {
-        data_dir: args.data_dir,
-        listen: args.listen,
-        device_listen: args.device_listen,
-        database_url: args.database_url.map(Into::into),
-        device_hostnames: args.device_hostnames,
-        poll_interval_secs: args.poll_interval,
-        mqtt_listen: args.mqtt_listen,
-        mqtt_broker: args.mqtt_broker,
-        mqtt_broker_ca: args.mqtt_broker_ca,
-        mqtt_broker_cert: args.mqtt_broker_cert,
-        mqtt_broker_key: args.mqtt_broker_key,
-        telemetry_retention_days: args.telemetry_retention_days,
-        webhook_allow: args.webhook_allow,
-        ..Default::default()
-    };
-    let config = match file.overlay(cli).validate() {
+    let raw = file.overlay(args.settings);
+    if args.print_config {
+        use std::io::Write as _;
+        return std::io::stdout()
+            .lock()
+            .write_all(raw.reference_toml().as_bytes())
+            .context("writing the reference configuration");
+    }
+    let config = match raw.validate() {
         Ok(c) => c,
         Err(errors) => {
             let list: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
@@ -612,7 +579,7 @@ async fn server(args: ServerArgs) -> Result<()> {
     };
     bulwark_server::run(config, async {
         bulwark_agent::shutdown_signal().await;
-        eprintln!("bulwark: shutting down");
+        tracing::info!("shutdown signal received");
     })
     .await
 }

@@ -28,27 +28,23 @@ fn main() -> ExitCode {
     // The one crypto provider for every TLS connection in this process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = commands::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
-                .unwrap_or_else(|_| cli.default_log_filter().into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let format = cli.log_format();
+    bulwark_agent::logging::init(format, cli.default_log_filter());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("bulwark: error: starting the runtime: {e}");
+            let e = anyhow::Error::new(e).context("starting the runtime");
+            bulwark_agent::logging::exit_error("bulwark", format, &e);
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("bulwark: error: {e:#}");
+            bulwark_agent::logging::exit_error("bulwark", format, &e);
             ExitCode::FAILURE
         }
     }

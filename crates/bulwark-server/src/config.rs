@@ -3,6 +3,10 @@
 //! [`RawConfig`] is what a TOML file or the command line says;
 //! [`RawConfig::validate`] is pure (no filesystem, network or clock) and
 //! reports every problem at once, so an operator fixes a config in one pass.
+//! `RawConfig` is also the flags of `bulwark server` (clap), and
+//! `reference` renders it as the commented reference configuration.
+
+mod reference;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -10,98 +14,154 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bulwark_pki::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// The server's configuration as written. Every field is optional; the
-/// defaults are the embedded single-node setup.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The server's configuration as written: the keys of the TOML file
+/// (`bulwark server --config`) and, from the same definition, the flags of
+/// `bulwark server` (`poll_interval_secs` is `--poll-interval-secs`).
+/// Every field is optional; the defaults are the embedded single-node
+/// setup. Each field's doc comment is its `--help` text and its
+/// description in the reference configuration ([`RawConfig::reference_toml`]).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, clap::Args)]
 #[serde(deny_unknown_fields)]
+#[command(next_help_heading = "Settings (each also a key of the --config file)")]
 pub struct RawConfig {
-    /// Directory for the database, keys and certificates (created 0700).
+    /// Directory for the database, keys and certificates (created 0700);
+    /// required.
+    #[arg(long, env = "BULWARK_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Admin/API listener (plain HTTP; keep it on loopback or behind a TLS proxy).
+    /// Admin API listen address, IP:PORT (default 127.0.0.1:8080). Plain
+    /// HTTP: keep it on loopback or behind a TLS proxy.
+    #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Device listener (HTTPS, mutual TLS with device certificates).
+    /// Device listener, IP:PORT (default 127.0.0.1:8443): HTTPS, mutual
+    /// TLS with device certificates; enrollment and check-ins.
+    #[arg(long, value_name = "ADDR")]
     pub device_listen: Option<String>,
-    /// `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
-    /// It may carry a password: redacted from `Debug`.
+    /// `sqlite://…` or `postgres://…` (default: a SQLite file in the data
+    /// directory). It may carry a password: never shown by `Debug` or
+    /// `--help`.
+    #[arg(
+        long,
+        env = "BULWARK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub database_url: Option<RawSecret>,
     /// Extra DNS names or IPs for the device listener's certificate
-    /// (`localhost`, `127.0.0.1` and `::1` are always included).
+    /// (`localhost`, `127.0.0.1` and `::1` are always included); the flag
+    /// is repeatable.
     #[serde(default)]
+    #[arg(
+        long = "device-hostname",
+        visible_alias = "device-hostnames",
+        value_name = "NAME"
+    )]
     pub device_hostnames: Vec<String>,
     /// How often agents check in, seconds (5–86400; default 60).
+    #[arg(long, visible_alias = "poll-interval", value_name = "SECS")]
     pub poll_interval_secs: Option<u32>,
-    /// Largest accepted request body, bytes (default 4 MiB: a full inventory
-    /// of `bulwark_proto::MAX_PACKAGES` packages is about 2 MB).
+    /// Largest accepted request body, bytes (default 4 MiB: a full
+    /// inventory of `bulwark_proto::MAX_PACKAGES` packages is about 2 MB).
+    #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
     /// Per-request time limit, seconds (default 30).
+    #[arg(long, value_name = "SECS")]
     pub request_timeout_secs: Option<u64>,
     /// Most concurrent device TLS connections (default 100000).
+    #[arg(long, value_name = "N")]
     pub max_device_connections: Option<usize>,
     /// Most concurrent API connections (default 512).
+    #[arg(long, value_name = "N")]
     pub max_api_connections: Option<usize>,
-    /// How often buffered check-ins are written to the store, ms (default 1000).
+    /// How often buffered check-ins are written to the store, ms (default
+    /// 1000).
+    #[arg(long, value_name = "MS")]
     pub checkin_flush_ms: Option<u64>,
     /// Validity of device certificates, days (default 365).
+    #[arg(long, value_name = "DAYS")]
     pub device_cert_days: Option<u32>,
-    /// How often a new journal checkpoint is signed while entries arrive, ms (default 1000).
+    /// How often a new journal checkpoint is signed while entries arrive,
+    /// ms (default 1000).
+    #[arg(long, value_name = "MS")]
     pub checkpoint_interval_ms: Option<u64>,
-    /// The journal's origin line, set once on first start (default: a random
-    /// `bulwark.invalid/journal/<id>`).
+    /// The journal's origin line, set once on first start (default: a
+    /// random `bulwark.invalid/journal/<id>`).
+    #[arg(long, value_name = "ORIGIN")]
     pub journal_origin: Option<String>,
     /// Largest release artifact, bytes (default 4 GiB).
+    #[arg(long, value_name = "BYTES")]
     pub max_blob_bytes: Option<u64>,
-    /// The promotion ladder, in order (default dev, staging, production).
+    /// The promotion ladder, in order (default dev, staging, production);
+    /// the flag takes them comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "ENV,...")]
     pub environments: Option<Vec<String>>,
     /// Directory of YARA rule files (`*.yar`, `*.yara`) the release gate
     /// scans every artifact with (default: `<data_dir>/rules` when it
     /// exists; otherwise no malware rules).
+    #[arg(long, value_name = "DIR")]
     pub yara_rules_dir: Option<PathBuf>,
-    /// Device gateway (MQTT over mTLS) listen address; no gateway when
-    /// unset.
+    /// Device gateway (MQTT 3.1.1/5 over mutual TLS) listen address,
+    /// IP:PORT; no gateway when unset.
+    #[arg(long, value_name = "ADDR")]
     pub mqtt_listen: Option<String>,
     /// Largest MQTT packet a device may send, bytes (default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
     pub mqtt_max_packet_bytes: Option<usize>,
     /// Publishes per second each device may sustain (default 20).
+    #[arg(long, value_name = "N")]
     pub mqtt_rate_per_second: Option<u32>,
     /// Publishes a device may burst above its rate (default 100).
+    #[arg(long, value_name = "N")]
     pub mqtt_rate_burst: Option<u32>,
     /// Detection worker threads (default: half the number of CPUs, at
-    /// least one). The gateway's own work per sample (TLS, MQTT, JSON) runs
-    /// on the async workers, one per CPU, and is several times the
-    /// detection work: one detection thread per CPU on top of them
-    /// oversubscribed a 2-core machine (0.74–0.82× Mosquitto ingest against
-    /// 0.88–0.94× with one; BENCHMARKS.md).
+    /// least one).
+    ///
+    /// The gateway's own work per sample (TLS, MQTT, JSON) runs on the
+    /// async workers, one per CPU, and is several times the detection
+    /// work: one detection thread per CPU on top of them oversubscribed a
+    /// 2-core machine (0.74–0.82× Mosquitto ingest against 0.88–0.94× with
+    /// one; BENCHMARKS.md).
+    #[arg(long, value_name = "N")]
     pub detect_shards: Option<usize>,
     /// How long per-minute telemetry history is kept, days (1–3650;
     /// default 7).
+    #[arg(long, value_name = "DAYS")]
     pub telemetry_retention_days: Option<u32>,
     /// External broker mode: consume telemetry from this MQTT 5 broker,
-    /// `host:port`, as well as or instead of the built-in gateway. Plain
-    /// TCP unless `mqtt_broker_ca` is set.
+    /// HOST:PORT, as well as or instead of the built-in gateway. Plain TCP
+    /// unless `mqtt_broker_ca` is set.
+    #[arg(long, value_name = "HOST:PORT")]
     pub mqtt_broker: Option<String>,
     /// PEM CA certificate(s) the external broker's certificate must chain
     /// to: connect over TLS (1.2 or 1.3), the host of `mqtt_broker` being
     /// the name checked.
+    #[arg(long, value_name = "PEM")]
     pub mqtt_broker_ca: Option<PathBuf>,
     /// PEM certificate chain the server presents to the external broker
     /// (mutual TLS); with `mqtt_broker_key`.
+    #[arg(long, value_name = "PEM")]
     pub mqtt_broker_cert: Option<PathBuf>,
-    /// PEM private key of `mqtt_broker_cert`; must not be readable by group
-    /// or others.
+    /// PEM private key of `mqtt_broker_cert`; must not be readable by
+    /// group or others.
+    #[arg(long, value_name = "PEM")]
     pub mqtt_broker_key: Option<PathBuf>,
     /// Destinations webhooks may reach although they are not public:
     /// networks (`10.1.2.0/24`), addresses (`127.0.0.1`) or host names
-    /// (`siem.internal`). By default deliveries go to public addresses
-    /// only (no loopback, private, link-local or cloud metadata address).
+    /// (`siem.internal`); the flag is repeatable.
+    ///
+    /// By default deliveries go to public addresses only (no loopback,
+    /// private, link-local or cloud metadata address).
     #[serde(default)]
+    #[arg(long, value_name = "NET|HOST")]
     pub webhook_allow: Vec<String>,
 }
 
 /// A setting's text that may hold a password (a database URL): read as a
-/// plain string, never shown by `Debug`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+/// plain string, never shown by `Debug`. `Serialize` writes the text, for
+/// the reference configuration an operator asks for
+/// ([`RawConfig::reference_toml`]); nothing logs a serialized config.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct RawSecret(pub String);
 
@@ -214,10 +274,42 @@ impl RawConfig {
         })
     }
 
-    /// Overlays `other`'s set fields onto `self` (command line over file).
+    /// Overlays `other`'s set fields onto `self` (command line over file);
+    /// lists (`device_hostnames`, `webhook_allow`) are joined. `other` is
+    /// taken apart field by field, so a new setting cannot be forgotten.
     pub fn overlay(mut self, other: RawConfig) -> Self {
+        let RawConfig {
+            data_dir,
+            listen,
+            device_listen,
+            database_url,
+            device_hostnames,
+            poll_interval_secs,
+            max_body_bytes,
+            request_timeout_secs,
+            max_device_connections,
+            max_api_connections,
+            checkin_flush_ms,
+            device_cert_days,
+            checkpoint_interval_ms,
+            journal_origin,
+            max_blob_bytes,
+            environments,
+            yara_rules_dir,
+            mqtt_listen,
+            mqtt_max_packet_bytes,
+            mqtt_rate_per_second,
+            mqtt_rate_burst,
+            detect_shards,
+            telemetry_retention_days,
+            mqtt_broker,
+            mqtt_broker_ca,
+            mqtt_broker_cert,
+            mqtt_broker_key,
+            webhook_allow,
+        } = other;
         macro_rules! take {
-            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+            ($($f:ident),*) => { $( if $f.is_some() { self.$f = $f; } )* };
         }
         take!(
             data_dir,
@@ -231,6 +323,8 @@ impl RawConfig {
             max_api_connections,
             checkin_flush_ms,
             device_cert_days,
+            checkpoint_interval_ms,
+            journal_origin,
             max_blob_bytes,
             environments,
             yara_rules_dir,
@@ -245,8 +339,8 @@ impl RawConfig {
             mqtt_broker_cert,
             mqtt_broker_key
         );
-        self.device_hostnames.extend(other.device_hostnames);
-        self.webhook_allow.extend(other.webhook_allow);
+        self.device_hostnames.extend(device_hostnames);
+        self.webhook_allow.extend(webhook_allow);
         self
     }
 

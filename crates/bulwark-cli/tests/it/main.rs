@@ -10,6 +10,7 @@ mod cli;
 mod demo;
 mod detect;
 mod gate;
+mod logs_and_settings;
 mod monitor;
 mod support;
 mod tuf_interop;

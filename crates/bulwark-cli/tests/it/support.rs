@@ -10,7 +10,10 @@ pub fn bulwark() -> Command {
     c.env_remove("BULWARK_SERVER")
         .env_remove("BULWARK_TOKEN")
         .env_remove("BULWARK_DATA_DIR")
-        .env_remove("BULWARK_DATABASE_URL");
+        .env_remove("BULWARK_DATABASE_URL")
+        .env_remove("BULWARK_LOG")
+        .env_remove("BULWARK_LOG_FORMAT")
+        .env_remove("NO_COLOR");
     c
 }
 
