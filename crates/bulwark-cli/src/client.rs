@@ -41,6 +41,6 @@ pub(crate) async fn device_ref(api: &Client, arg: &str) -> Result<String> {
     };
     match api.list_devices(&query).await?.value.devices.first() {
         Some(d) => Ok(d.id.to_string()),
-        None => anyhow::bail!("no device has the id or name {arg:?}"),
+        None => Err(crate::exit::NotFound(format!("no device has the id or name {arg:?}")).into()),
     }
 }

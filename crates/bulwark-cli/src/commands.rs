@@ -17,7 +17,7 @@ use crate::output::{print_json, print_table, ts};
 
 /// Bulwark: DevSecOps control plane for IoT fleets.
 #[derive(Debug, Parser)]
-#[command(name = "bulwark", version, propagate_version = true)]
+#[command(name = "bulwark", version, propagate_version = true, after_help = crate::exit::HELP)]
 pub(crate) struct Cli {
     #[command(flatten)]
     log: bulwark_agent::logging::LogArgs,

@@ -20,7 +20,7 @@ use crate::output::print_json;
 
 /// Exit code of `scan`, `release publish` and `release gate` when the gate
 /// blocks.
-pub(crate) const EXIT_BLOCKED: u8 = 4;
+pub(crate) const EXIT_BLOCKED: u8 = crate::exit::REFUSED;
 
 /// `bulwark scan`.
 #[derive(Debug, Args)]

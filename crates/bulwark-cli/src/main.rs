@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod demo;
 mod detect;
+mod exit;
 mod gate;
 mod manual;
 mod output;
@@ -45,7 +46,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             bulwark_agent::logging::exit_error("bulwark", format, &e);
-            ExitCode::FAILURE
+            // By kind: not found, refused by policy, conflict, auth,
+            // server, network (`bulwark --help`).
+            ExitCode::from(exit::code(&e))
         }
     }
 }

@@ -53,6 +53,22 @@ fn invalid_server_configuration_lists_every_problem() {
 }
 
 #[test]
+fn exit_codes_are_listed_and_an_unreachable_server_exits_8() {
+    let (code, out, _) = run(bulwark().arg("--help"));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Exit codes:") && out.contains("8  server unreachable"),
+        "{out}"
+    );
+    let (code, _, err) = run(bulwark()
+        .args(["devices", "list"])
+        .env("BULWARK_SERVER", "http://127.0.0.1:1")
+        .env("BULWARK_TOKEN", "t"));
+    assert_eq!(code, 8, "{err}");
+    assert!(err.contains("cannot reach"), "{err}");
+}
+
+#[test]
 fn bad_arguments_exit_2_with_usage() {
     let (code, _, err) = run(bulwark().args(["devices", "tag", "x"]));
     assert_eq!(code, 2, "{err}");
@@ -146,12 +162,19 @@ fn server_round_trip() {
     assert!(out.trim().starts_with("bwe_"), "{out}");
     let mut c = bulwark();
     env(&mut c);
+    // A token the server does not know: not authenticated exits 6.
+    let mut c = bulwark();
+    env(&mut c);
+    let (code, _, err) = run(c
+        .args(["devices", "list"])
+        .env("BULWARK_TOKEN", "bwk_0000000000000000_x"));
+    assert_eq!(code, 6, "{err}");
+    // Not an id, so a name: none has it, and not found exits 3.
+    let mut c = bulwark();
+    env(&mut c);
     let (code, _, err) = run(c.args(["devices", "show", "not-an-id"]));
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("invalid device id") && err.contains("HTTP 400"),
-        "{err}"
-    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not-an-id"), "{err}");
     let mut c = bulwark();
     env(&mut c);
     let (code, _, err) = run(c.args(["accounts", "create", "ana", "--role", "wizard"]));

@@ -57,7 +57,7 @@ fn profiles_quarantine_release_and_alert_listing() {
     // The same version with another body is refused.
     std::fs::write(&good, PROFILE.replace("tcp/23", "tcp/2323")).unwrap();
     let (code, _, err) = run(srv.cli().args(["profiles", "apply"]).arg(&good));
-    assert_eq!(code, 1);
+    assert_eq!(code, 5, "a conflict exits 5: {err}");
     assert!(
         err.contains("409") || err.contains("already exists"),
         "{err}"
@@ -219,7 +219,7 @@ fn profiles_quarantine_release_and_alert_listing() {
     let (code, _, err) = run(srv.cli().args(["webhooks", "remove", &hook]));
     assert_eq!(code, 0, "{err}");
     let (code, _, _) = run(srv.cli().args(["webhooks", "remove", &hook]));
-    assert_eq!(code, 1);
+    assert_eq!(code, 3, "removed already: not found");
     let short = tmp.path().join("short.secret");
     std::fs::write(&short, "abc").unwrap();
     let (code, _, err) = run(srv
