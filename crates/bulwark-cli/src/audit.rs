@@ -36,6 +36,18 @@ pub(crate) enum AuditCmd {
         /// Only entries whose target contains this (e.g. a device id).
         #[arg(long)]
         target: Option<String>,
+        /// Leave out what devices did themselves (check-ins' inventories,
+        /// update reports, enrollments).
+        #[arg(long)]
+        exclude_devices: bool,
+        /// Only entries before this sequence number (the previous page:
+        /// the first SEQ shown).
+        #[arg(long, value_name = "SEQ")]
+        before: Option<u64>,
+        /// Show the newest N matching entries (the command says how to see
+        /// the page before).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -251,6 +263,9 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
             actor,
             action,
             target,
+            exclude_devices,
+            before,
+            limit,
             json,
             conn,
         } => {
@@ -262,9 +277,10 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
                         .with_context(|| format!("--since {s:?} is not an RFC 3339 time"))
                 })
                 .transpose()?;
-            let entries: Vec<AuditEntryView> = all_entries(&api)
+            let mut entries: Vec<AuditEntryView> = all_entries(&api)
                 .await?
                 .into_iter()
+                .filter(|e| before.is_none_or(|b| e.seq < b))
                 // An unreadable entry is always listed: it is what a
                 // reader of the log most needs to see.
                 .filter(|e| {
@@ -281,8 +297,23 @@ pub(crate) async fn run(cmd: AuditCmd) -> Result<()> {
                         && target
                             .as_ref()
                             .is_none_or(|t| entry.target.contains(t.as_str()))
+                        && !(exclude_devices && entry.actor.kind == "device")
                 })
                 .collect();
+            let earlier = match limit {
+                Some(n) if entries.len() as u64 > n => {
+                    let cut = entries.len() - n as usize;
+                    entries.drain(..cut);
+                    Some(cut)
+                }
+                _ => None,
+            };
+            if let (Some(skipped), Some(first)) = (earlier, entries.first()) {
+                eprintln!(
+                    "{skipped} earlier matching entries: --before {} for the page before",
+                    first.seq
+                );
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {

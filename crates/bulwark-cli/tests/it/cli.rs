@@ -429,6 +429,48 @@ fn a_multi_use_enrollment_token_enrolls_exactly_its_uses() {
     let (code, _, err) = run(srv.cli().args(["devices", "show", "no-such-device"]));
     assert_ne!(code, 0);
     assert!(err.contains("no-such-device"), "{err}");
+    // The journal: what devices did can be left out; the newest N, and
+    // the page before.
+    let (code, out, err) = run(srv.cli().args(["audit", "log"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("device.enroll"), "{out}");
+    let (_, out, _) = run(srv.cli().args(["audit", "log", "--exclude-devices"]));
+    assert!(
+        !out.contains("device.enroll") && out.contains("device.rename"),
+        "{out}"
+    );
+    let (code, out, err) = run(srv.cli().args(["audit", "log", "--limit", "2"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains("device.quarantine"), "{out}");
+    let first: u64 = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(err.contains(&format!("--before {first}")), "{err}");
+    let (_, out, _) = run(srv.cli().args([
+        "audit",
+        "log",
+        "--limit",
+        "1",
+        "--before",
+        &first.to_string(),
+    ]));
+    let seq: u64 = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(seq, first - 1, "{out}");
     // Out of range is the server's clear 400.
     let (code, _, err) = run(srv.cli().args([
         "enroll-token",
