@@ -185,7 +185,7 @@ fn hook_digest(h: &WebhookRow) -> String {
 }
 
 macro_rules! impl_webhook_repo {
-    ($store:ty, $db:ty, $row:ty) => {
+    ($store:ty, $db:ty, $row:ty, $skip_locked:expr) => {
         impl $store {
             fn hook_rec(row: &$row) -> Result<WebhookRow> {
                 Ok(WebhookRow {
@@ -328,18 +328,21 @@ macro_rules! impl_webhook_repo {
             }
 
             async fn claim_deliveries(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<Delivery>> {
-                // The outer WHERE repeats the due condition: under
-                // PostgreSQL's READ COMMITTED a claim that waited on
-                // another's row lock re-checks the row it would update and
-                // skips it once its lease moved (SQLite runs one writer at
-                // a time).
+                // On PostgreSQL the chosen rows are locked and rows another
+                // claim holds are skipped (`FOR UPDATE SKIP LOCKED`), so
+                // concurrent claims split the due deliveries instead of
+                // one waiting for the other's rows and then finding them
+                // leased (it came back empty while more were due). The
+                // outer WHERE repeats the due condition all the same.
+                // SQLite runs one writer at a time.
                 let rows = sqlx::query::<$db>(sqlx::AssertSqlSafe(format!(
                     "UPDATE webhook_deliveries SET next_attempt_at = $1 \
                      WHERE id IN (SELECT id FROM webhook_deliveries \
                                   WHERE state = 'pending' AND next_attempt_at <= $2 \
-                                  ORDER BY next_attempt_at, id LIMIT $3) \
+                                  ORDER BY next_attempt_at, id LIMIT $3{skip}) \
                        AND state = 'pending' AND next_attempt_at <= $2 \
-                     RETURNING {DELIVERY_COLUMNS}"
+                     RETURNING {DELIVERY_COLUMNS}",
+                    skip = $skip_locked,
                 )))
                 .bind(ms(lease_until))
                 .bind(ms(now))
@@ -387,5 +390,10 @@ macro_rules! impl_webhook_repo {
     };
 }
 
-impl_webhook_repo!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
-impl_webhook_repo!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
+impl_webhook_repo!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "");
+impl_webhook_repo!(
+    PostgresStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    " FOR UPDATE SKIP LOCKED"
+);
